@@ -1,0 +1,144 @@
+//! The custody log: events, the per-case hash chains, the RFC 6962 Merkle
+//! tree over all events, signed checkpoints, proofs, and the verifier that
+//! auditors run. Pure logic with no I/O: `store` persists what this module
+//! computes, `api` serves it, `cli` checks it.
+
+pub mod audit;
+pub mod checkpoint;
+pub mod merkle;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::httpsig::SignedRequest;
+
+/// Event format version.
+pub const EVENT_VERSION: u32 = 1;
+
+/// Case id used for events about the vault itself (registry, anchors).
+pub const VAULT_CASE: &str = "vault";
+
+/// Actor named on events the vault makes on its own authority: the trust
+/// anchors written by `custos init`.
+pub const VAULT_ACTOR: &str = "vault";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Action {
+    /// A submitter opened a case.
+    CaseCreated,
+    /// A ciphertext object was added to a case.
+    ObjectStored,
+    /// A holder wrapped the case key to another principal.
+    EnvelopeGranted,
+    /// A principal's envelope and permission were removed.
+    EnvelopeRevoked,
+    /// A principal downloaded a ciphertext object.
+    ObjectAccessed,
+    /// A message was posted to a case.
+    MessagePosted,
+    /// The submitter withdrew the complaint.
+    Withdrawn,
+    /// The case was sealed.
+    CaseSealed,
+    /// The case was exported as a bundle.
+    CaseExported,
+    /// A principal was registered.
+    PrincipalAdded,
+    /// A principal was removed.
+    PrincipalRemoved,
+    /// A checkpoint was anchored elsewhere.
+    CheckpointAnchored,
+}
+
+/// One custody event. The stored JSON bytes are what is hashed and proven;
+/// verifiers parse them but never re-serialise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Format version.
+    pub v: u32,
+    /// Case id, or `vault`.
+    pub case: String,
+    /// Position in the case's chain, from 0.
+    pub seq: u64,
+    /// Hex SHA-256 of the stored bytes of the case's previous event.
+    pub prev: Option<String>,
+    /// UTC time, RFC 3339.
+    pub time: String,
+    /// Key id of the actor, or `vault`.
+    pub actor: String,
+    /// What happened.
+    pub action: Action,
+    /// Object ids (hex SHA-256 of ciphertext) the action concerns.
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// Action-specific details.
+    #[serde(default)]
+    pub details: serde_json::Value,
+    /// The actor's signed request, where there is one.
+    #[serde(default)]
+    pub request: Option<SignedRequest>,
+}
+
+/// Hex SHA-256 of stored event bytes: the `prev` link of the next event.
+pub fn event_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// An event before the log places it: the log fills in sequence, link and time.
+#[derive(Debug, Clone)]
+pub struct EventDraft {
+    /// Case id, or `vault`.
+    pub case: String,
+    /// Key id of the actor, or `vault`.
+    pub actor: String,
+    /// What happened.
+    pub action: Action,
+    /// Object ids concerned.
+    pub objects: Vec<String>,
+    /// Details.
+    pub details: serde_json::Value,
+    /// The actor's signed request.
+    pub request: Option<SignedRequest>,
+}
+
+impl EventDraft {
+    /// Place the draft in its case's chain.
+    pub fn place(self, seq: u64, prev: Option<String>, time: String) -> Event {
+        Event {
+            v: EVENT_VERSION,
+            case: self.case,
+            seq,
+            prev,
+            time,
+            actor: self.actor,
+            action: self.action,
+            objects: self.objects,
+            details: self.details,
+            request: self.request,
+        }
+    }
+}
+
+/// What every write returns: the event, its place in the log, the proof of
+/// inclusion and the signed checkpoint the proof is against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Index of the event in the log.
+    pub index: u64,
+    /// The stored event bytes, base64.
+    pub event: String,
+    /// Inclusion proof hashes, base64, from the leaf up.
+    pub proof: Vec<String>,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+}
+
+/// Now, as RFC 3339 UTC with second precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond");
+    now.format(&time::format_description::well_known::Rfc3339).expect("UTC times always format")
+}

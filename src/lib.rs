@@ -1,0 +1,29 @@
+//! custos: an encrypted intake and evidence vault with a verifiable custody log.
+//!
+//! Map of the crate, in the order a request flows through it:
+//!
+//! - [`envelope`]: the client encrypts content, labels and the per-case key
+//!   with age before anything leaves the device.
+//! - [`client`]: the typed HTTP client the CLI, tests and benches use; it signs
+//!   every request with [`httpsig`] and verifies every receipt it gets back.
+//! - [`api`]: the axum server. It checks the request signature (RFC 9421),
+//!   asks [`policy`] whether the actor may do this, and then writes.
+//! - [`store`]: sled trees holding ciphertext chunks, manifests, cases,
+//!   envelopes, the registry and the log; atomic, flushed before any reply.
+//! - [`custody`]: events, per-case hash chains, the RFC 6962 Merkle tree,
+//!   signed checkpoints, proofs and the offline verifier. Pure logic.
+//! - [`identity`]: principal identity files and cards, key ids, roles and
+//!   submitter codenames.
+//! - [`cli`]: the `custos` command, one file per role; `main.rs` only calls it.
+//!
+//! The server never holds a key that decrypts case content; its access checks
+//! are a second layer behind the cryptography.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod custody;
+pub mod envelope;
+pub mod httpsig;
+pub mod identity;
+pub mod store;
