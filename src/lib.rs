@@ -26,4 +26,7 @@ pub mod custody;
 pub mod envelope;
 pub mod httpsig;
 pub mod identity;
+pub mod policy;
 pub mod store;
+pub mod vault;
+pub mod api;

@@ -185,6 +185,16 @@ pub struct CaseRecord {
     pub note: Option<String>,
 }
 
+/// A registry entry: the principal and the log index of the event that
+/// registered it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegistryRecord {
+    /// The principal.
+    pub principal: crate::identity::Principal,
+    /// Index of its `principal_added` event.
+    pub index: u64,
+}
+
 /// An upload in progress (tus).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UploadRecord {

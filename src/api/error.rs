@@ -1,0 +1,130 @@
+//! The one mapping from failures to HTTP status and a stable JSON body
+//! `{ "error": code, "message": text }`. Detail that could help an attacker
+//! (store paths, internal causes) goes to the server's log, never the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::httpsig::SignatureError;
+use crate::store::StoreError;
+
+/// Every way a request can fail, with its stable code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Request signature problems, one code each.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The signing key is neither a principal nor a submitter of this vault.
+    #[error("the signing key is not known to this vault")]
+    UnknownKey,
+    /// The nonce was used before.
+    #[error("this signed request was already used")]
+    Replayed,
+    /// Authenticated, but policy says no.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such thing (or not visible to this actor).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// The content does not match what the client declared.
+    #[error("{message}")]
+    Mismatch {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// tus `Upload-Checksum` mismatch (tus status 460).
+    #[error("upload checksum does not match the data")]
+    ChecksumMismatch,
+    /// Body or upload too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Missing or wrong `Tus-Resumable`.
+    #[error("this server speaks tus 1.0.0")]
+    TusVersion,
+    /// Wrong content type.
+    #[error("{0}")]
+    UnsupportedMedia(&'static str),
+    /// The store failed; details are logged, not returned.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// Stable error code and HTTP status.
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        use SignatureError as S;
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Signature(S::Missing) => (StatusCode::UNAUTHORIZED, "signature_missing"),
+            ApiError::Signature(S::Malformed(_)) => (StatusCode::BAD_REQUEST, "signature_malformed"),
+            ApiError::Signature(S::MissingComponent(_)) => (StatusCode::BAD_REQUEST, "signature_incomplete"),
+            ApiError::Signature(S::Expired) => (StatusCode::UNAUTHORIZED, "signature_expired"),
+            ApiError::Signature(S::Future) => (StatusCode::UNAUTHORIZED, "signature_future"),
+            ApiError::Signature(S::Invalid) => (StatusCode::UNAUTHORIZED, "signature_invalid"),
+            ApiError::Signature(S::DigestMismatch) => (StatusCode::BAD_REQUEST, "digest_mismatch"),
+            ApiError::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown_key"),
+            ApiError::Replayed => (StatusCode::UNAUTHORIZED, "signature_replayed"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Mismatch { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::ChecksumMismatch => (StatusCode::from_u16(460).expect("valid status"), "checksum_mismatch"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
+            ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.code();
+        let message = match &self {
+            ApiError::Store(StoreError::Integrity(detail)) => {
+                tracing::error!(%detail, "stored data failed its integrity check");
+                "stored data failed its integrity check; the operator has been told".to_owned()
+            }
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                "the vault could not complete the request; nothing was acknowledged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response();
+        resp.headers_mut().insert("tus-resumable", axum::http::HeaderValue::from_static("1.0.0"));
+        resp
+    }
+}
+
+impl From<sled::Error> for ApiError {
+    fn from(e: sled::Error) -> Self {
+        ApiError::Store(StoreError::Sled(e))
+    }
+}
+
+/// Shorthand for conflicts.
+pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Conflict { code, message: message.into() }
+}
+
+/// Shorthand for content mismatches.
+pub fn mismatch(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Mismatch { code, message: message.into() }
+}

@@ -1,0 +1,97 @@
+//! The HTTP API: the axum router, request authentication, the handlers and
+//! the one error mapping. Handlers authenticate, ask `policy`, then write
+//! through `store`; they never see plaintext and log nothing about who sent
+//! a request.
+
+pub mod auth;
+pub mod error;
+mod handlers;
+mod uploads;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::vault::Vault;
+
+/// Largest JSON request body: case creation with a few dozen envelopes and a
+/// note fits in a few KiB; 256 KiB leaves room without inviting abuse.
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// Largest tus PATCH body. Clients send 4 MiB (4 chunks); the server buffers
+/// one PATCH to check its digest before storing it, so this bounds memory
+/// per upload request.
+pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
+
+/// Largest object. Set high: evidence can be hours of video.
+pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Most log entries returned by one `entries` request.
+pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
+
+/// Shared state of the running server.
+pub struct AppState {
+    /// The vault.
+    pub vault: Vault,
+    /// Public base URL (scheme and authority) clients sign against, when the
+    /// server runs behind a proxy; otherwise the request's Host is used.
+    pub public_url: Option<String>,
+}
+
+/// The complete router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let patch = Router::new()
+        .route("/v1/cases/{case}/uploads/{upload}", axum::routing::patch(uploads::patch).head(uploads::head).delete(uploads::terminate))
+        .layer(DefaultBodyLimit::max(MAX_PATCH_BODY));
+    let json = Router::new()
+        .route("/v1/intake", get(handlers::intake))
+        .route("/v1/cases", post(handlers::create_case).get(handlers::list_cases))
+        .route("/v1/cases/{case}", get(handlers::case_detail))
+        .route("/v1/cases/{case}/uploads", post(uploads::create).options(uploads::options))
+        .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
+        .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
+        .route("/v1/cases/{case}/grants", post(handlers::grant))
+        .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(handlers::revoke))
+        .route("/v1/principals", get(handlers::list_principals).post(handlers::add_principal))
+        .route("/v1/principals/{key}", axum::routing::delete(handlers::remove_principal))
+        .route("/v1/log/checkpoint", get(handlers::checkpoint))
+        .route("/v1/log/entries", get(handlers::entries))
+        .route("/v1/log/inclusion", get(handlers::inclusion))
+        .route("/v1/log/consistency", get(handlers::consistency))
+        .route("/v1/openapi.json", get(handlers::openapi))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    patch.merge(json).fallback(handlers::not_found).with_state(state)
+}
+
+/// Serve on `listener` until `shutdown` completes.
+pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let pruner = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.vault.store.prune_nonces(auth::unix_now()) {
+                    tracing::warn!(error = %e, "could not prune expired nonces");
+                }
+            }
+        })
+    };
+    let app = router(state.clone());
+    // No ConnectInfo: the peer address is never made available to handlers.
+    let result = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await;
+    pruner.abort();
+    state.vault.store.flush().await.map_err(std::io::Error::other)?;
+    result
+}
+
+/// Bind `addr` and report the bound address (for port 0).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,269 @@
+//! tus 1.0 uploads (core, creation, checksum, termination), each request
+//! signed, and the custos commit that turns a complete upload into a
+//! content-addressed object once its SHA-256 matches what the client named.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::auth::{authenticate, unix_now, Requirements};
+use super::error::{conflict, mismatch, ApiError};
+use super::handlers::{access, draft, load_case, log_and_flush, parse_json, with_body};
+use super::wire::{CommitUpload, ObjectCommitted};
+use super::{AppState, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
+use crate::custody::Action;
+use crate::envelope::MAX_LABEL_BYTES;
+use crate::policy::{self, Actor};
+use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, ObjectManifest, UploadRecord, CHUNK_SIZE, T};
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+const TUS_VERSION: &str = "1.0.0";
+
+fn tus_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn check_tus(headers: &HeaderMap) -> Result<()> {
+    match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(TUS_VERSION) => Ok(()),
+        _ => Err(ApiError::TusVersion),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &'static str) -> Result<u64> {
+    let v = headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| ApiError::BadRequest(format!("{name} header is required")))?;
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!("{name} must be a non-negative integer")));
+    }
+    v.parse().map_err(|_| ApiError::BadRequest(format!("{name} is out of range")))
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Load an upload that belongs to `case_id` and was created by `actor`.
+/// Anything else is "not found", so upload ids cannot be probed.
+fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) -> Result<UploadRecord> {
+    if !valid_upload_id(upload_id) {
+        return Err(ApiError::NotFound("upload"));
+    }
+    match state.vault.store.get_json::<UploadRecord>(T::Uploads, upload_id)? {
+        Some(u) if u.case_id == case_id && &u.owner == actor.key_id() => Ok(u),
+        _ => Err(ApiError::NotFound("upload")),
+    }
+}
+
+/// tus discovery.
+pub(super) async fn options() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    let h = resp.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    h.insert("tus-extension", HeaderValue::from_static("creation,checksum,termination"));
+    h.insert("tus-max-size", HeaderValue::from(MAX_UPLOAD_LENGTH));
+    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    resp
+}
+
+/// tus creation: `POST /v1/cases/{case}/uploads` with `Upload-Length`.
+pub(super) async fn create(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    check_tus(&headers)?;
+    let (actor, _) = authenticate(&state, &method, &uri, &headers, &body, Requirements { covered: &["upload-length"], ..Default::default() })?;
+    load_case(&state, &case_id)?;
+    if !policy::may_upload(&actor, &case_id, access(&state, &case_id, &actor)?) {
+        return Err(ApiError::Forbidden("only the submitter or a lawyer holding the case may add to it"));
+    }
+    if !body.is_empty() {
+        return Err(ApiError::BadRequest("creation-with-upload is not supported; send data with PATCH".into()));
+    }
+    let length = header_u64(&headers, "upload-length")?;
+    if length == 0 || length > MAX_UPLOAD_LENGTH {
+        return Err(ApiError::TooLarge(format!("Upload-Length must be 1 to {MAX_UPLOAD_LENGTH} bytes")));
+    }
+    let upload_id = hex::encode(rand::random::<[u8; 16]>());
+    let record = UploadRecord { case_id: case_id.clone(), length, offset: 0, chunks: 0, owner: actor.key_id().clone(), created: unix_now() };
+    let store = &state.vault.store;
+    {
+        let guard = store.writer().await;
+        let mut batch = Batch::default();
+        batch.put_json(T::Uploads, upload_id.as_bytes(), &record);
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    let mut resp = StatusCode::CREATED.into_response();
+    tus_headers(&mut resp);
+    let location = format!("/v1/cases/{case_id}/uploads/{upload_id}");
+    resp.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(0u64));
+    Ok(resp)
+}
+
+/// tus core: `HEAD` reports the durable offset.
+pub(super) async fn head(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Response> {
+    check_tus(&headers)?;
+    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    let mut resp = StatusCode::OK.into_response();
+    tus_headers(&mut resp);
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(u.offset));
+    resp.headers_mut().insert("upload-length", HeaderValue::from(u.length));
+    Ok(resp)
+}
+
+/// tus core: `PATCH` appends at `Upload-Offset`. The body is checked against
+/// its signed `Content-Digest` (and `Upload-Checksum` if sent) before any of
+/// it counts; the new offset is durable before the reply.
+pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    check_tus(&headers)?;
+    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
+        return Err(ApiError::UnsupportedMedia("PATCH bodies must be application/offset+octet-stream"));
+    }
+    let (actor, _) = authenticate(&state, &method, &uri, &headers, &body, Requirements { covered: &["upload-offset"], ..Default::default() })?;
+    let offset = header_u64(&headers, "upload-offset")?;
+    if body.len() > MAX_PATCH_BODY {
+        return Err(ApiError::TooLarge(format!("a PATCH may carry at most {MAX_PATCH_BODY} bytes")));
+    }
+    if let Some(sum) = headers.get("upload-checksum") {
+        let sum = sum.to_str().map_err(|_| ApiError::BadRequest("bad Upload-Checksum".into()))?;
+        let (alg, value) = sum.split_once(' ').ok_or_else(|| ApiError::BadRequest("bad Upload-Checksum".into()))?;
+        if alg != "sha256" {
+            return Err(ApiError::BadRequest("only sha256 checksums are supported".into()));
+        }
+        if B64.decode(value).ok().as_deref() != Some(Sha256::digest(&body).as_slice()) {
+            return Err(ApiError::ChecksumMismatch);
+        }
+    }
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if offset != u.offset {
+        return Err(conflict("upload_offset_mismatch", format!("the upload is at offset {}, not {offset}", u.offset)));
+    }
+    if offset + body.len() as u64 > u.length {
+        return Err(ApiError::TooLarge("the data goes past Upload-Length".into()));
+    }
+    let store = &state.vault.store;
+    // Chunks are content-addressed, so storing them before the offset moves
+    // is harmless if the request then fails.
+    let mut hashes = Vec::new();
+    for piece in body.chunks(CHUNK_SIZE) {
+        hashes.push(store.put_chunk(piece)?);
+    }
+    let new_offset = {
+        let guard = store.writer().await;
+        let mut u = load_upload(&state, &case_id, &upload_id, &actor)?;
+        if u.offset != offset {
+            return Err(conflict("upload_offset_mismatch", format!("the upload is at offset {}, not {offset}", u.offset)));
+        }
+        let mut batch = Batch::default();
+        for h in hashes {
+            batch.put(T::UploadChunks, indexed_key(upload_id.as_bytes(), u.chunks), h);
+            u.chunks += 1;
+        }
+        u.offset += body.len() as u64;
+        batch.put_json(T::Uploads, upload_id.as_bytes(), &u);
+        store.apply(&guard, batch)?;
+        u.offset
+    };
+    store.flush().await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(new_offset));
+    Ok(resp)
+}
+
+/// tus termination.
+pub(super) async fn terminate(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Response> {
+    check_tus(&headers)?;
+    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
+    let store = &state.vault.store;
+    {
+        let guard = store.writer().await;
+        let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+        let mut batch = Batch::default();
+        remove_upload(&mut batch, &upload_id, &u);
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    Ok(resp)
+}
+
+fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
+    for i in 0..u.chunks {
+        batch.remove(T::UploadChunks, indexed_key(upload_id.as_bytes(), i));
+    }
+    batch.remove(T::Uploads, upload_id.as_bytes());
+}
+
+/// Commit a complete upload as an object of the case: the server re-reads
+/// and hashes every stored chunk and refuses unless the hash is exactly the
+/// one the client signed.
+pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
+    let req: CommitUpload = parse_json(&body)?;
+    let object = store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
+    let object_id = hex::encode(object);
+    if object_id != req.sha256 {
+        return Err(ApiError::BadRequest("sha256 must be lower-case hex".into()));
+    }
+    let label = B64.decode(&req.label).map_err(|_| ApiError::BadRequest("label is not base64".into()))?;
+    if label.is_empty() || label.len() > MAX_LABEL_BYTES {
+        return Err(ApiError::TooLarge(format!("the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes")));
+    }
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if u.offset != u.length {
+        return Err(conflict("upload_incomplete", format!("the upload has {} of {} bytes", u.offset, u.length)));
+    }
+    let hashing_state = state.clone();
+    let prefix = upload_id.clone().into_bytes();
+    let (actual, len) = tokio::task::spawn_blocking(move || hashing_state.vault.store.hash_sequence(T::UploadChunks, &prefix, u.chunks))
+        .await
+        .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
+    if len != u.length {
+        return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
+    }
+    if actual != object_id {
+        return Err(mismatch("hash_mismatch", "the uploaded data does not have the SHA-256 named in the commit"));
+    }
+
+    let store = &state.vault.store;
+    let guard = store.writer().await;
+    // Re-check under the lock: a concurrent commit or termination may have
+    // taken the upload meanwhile.
+    let u2 = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if u2.chunks != u.chunks || u2.offset != u.offset {
+        return Err(conflict("upload_changed", "the upload changed while it was being committed"));
+    }
+    if store.tree(T::CaseObjects).contains_key(pair_key(&case_id, &object_id))? {
+        return Err(conflict("object_exists", "this object is already part of the case"));
+    }
+    let mut batch = Batch::default();
+    if !store.tree(T::Objects).contains_key(object)? {
+        for i in 0..u.chunks {
+            let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
+            batch.put(T::ObjectChunks, indexed_key(&object, i), h);
+        }
+        batch.put_json(T::Objects, object, &ObjectManifest { size: u.length, chunks: u.chunks });
+    }
+    remove_upload(&mut batch, &upload_id, &u);
+    let index = store.log_size()?;
+    let entry = CaseObject { object_id: object_id.clone(), size: u.length, label: req.label.clone(), index, added_by: actor.key_id().clone() };
+    batch.put_json(T::CaseObjects, pair_key(&case_id, &object_id), &entry);
+    let details = serde_json::json!({ "size": u.length, "label_sha256": hex::encode(Sha256::digest(&label)) });
+    let d = draft(&case_id, &actor, Action::ObjectStored, vec![object_id.clone()], details, with_body(signed, &body));
+    let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
+    let receipt = receipts.pop().expect("one event");
+    tracing::info!(case = %case_id, object = %object_id, size = u.length, "object stored");
+    Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
+}

@@ -1,0 +1,172 @@
+//! Request and response bodies of the HTTP API, shared by the server and the
+//! client so the two cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+use crate::custody::Receipt;
+use crate::identity::{Card, KeyId, Principal, Role};
+use crate::store::CaseObject;
+
+/// Public parameters a submitting client needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntakeParams {
+    /// Log origin; also salts codename derivation.
+    pub origin: String,
+    /// The log's verifier key.
+    pub vkey: String,
+    /// Admin cards the vault was created with.
+    pub anchors: Vec<Card>,
+    /// Principals every new case is wrapped to, each with the admin-signed
+    /// event that registered it, so the client can check it.
+    pub intake: Vec<IntakePrincipal>,
+}
+
+/// One intake principal and the proof of its registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntakePrincipal {
+    /// The principal.
+    pub principal: Principal,
+    /// Log index of its `principal_added` event.
+    pub index: u64,
+    /// That event's stored bytes, base64.
+    pub event: String,
+}
+
+/// A submitter key at case creation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewSubmitterKey {
+    /// Ed25519 verifying key, base64.
+    pub verifying_key: String,
+    /// age recipient.
+    pub recipient: String,
+}
+
+/// One envelope: the case key wrapped to a key id's recipient.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvelopeBody {
+    /// Whose envelope.
+    pub key_id: KeyId,
+    /// age ciphertext, base64.
+    pub envelope: String,
+}
+
+/// `POST /v1/cases`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCase {
+    /// The submitter's keys, an unordered set of one or two.
+    pub submitter_keys: Vec<NewSubmitterKey>,
+    /// age recipient of the case key.
+    pub case_recipient: String,
+    /// Envelopes for every intake principal and every submitter key.
+    pub envelopes: Vec<EnvelopeBody>,
+    /// Note encrypted to the case key, base64 (opaque to the server).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Response to case creation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseCreated {
+    /// New case id.
+    pub case_id: String,
+    /// Receipt of the `case_created` event.
+    pub receipt: Receipt,
+}
+
+/// One line of a case listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseSummary {
+    /// Case id.
+    pub case_id: String,
+    /// Status.
+    pub status: String,
+    /// Creation time.
+    pub created: String,
+    /// Number of objects.
+    pub objects: usize,
+}
+
+/// `GET /v1/cases/{case}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseDetail {
+    /// Case id.
+    pub case_id: String,
+    /// Status.
+    pub status: String,
+    /// Creation time.
+    pub created: String,
+    /// age recipient of the case key.
+    pub case_recipient: String,
+    /// Objects with their encrypted labels.
+    pub objects: Vec<CaseObject>,
+    /// The requester's own envelope, base64, if it holds one.
+    pub envelope: Option<String>,
+    /// Key ids holding an envelope.
+    pub holders: Vec<KeyId>,
+}
+
+/// `POST .../uploads/{id}/commit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitUpload {
+    /// Expected hex SHA-256 of the whole ciphertext.
+    pub sha256: String,
+    /// Encrypted label, base64.
+    pub label: String,
+}
+
+/// Response to a commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectCommitted {
+    /// The object id.
+    pub object_id: String,
+    /// Receipt of the `object_stored` event.
+    pub receipt: Receipt,
+}
+
+/// `POST /v1/cases/{case}/grants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// Grantee.
+    pub key_id: KeyId,
+    /// Case key wrapped to the grantee, base64.
+    pub envelope: String,
+}
+
+/// `POST /v1/principals`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalBody {
+    /// The new principal's card.
+    pub card: Card,
+    /// Role.
+    pub role: Role,
+    /// Whether new cases are wrapped to it (lawyers only).
+    #[serde(default)]
+    pub intake: bool,
+}
+
+/// A write's receipt alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptBody {
+    /// The receipt.
+    pub receipt: Receipt,
+}
+
+/// `GET /v1/log/entries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entries {
+    /// Index of the first entry.
+    pub start: u64,
+    /// Stored bytes, base64.
+    pub entries: Vec<String>,
+}
+
+/// An inclusion or consistency proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProofBody {
+    /// Hashes, base64.
+    pub proof: Vec<String>,
+}

@@ -1,0 +1,155 @@
+//! A vault on disk: one data directory holding the sled store, the log's
+//! signing key and the vault's description (origin and trust anchors).
+//! Creating a vault writes the admin trust anchors as the first events.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::custody::checkpoint::{LogSigner, LogVerifier};
+use crate::custody::{Action, EventDraft, VAULT_ACTOR, VAULT_CASE};
+use crate::identity::{self, Card, Principal, Role};
+use crate::store::{Batch, RegistryRecord, Store, StoreError, T};
+
+const DESCRIPTION: &str = "vault.json";
+const LOG_KEY: &str = "log.key";
+const DB: &str = "db";
+
+/// Errors opening or creating a vault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The directory already holds a vault.
+    #[error("{0} already holds a vault")]
+    Exists(String),
+    /// The directory holds no vault.
+    #[error("{0} holds no vault; create one with custos init")]
+    Missing(String),
+    /// Bad input to init.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed or is damaged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key file problems.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The public description of a vault, kept in `vault.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Description {
+    /// Log origin, also the checkpoint key name.
+    pub origin: String,
+    /// The admin cards given to `custos init`.
+    pub anchors: Vec<Card>,
+    /// The log's verifier key.
+    pub vkey: String,
+}
+
+/// An open vault.
+pub struct Vault {
+    /// The store.
+    pub store: Store,
+    /// The checkpoint signer.
+    pub signer: LogSigner,
+    /// The description.
+    pub description: Description,
+    /// Data directory.
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({})", self.description.origin)
+    }
+}
+
+/// Create a vault in `dir` with the given admin trust anchors; returns the
+/// log's verifier key.
+pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifier, VaultError> {
+    if admins.is_empty() {
+        return Err(VaultError::Invalid("a vault needs at least one admin card".into()));
+    }
+    if dir.join(DESCRIPTION).exists() {
+        return Err(VaultError::Exists(dir.display().to_string()));
+    }
+    create_private_dir(dir)?;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let signer = LogSigner::new(origin, key.clone()).map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let key_path = dir.join(LOG_KEY);
+    if key_path.exists() {
+        // A half-finished earlier init: start over cleanly.
+        std::fs::remove_file(&key_path)?;
+        let _ = std::fs::remove_dir_all(dir.join(DB));
+    }
+    let seed = Zeroizing::new(B64.encode(key.to_bytes()));
+    let mut f = identity::private_file(&key_path)?;
+    std::io::Write::write_all(&mut f, seed.as_bytes())?;
+    f.sync_all()?;
+
+    let store = Store::open(&dir.join(DB))?;
+    let mut batch = Batch::default();
+    let mut drafts = Vec::new();
+    for (index, card) in admins.iter().enumerate() {
+        let p = Principal { key_id: card.key_id(), name: card.name.clone(), role: Role::Admin, intake: false, card: card.clone() };
+        batch.put_json(T::Registry, p.key_id.as_str(), &RegistryRecord { principal: p.clone(), index: index as u64 });
+        drafts.push(EventDraft {
+            case: VAULT_CASE.into(),
+            actor: VAULT_ACTOR.into(),
+            action: Action::PrincipalAdded,
+            objects: vec![],
+            details: serde_json::json!({ "key_id": p.key_id, "name": p.name, "role": p.role, "intake": false, "card": card }),
+            request: None,
+        });
+    }
+    {
+        let guard = store.writer().await;
+        store.append(&guard, batch, drafts, &signer)?;
+    }
+    store.flush().await?;
+    let verifier = signer.verifier();
+    let description = Description { origin: origin.to_owned(), anchors: admins.to_vec(), vkey: verifier.vkey() };
+    std::fs::write(dir.join(DESCRIPTION), serde_json::to_vec_pretty(&description).expect("serialisable"))?;
+    Ok(verifier)
+}
+
+/// Open the vault in `dir`, refusing to serve a log that does not match its
+/// own signed checkpoint.
+pub fn open(dir: &Path) -> Result<Vault, VaultError> {
+    let desc_path = dir.join(DESCRIPTION);
+    if !desc_path.exists() {
+        return Err(VaultError::Missing(dir.display().to_string()));
+    }
+    let description: Description = serde_json::from_slice(&std::fs::read(&desc_path)?).map_err(|e| VaultError::Invalid(format!("{}: {e}", desc_path.display())))?;
+    let key_path = dir.join(LOG_KEY);
+    identity::check_private(&key_path)?;
+    let seed = Zeroizing::new(std::fs::read_to_string(&key_path)?);
+    let raw = Zeroizing::new(B64.decode(seed.trim()).map_err(|_| VaultError::Invalid("log.key is damaged".into()))?);
+    let raw: &[u8; 32] = raw.as_slice().try_into().map_err(|_| VaultError::Invalid("log.key is damaged".into()))?;
+    let signer = LogSigner::new(&description.origin, SigningKey::from_bytes(raw)).map_err(|e| VaultError::Invalid(e.to_string()))?;
+    if signer.verifier().vkey() != description.vkey {
+        return Err(VaultError::Invalid("log.key does not match the vkey in vault.json".into()));
+    }
+    let store = Store::open(&dir.join(DB))?;
+    store.check_log(&signer)?;
+    Ok(Vault { store, signer, description, dir: dir.to_owned() })
+}
+
+/// Create a directory only its owner can enter.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
