@@ -30,3 +30,5 @@ pub mod policy;
 pub mod store;
 pub mod vault;
 pub mod api;
+pub mod cli;
+pub mod client;

@@ -1,0 +1,79 @@
+//! The lawyer's commands: `cases`, `get`, `grant`, `revoke`.
+
+use std::path::PathBuf;
+
+use super::Ctx;
+use crate::client::flows::{self, check_receipt};
+use crate::custody::Action;
+use crate::identity::KeyId;
+
+pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let list = ctx.client()?.cases(id.signing_key()).await?;
+    ctx.print(&list, || {
+        if list.is_empty() {
+            return "no cases".into();
+        }
+        list.iter().map(|c| format!("{}  {:<9} {:>3} objects  {}", c.case_id, c.status, c.objects, c.created)).collect::<Vec<_>>().join("\n")
+    });
+    Ok(())
+}
+
+/// Arguments of `custos get`.
+#[derive(clap::Args, Debug)]
+pub struct Get {
+    /// Case id.
+    case: String,
+    /// Folder to write the decrypted files to (default: ./CASE).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let out = args.out.unwrap_or_else(|| PathBuf::from(&args.case));
+    let got = flows::get_case(&ctx.client()?, &id, &log, &args.case, &out).await?;
+    ctx.print(&got, || got.files.iter().map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display())).collect::<Vec<_>>().join("\n"));
+    Ok(())
+}
+
+/// Arguments of `custos grant`.
+#[derive(clap::Args, Debug)]
+pub struct Grant {
+    /// Case id.
+    case: String,
+    /// Key id of the lawyer to give access to.
+    #[arg(long)]
+    to: KeyId,
+}
+
+pub(super) async fn grant(ctx: &Ctx, args: Grant) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let receipt = flows::grant(&ctx.client()?, &id, &args.case, &args.to).await?;
+    check_receipt(&receipt, &log, Action::EnvelopeGranted)?;
+    ctx.print(&serde_json::json!({ "case_id": args.case, "to": args.to, "receipt": receipt }), || format!("granted case {} to {}", args.case, args.to));
+    Ok(())
+}
+
+/// Arguments of `custos revoke`.
+#[derive(clap::Args, Debug)]
+pub struct Revoke {
+    /// Case id.
+    case: String,
+    /// Key id whose access is removed.
+    #[arg(long)]
+    from: KeyId,
+}
+
+pub(super) async fn revoke(ctx: &Ctx, args: Revoke) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let receipt = ctx.client()?.revoke(id.signing_key(), &args.case, &args.from).await?;
+    check_receipt(&receipt, &log, Action::EnvelopeRevoked)?;
+    ctx.print(&serde_json::json!({ "case_id": args.case, "from": args.from, "receipt": receipt }), || {
+        format!("revoked {} from case {} (what was already decrypted cannot be taken back)", args.from, args.case)
+    });
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The `custos` command: argument parsing and output, one file per role.
+//! Each command loads what it needs and calls one function of `client`,
+//! `vault` or `api`; nothing here is logic that tests could not reach.
+
+mod admin;
+mod auditor;
+mod keys;
+mod lawyer;
+mod serve;
+mod submitter;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use age::secrecy::SecretString;
+use clap::{Parser, Subcommand};
+
+use crate::client::trust::TrustStore;
+use crate::client::{Client, ClientError};
+use crate::custody::checkpoint::LogVerifier;
+use crate::identity::{Card, Identity, IdentityError};
+
+/// Default address of `custos serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8630";
+
+/// custos: an encrypted vault for complaints of torture and ill-treatment,
+/// with a custody log that anyone holding the public key can verify.
+#[derive(Parser, Debug)]
+#[command(name = "custos", version, about, long_about = None)]
+pub struct Cli {
+    /// Vault URL.
+    #[arg(long, global = true, env = "CUSTOS_SERVER", default_value = "http://127.0.0.1:8630")]
+    server: String,
+    /// Identity file of the principal acting (lawyer, auditor, admin).
+    #[arg(long, global = true, env = "CUSTOS_IDENTITY")]
+    identity: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a principal identity file and its public card (FILE.pub).
+    Keygen(keys::Keygen),
+    /// Create a vault in a data directory; prints the log's verifier key.
+    Init(admin::Init),
+    /// Run the vault server.
+    Serve(serve::Serve),
+    /// Manage the registry of principals (admin).
+    #[command(subcommand)]
+    Principal(admin::PrincipalCmd),
+    /// Submit a complaint with evidence, encrypted on this device.
+    Submit(submitter::Submit),
+    /// List the cases this identity can open.
+    Cases,
+    /// Download, verify and decrypt a case.
+    Get(lawyer::Get),
+    /// Give another lawyer access to a case.
+    Grant(lawyer::Grant),
+    /// Take a principal's access to a case away.
+    Revoke(lawyer::Revoke),
+    /// Read the custody log.
+    #[command(subcommand)]
+    Log(auditor::LogCmd),
+    /// Verify the whole custody log: chains, signatures, checkpoint.
+    Audit(auditor::Audit),
+}
+
+/// Parse arguments, run, and turn the result into an exit code with one
+/// clear line on stderr on failure.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx { server: cli.server.clone(), identity: cli.identity.clone(), json: cli.json };
+    match cli.command {
+        Command::Keygen(c) => keys::keygen(&ctx, c),
+        Command::Init(c) => admin::init(&ctx, c).await,
+        Command::Serve(c) => serve::serve(&ctx, c).await,
+        Command::Principal(c) => admin::principal(&ctx, c).await,
+        Command::Submit(c) => submitter::submit(&ctx, c).await,
+        Command::Cases => lawyer::cases(&ctx).await,
+        Command::Get(c) => lawyer::get(&ctx, c).await,
+        Command::Grant(c) => lawyer::grant(&ctx, c).await,
+        Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
+        Command::Log(c) => auditor::log(&ctx, c).await,
+        Command::Audit(c) => auditor::audit(&ctx, c).await,
+    }
+}
+
+/// Settings shared by every command.
+struct Ctx {
+    server: String,
+    identity: Option<PathBuf>,
+    json: bool,
+}
+
+impl Ctx {
+    fn client(&self) -> Result<Client, ClientError> {
+        Client::new(&self.server)
+    }
+
+    fn load_identity(&self) -> anyhow::Result<Identity> {
+        let path = self.identity.as_ref().ok_or_else(|| anyhow::anyhow!("this command needs --identity FILE (or CUSTOS_IDENTITY)"))?;
+        Ok(Identity::load(path, || passphrase("Passphrase for the identity file: "))?)
+    }
+
+    /// The log key: given, else pinned for this server, else pinned now.
+    async fn log_verifier(&self, vkey: Option<&str>) -> anyhow::Result<LogVerifier> {
+        if let Some(v) = vkey {
+            return Ok(LogVerifier::parse(v)?);
+        }
+        let trust = TrustStore::default_location();
+        if let Some(pin) = trust.pin(&self.server)? {
+            return Ok(LogVerifier::parse(&pin.vkey)?);
+        }
+        let params = self.client()?.intake().await?;
+        Ok(trust.check(&self.server, &params, &[])?.log)
+    }
+
+    /// Print `value` as JSON, or the human text.
+    fn print(&self, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+        } else {
+            let text = human();
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+    }
+}
+
+/// A passphrase from `CUSTOS_PASSPHRASE` or a prompt on the terminal.
+fn passphrase(prompt: &str) -> Result<SecretString, IdentityError> {
+    if let Ok(p) = std::env::var("CUSTOS_PASSPHRASE") {
+        return Ok(SecretString::from(p));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(IdentityError::NeedPassphrase);
+    }
+    rpassword::prompt_password(prompt).map(SecretString::from).map_err(IdentityError::Io)
+}
+
+/// A card given on the command line: a file holding one, or the line itself.
+fn card_arg(arg: &str) -> anyhow::Result<Card> {
+    if arg.starts_with("custos-card-v1 ") {
+        return Ok(arg.parse()?);
+    }
+    crate::identity::read_card(std::path::Path::new(arg)).map_err(|e| anyhow::anyhow!("{arg}: {e}"))
+}

@@ -1,0 +1,326 @@
+//! The workflows each role runs, built on [`Client`]: submit a case, fetch
+//! and decrypt a case, grant it, and audit the whole log. Each verifies what
+//! the server returns (receipts, hashes, signatures) and never takes the
+//! server's word. The CLI is a thin shell around these functions.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::trust::{write_atomically, Trusted, TrustStore};
+use super::{Client, ClientError};
+use crate::api::wire::*;
+use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
+use crate::custody::checkpoint::LogVerifier;
+use crate::custody::{merkle, Action, Receipt};
+use crate::envelope::{encrypt_stream, CaseKey, HashingWriter, Label, ObjectKind};
+use crate::identity::codename::Codename;
+use crate::identity::{Card, Identity, KeyId};
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+fn verify(msg: impl Into<String>) -> ClientError {
+    ClientError::Verify(msg.into())
+}
+
+/// Fetch the intake parameters and check them against what this client
+/// trusts.
+pub async fn trusted_vault(client: &Client, store: &TrustStore, explicit: &[Card]) -> Result<(IntakeParams, Trusted)> {
+    let params = client.intake().await?;
+    let trusted = store.check(client.base(), &params, explicit)?;
+    Ok((params, trusted))
+}
+
+/// Check a receipt and that its event is the expected action.
+pub fn check_receipt(receipt: &Receipt, log: &LogVerifier, action: Action) -> Result<crate::custody::Event> {
+    let (event, _) = verify_receipt(receipt, log).map_err(|e| verify(format!("receipt: {e}")))?;
+    if event.action != action {
+        return Err(verify(format!("receipt is for {:?}, expected {action:?}", event.action)));
+    }
+    Ok(event)
+}
+
+/// A file to submit.
+#[derive(Debug, Clone)]
+pub struct SubmitFile {
+    /// Path on this device.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: ObjectKind,
+}
+
+/// What a submitter takes away.
+#[derive(Debug)]
+pub struct Submitted {
+    /// The case id.
+    pub case_id: String,
+    /// The codename, to be shown once.
+    pub codename: Codename,
+    /// The receipt document.
+    pub receipt: ReceiptFile,
+}
+
+/// The receipt a submitter keeps: every event of the submission with its
+/// proof and checkpoint, and the log key that signed them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptFile {
+    /// Case id.
+    pub case_id: String,
+    /// Vault origin.
+    pub origin: String,
+    /// Log verifier key.
+    pub vkey: String,
+    /// Receipts, case creation first.
+    pub receipts: Vec<Receipt>,
+}
+
+/// Submit a case: generate a codename and a case key, wrap the case key to
+/// the verified intake principals and to the submitter, encrypt and upload
+/// each file, and check every receipt.
+pub async fn submit(client: &Client, trust: &TrustStore, explicit: &[Card], files: &[SubmitFile]) -> Result<Submitted> {
+    if !files.iter().any(|f| f.kind == ObjectKind::Statement) {
+        return Err(ClientError::Usage("a submission needs a statement".into()));
+    }
+    let (params, trusted) = trusted_vault(client, trust, explicit).await?;
+    let intake = trusted.verify_intake(&params)?;
+    let codename = Codename::generate();
+    let keys = codename.derive(&params.origin);
+    let case_key = CaseKey::generate();
+    let submitter_recipient = keys.age_identity().to_public();
+
+    let mut envelopes = Vec::new();
+    for p in &intake {
+        envelopes.push(EnvelopeBody { key_id: p.key_id.clone(), envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?) });
+    }
+    envelopes.push(EnvelopeBody { key_id: keys.key_id(), envelope: B64.encode(case_key.wrap(&submitter_recipient)?) });
+    let req = CreateCase {
+        submitter_keys: vec![NewSubmitterKey { verifying_key: B64.encode(keys.signing_key().verifying_key().as_bytes()), recipient: submitter_recipient.to_string() }],
+        case_recipient: case_key.recipient().to_string(),
+        envelopes,
+        note: None,
+    };
+    let created = client.create_case(keys.signing_key(), &req).await?;
+    check_receipt(&created.receipt, &trusted.log, Action::CaseCreated)?;
+    let mut receipts = vec![created.receipt];
+
+    for f in files {
+        let committed = upload_encrypted(client, keys.signing_key(), &created.case_id, &case_key, f).await?;
+        receipts.push(committed.receipt);
+    }
+    let receipt = ReceiptFile { case_id: created.case_id.clone(), origin: params.origin, vkey: params.vkey, receipts };
+    Ok(Submitted { case_id: created.case_id, codename, receipt })
+}
+
+/// Encrypt one file to the case into a temporary file, upload it, commit
+/// it, and check the receipt names exactly that ciphertext.
+pub async fn upload_encrypted(client: &Client, key: &ed25519_dalek::SigningKey, case_id: &str, case_key: &CaseKey, f: &SubmitFile) -> Result<ObjectCommitted> {
+    let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+    let label = Label { name, media_type: None, kind: f.kind, description: None }.seal(&case_key.recipient())?;
+    let tmp = tempfile::NamedTempFile::new()?;
+    let (src, dst, recipient) = (f.path.clone(), tmp.reopen()?, case_key.recipient());
+    let sha = tokio::task::spawn_blocking(move || -> Result<String> {
+        let input = std::fs::File::open(&src).map_err(|e| ClientError::Usage(format!("{}: {e}", src.display())))?;
+        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
+        encrypt_stream(std::io::BufReader::new(input), &mut hw, &[&recipient])?;
+        let (sha, _, mut w) = hw.finish();
+        std::io::Write::flush(&mut w)?;
+        Ok(sha)
+    })
+    .await
+    .map_err(|e| verify(format!("encryption task failed: {e}")))??;
+    let committed = client.upload_file(key, case_id, tmp.path(), &sha, &label).await?;
+    if committed.object_id != sha {
+        return Err(verify("the vault stored a different object id than the ciphertext's hash"));
+    }
+    Ok(committed)
+}
+
+/// The decrypted files of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Retrieved {
+    /// Case id.
+    pub case_id: String,
+    /// One entry per object.
+    pub files: Vec<RetrievedFile>,
+}
+
+/// One decrypted file.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievedFile {
+    /// Object id.
+    pub object_id: String,
+    /// What it is.
+    pub kind: ObjectKind,
+    /// Where it was written.
+    pub path: PathBuf,
+}
+
+/// Download, verify and decrypt every object of a case into `out`. Nothing
+/// is written to `out` unless every object verifies and decrypts.
+pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str, out: &Path) -> Result<Retrieved> {
+    let detail = client.case(identity.signing_key(), case_id).await?;
+    let envelope = detail.envelope.as_ref().ok_or_else(|| ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id())))?;
+    let envelope = B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?;
+    let case_key = CaseKey::open(&envelope, identity.age_identity())?;
+    if case_key.recipient().to_string() != detail.case_recipient {
+        return Err(verify("the envelope does not hold this case's key"));
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let staging = tempfile::Builder::new().prefix(".custos-get-").tempdir_in(&parent)?;
+    let mut names = HashSet::new();
+    let mut staged = Vec::new();
+    for obj in &detail.objects {
+        let label = B64.decode(&obj.label).map_err(|_| verify("label is not base64"))?;
+        let label = Label::open(&label, &case_key)?;
+        let ct_path = staging.path().join(format!("{}.age", obj.object_id));
+        let mut ct = std::io::BufWriter::new(std::fs::File::create(&ct_path)?);
+        let (receipt, sha) = client.download(identity.signing_key(), case_id, &obj.object_id, &mut ct).await?;
+        std::io::Write::flush(&mut ct)?;
+        drop(ct);
+        if sha != obj.object_id {
+            return Err(verify(format!("object {} does not match its hash (got {sha})", obj.object_id)));
+        }
+        let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
+        if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
+            return Err(verify("the access receipt is for another object or actor"));
+        }
+        let name = unique_name(&mut names, &label.safe_file_name());
+        let plain_path = staging.path().join("plain").join(&name);
+        std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
+        let (src, dst, key) = (ct_path.clone(), plain_path.clone(), case_key.identity().clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let input = std::fs::File::open(&src)?;
+            // Decrypted evidence is readable by its owner only.
+            let file = crate::identity::private_file(&dst).map_err(|e| ClientError::Usage(e.to_string()))?;
+            let mut output = std::io::BufWriter::new(file);
+            crate::envelope::decrypt_stream(input, &mut output, &key)?;
+            std::io::Write::flush(&mut output)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| verify(format!("decryption task failed: {e}")))??;
+        staged.push((obj.object_id.clone(), label.kind, name));
+    }
+    if !out.exists() {
+        crate::vault::create_private_dir(out)?;
+    }
+    for (_, _, name) in &staged {
+        if out.join(name).exists() {
+            return Err(ClientError::Usage(format!("{} exists already; choose an empty --out folder", out.join(name).display())));
+        }
+    }
+    let mut files = Vec::new();
+    for (object_id, kind, name) in staged {
+        let dest = out.join(&name);
+        std::fs::rename(staging.path().join("plain").join(&name), &dest)?;
+        files.push(RetrievedFile { object_id, kind, path: dest });
+    }
+    Ok(Retrieved { case_id: case_id.to_owned(), files })
+}
+
+fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
+    let mut candidate = name.to_owned();
+    let mut n = 1;
+    while !used.insert(candidate.clone()) {
+        n += 1;
+        candidate = match name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
+            _ => format!("{name}-{n}"),
+        };
+    }
+    candidate
+}
+
+/// Grant a case to another lawyer: open this identity's envelope, wrap the
+/// case key to the grantee's registered card, and send the signed grant.
+pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &KeyId) -> Result<Receipt> {
+    let detail = client.case(identity.signing_key(), case_id).await?;
+    let envelope = detail.envelope.ok_or_else(|| ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id())))?;
+    let case_key = CaseKey::open(&B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?, identity.age_identity())?;
+    let grantee = client
+        .principals(identity.signing_key())
+        .await?
+        .into_iter()
+        .find(|p| &p.key_id == to)
+        .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
+    let body = GrantBody { key_id: to.clone(), envelope: B64.encode(case_key.wrap(&grantee.card.age_recipient())?) };
+    client.grant(identity.signing_key(), case_id, &body).await
+}
+
+/// What an auditor remembers between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditState {
+    /// The last verified checkpoint note.
+    pub checkpoint: String,
+}
+
+/// Result of an audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// Entries, chains and signatures checked.
+    pub entries: u64,
+    /// Chains checked.
+    pub chains: usize,
+    /// Actor signatures verified.
+    pub signatures: u64,
+    /// Size of the verified checkpoint.
+    pub checkpoint_size: u64,
+    /// Root of the verified checkpoint, base64.
+    pub checkpoint_root: String,
+    /// Size of the previous checkpoint proven consistent, if a state file
+    /// was given and held one.
+    pub consistent_with: Option<u64>,
+}
+
+/// Page size for downloading entries.
+const AUDIT_PAGE: u64 = 1000;
+
+/// Audit the whole log: checkpoint signature, every chain link, every actor
+/// signature, the Merkle root, and (with a state file) consistency with the
+/// last checkpoint this auditor verified.
+pub async fn audit(client: &Client, identity: &Identity, log: &LogVerifier, state: Option<&Path>) -> Result<AuditReport> {
+    let note = client.checkpoint().await?;
+    let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
+    let mut auditor = LogAuditor::new();
+    while auditor.size() < cp.size {
+        let page = client.entries(identity.signing_key(), auditor.size(), AUDIT_PAGE.min(cp.size - auditor.size())).await?;
+        if page.entries.is_empty() {
+            return Err(verify(format!("the vault returned no entries at index {} of {}", auditor.size(), cp.size)));
+        }
+        for e in page.entries {
+            let bytes = B64.decode(e).map_err(|_| verify("an entry is not base64"))?;
+            auditor.push(&bytes).map_err(|e| verify(e.to_string()))?;
+            if auditor.size() == cp.size {
+                break;
+            }
+        }
+    }
+    auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
+
+    let mut consistent_with = None;
+    if let Some(path) = state.filter(|p| p.exists()) {
+        let old: AuditState = serde_json::from_slice(&std::fs::read(path)?).map_err(|e| verify(format!("state file {}: {e}", path.display())))?;
+        let old_cp = log.verify(&old.checkpoint).map_err(|e| verify(format!("state file checkpoint: {e}")))?;
+        let describe = |c: &crate::custody::checkpoint::Checkpoint| format!("size {} root {}", c.size, B64.encode(c.root));
+        if old_cp.size > cp.size {
+            return Err(verify(format!("the log was rolled back: last verified {}, now {}", describe(&old_cp), describe(&cp))));
+        }
+        let proof = client.consistency(old_cp.size, cp.size).await?;
+        let proof = decode_hashes(&proof.proof).ok_or_else(|| verify("consistency proof is malformed"))?;
+        merkle::verify_consistency(old_cp.size, cp.size, &proof, &old_cp.root, &cp.root)
+            .map_err(|e| verify(format!("the log was rewritten or forked: last verified {}, now {}: {e}", describe(&old_cp), describe(&cp))))?;
+        consistent_with = Some(old_cp.size);
+    }
+    if let Some(path) = state {
+        write_atomically(path, &serde_json::to_vec_pretty(&AuditState { checkpoint: note.clone() }).expect("serialisable"))?;
+    }
+    let AuditSummary { entries, chains, signatures } = auditor.summary();
+    Ok(AuditReport { entries, chains, signatures, checkpoint_size: cp.size, checkpoint_root: B64.encode(cp.root), consistent_with })
+}

@@ -1,0 +1,325 @@
+//! The typed HTTP client: signs every request (RFC 9421), maps error bodies
+//! to [`ClientError::Api`], and streams uploads and downloads from and to
+//! files. The CLI, the integration tests and the benches all use it; the
+//! workflows built on it (submit, get, audit, ...) are in `flows`.
+
+pub mod flows;
+pub mod trust;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::api::wire::*;
+use crate::custody::Receipt;
+use crate::httpsig::{self, SignatureParams};
+use crate::identity::{KeyId, Principal};
+
+/// Validity window of the signatures this client makes.
+const SIGNATURE_LIFETIME_SECS: i64 = 60;
+
+/// Data per tus PATCH: four store chunks, so the server's per-request buffer
+/// stays small while the round trips stay few.
+pub const PATCH_SIZE: usize = 4 * crate::store::CHUNK_SIZE;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server refused the request.
+    #[error("server refused ({status}): {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Server's message.
+        message: String,
+    },
+    /// Network or protocol failure.
+    #[error("cannot reach the vault: {0}")]
+    Http(#[from] reqwest::Error),
+    /// Something the server sent does not verify.
+    #[error("verification failed: {0}")]
+    Verify(String),
+    /// Trust pinning problem.
+    #[error("trust: {0}")]
+    Trust(String),
+    /// Local encryption or decryption failed.
+    #[error(transparent)]
+    Envelope(#[from] crate::envelope::EnvelopeError),
+    /// Local file problem.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A usage problem (bad argument).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    /// The server's error code, if the server refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A request before signing: extra headers, which of them the signature
+/// covers, and the body.
+#[derive(Default)]
+pub struct RequestParts {
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Names of extra headers the signature covers.
+    pub covered: Vec<&'static str>,
+    /// Body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A connection to one vault.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the vault at `base` (scheme and authority, no path).
+    pub fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder().user_agent("custos").build()?;
+        Ok(Client { http, base: base.trim_end_matches('/').to_owned() })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sign the request parts for `method url` with `key`: returns the headers
+    /// to add. Public so tests can build altered or replayed requests.
+    pub fn signature_headers(key: &SigningKey, method: &Method, url: &str, parts: &RequestParts, created: i64) -> Vec<(&'static str, String)> {
+        let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
+        let mut values = vec![method.as_str().to_owned(), url.to_owned()];
+        let mut out = Vec::new();
+        if let Some(body) = &parts.body {
+            let digest = httpsig::content_digest(body);
+            components.push("content-digest".into());
+            values.push(digest.clone());
+            out.push(("content-digest", digest));
+        }
+        for name in &parts.covered {
+            let value = parts.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+            components.push((*name).to_owned());
+            values.push(value);
+        }
+        let params = SignatureParams {
+            components,
+            created,
+            expires: created + SIGNATURE_LIFETIME_SECS,
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+            keyid: KeyId::of(&key.verifying_key()).to_string(),
+        };
+        let (input, sig) = httpsig::sign(key, &params, &values);
+        out.push(("signature-input", input));
+        out.push(("signature", sig));
+        out
+    }
+
+    /// Send a request, signed with `key` if given; non-2xx becomes an error.
+    pub async fn send(&self, key: Option<&SigningKey>, method: Method, path: &str, mut parts: RequestParts) -> Result<reqwest::Response> {
+        // The server requires a signed digest on every method that may carry
+        // a body, even an empty one.
+        if parts.body.is_none() && matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            parts.body = Some(Vec::new());
+        }
+        let url = format!("{}{}", self.base, path);
+        let mut rb = self.http.request(method.clone(), &url);
+        if let Some(key) = key {
+            for (n, v) in Self::signature_headers(key, &method, &url, &parts, time::OffsetDateTime::now_utc().unix_timestamp()) {
+                rb = rb.header(n, v);
+            }
+        }
+        for (n, v) in &parts.headers {
+            rb = rb.header(*n, v);
+        }
+        if let Some(body) = parts.body {
+            rb = rb.body(body);
+        }
+        check(rb.send().await?).await
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: Option<&SigningKey>, method: Method, path: &str, body: Option<&impl serde::Serialize>) -> Result<T> {
+        let parts = RequestParts {
+            headers: if body.is_some() { vec![("content-type", "application/json".into())] } else { vec![] },
+            body: body.map(|b| serde_json::to_vec(b).expect("serialisable")),
+            ..Default::default()
+        };
+        Ok(self.send(key, method, path, parts).await?.json().await?)
+    }
+
+    /// Public intake parameters.
+    pub async fn intake(&self) -> Result<IntakeParams> {
+        self.json(None, Method::GET, "/v1/intake", None::<&()>).await
+    }
+
+    /// Open a case, signed with a new submitter key.
+    pub async fn create_case(&self, key: &SigningKey, req: &CreateCase) -> Result<CaseCreated> {
+        self.json(Some(key), Method::POST, "/v1/cases", Some(req)).await
+    }
+
+    /// Cases visible to `key`.
+    pub async fn cases(&self, key: &SigningKey) -> Result<Vec<CaseSummary>> {
+        self.json(Some(key), Method::GET, "/v1/cases", None::<&()>).await
+    }
+
+    /// One case.
+    pub async fn case(&self, key: &SigningKey, case_id: &str) -> Result<CaseDetail> {
+        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}"), None::<&()>).await
+    }
+
+    /// Create a tus upload; returns its path.
+    pub async fn create_upload(&self, key: &SigningKey, case_id: &str, length: u64) -> Result<String> {
+        let parts = RequestParts { headers: vec![("tus-resumable", "1.0.0".into()), ("upload-length", length.to_string())], covered: vec!["upload-length"], body: None };
+        let resp = self.send(Some(key), Method::POST, &format!("/v1/cases/{case_id}/uploads"), parts).await?;
+        resp.headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Verify("upload created without a Location".into()))
+    }
+
+    /// Send one PATCH at `offset`; returns the new offset.
+    pub async fn patch(&self, key: &SigningKey, upload: &str, offset: u64, data: Vec<u8>) -> Result<u64> {
+        let checksum = format!("sha256 {}", B64.encode(Sha256::digest(&data)));
+        let parts = RequestParts {
+            headers: vec![
+                ("tus-resumable", "1.0.0".into()),
+                ("upload-offset", offset.to_string()),
+                ("upload-checksum", checksum),
+                ("content-type", "application/offset+octet-stream".into()),
+            ],
+            covered: vec!["upload-offset"],
+            body: Some(data),
+        };
+        let resp = self.send(Some(key), Method::PATCH, upload, parts).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Verify("PATCH reply without Upload-Offset".into()))
+    }
+
+    /// The durable offset of an upload (tus HEAD).
+    pub async fn upload_offset(&self, key: &SigningKey, upload: &str) -> Result<u64> {
+        let parts = RequestParts { headers: vec![("tus-resumable", "1.0.0".into())], ..Default::default() };
+        let resp = self.send(Some(key), Method::HEAD, upload, parts).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Verify("HEAD reply without Upload-Offset".into()))
+    }
+
+    /// Commit an upload as an object named by its SHA-256.
+    pub async fn commit(&self, key: &SigningKey, upload: &str, body: &CommitUpload) -> Result<ObjectCommitted> {
+        self.json(Some(key), Method::POST, &format!("{upload}/commit"), Some(body)).await
+    }
+
+    /// Upload a whole ciphertext file and commit it with its label.
+    pub async fn upload_file(&self, key: &SigningKey, case_id: &str, path: &Path, sha256: &str, label: &[u8]) -> Result<ObjectCommitted> {
+        let mut file = std::fs::File::open(path)?;
+        let length = file.metadata()?.len();
+        let upload = self.create_upload(key, case_id, length).await?;
+        let mut offset = 0u64;
+        while offset < length {
+            let mut buf = Vec::with_capacity(PATCH_SIZE);
+            (&mut file).take(PATCH_SIZE as u64).read_to_end(&mut buf)?;
+            if buf.is_empty() {
+                return Err(ClientError::Verify("file shrank during upload".into()));
+            }
+            offset = self.patch(key, &upload, offset, buf).await?;
+        }
+        self.commit(key, &upload, &CommitUpload { sha256: sha256.to_owned(), label: B64.encode(label) }).await
+    }
+
+    /// Download an object into `out`, hashing as it streams. Returns the
+    /// receipt of the access event and the hex SHA-256 of what arrived.
+    pub async fn download(&self, key: &SigningKey, case_id: &str, object_id: &str, out: &mut impl Write) -> Result<(Receipt, String)> {
+        let mut resp = self.send(Some(key), Method::GET, &format!("/v1/cases/{case_id}/objects/{object_id}"), RequestParts::default()).await?;
+        let receipt = resp
+            .headers()
+            .get("custos-receipt")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| B64.decode(v).ok())
+            .and_then(|v| serde_json::from_slice::<Receipt>(&v).ok())
+            .ok_or_else(|| ClientError::Verify("download without a receipt".into()))?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = resp.chunk().await? {
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+        }
+        Ok((receipt, hex::encode(hasher.finalize())))
+    }
+
+    /// Grant a case.
+    pub async fn grant(&self, key: &SigningKey, case_id: &str, body: &GrantBody) -> Result<Receipt> {
+        Ok(self.json::<ReceiptBody>(Some(key), Method::POST, &format!("/v1/cases/{case_id}/grants"), Some(body)).await?.receipt)
+    }
+
+    /// Revoke a grant.
+    pub async fn revoke(&self, key: &SigningKey, case_id: &str, from: &KeyId) -> Result<Receipt> {
+        Ok(self.json::<ReceiptBody>(Some(key), Method::DELETE, &format!("/v1/cases/{case_id}/grants/{from}"), None::<&()>).await?.receipt)
+    }
+
+    /// The registry.
+    pub async fn principals(&self, key: &SigningKey) -> Result<Vec<Principal>> {
+        self.json(Some(key), Method::GET, "/v1/principals", None::<&()>).await
+    }
+
+    /// Register a principal.
+    pub async fn add_principal(&self, key: &SigningKey, body: &PrincipalBody) -> Result<Receipt> {
+        Ok(self.json::<ReceiptBody>(Some(key), Method::POST, "/v1/principals", Some(body)).await?.receipt)
+    }
+
+    /// Remove a principal.
+    pub async fn remove_principal(&self, key: &SigningKey, id: &KeyId) -> Result<Receipt> {
+        Ok(self.json::<ReceiptBody>(Some(key), Method::DELETE, &format!("/v1/principals/{id}"), None::<&()>).await?.receipt)
+    }
+
+    /// The latest checkpoint note.
+    pub async fn checkpoint(&self) -> Result<String> {
+        Ok(self.send(None, Method::GET, "/v1/log/checkpoint", RequestParts::default()).await?.text().await?)
+    }
+
+    /// A page of log entries.
+    pub async fn entries(&self, key: &SigningKey, start: u64, limit: u64) -> Result<Entries> {
+        self.json(Some(key), Method::GET, &format!("/v1/log/entries?start={start}&limit={limit}"), None::<&()>).await
+    }
+
+    /// A consistency proof.
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<ProofBody> {
+        self.json(None, Method::GET, &format!("/v1/log/consistency?from={from}&to={to}"), None::<&()>).await
+    }
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => (v["error"].as_str().unwrap_or("unknown").to_owned(), v["message"].as_str().unwrap_or("").to_owned()),
+        Err(_) => (if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "unknown" }.to_owned(), text.chars().take(200).collect()),
+    };
+    Err(ClientError::Api { status: status.as_u16(), code, message })
+}
