@@ -85,6 +85,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shut
     // No ConnectInfo: the peer address is never made available to handlers.
     let result = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await;
     pruner.abort();
+    let _ = pruner.await;
     state.vault.store.flush().await.map_err(std::io::Error::other)?;
     result
 }

@@ -161,8 +161,8 @@ pub struct RetrievedFile {
 /// Download, verify and decrypt every object of a case into `out`. Nothing
 /// is written to `out` unless every object verifies and decrypts.
 pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str, out: &Path) -> Result<Retrieved> {
-    let detail = client.case(identity.signing_key(), case_id).await?;
-    let envelope = detail.envelope.as_ref().ok_or_else(|| ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id())))?;
+    let detail = held_case(client, identity, case_id).await?;
+    let envelope = detail.envelope.as_ref().ok_or_else(|| no_envelope(identity, case_id))?;
     let envelope = B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?;
     let case_key = CaseKey::open(&envelope, identity.age_identity())?;
     if case_key.recipient().to_string() != detail.case_recipient {
@@ -225,6 +225,23 @@ pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, c
     Ok(Retrieved { case_id: case_id.to_owned(), files })
 }
 
+fn no_envelope(identity: &Identity, case_id: &str) -> ClientError {
+    ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id()))
+}
+
+/// The case as this identity sees it. The vault answers "not found" both
+/// for cases that do not exist and for cases the identity may not see, so
+/// that case ids cannot be probed; the message says both.
+async fn held_case(client: &Client, identity: &Identity, case_id: &str) -> Result<CaseDetail> {
+    match client.case(identity.signing_key(), case_id).await {
+        Err(e) if e.code() == Some("not_found") => Err(ClientError::Usage(format!(
+            "case {case_id} does not exist, or identity {} holds no envelope for it",
+            identity.key_id()
+        ))),
+        other => other,
+    }
+}
+
 fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
     let mut candidate = name.to_owned();
     let mut n = 1;
@@ -241,8 +258,8 @@ fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
 /// Grant a case to another lawyer: open this identity's envelope, wrap the
 /// case key to the grantee's registered card, and send the signed grant.
 pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &KeyId) -> Result<Receipt> {
-    let detail = client.case(identity.signing_key(), case_id).await?;
-    let envelope = detail.envelope.ok_or_else(|| ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id())))?;
+    let detail = held_case(client, identity, case_id).await?;
+    let envelope = detail.envelope.ok_or_else(|| no_envelope(identity, case_id))?;
     let case_key = CaseKey::open(&B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?, identity.age_identity())?;
     let grantee = client
         .principals(identity.signing_key())

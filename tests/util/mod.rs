@@ -1,0 +1,132 @@
+//! Test helpers: a real vault (real sled in a temp dir, real keys) served on
+//! 127.0.0.1:0, stopped when the test ends, and clients for each role.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use custos::api::wire::PrincipalBody;
+use custos::api::{self, AppState};
+use custos::client::flows::{self, SubmitFile, Submitted};
+use custos::client::trust::TrustStore;
+use custos::client::Client;
+use custos::custody::checkpoint::LogVerifier;
+use custos::envelope::ObjectKind;
+use custos::identity::{Identity, Role};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ORIGIN: &str = "test.custos.example/log";
+
+/// A running vault and its principals.
+pub struct TestVault {
+    pub tmp: tempfile::TempDir,
+    pub url: String,
+    pub admin: Identity,
+    pub lawyer: Identity,
+    pub auditor: Identity,
+    pub log: LogVerifier,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestVault {
+    /// Create a vault with an admin, an intake lawyer and an auditor, and
+    /// serve it.
+    pub async fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer One").unwrap();
+        let auditor = Identity::generate("Auditor").unwrap();
+        let log = custos::vault::init(&tmp.path().join("data"), ORIGIN, &[admin.card()]).await.unwrap();
+        let mut v = TestVault { tmp, url: String::new(), admin, lawyer, auditor, log, stop: None, server: None };
+        v.serve().await;
+        let c = v.client();
+        c.add_principal(v.admin.signing_key(), &PrincipalBody { card: v.lawyer.card(), role: Role::Lawyer, intake: true }).await.unwrap();
+        c.add_principal(v.admin.signing_key(), &PrincipalBody { card: v.auditor.card(), role: Role::Auditor, intake: false }).await.unwrap();
+        v
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    /// Serve the vault in the data dir (again).
+    pub async fn serve(&mut self) {
+        let vault = custos::vault::open(&self.data_dir()).unwrap();
+        let state = Arc::new(AppState { vault, public_url: None });
+        let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (tx, rx) = oneshot::channel();
+        self.server = Some(tokio::spawn(api::serve(state, listener, async move {
+            let _ = rx.await;
+        })));
+        self.stop = Some(tx);
+        self.url = format!("http://{addr}");
+    }
+
+    /// Stop the server and release the store.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url).unwrap()
+    }
+
+    /// A trust store private to this test.
+    pub fn trust(&self) -> TrustStore {
+        TrustStore::new(self.tmp.path().join("trust"))
+    }
+
+    /// Write a file under the temp dir.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.tmp.path().join("in").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Submit a statement and the given evidence files.
+    pub async fn submit(&self, statement: &[u8], evidence: &[(&str, Vec<u8>)]) -> Submitted {
+        let mut files = vec![SubmitFile { path: self.file("statement.txt", statement), kind: ObjectKind::Statement }];
+        for (name, bytes) in evidence {
+            files.push(SubmitFile { path: self.file(name, bytes), kind: ObjectKind::Evidence });
+        }
+        flows::submit(&self.client(), &self.trust(), &[], &files).await.unwrap()
+    }
+}
+
+/// Deterministic pseudo-random bytes (so failures reproduce).
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
