@@ -95,7 +95,7 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     std::io::Write::write_all(&mut f, seed.as_bytes())?;
     f.sync_all()?;
 
-    let store = Store::open(&dir.join(DB))?;
+    let store = Store::open(&db_path(dir))?;
     let mut batch = Batch::default();
     let mut drafts = Vec::new();
     for (index, card) in admins.iter().enumerate() {
@@ -138,9 +138,14 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
     if signer.verifier().vkey() != description.vkey {
         return Err(VaultError::Invalid("log.key does not match the vkey in vault.json".into()));
     }
-    let store = Store::open(&dir.join(DB))?;
+    let store = Store::open(&db_path(dir))?;
     store.check_log(&signer)?;
     Ok(Vault { store, signer, description, dir: dir.to_owned() })
+}
+
+/// The sled store inside a vault's data directory.
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB)
 }
 
 /// Create a directory only its owner can enter.
