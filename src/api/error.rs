@@ -109,6 +109,8 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response();
         resp.headers_mut().insert("tus-resumable", axum::http::HeaderValue::from_static("1.0.0"));
+        // HEAD replies carry no body, so the code also travels as a header.
+        resp.headers_mut().insert("custos-error", axum::http::HeaderValue::from_static(code));
         resp
     }
 }

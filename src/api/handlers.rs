@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::auth::{authenticate, Requirements};
 use super::error::{conflict, ApiError};
 use super::wire::*;
-use super::{AppState, MAX_ENTRIES_PER_PAGE};
+use super::{AppState, Body as RequestBody, MAX_ENTRIES_PER_PAGE, Q};
 use crate::custody::{Action, EventDraft, Receipt, VAULT_CASE};
 use crate::envelope::MAX_ENVELOPE_BYTES;
 use crate::httpsig::SignedRequest;
@@ -101,7 +101,7 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
     Ok(Json(IntakeParams { origin: d.origin.clone(), vkey: d.vkey.clone(), anchors: d.anchors.clone(), intake }))
 }
 
-pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
     let req: CreateCase = parse_json(&body)?;
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
@@ -262,7 +262,7 @@ pub(super) async fn download(State(state): State<Arc<AppState>>, Path((case_id, 
     Ok(resp)
 }
 
-pub(super) async fn grant(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn grant(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: GrantBody = parse_json(&body)?;
     load_case(&state, &case_id)?;
@@ -325,7 +325,7 @@ pub(super) async fn list_principals(State(state): State<Arc<AppState>>, method: 
     Ok(Json(recs.into_iter().map(|r| r.principal).collect()))
 }
 
-pub(super) async fn add_principal(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn add_principal(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
@@ -387,7 +387,7 @@ pub(super) struct EntriesQuery {
     limit: Option<u64>,
 }
 
-pub(super) async fn entries(State(state): State<Arc<AppState>>, Query(q): Query<EntriesQuery>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<Entries>> {
+pub(super) async fn entries(State(state): State<Arc<AppState>>, Q(q): Q<EntriesQuery>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<Entries>> {
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_read_log(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the log"));
@@ -413,7 +413,7 @@ fn proof_body(proof: Vec<crate::custody::merkle::Hash>) -> Json<ProofBody> {
     Json(ProofBody { proof: proof.iter().map(|h| B64.encode(h)).collect() })
 }
 
-pub(super) async fn inclusion(State(state): State<Arc<AppState>>, Query(q): Query<InclusionQuery>) -> Result<Json<ProofBody>> {
+pub(super) async fn inclusion(State(state): State<Arc<AppState>>, Q(q): Q<InclusionQuery>) -> Result<Json<ProofBody>> {
     let store = &state.vault.store;
     if q.size > store.log_size()? {
         return Err(ApiError::BadRequest("size is beyond the log".into()));
@@ -428,7 +428,7 @@ pub(super) struct ConsistencyQuery {
     to: u64,
 }
 
-pub(super) async fn consistency(State(state): State<Arc<AppState>>, Query(q): Query<ConsistencyQuery>) -> Result<Json<ProofBody>> {
+pub(super) async fn consistency(State(state): State<Arc<AppState>>, Q(q): Q<ConsistencyQuery>) -> Result<Json<ProofBody>> {
     let store = &state.vault.store;
     if q.to > store.log_size()? {
         return Err(ApiError::BadRequest("size is beyond the log".into()));

@@ -33,6 +33,33 @@ pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
+/// A request body, with axum's rejections (too large, cut off) mapped to
+/// the API's own error codes.
+pub(crate) struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = error::ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
+            } else {
+                error::ApiError::BadRequest("the request body could not be read completely".into())
+            }
+        })
+    }
+}
+
+/// Query parameters, with malformed ones mapped to `bad_request`.
+pub(crate) struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = error::ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Q(q.0)).map_err(|e| error::ApiError::BadRequest(e.body_text()))
+    }
+}
+
 /// Shared state of the running server.
 pub struct AppState {
     /// The vault.

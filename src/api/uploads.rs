@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use super::auth::{authenticate, unix_now, Requirements};
 use super::error::{conflict, mismatch, ApiError};
 use super::handlers::{access, draft, load_case, log_and_flush, parse_json, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
-use super::{AppState, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
+use super::{AppState, Body, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
 use crate::custody::Action;
 use crate::envelope::MAX_LABEL_BYTES;
 use crate::policy::{self, Actor};
@@ -77,7 +76,7 @@ pub(super) async fn options() -> Response {
 }
 
 /// tus creation: `POST /v1/cases/{case}/uploads` with `Upload-Length`.
-pub(super) async fn create(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn create(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
     check_tus(&headers)?;
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &body, Requirements { covered: &["upload-length"], ..Default::default() })?;
     load_case(&state, &case_id)?;
@@ -124,7 +123,7 @@ pub(super) async fn head(State(state): State<Arc<AppState>>, Path((case_id, uplo
 /// tus core: `PATCH` appends at `Upload-Offset`. The body is checked against
 /// its signed `Content-Digest` (and `Upload-Checksum` if sent) before any of
 /// it counts; the new offset is durable before the reply.
-pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
     check_tus(&headers)?;
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
         return Err(ApiError::UnsupportedMedia("PATCH bodies must be application/offset+octet-stream"));
@@ -209,7 +208,7 @@ fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
 /// Commit a complete upload as an object of the case: the server re-reads
 /// and hashes every stored chunk and refuses unless the hash is exactly the
 /// one the client signed.
-pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response> {
+pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: CommitUpload = parse_json(&body)?;
     let object = store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;

@@ -316,10 +316,15 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
     if status.is_success() {
         return Ok(resp);
     }
+    let header_code = resp.headers().get("custos-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = resp.text().await.unwrap_or_default();
     let (code, message) = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(v) => (v["error"].as_str().unwrap_or("unknown").to_owned(), v["message"].as_str().unwrap_or("").to_owned()),
-        Err(_) => (if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "unknown" }.to_owned(), text.chars().take(200).collect()),
+        Err(_) => {
+            // Bodies refused by the size limit layer carry no JSON.
+            let fallback = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "unknown" };
+            (header_code.unwrap_or_else(|| fallback.to_owned()), text.chars().take(200).collect())
+        }
     };
     Err(ClientError::Api { status: status.as_u16(), code, message })
 }
