@@ -113,11 +113,21 @@ impl SignatureParams {
             let quoted = || {
                 v.strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
-                    .filter(|v| !v.is_empty() && v.len() <= MAX_NONCE_LEN && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':' || b == b'.'))
+                    .filter(|v| {
+                        !v.is_empty()
+                            && v.len() <= MAX_NONCE_LEN
+                            && v.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':' || b == b'.')
+                    })
                     .map(str::to_owned)
                     .ok_or(m("bad string parameter"))
             };
-            let int = || v.parse::<i64>().ok().filter(|_| v.bytes().all(|b| b.is_ascii_digit())).ok_or(m("bad integer parameter"));
+            let int = || {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or(m("bad integer parameter"))
+            };
             let slot_taken = match k {
                 "created" => created.replace(int()?).is_some(),
                 "expires" => expires.replace(int()?).is_some(),
@@ -168,7 +178,11 @@ impl SignatureParams {
 
 fn valid_component(name: &str) -> bool {
     matches!(name, "@method" | "@target-uri")
-        || (!name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        || (!name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
 }
 
 /// A signed request as stored in a custody event: enough to rebuild the
@@ -208,11 +222,15 @@ impl SignedRequest {
             return Err(SignatureError::Malformed("component values do not match the list"));
         }
         let base = signature_base(&params, &self.values);
-        let sig = B64.decode(&self.signature).map_err(|_| SignatureError::Malformed("signature is not base64"))?;
+        let sig = B64
+            .decode(&self.signature)
+            .map_err(|_| SignatureError::Malformed("signature is not base64"))?;
         let sig = Signature::from_slice(&sig).map_err(|_| SignatureError::Malformed("signature length"))?;
         key.verify(base.as_bytes(), &sig).map_err(|_| SignatureError::Invalid)?;
         if let Some(body) = &self.body {
-            let body = B64.decode(body).map_err(|_| SignatureError::Malformed("body is not base64"))?;
+            let body = B64
+                .decode(body)
+                .map_err(|_| SignatureError::Malformed("body is not base64"))?;
             if self.value("content-digest") != Some(content_digest(&body).as_str()) {
                 return Err(SignatureError::DigestMismatch);
             }
@@ -255,7 +273,10 @@ pub fn sign(key: &SigningKey, params: &SignatureParams, values: &[String]) -> (S
 /// into the params text and the raw signature (base64).
 pub fn parse_headers(input: &str, signature: &str) -> Result<(SignatureParams, String, String), SignatureError> {
     let m = SignatureError::Malformed;
-    let params_text = input.strip_prefix(LABEL).and_then(|s| s.strip_prefix('=')).ok_or(m("expected one signature labelled sig1"))?;
+    let params_text = input
+        .strip_prefix(LABEL)
+        .and_then(|s| s.strip_prefix('='))
+        .ok_or(m("expected one signature labelled sig1"))?;
     let sig = signature
         .strip_prefix(LABEL)
         .and_then(|s| s.strip_prefix("=:"))
@@ -316,9 +337,18 @@ mod tests {
         let p = params();
         assert_eq!(p.check_time(p.created), Ok(()));
         assert_eq!(p.check_time(p.expires), Err(SignatureError::Expired));
-        assert_eq!(p.check_time(p.created - MAX_FUTURE_SKEW_SECS - 1), Err(SignatureError::Future));
-        let long = SignatureParams { expires: p.created + MAX_VALIDITY_SECS + 1, ..p };
-        assert!(matches!(long.check_time(long.created), Err(SignatureError::Malformed(_))));
+        assert_eq!(
+            p.check_time(p.created - MAX_FUTURE_SKEW_SECS - 1),
+            Err(SignatureError::Future)
+        );
+        let long = SignatureParams {
+            expires: p.created + MAX_VALIDITY_SECS + 1,
+            ..p
+        };
+        assert!(matches!(
+            long.check_time(long.created),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -330,7 +360,12 @@ mod tests {
         let (input, sig) = sign(&key, &p, &values);
         let (parsed, text, sig) = parse_headers(&input, &sig).unwrap();
         assert_eq!(parsed, p);
-        let stored = SignedRequest { params: text, values, signature: sig, body: Some(B64.encode(&body)) };
+        let stored = SignedRequest {
+            params: text,
+            values,
+            signature: sig,
+            body: Some(B64.encode(&body)),
+        };
         stored.verify(&key.verifying_key()).unwrap();
 
         let mut altered = stored.clone();
@@ -339,7 +374,10 @@ mod tests {
 
         let mut other_body = stored.clone();
         other_body.body = Some(B64.encode(b"{\"a\":2}"));
-        assert_eq!(other_body.verify(&key.verifying_key()), Err(SignatureError::DigestMismatch));
+        assert_eq!(
+            other_body.verify(&key.verifying_key()),
+            Err(SignatureError::DigestMismatch)
+        );
 
         let other_key = SigningKey::from_bytes(&[4u8; 32]);
         assert_eq!(stored.verify(&other_key.verifying_key()), Err(SignatureError::Invalid));

@@ -22,6 +22,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod cli;
+pub mod client;
 pub mod custody;
 pub mod envelope;
 pub mod httpsig;
@@ -29,6 +32,3 @@ pub mod identity;
 pub mod policy;
 pub mod store;
 pub mod vault;
-pub mod api;
-pub mod cli;
-pub mod client;

@@ -8,7 +8,7 @@ use crate::identity::{KeyId, Principal, Role};
 #[derive(Debug, Clone)]
 pub enum Actor {
     /// A registered principal.
-    Principal(Principal),
+    Principal(Box<Principal>),
     /// A submitter, known only by a codename key registered for one case.
     Submitter {
         /// The submitter's key id.
@@ -113,11 +113,20 @@ mod tests {
 
     fn principal(role: Role) -> Actor {
         let card = Identity::generate("p").unwrap().card();
-        Actor::Principal(Principal { key_id: card.key_id(), name: "p".into(), role, intake: false, card })
+        Actor::Principal(Box::new(Principal {
+            key_id: card.key_id(),
+            name: "p".into(),
+            role,
+            intake: false,
+            card,
+        }))
     }
 
     fn submitter(case: &str) -> Actor {
-        Actor::Submitter { key_id: "0123456789abcdef".parse().unwrap(), case_id: case.into() }
+        Actor::Submitter {
+            key_id: "0123456789abcdef".parse().unwrap(),
+            case_id: case.into(),
+        }
     }
 
     const HOLDS: CaseAccess = CaseAccess { holds_envelope: true };

@@ -99,8 +99,21 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     let mut batch = Batch::default();
     let mut drafts = Vec::new();
     for (index, card) in admins.iter().enumerate() {
-        let p = Principal { key_id: card.key_id(), name: card.name.clone(), role: Role::Admin, intake: false, card: card.clone() };
-        batch.put_json(T::Registry, p.key_id.as_str(), &RegistryRecord { principal: p.clone(), index: index as u64 });
+        let p = Principal {
+            key_id: card.key_id(),
+            name: card.name.clone(),
+            role: Role::Admin,
+            intake: false,
+            card: card.clone(),
+        };
+        batch.put_json(
+            T::Registry,
+            p.key_id.as_str(),
+            &RegistryRecord {
+                principal: p.clone(),
+                index: index as u64,
+            },
+        );
         drafts.push(EventDraft {
             case: VAULT_CASE.into(),
             actor: VAULT_ACTOR.into(),
@@ -116,8 +129,15 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     }
     store.flush().await?;
     let verifier = signer.verifier();
-    let description = Description { origin: origin.to_owned(), anchors: admins.to_vec(), vkey: verifier.vkey() };
-    std::fs::write(dir.join(DESCRIPTION), serde_json::to_vec_pretty(&description).expect("serialisable"))?;
+    let description = Description {
+        origin: origin.to_owned(),
+        anchors: admins.to_vec(),
+        vkey: verifier.vkey(),
+    };
+    std::fs::write(
+        dir.join(DESCRIPTION),
+        serde_json::to_vec_pretty(&description).expect("serialisable"),
+    )?;
     Ok(verifier)
 }
 
@@ -128,19 +148,34 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
     if !desc_path.exists() {
         return Err(VaultError::Missing(dir.display().to_string()));
     }
-    let description: Description = serde_json::from_slice(&std::fs::read(&desc_path)?).map_err(|e| VaultError::Invalid(format!("{}: {e}", desc_path.display())))?;
+    let description: Description = serde_json::from_slice(&std::fs::read(&desc_path)?)
+        .map_err(|e| VaultError::Invalid(format!("{}: {e}", desc_path.display())))?;
     let key_path = dir.join(LOG_KEY);
     identity::check_private(&key_path)?;
     let seed = Zeroizing::new(std::fs::read_to_string(&key_path)?);
-    let raw = Zeroizing::new(B64.decode(seed.trim()).map_err(|_| VaultError::Invalid("log.key is damaged".into()))?);
-    let raw: &[u8; 32] = raw.as_slice().try_into().map_err(|_| VaultError::Invalid("log.key is damaged".into()))?;
-    let signer = LogSigner::new(&description.origin, SigningKey::from_bytes(raw)).map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let raw = Zeroizing::new(
+        B64.decode(seed.trim())
+            .map_err(|_| VaultError::Invalid("log.key is damaged".into()))?,
+    );
+    let raw: &[u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| VaultError::Invalid("log.key is damaged".into()))?;
+    let signer = LogSigner::new(&description.origin, SigningKey::from_bytes(raw))
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
     if signer.verifier().vkey() != description.vkey {
-        return Err(VaultError::Invalid("log.key does not match the vkey in vault.json".into()));
+        return Err(VaultError::Invalid(
+            "log.key does not match the vkey in vault.json".into(),
+        ));
     }
     let store = Store::open(&db_path(dir))?;
     store.check_log(&signer)?;
-    Ok(Vault { store, signer, description, dir: dir.to_owned() })
+    Ok(Vault {
+        store,
+        signer,
+        description,
+        dir: dir.to_owned(),
+    })
 }
 
 /// The sled store inside a vault's data directory.

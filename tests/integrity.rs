@@ -18,30 +18,78 @@ async fn a_commit_naming_the_wrong_hash_is_refused_and_leaves_no_object() {
     let keys = s.codename.derive(ORIGIN);
     let client = v.client();
     let data = bytes(7, 100_000);
-    let upload = client.create_upload(keys.signing_key(), &s.case_id, data.len() as u64).await.unwrap();
+    let upload = client
+        .create_upload(keys.signing_key(), &s.case_id, data.len() as u64)
+        .await
+        .unwrap();
 
     // Committing before all bytes arrived is refused.
-    client.patch(keys.signing_key(), &upload, 0, data[..50_000].to_vec()).await.unwrap();
+    client
+        .patch(keys.signing_key(), &upload, 0, data[..50_000].to_vec())
+        .await
+        .unwrap();
     let label = B64.encode(b"label-ciphertext");
     let real = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
-    let err = client.commit(keys.signing_key(), &upload, &CommitUpload { sha256: real.clone(), label: label.clone() }).await.unwrap_err();
+    let err = client
+        .commit(
+            keys.signing_key(),
+            &upload,
+            &CommitUpload {
+                sha256: real.clone(),
+                label: label.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("upload_incomplete"));
-    client.patch(keys.signing_key(), &upload, 50_000, data[50_000..].to_vec()).await.unwrap();
+    client
+        .patch(keys.signing_key(), &upload, 50_000, data[50_000..].to_vec())
+        .await
+        .unwrap();
 
     let wrong = hex::encode([0xabu8; 32]);
-    let err = client.commit(keys.signing_key(), &upload, &CommitUpload { sha256: wrong.clone(), label: label.clone() }).await.unwrap_err();
+    let err = client
+        .commit(
+            keys.signing_key(),
+            &upload,
+            &CommitUpload {
+                sha256: wrong.clone(),
+                label: label.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("hash_mismatch"));
     let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
     assert_eq!(detail.objects.len(), 1, "only the statement");
 
     // The honest commit of the same upload still works afterwards.
-    let ok = client.commit(keys.signing_key(), &upload, &CommitUpload { sha256: real.clone(), label }).await.unwrap();
+    let ok = client
+        .commit(
+            keys.signing_key(),
+            &upload,
+            &CommitUpload {
+                sha256: real.clone(),
+                label,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(ok.object_id, real);
 
     v.stop().await;
     let store = Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
-    assert!(!store.tree(T::Objects).contains_key(hex::decode(&wrong).unwrap()).unwrap(), "no object under the wrong hash");
-    assert!(store.tree(T::Objects).contains_key(hex::decode(&real).unwrap()).unwrap());
+    assert!(
+        !store
+            .tree(T::Objects)
+            .contains_key(hex::decode(&wrong).unwrap())
+            .unwrap(),
+        "no object under the wrong hash"
+    );
+    assert!(store
+        .tree(T::Objects)
+        .contains_key(hex::decode(&real).unwrap())
+        .unwrap());
     assert_eq!(store.tree(T::Uploads).len(), 0, "the committed upload is gone");
 }
 
@@ -52,7 +100,13 @@ async fn a_chunk_corrupted_on_disk_is_detected_on_read() {
     let s = v.submit(b"statement", &[("x.bin", evidence)]).await;
     let client = v.client();
     let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
-    let big = detail.objects.iter().find(|o| o.size > 1_000_000).unwrap().object_id.clone();
+    let big = detail
+        .objects
+        .iter()
+        .find(|o| o.size > 1_000_000)
+        .unwrap()
+        .object_id
+        .clone();
     v.stop().await;
 
     {
@@ -64,18 +118,25 @@ async fn a_chunk_corrupted_on_disk_is_detected_on_read() {
         data[1000] ^= 0x40;
         store.tree(T::Chunks).insert(chunk, data).unwrap();
         store.tree(T::Chunks).flush().unwrap();
-        assert!(store.object_chunk(&object, 1).is_err(), "the store itself refuses the chunk");
+        assert!(
+            store.object_chunk(&object, 1).is_err(),
+            "the store itself refuses the chunk"
+        );
     }
 
     v.serve().await;
     let client = v.client();
     let out = v.tmp.path().join("out");
-    let err = flows::get_case(&client, &v.lawyer, &v.log, &s.case_id, &out).await.unwrap_err();
+    let err = flows::get_case(&client, &v.lawyer, &v.log, &s.case_id, &out)
+        .await
+        .unwrap_err();
     assert!(!out.exists(), "nothing is written when an object fails: {err}");
     // The first chunk is fine, so the server starts streaming and then
     // aborts; the client sees a broken transfer, never wrong bytes.
     let mut got = Vec::new();
-    let res = client.download(v.lawyer.signing_key(), &s.case_id, &big, &mut got).await;
+    let res = client
+        .download(v.lawyer.signing_key(), &s.case_id, &big, &mut got)
+        .await;
     match res {
         Err(_) => {}
         Ok((_, sha)) => panic!("a corrupted object downloaded completely with hash {sha}"),
@@ -87,7 +148,14 @@ async fn a_chunk_corrupted_on_disk_is_detected_on_read() {
 async fn a_corrupted_first_chunk_gives_a_clean_integrity_error() {
     let mut v = TestVault::start().await;
     let s = v.submit(b"statement", &[]).await;
-    let object = v.client().case(v.lawyer.signing_key(), &s.case_id).await.unwrap().objects[0].object_id.clone();
+    let object = v
+        .client()
+        .case(v.lawyer.signing_key(), &s.case_id)
+        .await
+        .unwrap()
+        .objects[0]
+        .object_id
+        .clone();
     v.stop().await;
     {
         let store = Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
@@ -100,7 +168,11 @@ async fn a_corrupted_first_chunk_gives_a_clean_integrity_error() {
         store.tree(T::Chunks).flush().unwrap();
     }
     v.serve().await;
-    let err = v.client().download(v.lawyer.signing_key(), &s.case_id, &object, &mut Vec::new()).await.unwrap_err();
+    let err = v
+        .client()
+        .download(v.lawyer.signing_key(), &s.case_id, &object, &mut Vec::new())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("integrity_error"));
 }
 
@@ -114,11 +186,16 @@ async fn an_event_altered_in_the_store_makes_the_audit_fail() {
         // Rewrite the case_created event's time, as an insider might to
         // move a submission's date.
         let store = Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
-        let index = (0..store.log_size().unwrap()).find(|i| String::from_utf8_lossy(&store.entry(*i).unwrap().unwrap()).contains(&s.case_id)).unwrap();
+        let index = (0..store.log_size().unwrap())
+            .find(|i| String::from_utf8_lossy(&store.entry(*i).unwrap().unwrap()).contains(&s.case_id))
+            .unwrap();
         let text = String::from_utf8(store.entry(index).unwrap().unwrap()).unwrap();
         let altered = text.replacen("\"time\":\"20", "\"time\":\"19", 1);
         assert_ne!(altered, text);
-        store.tree(T::Log).insert(index.to_be_bytes(), altered.as_bytes()).unwrap();
+        store
+            .tree(T::Log)
+            .insert(index.to_be_bytes(), altered.as_bytes())
+            .unwrap();
         store.tree(T::Log).flush().unwrap();
     }
     v.serve().await;

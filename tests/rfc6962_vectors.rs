@@ -51,11 +51,17 @@ fn b64(s: &str) -> Vec<u8> {
 
 /// Proof hashes; `None` when one is not 32 bytes, which no verifier may accept.
 fn hashes(proof: &Option<Vec<String>>) -> Option<Vec<Hash>> {
-    proof.iter().flatten().map(|h| Hash::try_from(b64(h).as_slice()).ok()).collect()
+    proof
+        .iter()
+        .flatten()
+        .map(|h| Hash::try_from(b64(h).as_slice()).ok())
+        .collect()
 }
 
 fn vectors(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/rfc6962").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/rfc6962")
+        .join(kind)
 }
 
 #[test]
@@ -70,7 +76,11 @@ fn every_inclusion_vector() {
             _ => false,
         };
         assert_eq!(ok, !v.want_err, "{}", f.display());
-        if ok { accepted += 1 } else { rejected += 1 }
+        if ok {
+            accepted += 1
+        } else {
+            rejected += 1
+        }
     }
     assert!(accepted > 0 && rejected > 0, "both kinds exercised");
 }
@@ -87,7 +97,11 @@ fn every_consistency_vector() {
             None => false,
         };
         assert_eq!(ok, !v.want_err, "{}", f.display());
-        if ok { accepted += 1 } else { rejected += 1 }
+        if ok {
+            accepted += 1
+        } else {
+            rejected += 1
+        }
     }
     assert!(accepted > 0 && rejected > 0, "both kinds exercised");
 }

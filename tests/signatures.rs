@@ -14,7 +14,13 @@ fn now() -> i64 {
 
 /// Send `method path` with the given headers and body, without any client
 /// help, and return the status and error code.
-async fn raw(url: &str, method: Method, path: &str, headers: &[(&'static str, String)], body: Option<Vec<u8>>) -> (StatusCode, String) {
+async fn raw(
+    url: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&'static str, String)],
+    body: Option<Vec<u8>>,
+) -> (StatusCode, String) {
     let mut rb = reqwest::Client::new().request(method, format!("{url}{path}"));
     for (n, v) in headers {
         rb = rb.header(*n, v);
@@ -28,8 +34,17 @@ async fn raw(url: &str, method: Method, path: &str, headers: &[(&'static str, St
     (status, body["error"].as_str().unwrap_or_default().to_owned())
 }
 
-fn signed(key: &Identity, method: &Method, url: &str, body: Option<Vec<u8>>, created: i64) -> Vec<(&'static str, String)> {
-    let parts = RequestParts { body, ..Default::default() };
+fn signed(
+    key: &Identity,
+    method: &Method,
+    url: &str,
+    body: Option<Vec<u8>>,
+    created: i64,
+) -> Vec<(&'static str, String)> {
+    let parts = RequestParts {
+        body,
+        ..Default::default()
+    };
     Client::signature_headers(key.signing_key(), method, url, &parts, created)
 }
 
@@ -41,39 +56,70 @@ async fn bad_signatures_are_refused_each_with_its_own_code() {
     let get = Method::GET;
 
     // No signature at all.
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &[], None).await, (StatusCode::UNAUTHORIZED, "signature_missing".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &[], None).await,
+        (StatusCode::UNAUTHORIZED, "signature_missing".into())
+    );
 
     // Garbage in the headers.
-    let garbage = [("signature-input", "sig1=(\"@method\";created=oops".to_owned()), ("signature", "sig1=:AAAA:".to_owned())];
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &garbage, None).await, (StatusCode::BAD_REQUEST, "signature_malformed".into()));
+    let garbage = [
+        ("signature-input", "sig1=(\"@method\";created=oops".to_owned()),
+        ("signature", "sig1=:AAAA:".to_owned()),
+    ];
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &garbage, None).await,
+        (StatusCode::BAD_REQUEST, "signature_malformed".into())
+    );
 
     // Stale: made ten minutes ago, long expired.
     let stale = signed(&v.lawyer, &get, &url, None, now() - 600);
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &stale, None).await, (StatusCode::UNAUTHORIZED, "signature_expired".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &stale, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_expired".into())
+    );
 
     // From the future, beyond the allowed clock skew.
     let future = signed(&v.lawyer, &get, &url, None, now() + 120);
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &future, None).await, (StatusCode::UNAUTHORIZED, "signature_future".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &future, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_future".into())
+    );
 
     // Replayed: the same signed request twice.
     let once = signed(&v.lawyer, &get, &url, None, now());
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &once, None).await.0, StatusCode::OK);
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &once, None).await, (StatusCode::UNAUTHORIZED, "signature_replayed".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &once, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &once, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_replayed".into())
+    );
 
     // Unknown key.
     let stranger = Identity::generate("Stranger").unwrap();
     let unknown = signed(&stranger, &get, &url, None, now());
-    assert_eq!(raw(&v.url, get.clone(), "/v1/cases", &unknown, None).await, (StatusCode::UNAUTHORIZED, "unknown_key".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/cases", &unknown, None).await,
+        (StatusCode::UNAUTHORIZED, "unknown_key".into())
+    );
 
     // Altered target: signed for one endpoint, sent to another (a
     // cross-endpoint replay).
     let for_cases = signed(&v.lawyer, &get, &url, None, now());
-    assert_eq!(raw(&v.url, get.clone(), "/v1/principals", &for_cases, None).await, (StatusCode::UNAUTHORIZED, "signature_invalid".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/principals", &for_cases, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_invalid".into())
+    );
 
     // Altered method.
     let for_get = signed(&v.admin, &get, &format!("{}/v1/principals", v.url), None, now());
     let (status, code) = raw(&v.url, Method::POST, "/v1/principals", &for_get, Some(b"{}".to_vec())).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "signature_incomplete"), "a POST must cover its digest");
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "signature_incomplete"),
+        "a POST must cover its digest"
+    );
 
     // Altered body: the digest no longer matches.
     let post = Method::POST;
@@ -83,14 +129,33 @@ async fn bad_signatures_are_refused_each_with_its_own_code() {
     let evil_body = serde_json::to_vec(&serde_json::json!({ "card": card, "role": "admin" })).unwrap();
     let mut headers = signed(&v.admin, &post, &purl, Some(good_body.clone()), now());
     headers.push(("content-type", "application/json".into()));
-    assert_eq!(raw(&v.url, post.clone(), "/v1/principals", &headers, Some(evil_body.clone())).await, (StatusCode::BAD_REQUEST, "digest_mismatch".into()));
+    assert_eq!(
+        raw(
+            &v.url,
+            post.clone(),
+            "/v1/principals",
+            &headers,
+            Some(evil_body.clone())
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, "digest_mismatch".into())
+    );
 
     // Altered body with a recomputed digest header: the signature breaks.
     let forged: Vec<_> = headers
         .iter()
-        .map(|(n, val)| if *n == "content-digest" { (*n, custos::httpsig::content_digest(&evil_body)) } else { (*n, val.clone()) })
+        .map(|(n, val)| {
+            if *n == "content-digest" {
+                (*n, custos::httpsig::content_digest(&evil_body))
+            } else {
+                (*n, val.clone())
+            }
+        })
         .collect();
-    assert_eq!(raw(&v.url, post.clone(), "/v1/principals", &forged, Some(evil_body)).await, (StatusCode::UNAUTHORIZED, "signature_invalid".into()));
+    assert_eq!(
+        raw(&v.url, post.clone(), "/v1/principals", &forged, Some(evil_body)).await,
+        (StatusCode::UNAUTHORIZED, "signature_invalid".into())
+    );
 
     // Signed by another key under the admin's key id.
     let mut wrong = signed(&stranger, &get, &purl, None, now());
@@ -99,7 +164,10 @@ async fn bad_signatures_are_refused_each_with_its_own_code() {
             *val = val.replace(stranger.key_id().as_str(), v.admin.key_id().as_str());
         }
     }
-    assert_eq!(raw(&v.url, get.clone(), "/v1/principals", &wrong, None).await, (StatusCode::UNAUTHORIZED, "signature_invalid".into()));
+    assert_eq!(
+        raw(&v.url, get.clone(), "/v1/principals", &wrong, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_invalid".into())
+    );
 
     // None of this changed the log.
     assert_eq!(v.client().checkpoint().await.unwrap(), size_before);
@@ -116,14 +184,23 @@ async fn a_refused_nonce_is_not_spent() {
     // Break the signature but keep the nonce: the server must not record it.
     for (n, val) in headers.iter_mut() {
         if *n == "signature" {
-            *val = format!("sig1=:{}:", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 64]));
+            *val = format!(
+                "sig1=:{}:",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 64])
+            );
         }
     }
-    assert_eq!(raw(&v.url, Method::GET, "/v1/cases", &headers, None).await.1, "signature_invalid");
+    assert_eq!(
+        raw(&v.url, Method::GET, "/v1/cases", &headers, None).await.1,
+        "signature_invalid"
+    );
     for (n, val) in headers.iter_mut() {
         if *n == "signature" {
             *val = good_sig.clone();
         }
     }
-    assert_eq!(raw(&v.url, Method::GET, "/v1/cases", &headers, None).await.0, StatusCode::OK);
+    assert_eq!(
+        raw(&v.url, Method::GET, "/v1/cases", &headers, None).await.0,
+        StatusCode::OK
+    );
 }

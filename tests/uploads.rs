@@ -29,16 +29,35 @@ async fn an_interrupted_upload_resumes_from_the_servers_offset() {
     let offset = again.upload_offset(key, &upload).await.unwrap();
     assert_eq!(offset, 250_000);
     // A stale retry of the first part is refused, and changes nothing.
-    let err = again.patch(key, &upload, 0, data[..250_000].to_vec()).await.unwrap_err();
+    let err = again
+        .patch(key, &upload, 0, data[..250_000].to_vec())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("upload_offset_mismatch"));
     assert_eq!(again.upload_offset(key, &upload).await.unwrap(), 250_000);
-    again.patch(key, &upload, offset, data[offset as usize..].to_vec()).await.unwrap();
+    again
+        .patch(key, &upload, offset, data[offset as usize..].to_vec())
+        .await
+        .unwrap();
     let sha = hex::encode(Sha256::digest(&data));
-    let done = again.commit(key, &upload, &CommitUpload { sha256: sha.clone(), label: B64.encode(b"lbl") }).await.unwrap();
+    let done = again
+        .commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha.clone(),
+                label: B64.encode(b"lbl"),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(done.object_id, sha);
 
     let mut back = Vec::new();
-    let (_, got) = client.download(v.lawyer.signing_key(), &s.case_id, &sha, &mut back).await.unwrap();
+    let (_, got) = client
+        .download(v.lawyer.signing_key(), &s.case_id, &sha, &mut back)
+        .await
+        .unwrap();
     assert_eq!((got, back), (sha, data));
 }
 
@@ -54,7 +73,21 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
 
     let send = |headers: Vec<(&'static str, String)>, covered: Vec<&'static str>, body: Vec<u8>| {
         let (client, upload) = (client.clone(), upload.clone());
-        async move { client.send(Some(key), Method::PATCH, &upload, RequestParts { headers, covered, body: Some(body) }).await.unwrap_err() }
+        async move {
+            client
+                .send(
+                    Some(key),
+                    Method::PATCH,
+                    &upload,
+                    RequestParts {
+                        headers,
+                        covered,
+                        body: Some(body),
+                    },
+                )
+                .await
+                .unwrap_err()
+        }
     };
     let tus = || ("tus-resumable", "1.0.0".to_owned());
     let octets = || ("content-type", "application/offset+octet-stream".to_owned());
@@ -64,27 +97,44 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
     let e = send(vec![octets(), at(100)], vec!["upload-offset"], vec![2; 10]).await;
     assert_eq!((e.code(), status(&e)), (Some("tus_version"), 412));
     // Wrong content type.
-    let e = send(vec![tus(), ("content-type", "text/plain".into()), at(100)], vec!["upload-offset"], vec![2; 10]).await;
+    let e = send(
+        vec![tus(), ("content-type", "text/plain".into()), at(100)],
+        vec!["upload-offset"],
+        vec![2; 10],
+    )
+    .await;
     assert_eq!((e.code(), status(&e)), (Some("unsupported_media_type"), 415));
     // Offset not covered by the signature.
     let e = send(vec![tus(), octets(), at(100)], vec![], vec![2; 10]).await;
     assert_eq!(e.code(), Some("signature_incomplete"));
     // Checksum that does not match the data.
     let bad_sum = format!("sha256 {}", B64.encode(Sha256::digest(b"other")));
-    let e = send(vec![tus(), octets(), at(100), ("upload-checksum", bad_sum)], vec!["upload-offset"], vec![2; 10]).await;
+    let e = send(
+        vec![tus(), octets(), at(100), ("upload-checksum", bad_sum)],
+        vec!["upload-offset"],
+        vec![2; 10],
+    )
+    .await;
     assert_eq!((e.code(), status(&e)), (Some("checksum_mismatch"), 460));
     // Past the declared length.
     let e = send(vec![tus(), octets(), at(100)], vec!["upload-offset"], vec![2; 901]).await;
     assert_eq!((e.code(), status(&e)), (Some("payload_too_large"), 413));
     // Someone else's key on this upload: it does not exist for them.
-    let e = client.patch(v.lawyer.signing_key(), &upload, 100, vec![2; 10]).await.unwrap_err();
+    let e = client
+        .patch(v.lawyer.signing_key(), &upload, 100, vec![2; 10])
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
     // A body larger than any PATCH may be.
     let huge = vec![0u8; custos::api::MAX_PATCH_BODY + 1];
     let e = send(vec![tus(), octets(), at(100)], vec!["upload-offset"], huge).await;
     assert_eq!((e.code(), status(&e)), (Some("payload_too_large"), 413));
 
-    assert_eq!(client.upload_offset(key, &upload).await.unwrap(), 100, "nothing above moved the offset");
+    assert_eq!(
+        client.upload_offset(key, &upload).await.unwrap(),
+        100,
+        "nothing above moved the offset"
+    );
 
     // Upload lengths of zero or beyond the limit are refused at creation.
     for len in [0, custos::api::MAX_UPLOAD_LENGTH + 1] {
@@ -92,14 +142,28 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
         assert_eq!(e.code(), Some("payload_too_large"), "length {len}");
     }
     // Uploads to a case by someone who may not add to it.
-    let e = client.create_upload(v.auditor.signing_key(), &s.case_id, 10).await.unwrap_err();
+    let e = client
+        .create_upload(v.auditor.signing_key(), &s.case_id, 10)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("forbidden"));
     // Path traversal and junk ids never reach the store.
     let e = client.create_upload(key, "../../etc", 10).await.unwrap_err();
     assert_eq!(status(&e), 404);
 
     // Termination removes the upload.
-    client.send(Some(key), Method::DELETE, &upload, RequestParts { headers: vec![tus()], ..Default::default() }).await.unwrap();
+    client
+        .send(
+            Some(key),
+            Method::DELETE,
+            &upload,
+            RequestParts {
+                headers: vec![tus()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let e = client.upload_offset(key, &upload).await.unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
 }
@@ -108,14 +172,45 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
 async fn malformed_and_oversize_json_is_refused() {
     let v = TestVault::start().await;
     let client = v.client();
-    let json = |body: Vec<u8>| RequestParts { headers: vec![("content-type", "application/json".into())], body: Some(body), ..Default::default() };
-    let e = client.send(Some(v.admin.signing_key()), Method::POST, "/v1/principals", json(b"{not json".to_vec())).await.unwrap_err();
+    let json = |body: Vec<u8>| RequestParts {
+        headers: vec![("content-type", "application/json".into())],
+        body: Some(body),
+        ..Default::default()
+    };
+    let e = client
+        .send(
+            Some(v.admin.signing_key()),
+            Method::POST,
+            "/v1/principals",
+            json(b"{not json".to_vec()),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("bad_request"));
-    let e = client.send(Some(v.admin.signing_key()), Method::POST, "/v1/principals", json(vec![b' '; custos::api::MAX_JSON_BODY + 1])).await.unwrap_err();
+    let e = client
+        .send(
+            Some(v.admin.signing_key()),
+            Method::POST,
+            "/v1/principals",
+            json(vec![b' '; custos::api::MAX_JSON_BODY + 1]),
+        )
+        .await
+        .unwrap_err();
     assert_eq!((e.code(), status(&e)), (Some("payload_too_large"), 413));
-    let e = client.send(None, Method::GET, "/v1/log/inclusion?index=x&size=1", RequestParts::default()).await.unwrap_err();
+    let e = client
+        .send(
+            None,
+            Method::GET,
+            "/v1/log/inclusion?index=x&size=1",
+            RequestParts::default(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("bad_request"));
-    let e = client.send(None, Method::GET, "/v1/no-such-route", RequestParts::default()).await.unwrap_err();
+    let e = client
+        .send(None, Method::GET, "/v1/no-such-route", RequestParts::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
 }
 

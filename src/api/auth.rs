@@ -45,7 +45,14 @@ pub struct Requirements<'a> {
 
 /// Authenticate a request. On success returns the actor and the signed
 /// request as it will be stored in a custody event (without body).
-pub fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], req: Requirements<'_>) -> Result<(Actor, SignedRequest), ApiError> {
+pub fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    req: Requirements<'_>,
+) -> Result<(Actor, SignedRequest), ApiError> {
     let input = headers.get("signature-input").and_then(|v| v.to_str().ok());
     let sig = headers.get("signature").and_then(|v| v.to_str().ok());
     let (Some(input), Some(sig)) = (input, sig) else {
@@ -78,33 +85,70 @@ pub fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers: &Head
         });
     }
     if params.components.iter().any(|c| c == "content-digest") {
-        let i = params.components.iter().position(|c| c == "content-digest").expect("just checked");
+        let i = params
+            .components
+            .iter()
+            .position(|c| c == "content-digest")
+            .expect("just checked");
         if values[i] != httpsig::content_digest(body) {
             return Err(SignatureError::DigestMismatch.into());
         }
     }
 
     let key_id: KeyId = params.keyid.parse().map_err(|_| ApiError::UnknownKey)?;
-    let (actor, key) = if let Some(rec) = state.vault.store.get_json::<RegistryRecord>(T::Registry, key_id.as_str())? {
+    let (actor, key) = if let Some(rec) = state
+        .vault
+        .store
+        .get_json::<RegistryRecord>(T::Registry, key_id.as_str())?
+    {
         let key = rec.principal.card.verifying_key;
-        (Actor::Principal(rec.principal), key)
+        (Actor::Principal(Box::new(rec.principal)), key)
     } else if let Some(case_id) = state.vault.store.tree(T::Submitters).get(key_id.as_str())? {
         let case_id = String::from_utf8_lossy(&case_id).into_owned();
-        let case: crate::store::CaseRecord = state.vault.store.get_json(T::Cases, &case_id)?.ok_or(ApiError::UnknownKey)?;
-        let k = case.submitter_keys.iter().find(|k| k.key_id == key_id).ok_or(ApiError::UnknownKey)?;
+        let case: crate::store::CaseRecord = state
+            .vault
+            .store
+            .get_json(T::Cases, &case_id)?
+            .ok_or(ApiError::UnknownKey)?;
+        let k = case
+            .submitter_keys
+            .iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(ApiError::UnknownKey)?;
         let key = crate::identity::parse_verifying_key(&k.verifying_key).map_err(|_| ApiError::UnknownKey)?;
-        (Actor::Submitter { key_id: key_id.clone(), case_id }, key)
+        (
+            Actor::Submitter {
+                key_id: key_id.clone(),
+                case_id,
+            },
+            key,
+        )
     } else if let Some(key) = req.new_keys.iter().find(|k| KeyId::of(k) == key_id) {
-        (Actor::Submitter { key_id: key_id.clone(), case_id: String::new() }, *key)
+        (
+            Actor::Submitter {
+                key_id: key_id.clone(),
+                case_id: String::new(),
+            },
+            *key,
+        )
     } else {
         return Err(ApiError::UnknownKey);
     };
 
-    let stored = SignedRequest { params: params_text, values, signature: sig_b64, body: None };
+    let stored = SignedRequest {
+        params: params_text,
+        values,
+        signature: sig_b64,
+        body: None,
+    };
     stored.verify(&key)?;
     // Only a verified request may spend its nonce, so nobody can burn
     // another client's nonces.
-    if !state.vault.store.remember_nonce(key_id.as_str(), &params.nonce, params.expires)? {
+    if !state
+        .vault
+        .store
+        .remember_nonce(key_id.as_str(), &params.nonce, params.expires)?
+    {
         return Err(ApiError::Replayed);
     }
     Ok((actor, stored))

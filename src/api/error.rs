@@ -108,9 +108,11 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut resp = (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response();
-        resp.headers_mut().insert("tus-resumable", axum::http::HeaderValue::from_static("1.0.0"));
+        resp.headers_mut()
+            .insert("tus-resumable", axum::http::HeaderValue::from_static("1.0.0"));
         // HEAD replies carry no body, so the code also travels as a header.
-        resp.headers_mut().insert("custos-error", axum::http::HeaderValue::from_static(code));
+        resp.headers_mut()
+            .insert("custos-error", axum::http::HeaderValue::from_static(code));
         resp
     }
 }
@@ -123,10 +125,16 @@ impl From<sled::Error> for ApiError {
 
 /// Shorthand for conflicts.
 pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Conflict { code, message: message.into() }
+    ApiError::Conflict {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Shorthand for content mismatches.
 pub fn mismatch(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Mismatch { code, message: message.into() }
+    ApiError::Mismatch {
+        code,
+        message: message.into(),
+    }
 }

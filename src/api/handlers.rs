@@ -47,11 +47,21 @@ pub(super) fn load_case(state: &AppState, case_id: &str) -> Result<CaseRecord> {
     if !valid_case_id(case_id) {
         return Err(ApiError::NotFound("case"));
     }
-    state.vault.store.get_json(T::Cases, case_id)?.ok_or(ApiError::NotFound("case"))
+    state
+        .vault
+        .store
+        .get_json(T::Cases, case_id)?
+        .ok_or(ApiError::NotFound("case"))
 }
 
 pub(super) fn access(state: &AppState, case_id: &str, actor: &Actor) -> Result<CaseAccess> {
-    Ok(CaseAccess { holds_envelope: state.vault.store.tree(T::Envelopes).contains_key(pair_key(case_id, actor.key_id().as_str()))? })
+    Ok(CaseAccess {
+        holds_envelope: state
+            .vault
+            .store
+            .tree(T::Envelopes)
+            .contains_key(pair_key(case_id, actor.key_id().as_str()))?,
+    })
 }
 
 pub(super) fn with_body(mut req: SignedRequest, body: &[u8]) -> SignedRequest {
@@ -60,7 +70,9 @@ pub(super) fn with_body(mut req: SignedRequest, body: &[u8]) -> SignedRequest {
 }
 
 fn decode_b64(what: &'static str, s: &str, max: usize) -> Result<Vec<u8>> {
-    let raw = B64.decode(s).map_err(|_| ApiError::BadRequest(format!("{what} is not base64")))?;
+    let raw = B64
+        .decode(s)
+        .map_err(|_| ApiError::BadRequest(format!("{what} is not base64")))?;
     if raw.is_empty() || raw.len() > max {
         return Err(ApiError::TooLarge(format!("{what} must be 1 to {max} bytes")));
     }
@@ -69,15 +81,34 @@ fn decode_b64(what: &'static str, s: &str, max: usize) -> Result<Vec<u8>> {
 
 /// Append the events with the batch, release the writer, make it durable.
 /// Only then may the caller acknowledge.
-pub(super) async fn log_and_flush(state: &AppState, guard: WriterGuard<'_>, batch: Batch, drafts: Vec<EventDraft>) -> Result<Vec<Receipt>> {
+pub(super) async fn log_and_flush(
+    state: &AppState,
+    guard: WriterGuard<'_>,
+    batch: Batch,
+    drafts: Vec<EventDraft>,
+) -> Result<Vec<Receipt>> {
     let receipts = state.vault.store.append(&guard, batch, drafts, &state.vault.signer)?;
     drop(guard);
     state.vault.store.flush().await?;
     Ok(receipts)
 }
 
-pub(super) fn draft(case: &str, actor: &Actor, action: Action, objects: Vec<String>, details: serde_json::Value, request: SignedRequest) -> EventDraft {
-    EventDraft { case: case.to_owned(), actor: actor.key_id().to_string(), action, objects, details, request: Some(request) }
+pub(super) fn draft(
+    case: &str,
+    actor: &Actor,
+    action: Action,
+    objects: Vec<String>,
+    details: serde_json::Value,
+    request: SignedRequest,
+) -> EventDraft {
+    EventDraft {
+        case: case.to_owned(),
+        actor: actor.key_id().to_string(),
+        action,
+        objects,
+        details,
+        request: Some(request),
+    }
 }
 
 fn one(mut receipts: Vec<Receipt>) -> Receipt {
@@ -93,15 +124,32 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
     let mut intake = Vec::new();
     for rec in store.scan_json::<RegistryRecord>(T::Registry, "")? {
         if rec.principal.intake {
-            let event = store.entry(rec.index)?.ok_or_else(|| store::StoreError::Integrity("registry event missing".into()))?;
-            intake.push(IntakePrincipal { principal: rec.principal, index: rec.index, event: B64.encode(event) });
+            let event = store
+                .entry(rec.index)?
+                .ok_or_else(|| store::StoreError::Integrity("registry event missing".into()))?;
+            intake.push(IntakePrincipal {
+                principal: rec.principal,
+                index: rec.index,
+                event: B64.encode(event),
+            });
         }
     }
     let d = &state.vault.description;
-    Ok(Json(IntakeParams { origin: d.origin.clone(), vkey: d.vkey.clone(), anchors: d.anchors.clone(), intake }))
+    Ok(Json(IntakeParams {
+        origin: d.origin.clone(),
+        vkey: d.vkey.clone(),
+        anchors: d.anchors.clone(),
+        intake,
+    }))
 }
 
-pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
+pub(super) async fn create_case(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Result<Response> {
     let req: CreateCase = parse_json(&body)?;
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
@@ -113,7 +161,17 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Meth
         keys.push(vk);
     }
     identity::parse_recipient(&req.case_recipient).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements { new_keys: &keys, ..Default::default() })?;
+    let (actor, signed) = authenticate(
+        &state,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        Requirements {
+            new_keys: &keys,
+            ..Default::default()
+        },
+    )?;
     if !matches!(&actor, Actor::Submitter { case_id, .. } if case_id.is_empty()) {
         return Err(ApiError::Forbidden("a case is opened by a new submitter key"));
     }
@@ -125,7 +183,11 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Meth
         .submitter_keys
         .iter()
         .zip(&keys)
-        .map(|(k, vk)| SubmitterKey { key_id: KeyId::of(vk), verifying_key: k.verifying_key.clone(), recipient: k.recipient.clone() })
+        .map(|(k, vk)| SubmitterKey {
+            key_id: KeyId::of(vk),
+            verifying_key: k.verifying_key.clone(),
+            recipient: k.recipient.clone(),
+        })
         .collect();
     if submitter_keys.len() == 2 && submitter_keys[0].key_id == submitter_keys[1].key_id {
         return Err(ApiError::BadRequest("submitter keys must differ".into()));
@@ -133,23 +195,39 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Meth
     // Every intake principal and every submitter key must get an envelope,
     // and nobody else: the server cannot add a reader, and neither can a
     // submitter's client by accident.
-    let mut expected: Vec<KeyId> = store.scan_json::<RegistryRecord>(T::Registry, "")?.into_iter().filter(|r| r.principal.intake).map(|r| r.principal.key_id).collect();
+    let mut expected: Vec<KeyId> = store
+        .scan_json::<RegistryRecord>(T::Registry, "")?
+        .into_iter()
+        .filter(|r| r.principal.intake)
+        .map(|r| r.principal.key_id)
+        .collect();
     if expected.is_empty() {
-        return Err(conflict("no_intake", "this vault has no intake principal yet; nobody could read the case"));
+        return Err(conflict(
+            "no_intake",
+            "this vault has no intake principal yet; nobody could read the case",
+        ));
     }
     expected.extend(submitter_keys.iter().map(|k| k.key_id.clone()));
     let mut given: Vec<KeyId> = req.envelopes.iter().map(|e| e.key_id.clone()).collect();
     expected.sort();
     given.sort();
     if expected != given {
-        return Err(ApiError::Mismatch { code: "envelopes_mismatch", message: "envelopes must be given for exactly the intake principals and the submitter keys".into() });
+        return Err(ApiError::Mismatch {
+            code: "envelopes_mismatch",
+            message: "envelopes must be given for exactly the intake principals and the submitter keys".into(),
+        });
     }
 
     let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
     let guard = store.writer().await;
     for k in &submitter_keys {
-        if store.tree(T::Submitters).contains_key(k.key_id.as_str())? || store.tree(T::Registry).contains_key(k.key_id.as_str())? {
-            return Err(conflict("key_in_use", "a submitter key is already registered; generate a new codename"));
+        if store.tree(T::Submitters).contains_key(k.key_id.as_str())?
+            || store.tree(T::Registry).contains_key(k.key_id.as_str())?
+        {
+            return Err(conflict(
+                "key_in_use",
+                "a submitter key is already registered; generate a new codename",
+            ));
         }
     }
     let mut batch = Batch::default();
@@ -160,16 +238,35 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, method: Meth
     for k in &submitter_keys {
         batch.put(T::Submitters, k.key_id.as_str(), case_id.as_bytes());
     }
-    let record = CaseRecord { case_id: case_id.clone(), created: crate::custody::now_rfc3339(), status: "open".into(), case_recipient: req.case_recipient.clone(), submitter_keys, note: req.note.clone() };
+    let record = CaseRecord {
+        case_id: case_id.clone(),
+        created: crate::custody::now_rfc3339(),
+        status: "open".into(),
+        case_recipient: req.case_recipient.clone(),
+        submitter_keys,
+        note: req.note.clone(),
+    };
     batch.put_json(T::Cases, case_id.as_bytes(), &record);
     let details = serde_json::json!({ "envelopes": given });
-    let d = draft(&case_id, &actor, Action::CaseCreated, vec![], details, with_body(signed, &body));
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::CaseCreated,
+        vec![],
+        details,
+        with_body(signed, &body),
+    );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     tracing::info!(case = %case_id, "case created");
     Ok((StatusCode::CREATED, Json(CaseCreated { case_id, receipt })).into_response())
 }
 
-pub(super) async fn list_cases(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<Vec<CaseSummary>>> {
+pub(super) async fn list_cases(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Vec<CaseSummary>>> {
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let scope = policy::list_scope(&actor).ok_or(ApiError::Forbidden("this role does not list cases"))?;
     let store = &state.vault.store;
@@ -178,13 +275,27 @@ pub(super) async fn list_cases(State(state): State<Arc<AppState>>, method: Metho
         if scope == ListScope::Holding && !access(&state, &case.case_id, &actor)?.holds_envelope {
             continue;
         }
-        let objects = store.tree(T::CaseObjects).scan_prefix(format!("{}/", case.case_id)).count();
-        out.push(CaseSummary { case_id: case.case_id, status: case.status, created: case.created, objects });
+        let objects = store
+            .tree(T::CaseObjects)
+            .scan_prefix(format!("{}/", case.case_id))
+            .count();
+        out.push(CaseSummary {
+            case_id: case.case_id,
+            status: case.status,
+            created: case.created,
+            objects,
+        });
     }
     Ok(Json(out))
 }
 
-pub(super) async fn case_detail(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<CaseDetail>> {
+pub(super) async fn case_detail(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<CaseDetail>> {
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let case = load_case(&state, &case_id)?;
     let acc = access(&state, &case_id, &actor)?;
@@ -193,7 +304,10 @@ pub(super) async fn case_detail(State(state): State<Arc<AppState>>, Path(case_id
     }
     let store = &state.vault.store;
     let objects: Vec<CaseObject> = store.scan_json(T::CaseObjects, format!("{case_id}/"))?;
-    let envelope = store.tree(T::Envelopes).get(pair_key(&case_id, actor.key_id().as_str()))?.map(|e| B64.encode(e));
+    let envelope = store
+        .tree(T::Envelopes)
+        .get(pair_key(&case_id, actor.key_id().as_str()))?
+        .map(|e| B64.encode(e));
     let mut holders = Vec::new();
     for kv in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")) {
         let (k, _) = kv.map_err(store::StoreError::from)?;
@@ -202,25 +316,56 @@ pub(super) async fn case_detail(State(state): State<Arc<AppState>>, Path(case_id
             holders.push(id);
         }
     }
-    Ok(Json(CaseDetail { case_id, status: case.status, created: case.created, case_recipient: case.case_recipient, objects, envelope, holders }))
+    Ok(Json(CaseDetail {
+        case_id,
+        status: case.status,
+        created: case.created,
+        case_recipient: case.case_recipient,
+        objects,
+        envelope,
+        holders,
+    }))
 }
 
-pub(super) async fn download(State(state): State<Arc<AppState>>, Path((case_id, object_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Response> {
+pub(super) async fn download(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, object_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     load_case(&state, &case_id)?;
     if !policy::may_download(&actor, &case_id, access(&state, &case_id, &actor)?) {
-        return Err(ApiError::Forbidden("only holders of the case key may download its objects"));
+        return Err(ApiError::Forbidden(
+            "only holders of the case key may download its objects",
+        ));
     }
     let store = &state.vault.store;
     let object = store::object_hash(&object_id).ok_or(ApiError::NotFound("object"))?;
-    let entry: CaseObject = store.get_json(T::CaseObjects, pair_key(&case_id, &object_id))?.ok_or(ApiError::NotFound("object"))?;
-    let manifest: store::ObjectManifest = store.get_json(T::Objects, object)?.ok_or_else(|| store::StoreError::Integrity(format!("object {object_id} has no manifest")))?;
+    let entry: CaseObject = store
+        .get_json(T::CaseObjects, pair_key(&case_id, &object_id))?
+        .ok_or(ApiError::NotFound("object"))?;
+    let manifest: store::ObjectManifest = store
+        .get_json(T::Objects, object)?
+        .ok_or_else(|| store::StoreError::Integrity(format!("object {object_id} has no manifest")))?;
     // Check the first chunk before anything is logged or sent, so a damaged
     // object is a clean error rather than a cut-off download.
-    let first = if manifest.chunks > 0 { Some(store.object_chunk(&object, 0)?) } else { None };
+    let first = if manifest.chunks > 0 {
+        Some(store.object_chunk(&object, 0)?)
+    } else {
+        None
+    };
 
     let guard = store.writer().await;
-    let d = draft(&case_id, &actor, Action::ObjectAccessed, vec![object_id.clone()], serde_json::json!({ "size": entry.size }), signed);
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::ObjectAccessed,
+        vec![object_id.clone()],
+        serde_json::json!({ "size": entry.size }),
+        signed,
+    );
     let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
     tracing::info!(case = %case_id, object = %object_id, "object accessed");
 
@@ -240,7 +385,10 @@ pub(super) async fn download(State(state): State<Arc<AppState>>, Path((case_id, 
             let item = chunk.and_then(|c| {
                 hasher.update(&c);
                 if i + 1 == chunks && hasher.clone().finalize().as_slice() != object {
-                    return Err(store::StoreError::Integrity(format!("object {} does not match its hash", hex::encode(object))));
+                    return Err(store::StoreError::Integrity(format!(
+                        "object {} does not match its hash",
+                        hex::encode(object)
+                    )));
                 }
                 Ok(Bytes::from(c))
             });
@@ -255,21 +403,38 @@ pub(super) async fn download(State(state): State<Arc<AppState>>, Path((case_id, 
     let receipt_header = B64.encode(serde_json::to_vec(&receipt).expect("serialisable"));
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.size));
-    h.insert("custos-receipt", HeaderValue::from_str(&receipt_header).expect("base64 is a valid header"));
+    h.insert(
+        "custos-receipt",
+        HeaderValue::from_str(&receipt_header).expect("base64 is a valid header"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
-pub(super) async fn grant(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
+pub(super) async fn grant(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: GrantBody = parse_json(&body)?;
     load_case(&state, &case_id)?;
     let store = &state.vault.store;
-    let grantee: RegistryRecord = store.get_json(T::Registry, req.key_id.as_str())?.ok_or(ApiError::NotFound("principal"))?;
+    let grantee: RegistryRecord = store
+        .get_json(T::Registry, req.key_id.as_str())?
+        .ok_or(ApiError::NotFound("principal"))?;
     if !policy::may_grant(&actor, access(&state, &case_id, &actor)?, grantee.principal.role) {
-        return Err(ApiError::Forbidden("only a lawyer holding the case may grant it, and only to a lawyer"));
+        return Err(ApiError::Forbidden(
+            "only a lawyer holding the case may grant it, and only to a lawyer",
+        ));
     }
     let env = decode_b64("envelope", &req.envelope, MAX_ENVELOPE_BYTES)?;
     let guard = store.writer().await;
@@ -279,12 +444,25 @@ pub(super) async fn grant(State(state): State<Arc<AppState>>, Path(case_id): Pat
     }
     let mut batch = Batch::default();
     batch.put(T::Envelopes, key, env);
-    let d = draft(&case_id, &actor, Action::EnvelopeGranted, vec![], serde_json::json!({ "key_id": req.key_id }), with_body(signed, &body));
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::EnvelopeGranted,
+        vec![],
+        serde_json::json!({ "key_id": req.key_id }),
+        with_body(signed, &body),
+    );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     Ok((StatusCode::CREATED, Json(ReceiptBody { receipt })).into_response())
 }
 
-pub(super) async fn revoke(State(state): State<Arc<AppState>>, Path((case_id, key_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<ReceiptBody>> {
+pub(super) async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, key_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<ReceiptBody>> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     load_case(&state, &case_id)?;
     if !policy::may_revoke(&actor, access(&state, &case_id, &actor)?) {
@@ -292,7 +470,9 @@ pub(super) async fn revoke(State(state): State<Arc<AppState>>, Path((case_id, ke
     }
     let key_id: KeyId = key_id.parse().map_err(|_| ApiError::NotFound("grant"))?;
     let store = &state.vault.store;
-    let target: RegistryRecord = store.get_json(T::Registry, key_id.as_str())?.ok_or(ApiError::NotFound("grant"))?;
+    let target: RegistryRecord = store
+        .get_json(T::Registry, key_id.as_str())?
+        .ok_or(ApiError::NotFound("grant"))?;
     let guard = store.writer().await;
     let key = pair_key(&case_id, key_id.as_str());
     if !store.tree(T::Envelopes).contains_key(&key)? {
@@ -301,22 +481,42 @@ pub(super) async fn revoke(State(state): State<Arc<AppState>>, Path((case_id, ke
     let mut lawyers = 0;
     for kv in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")) {
         let (k, _) = kv.map_err(store::StoreError::from)?;
-        let holder = String::from_utf8_lossy(&k).rsplit('/').next().unwrap_or_default().to_owned();
-        if matches!(store.get_json::<RegistryRecord>(T::Registry, &holder)?, Some(r) if r.principal.role == Role::Lawyer) {
+        let holder = String::from_utf8_lossy(&k)
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if matches!(store.get_json::<RegistryRecord>(T::Registry, &holder)?, Some(r) if r.principal.role == Role::Lawyer)
+        {
             lawyers += 1;
         }
     }
     if target.principal.role == Role::Lawyer && lawyers <= 1 {
-        return Err(conflict("last_holder", "refusing to revoke the last lawyer holding this case; grant it to another lawyer first"));
+        return Err(conflict(
+            "last_holder",
+            "refusing to revoke the last lawyer holding this case; grant it to another lawyer first",
+        ));
     }
     let mut batch = Batch::default();
     batch.remove(T::Envelopes, key);
-    let d = draft(&case_id, &actor, Action::EnvelopeRevoked, vec![], serde_json::json!({ "key_id": key_id }), signed);
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::EnvelopeRevoked,
+        vec![],
+        serde_json::json!({ "key_id": key_id }),
+        signed,
+    );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     Ok(Json(ReceiptBody { receipt }))
 }
 
-pub(super) async fn list_principals(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<Vec<Principal>>> {
+pub(super) async fn list_principals(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Principal>>> {
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_read_log(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the registry"));
@@ -325,7 +525,13 @@ pub(super) async fn list_principals(State(state): State<Arc<AppState>>, method: 
     Ok(Json(recs.into_iter().map(|r| r.principal).collect()))
 }
 
-pub(super) async fn add_principal(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, RequestBody(body): RequestBody) -> Result<Response> {
+pub(super) async fn add_principal(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
@@ -337,20 +543,49 @@ pub(super) async fn add_principal(State(state): State<Arc<AppState>>, method: Me
     let store = &state.vault.store;
     let key_id = req.card.key_id();
     let guard = store.writer().await;
-    if store.tree(T::Registry).contains_key(key_id.as_str())? || store.tree(T::Submitters).contains_key(key_id.as_str())? {
+    if store.tree(T::Registry).contains_key(key_id.as_str())?
+        || store.tree(T::Submitters).contains_key(key_id.as_str())?
+    {
         return Err(conflict("principal_exists", format!("{key_id} is already registered")));
     }
-    let principal = Principal { key_id: key_id.clone(), name: req.card.name.clone(), role: req.role, intake: req.intake, card: req.card.clone() };
+    let principal = Principal {
+        key_id: key_id.clone(),
+        name: req.card.name.clone(),
+        role: req.role,
+        intake: req.intake,
+        card: req.card.clone(),
+    };
     let mut batch = Batch::default();
-    batch.put_json(T::Registry, key_id.as_str(), &RegistryRecord { principal, index: store.log_size()? });
-    let details = serde_json::json!({ "key_id": key_id, "name": req.card.name, "role": req.role, "intake": req.intake });
-    let d = draft(VAULT_CASE, &actor, Action::PrincipalAdded, vec![], details, with_body(signed, &body));
+    batch.put_json(
+        T::Registry,
+        key_id.as_str(),
+        &RegistryRecord {
+            principal,
+            index: store.log_size()?,
+        },
+    );
+    let details =
+        serde_json::json!({ "key_id": key_id, "name": req.card.name, "role": req.role, "intake": req.intake });
+    let d = draft(
+        VAULT_CASE,
+        &actor,
+        Action::PrincipalAdded,
+        vec![],
+        details,
+        with_body(signed, &body),
+    );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     tracing::info!(key_id = %key_id, role = %req.role, "principal added");
     Ok((StatusCode::CREATED, Json(ReceiptBody { receipt })).into_response())
 }
 
-pub(super) async fn remove_principal(State(state): State<Arc<AppState>>, Path(key_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<ReceiptBody>> {
+pub(super) async fn remove_principal(
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<ReceiptBody>> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
@@ -358,16 +593,29 @@ pub(super) async fn remove_principal(State(state): State<Arc<AppState>>, Path(ke
     let key_id: KeyId = key_id.parse().map_err(|_| ApiError::NotFound("principal"))?;
     let store = &state.vault.store;
     let guard = store.writer().await;
-    let target: RegistryRecord = store.get_json(T::Registry, key_id.as_str())?.ok_or(ApiError::NotFound("principal"))?;
+    let target: RegistryRecord = store
+        .get_json(T::Registry, key_id.as_str())?
+        .ok_or(ApiError::NotFound("principal"))?;
     if target.principal.role == Role::Admin {
-        let admins = store.scan_json::<RegistryRecord>(T::Registry, "")?.iter().filter(|r| r.principal.role == Role::Admin).count();
+        let admins = store
+            .scan_json::<RegistryRecord>(T::Registry, "")?
+            .iter()
+            .filter(|r| r.principal.role == Role::Admin)
+            .count();
         if admins <= 1 {
             return Err(conflict("last_admin", "refusing to remove the last admin"));
         }
     }
     let mut batch = Batch::default();
     batch.remove(T::Registry, key_id.as_str());
-    let d = draft(VAULT_CASE, &actor, Action::PrincipalRemoved, vec![], serde_json::json!({ "key_id": key_id }), signed);
+    let d = draft(
+        VAULT_CASE,
+        &actor,
+        Action::PrincipalRemoved,
+        vec![],
+        serde_json::json!({ "key_id": key_id }),
+        signed,
+    );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     Ok(Json(ReceiptBody { receipt }))
 }
@@ -376,7 +624,11 @@ pub(super) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Res
     // Hand out only a checkpoint that is durable, so a crash cannot roll the
     // log back behind a checkpoint someone holds.
     state.vault.store.flush().await?;
-    let note = state.vault.store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
+    let note = state
+        .vault
+        .store
+        .checkpoint()?
+        .ok_or(ApiError::NotFound("checkpoint"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
@@ -387,20 +639,34 @@ pub(super) struct EntriesQuery {
     limit: Option<u64>,
 }
 
-pub(super) async fn entries(State(state): State<Arc<AppState>>, Q(q): Q<EntriesQuery>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Json<Entries>> {
+pub(super) async fn entries(
+    State(state): State<Arc<AppState>>,
+    Q(q): Q<EntriesQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Entries>> {
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_read_log(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the log"));
     }
     let store = &state.vault.store;
     let size = store.log_size()?;
-    let end = size.min(q.start.saturating_add(q.limit.unwrap_or(MAX_ENTRIES_PER_PAGE).min(MAX_ENTRIES_PER_PAGE)));
+    let end = size.min(
+        q.start
+            .saturating_add(q.limit.unwrap_or(MAX_ENTRIES_PER_PAGE).min(MAX_ENTRIES_PER_PAGE)),
+    );
     let mut entries = Vec::new();
     for i in q.start..end {
-        let bytes = store.entry(i)?.ok_or_else(|| store::StoreError::Integrity(format!("log entry {i} is missing")))?;
+        let bytes = store
+            .entry(i)?
+            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {i} is missing")))?;
         entries.push(B64.encode(bytes));
     }
-    Ok(Json(Entries { start: q.start, entries }))
+    Ok(Json(Entries {
+        start: q.start,
+        entries,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -410,7 +676,9 @@ pub(super) struct InclusionQuery {
 }
 
 fn proof_body(proof: Vec<crate::custody::merkle::Hash>) -> Json<ProofBody> {
-    Json(ProofBody { proof: proof.iter().map(|h| B64.encode(h)).collect() })
+    Json(ProofBody {
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    })
 }
 
 pub(super) async fn inclusion(State(state): State<Arc<AppState>>, Q(q): Q<InclusionQuery>) -> Result<Json<ProofBody>> {
@@ -418,7 +686,9 @@ pub(super) async fn inclusion(State(state): State<Arc<AppState>>, Q(q): Q<Inclus
     if q.size > store.log_size()? {
         return Err(ApiError::BadRequest("size is beyond the log".into()));
     }
-    let proof = store.inclusion_proof(q.index, q.size)?.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let proof = store
+        .inclusion_proof(q.index, q.size)?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(proof_body(proof))
 }
 
@@ -428,15 +698,24 @@ pub(super) struct ConsistencyQuery {
     to: u64,
 }
 
-pub(super) async fn consistency(State(state): State<Arc<AppState>>, Q(q): Q<ConsistencyQuery>) -> Result<Json<ProofBody>> {
+pub(super) async fn consistency(
+    State(state): State<Arc<AppState>>,
+    Q(q): Q<ConsistencyQuery>,
+) -> Result<Json<ProofBody>> {
     let store = &state.vault.store;
     if q.to > store.log_size()? {
         return Err(ApiError::BadRequest("size is beyond the log".into()));
     }
-    let proof = store.consistency_proof(q.from, q.to)?.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let proof = store
+        .consistency_proof(q.from, q.to)?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(proof_body(proof))
 }
 
 pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }

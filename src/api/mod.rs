@@ -40,13 +40,16 @@ pub(crate) struct Body(pub axum::body::Bytes);
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = error::ApiError;
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::Bytes::from_request(req, state).await.map(Body).map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
-            } else {
-                error::ApiError::BadRequest("the request body could not be read completely".into())
-            }
-        })
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
+                } else {
+                    error::ApiError::BadRequest("the request body could not be read completely".into())
+                }
+            })
     }
 }
 
@@ -56,7 +59,10 @@ pub(crate) struct Q<T>(pub T);
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
     type Rejection = error::ApiError;
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Q(q.0)).map_err(|e| error::ApiError::BadRequest(e.body_text()))
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| error::ApiError::BadRequest(e.body_text()))
     }
 }
 
@@ -72,19 +78,33 @@ pub struct AppState {
 /// The complete router.
 pub fn router(state: Arc<AppState>) -> Router {
     let patch = Router::new()
-        .route("/v1/cases/{case}/uploads/{upload}", axum::routing::patch(uploads::patch).head(uploads::head).delete(uploads::terminate))
+        .route(
+            "/v1/cases/{case}/uploads/{upload}",
+            axum::routing::patch(uploads::patch)
+                .head(uploads::head)
+                .delete(uploads::terminate),
+        )
         .layer(DefaultBodyLimit::max(MAX_PATCH_BODY));
     let json = Router::new()
         .route("/v1/intake", get(handlers::intake))
         .route("/v1/cases", post(handlers::create_case).get(handlers::list_cases))
         .route("/v1/cases/{case}", get(handlers::case_detail))
-        .route("/v1/cases/{case}/uploads", post(uploads::create).options(uploads::options))
+        .route(
+            "/v1/cases/{case}/uploads",
+            post(uploads::create).options(uploads::options),
+        )
         .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
         .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
         .route("/v1/cases/{case}/grants", post(handlers::grant))
         .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(handlers::revoke))
-        .route("/v1/principals", get(handlers::list_principals).post(handlers::add_principal))
-        .route("/v1/principals/{key}", axum::routing::delete(handlers::remove_principal))
+        .route(
+            "/v1/principals",
+            get(handlers::list_principals).post(handlers::add_principal),
+        )
+        .route(
+            "/v1/principals/{key}",
+            axum::routing::delete(handlers::remove_principal),
+        )
         .route("/v1/log/checkpoint", get(handlers::checkpoint))
         .route("/v1/log/entries", get(handlers::entries))
         .route("/v1/log/inclusion", get(handlers::inclusion))
@@ -95,7 +115,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serve on `listener` until `shutdown` completes.
-pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let pruner = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -110,7 +134,9 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener, shut
     };
     let app = router(state.clone());
     // No ConnectInfo: the peer address is never made available to handlers.
-    let result = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await;
     pruner.abort();
     let _ = pruner.await;
     state.vault.store.flush().await.map_err(std::io::Error::other)?;

@@ -40,11 +40,15 @@ fn check_tus(headers: &HeaderMap) -> Result<()> {
 }
 
 fn header_u64(headers: &HeaderMap, name: &'static str) -> Result<u64> {
-    let v = headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| ApiError::BadRequest(format!("{name} header is required")))?;
+    let v = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} header is required")))?;
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::BadRequest(format!("{name} must be a non-negative integer")));
     }
-    v.parse().map_err(|_| ApiError::BadRequest(format!("{name} is out of range")))
+    v.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{name} is out of range")))
 }
 
 fn valid_upload_id(id: &str) -> bool {
@@ -69,29 +73,62 @@ pub(super) async fn options() -> Response {
     tus_headers(&mut resp);
     let h = resp.headers_mut();
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
-    h.insert("tus-extension", HeaderValue::from_static("creation,checksum,termination"));
+    h.insert(
+        "tus-extension",
+        HeaderValue::from_static("creation,checksum,termination"),
+    );
     h.insert("tus-max-size", HeaderValue::from(MAX_UPLOAD_LENGTH));
     h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
     resp
 }
 
 /// tus creation: `POST /v1/cases/{case}/uploads` with `Upload-Length`.
-pub(super) async fn create(State(state): State<Arc<AppState>>, Path(case_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response> {
     check_tus(&headers)?;
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &body, Requirements { covered: &["upload-length"], ..Default::default() })?;
+    let (actor, _) = authenticate(
+        &state,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        Requirements {
+            covered: &["upload-length"],
+            ..Default::default()
+        },
+    )?;
     load_case(&state, &case_id)?;
     if !policy::may_upload(&actor, &case_id, access(&state, &case_id, &actor)?) {
-        return Err(ApiError::Forbidden("only the submitter or a lawyer holding the case may add to it"));
+        return Err(ApiError::Forbidden(
+            "only the submitter or a lawyer holding the case may add to it",
+        ));
     }
     if !body.is_empty() {
-        return Err(ApiError::BadRequest("creation-with-upload is not supported; send data with PATCH".into()));
+        return Err(ApiError::BadRequest(
+            "creation-with-upload is not supported; send data with PATCH".into(),
+        ));
     }
     let length = header_u64(&headers, "upload-length")?;
     if length == 0 || length > MAX_UPLOAD_LENGTH {
-        return Err(ApiError::TooLarge(format!("Upload-Length must be 1 to {MAX_UPLOAD_LENGTH} bytes")));
+        return Err(ApiError::TooLarge(format!(
+            "Upload-Length must be 1 to {MAX_UPLOAD_LENGTH} bytes"
+        )));
     }
     let upload_id = hex::encode(rand::random::<[u8; 16]>());
-    let record = UploadRecord { case_id: case_id.clone(), length, offset: 0, chunks: 0, owner: actor.key_id().clone(), created: unix_now() };
+    let record = UploadRecord {
+        case_id: case_id.clone(),
+        length,
+        offset: 0,
+        chunks: 0,
+        owner: actor.key_id().clone(),
+        created: unix_now(),
+    };
     let store = &state.vault.store;
     {
         let guard = store.writer().await;
@@ -103,13 +140,20 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, Path(case_id): Pa
     let mut resp = StatusCode::CREATED.into_response();
     tus_headers(&mut resp);
     let location = format!("/v1/cases/{case_id}/uploads/{upload_id}");
-    resp.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
+    resp.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
     resp.headers_mut().insert("upload-offset", HeaderValue::from(0u64));
     Ok(resp)
 }
 
 /// tus core: `HEAD` reports the durable offset.
-pub(super) async fn head(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Response> {
+pub(super) async fn head(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
     check_tus(&headers)?;
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
@@ -123,19 +167,44 @@ pub(super) async fn head(State(state): State<Arc<AppState>>, Path((case_id, uplo
 /// tus core: `PATCH` appends at `Upload-Offset`. The body is checked against
 /// its signed `Content-Digest` (and `Upload-Checksum` if sent) before any of
 /// it counts; the new offset is durable before the reply.
-pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
+pub(super) async fn patch(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response> {
     check_tus(&headers)?;
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
-        return Err(ApiError::UnsupportedMedia("PATCH bodies must be application/offset+octet-stream"));
+        return Err(ApiError::UnsupportedMedia(
+            "PATCH bodies must be application/offset+octet-stream",
+        ));
     }
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &body, Requirements { covered: &["upload-offset"], ..Default::default() })?;
+    let (actor, _) = authenticate(
+        &state,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        Requirements {
+            covered: &["upload-offset"],
+            ..Default::default()
+        },
+    )?;
     let offset = header_u64(&headers, "upload-offset")?;
     if body.len() > MAX_PATCH_BODY {
-        return Err(ApiError::TooLarge(format!("a PATCH may carry at most {MAX_PATCH_BODY} bytes")));
+        return Err(ApiError::TooLarge(format!(
+            "a PATCH may carry at most {MAX_PATCH_BODY} bytes"
+        )));
     }
     if let Some(sum) = headers.get("upload-checksum") {
-        let sum = sum.to_str().map_err(|_| ApiError::BadRequest("bad Upload-Checksum".into()))?;
-        let (alg, value) = sum.split_once(' ').ok_or_else(|| ApiError::BadRequest("bad Upload-Checksum".into()))?;
+        let sum = sum
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("bad Upload-Checksum".into()))?;
+        let (alg, value) = sum
+            .split_once(' ')
+            .ok_or_else(|| ApiError::BadRequest("bad Upload-Checksum".into()))?;
         if alg != "sha256" {
             return Err(ApiError::BadRequest("only sha256 checksums are supported".into()));
         }
@@ -145,7 +214,10 @@ pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upl
     }
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
     if offset != u.offset {
-        return Err(conflict("upload_offset_mismatch", format!("the upload is at offset {}, not {offset}", u.offset)));
+        return Err(conflict(
+            "upload_offset_mismatch",
+            format!("the upload is at offset {}, not {offset}", u.offset),
+        ));
     }
     if offset + body.len() as u64 > u.length {
         return Err(ApiError::TooLarge("the data goes past Upload-Length".into()));
@@ -161,7 +233,10 @@ pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upl
         let guard = store.writer().await;
         let mut u = load_upload(&state, &case_id, &upload_id, &actor)?;
         if u.offset != offset {
-            return Err(conflict("upload_offset_mismatch", format!("the upload is at offset {}, not {offset}", u.offset)));
+            return Err(conflict(
+                "upload_offset_mismatch",
+                format!("the upload is at offset {}, not {offset}", u.offset),
+            ));
         }
         let mut batch = Batch::default();
         for h in hashes {
@@ -176,12 +251,19 @@ pub(super) async fn patch(State(state): State<Arc<AppState>>, Path((case_id, upl
     store.flush().await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     tus_headers(&mut resp);
-    resp.headers_mut().insert("upload-offset", HeaderValue::from(new_offset));
+    resp.headers_mut()
+        .insert("upload-offset", HeaderValue::from(new_offset));
     Ok(resp)
 }
 
 /// tus termination.
-pub(super) async fn terminate(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap) -> Result<Response> {
+pub(super) async fn terminate(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
     check_tus(&headers)?;
     let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let store = &state.vault.store;
@@ -208,32 +290,55 @@ fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
 /// Commit a complete upload as an object of the case: the server re-reads
 /// and hashes every stored chunk and refuses unless the hash is exactly the
 /// one the client signed.
-pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, upload_id)): Path<(String, String)>, method: Method, uri: Uri, headers: HeaderMap, Body(body): Body) -> Result<Response> {
+pub(super) async fn commit(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: CommitUpload = parse_json(&body)?;
-    let object = store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
+    let object =
+        store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
     let object_id = hex::encode(object);
     if object_id != req.sha256 {
         return Err(ApiError::BadRequest("sha256 must be lower-case hex".into()));
     }
-    let label = B64.decode(&req.label).map_err(|_| ApiError::BadRequest("label is not base64".into()))?;
+    let label = B64
+        .decode(&req.label)
+        .map_err(|_| ApiError::BadRequest("label is not base64".into()))?;
     if label.is_empty() || label.len() > MAX_LABEL_BYTES {
-        return Err(ApiError::TooLarge(format!("the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes")));
+        return Err(ApiError::TooLarge(format!(
+            "the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes"
+        )));
     }
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
     if u.offset != u.length {
-        return Err(conflict("upload_incomplete", format!("the upload has {} of {} bytes", u.offset, u.length)));
+        return Err(conflict(
+            "upload_incomplete",
+            format!("the upload has {} of {} bytes", u.offset, u.length),
+        ));
     }
     let hashing_state = state.clone();
     let prefix = upload_id.clone().into_bytes();
-    let (actual, len) = tokio::task::spawn_blocking(move || hashing_state.vault.store.hash_sequence(T::UploadChunks, &prefix, u.chunks))
-        .await
-        .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
+    let (actual, len) = tokio::task::spawn_blocking(move || {
+        hashing_state
+            .vault
+            .store
+            .hash_sequence(T::UploadChunks, &prefix, u.chunks)
+    })
+    .await
+    .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
     if len != u.length {
         return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
     }
     if actual != object_id {
-        return Err(mismatch("hash_mismatch", "the uploaded data does not have the SHA-256 named in the commit"));
+        return Err(mismatch(
+            "hash_mismatch",
+            "the uploaded data does not have the SHA-256 named in the commit",
+        ));
     }
 
     let store = &state.vault.store;
@@ -242,9 +347,15 @@ pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, up
     // taken the upload meanwhile.
     let u2 = load_upload(&state, &case_id, &upload_id, &actor)?;
     if u2.chunks != u.chunks || u2.offset != u.offset {
-        return Err(conflict("upload_changed", "the upload changed while it was being committed"));
+        return Err(conflict(
+            "upload_changed",
+            "the upload changed while it was being committed",
+        ));
     }
-    if store.tree(T::CaseObjects).contains_key(pair_key(&case_id, &object_id))? {
+    if store
+        .tree(T::CaseObjects)
+        .contains_key(pair_key(&case_id, &object_id))?
+    {
         return Err(conflict("object_exists", "this object is already part of the case"));
     }
     let mut batch = Batch::default();
@@ -253,14 +364,34 @@ pub(super) async fn commit(State(state): State<Arc<AppState>>, Path((case_id, up
             let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
             batch.put(T::ObjectChunks, indexed_key(&object, i), h);
         }
-        batch.put_json(T::Objects, object, &ObjectManifest { size: u.length, chunks: u.chunks });
+        batch.put_json(
+            T::Objects,
+            object,
+            &ObjectManifest {
+                size: u.length,
+                chunks: u.chunks,
+            },
+        );
     }
     remove_upload(&mut batch, &upload_id, &u);
     let index = store.log_size()?;
-    let entry = CaseObject { object_id: object_id.clone(), size: u.length, label: req.label.clone(), index, added_by: actor.key_id().clone() };
+    let entry = CaseObject {
+        object_id: object_id.clone(),
+        size: u.length,
+        label: req.label.clone(),
+        index,
+        added_by: actor.key_id().clone(),
+    };
     batch.put_json(T::CaseObjects, pair_key(&case_id, &object_id), &entry);
     let details = serde_json::json!({ "size": u.length, "label_sha256": hex::encode(Sha256::digest(&label)) });
-    let d = draft(&case_id, &actor, Action::ObjectStored, vec![object_id.clone()], details, with_body(signed, &body));
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::ObjectStored,
+        vec![object_id.clone()],
+        details,
+        with_body(signed, &body),
+    );
     let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
     let receipt = receipts.pop().expect("one event");
     tracing::info!(case = %case_id, object = %object_id, size = u.length, "object stored");

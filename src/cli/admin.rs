@@ -39,7 +39,10 @@ pub(super) async fn init(ctx: &Ctx, args: Init) -> anyhow::Result<()> {
         anyhow::bail!("the same admin card was given twice");
     }
     let verifier = crate::vault::init(&args.data, &args.origin, &cards).await?;
-    ctx.print(&serde_json::json!({ "vkey": verifier.vkey(), "origin": args.origin, "data": args.data, "admins": ids }), || format!("vkey: {}", verifier.vkey()));
+    ctx.print(
+        &serde_json::json!({ "vkey": verifier.vkey(), "origin": args.origin, "data": args.data, "admins": ids }),
+        || format!("vkey: {}", verifier.vkey()),
+    );
     Ok(())
 }
 
@@ -47,9 +50,15 @@ fn read_card_folder(dir: &Path) -> anyhow::Result<Vec<Card>> {
     if !dir.is_dir() {
         return Ok(vec![]);
     }
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "pub")).collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+        .collect();
     paths.sort();
-    paths.iter().map(|p| crate::identity::read_card(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))).collect()
+    paths
+        .iter()
+        .map(|p| crate::identity::read_card(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
+        .collect()
 }
 
 /// `custos principal ...`.
@@ -83,18 +92,38 @@ pub(super) async fn principal(ctx: &Ctx, cmd: PrincipalCmd) -> anyhow::Result<()
         PrincipalCmd::Add { card, role, intake } => {
             let card = card_arg(&card)?;
             let key_id = card.key_id();
-            let receipt = client.add_principal(id.signing_key(), &PrincipalBody { card, role, intake }).await?;
+            let receipt = client
+                .add_principal(id.signing_key(), &PrincipalBody { card, role, intake })
+                .await?;
             crate::client::flows::check_receipt(&receipt, &log, crate::custody::Action::PrincipalAdded)?;
-            ctx.print(&serde_json::json!({ "key_id": key_id, "role": role, "intake": intake, "receipt": receipt }), || format!("added {key_id} as {role}{}", if intake { " (intake)" } else { "" }));
+            ctx.print(
+                &serde_json::json!({ "key_id": key_id, "role": role, "intake": intake, "receipt": receipt }),
+                || format!("added {key_id} as {role}{}", if intake { " (intake)" } else { "" }),
+            );
         }
         PrincipalCmd::List => {
             let list = client.principals(id.signing_key()).await?;
-            ctx.print(&list, || list.iter().map(|p| format!("{}  {:<7}{}  {}", p.key_id, p.role.to_string(), if p.intake { " intake" } else { "       " }, p.name)).collect::<Vec<_>>().join("\n"));
+            ctx.print(&list, || {
+                list.iter()
+                    .map(|p| {
+                        format!(
+                            "{}  {:<7}{}  {}",
+                            p.key_id,
+                            p.role.to_string(),
+                            if p.intake { " intake" } else { "       " },
+                            p.name
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         PrincipalCmd::Remove { key_id } => {
             let receipt = client.remove_principal(id.signing_key(), &key_id).await?;
             crate::client::flows::check_receipt(&receipt, &log, crate::custody::Action::PrincipalRemoved)?;
-            ctx.print(&serde_json::json!({ "key_id": key_id, "receipt": receipt }), || format!("removed {key_id}"));
+            ctx.print(&serde_json::json!({ "key_id": key_id, "receipt": receipt }), || {
+                format!("removed {key_id}")
+            });
         }
     }
     Ok(())

@@ -44,13 +44,23 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
     let report = flows::audit(&ctx.client()?, &id, &log, args.state.as_deref()).await?;
     ctx.print(&report, || {
         let mut lines = vec![
-            format!("checkpoint: size {} root {} signed by {}", report.checkpoint_size, report.checkpoint_root, log.vkey()),
-            format!("entries:    {} verified against the checkpoint's Merkle root", report.entries),
+            format!(
+                "checkpoint: size {} root {} signed by {}",
+                report.checkpoint_size,
+                report.checkpoint_root,
+                log.vkey()
+            ),
+            format!(
+                "entries:    {} verified against the checkpoint's Merkle root",
+                report.entries
+            ),
             format!("chains:     {} hash chains intact", report.chains),
             format!("signatures: {} actor signatures verified", report.signatures),
         ];
         if let Some(old) = report.consistent_with {
-            lines.push(format!("history:    consistent with the checkpoint of size {old} verified last time"));
+            lines.push(format!(
+                "history:    consistent with the checkpoint of size {old} verified last time"
+            ));
         }
         lines.push("audit passed".into());
         lines.join("\n")

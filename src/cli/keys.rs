@@ -40,9 +40,12 @@ pub(super) fn keygen(ctx: &Ctx, args: Keygen) -> anyhow::Result<()> {
     };
     id.save(&args.out, pass)?;
     let card = card_path(&args.out);
-    ctx.print(&serde_json::json!({ "key_id": id.key_id(), "identity": args.out, "card": card }), || {
-        eprintln!("identity: {}\ncard:     {}", args.out.display(), card.display());
-        id.key_id().to_string()
-    });
+    ctx.print(
+        &serde_json::json!({ "key_id": id.key_id(), "identity": args.out, "card": card }),
+        || {
+            eprintln!("identity: {}\ncard:     {}", args.out.display(), card.display());
+            id.key_id().to_string()
+        },
+    );
     Ok(())
 }

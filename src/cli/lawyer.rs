@@ -14,7 +14,10 @@ pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
         if list.is_empty() {
             return "no cases".into();
         }
-        list.iter().map(|c| format!("{}  {:<9} {:>3} objects  {}", c.case_id, c.status, c.objects, c.created)).collect::<Vec<_>>().join("\n")
+        list.iter()
+            .map(|c| format!("{}  {:<9} {:>3} objects  {}", c.case_id, c.status, c.objects, c.created))
+            .collect::<Vec<_>>()
+            .join("\n")
     });
     Ok(())
 }
@@ -34,7 +37,13 @@ pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
     let log = ctx.log_verifier(None).await?;
     let out = args.out.unwrap_or_else(|| PathBuf::from(&args.case));
     let got = flows::get_case(&ctx.client()?, &id, &log, &args.case, &out).await?;
-    ctx.print(&got, || got.files.iter().map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display())).collect::<Vec<_>>().join("\n"));
+    ctx.print(&got, || {
+        got.files
+            .iter()
+            .map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     Ok(())
 }
 
@@ -53,7 +62,10 @@ pub(super) async fn grant(ctx: &Ctx, args: Grant) -> anyhow::Result<()> {
     let log = ctx.log_verifier(None).await?;
     let receipt = flows::grant(&ctx.client()?, &id, &args.case, &args.to).await?;
     check_receipt(&receipt, &log, Action::EnvelopeGranted)?;
-    ctx.print(&serde_json::json!({ "case_id": args.case, "to": args.to, "receipt": receipt }), || format!("granted case {} to {}", args.case, args.to));
+    ctx.print(
+        &serde_json::json!({ "case_id": args.case, "to": args.to, "receipt": receipt }),
+        || format!("granted case {} to {}", args.case, args.to),
+    );
     Ok(())
 }
 
@@ -72,8 +84,14 @@ pub(super) async fn revoke(ctx: &Ctx, args: Revoke) -> anyhow::Result<()> {
     let log = ctx.log_verifier(None).await?;
     let receipt = ctx.client()?.revoke(id.signing_key(), &args.case, &args.from).await?;
     check_receipt(&receipt, &log, Action::EnvelopeRevoked)?;
-    ctx.print(&serde_json::json!({ "case_id": args.case, "from": args.from, "receipt": receipt }), || {
-        format!("revoked {} from case {} (what was already decrypted cannot be taken back)", args.from, args.case)
-    });
+    ctx.print(
+        &serde_json::json!({ "case_id": args.case, "from": args.from, "receipt": receipt }),
+        || {
+            format!(
+                "revoked {} from case {} (what was already decrypted cannot be taken back)",
+                args.from, args.case
+            )
+        },
+    );
     Ok(())
 }

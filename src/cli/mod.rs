@@ -92,12 +92,22 @@ pub fn run() -> ExitCode {
 
 fn init_tracing(server: bool) {
     let default = if server { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Ctx { server: cli.server.clone(), identity: cli.identity.clone(), json: cli.json };
+    let ctx = Ctx {
+        server: cli.server.clone(),
+        identity: cli.identity.clone(),
+        json: cli.json,
+    };
     match cli.command {
         Command::Keygen(c) => keys::keygen(&ctx, c),
         Command::Init(c) => admin::init(&ctx, c).await,
@@ -126,8 +136,13 @@ impl Ctx {
     }
 
     fn load_identity(&self) -> anyhow::Result<Identity> {
-        let path = self.identity.as_ref().ok_or_else(|| anyhow::anyhow!("this command needs --identity FILE (or CUSTOS_IDENTITY)"))?;
-        Ok(Identity::load(path, || passphrase("Passphrase for the identity file: "))?)
+        let path = self
+            .identity
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this command needs --identity FILE (or CUSTOS_IDENTITY)"))?;
+        Ok(Identity::load(path, || {
+            passphrase("Passphrase for the identity file: ")
+        })?)
     }
 
     /// The log key: given, else pinned for this server, else pinned now.
@@ -164,7 +179,9 @@ fn passphrase(prompt: &str) -> Result<SecretString, IdentityError> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(IdentityError::NeedPassphrase);
     }
-    rpassword::prompt_password(prompt).map(SecretString::from).map_err(IdentityError::Io)
+    rpassword::prompt_password(prompt)
+        .map(SecretString::from)
+        .map_err(IdentityError::Io)
 }
 
 /// A card given on the command line: a file holding one, or the line itself.

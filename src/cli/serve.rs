@@ -45,7 +45,10 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     };
     let vault = crate::vault::open(&dir)?;
     let vkey = vault.description.vkey.clone();
-    let state = Arc::new(AppState { vault, public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()) });
+    let state = Arc::new(AppState {
+        vault,
+        public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+    });
     let (listener, addr) = api::bind(args.listen).await?;
     tracing::info!(%addr, %vkey, "custos is serving");
     let server = tokio::spawn(api::serve(state, listener, shutdown_signal()));
@@ -90,7 +93,11 @@ async fn prepare_dev(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     crate::vault::create_private_dir(&dir.join("identities"))?;
-    for (who, name) in [("admin", "Demo Admin"), ("lawyer", "Demo Lawyer"), ("auditor", "Demo Auditor")] {
+    for (who, name) in [
+        ("admin", "Demo Admin"),
+        ("lawyer", "Demo Lawyer"),
+        ("auditor", "Demo Auditor"),
+    ] {
         let path = identity_path(dir, who);
         if !path.exists() {
             Identity::generate(name)?.save(&path, None)?;
@@ -110,7 +117,16 @@ async fn register_dev_principals(dir: &Path, url: &str) -> anyhow::Result<()> {
     for (who, role, intake) in [("lawyer", Role::Lawyer, true), ("auditor", Role::Auditor, false)] {
         let id = load(dir, who)?;
         if !known.iter().any(|p| p.key_id == id.key_id()) {
-            client.add_principal(admin.signing_key(), &PrincipalBody { card: id.card(), role, intake }).await?;
+            client
+                .add_principal(
+                    admin.signing_key(),
+                    &PrincipalBody {
+                        card: id.card(),
+                        role,
+                        intake,
+                    },
+                )
+                .await?;
         }
     }
     Ok(())
@@ -121,7 +137,10 @@ fn print_dev_help(dir: &Path, addr: SocketAddr, vkey: &str) {
     let ids = ids.display();
     let lines = [
         String::new(),
-        format!("custos demo vault: http://{addr}   data: {}/   (demo keys, unencrypted: never use for real cases)", dir.display()),
+        format!(
+            "custos demo vault: http://{addr}   data: {}/   (demo keys, unencrypted: never use for real cases)",
+            dir.display()
+        ),
         format!("log vkey: {vkey}"),
         String::new(),
         "In another terminal:".into(),

@@ -30,16 +30,27 @@ pub struct Submit {
 
 pub(super) async fn submit(ctx: &Ctx, args: Submit) -> anyhow::Result<()> {
     let explicit = args.trust.iter().map(|c| card_arg(c)).collect::<Result<Vec<_>, _>>()?;
-    let mut files = vec![SubmitFile { path: args.statement, kind: ObjectKind::Statement }];
-    files.extend(args.evidence.into_iter().map(|path| SubmitFile { path, kind: ObjectKind::Evidence }));
-    files.extend(args.medical.into_iter().map(|path| SubmitFile { path, kind: ObjectKind::Medical }));
+    let mut files = vec![SubmitFile {
+        path: args.statement,
+        kind: ObjectKind::Statement,
+    }];
+    files.extend(args.evidence.into_iter().map(|path| SubmitFile {
+        path,
+        kind: ObjectKind::Evidence,
+    }));
+    files.extend(args.medical.into_iter().map(|path| SubmitFile {
+        path,
+        kind: ObjectKind::Medical,
+    }));
     for f in &files {
         if !f.path.is_file() {
             anyhow::bail!("{} is not a readable file", f.path.display());
         }
     }
     let done = flows::submit(&ctx.client()?, &TrustStore::default_location(), &explicit, &files).await?;
-    let path = args.receipt.unwrap_or_else(|| PathBuf::from(format!("custos-receipt-{}.json", done.case_id)));
+    let path = args
+        .receipt
+        .unwrap_or_else(|| PathBuf::from(format!("custos-receipt-{}.json", done.case_id)));
     write_atomically(&path, &serde_json::to_vec_pretty(&done.receipt)?)?;
     ctx.print(&serde_json::json!({ "case_id": done.case_id, "codename": done.codename.expose(), "receipt": path, "objects": files.len() }), || {
         format!(

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::trust::{write_atomically, Trusted, TrustStore};
+use super::trust::{write_atomically, TrustStore, Trusted};
 use super::{Client, ClientError};
 use crate::api::wire::*;
 use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
@@ -38,7 +38,10 @@ pub async fn trusted_vault(client: &Client, store: &TrustStore, explicit: &[Card
 pub fn check_receipt(receipt: &Receipt, log: &LogVerifier, action: Action) -> Result<crate::custody::Event> {
     let (event, _) = verify_receipt(receipt, log).map_err(|e| verify(format!("receipt: {e}")))?;
     if event.action != action {
-        return Err(verify(format!("receipt is for {:?}, expected {action:?}", event.action)));
+        return Err(verify(format!(
+            "receipt is for {:?}, expected {action:?}",
+            event.action
+        )));
     }
     Ok(event)
 }
@@ -93,11 +96,20 @@ pub async fn submit(client: &Client, trust: &TrustStore, explicit: &[Card], file
 
     let mut envelopes = Vec::new();
     for p in &intake {
-        envelopes.push(EnvelopeBody { key_id: p.key_id.clone(), envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?) });
+        envelopes.push(EnvelopeBody {
+            key_id: p.key_id.clone(),
+            envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?),
+        });
     }
-    envelopes.push(EnvelopeBody { key_id: keys.key_id(), envelope: B64.encode(case_key.wrap(&submitter_recipient)?) });
+    envelopes.push(EnvelopeBody {
+        key_id: keys.key_id(),
+        envelope: B64.encode(case_key.wrap(&submitter_recipient)?),
+    });
     let req = CreateCase {
-        submitter_keys: vec![NewSubmitterKey { verifying_key: B64.encode(keys.signing_key().verifying_key().as_bytes()), recipient: submitter_recipient.to_string() }],
+        submitter_keys: vec![NewSubmitterKey {
+            verifying_key: B64.encode(keys.signing_key().verifying_key().as_bytes()),
+            recipient: submitter_recipient.to_string(),
+        }],
         case_recipient: case_key.recipient().to_string(),
         envelopes,
         note: None,
@@ -110,15 +122,40 @@ pub async fn submit(client: &Client, trust: &TrustStore, explicit: &[Card], file
         let committed = upload_encrypted(client, keys.signing_key(), &created.case_id, &case_key, f).await?;
         receipts.push(committed.receipt);
     }
-    let receipt = ReceiptFile { case_id: created.case_id.clone(), origin: params.origin, vkey: params.vkey, receipts };
-    Ok(Submitted { case_id: created.case_id, codename, receipt })
+    let receipt = ReceiptFile {
+        case_id: created.case_id.clone(),
+        origin: params.origin,
+        vkey: params.vkey,
+        receipts,
+    };
+    Ok(Submitted {
+        case_id: created.case_id,
+        codename,
+        receipt,
+    })
 }
 
 /// Encrypt one file to the case into a temporary file, upload it, commit
 /// it, and check the receipt names exactly that ciphertext.
-pub async fn upload_encrypted(client: &Client, key: &ed25519_dalek::SigningKey, case_id: &str, case_key: &CaseKey, f: &SubmitFile) -> Result<ObjectCommitted> {
-    let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
-    let label = Label { name, media_type: None, kind: f.kind, description: None }.seal(&case_key.recipient())?;
+pub async fn upload_encrypted(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    case_key: &CaseKey,
+    f: &SubmitFile,
+) -> Result<ObjectCommitted> {
+    let name = f
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let label = Label {
+        name,
+        media_type: None,
+        kind: f.kind,
+        description: None,
+    }
+    .seal(&case_key.recipient())?;
     let tmp = tempfile::NamedTempFile::new()?;
     let (src, dst, recipient) = (f.path.clone(), tmp.reopen()?, case_key.recipient());
     let sha = tokio::task::spawn_blocking(move || -> Result<String> {
@@ -133,7 +170,9 @@ pub async fn upload_encrypted(client: &Client, key: &ed25519_dalek::SigningKey, 
     .map_err(|e| verify(format!("encryption task failed: {e}")))??;
     let committed = client.upload_file(key, case_id, tmp.path(), &sha, &label).await?;
     if committed.object_id != sha {
-        return Err(verify("the vault stored a different object id than the ciphertext's hash"));
+        return Err(verify(
+            "the vault stored a different object id than the ciphertext's hash",
+        ));
     }
     Ok(committed)
 }
@@ -160,7 +199,13 @@ pub struct RetrievedFile {
 
 /// Download, verify and decrypt every object of a case into `out`. Nothing
 /// is written to `out` unless every object verifies and decrypts.
-pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str, out: &Path) -> Result<Retrieved> {
+pub async fn get_case(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    out: &Path,
+) -> Result<Retrieved> {
     let detail = held_case(client, identity, case_id).await?;
     let envelope = detail.envelope.as_ref().ok_or_else(|| no_envelope(identity, case_id))?;
     let envelope = B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?;
@@ -181,11 +226,16 @@ pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, c
         let label = Label::open(&label, &case_key)?;
         let ct_path = staging.path().join(format!("{}.age", obj.object_id));
         let mut ct = std::io::BufWriter::new(std::fs::File::create(&ct_path)?);
-        let (receipt, sha) = client.download(identity.signing_key(), case_id, &obj.object_id, &mut ct).await?;
+        let (receipt, sha) = client
+            .download(identity.signing_key(), case_id, &obj.object_id, &mut ct)
+            .await?;
         std::io::Write::flush(&mut ct)?;
         drop(ct);
         if sha != obj.object_id {
-            return Err(verify(format!("object {} does not match its hash (got {sha})", obj.object_id)));
+            return Err(verify(format!(
+                "object {} does not match its hash (got {sha})",
+                obj.object_id
+            )));
         }
         let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
         if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
@@ -213,20 +263,33 @@ pub async fn get_case(client: &Client, identity: &Identity, log: &LogVerifier, c
     }
     for (_, _, name) in &staged {
         if out.join(name).exists() {
-            return Err(ClientError::Usage(format!("{} exists already; choose an empty --out folder", out.join(name).display())));
+            return Err(ClientError::Usage(format!(
+                "{} exists already; choose an empty --out folder",
+                out.join(name).display()
+            )));
         }
     }
     let mut files = Vec::new();
     for (object_id, kind, name) in staged {
         let dest = out.join(&name);
         std::fs::rename(staging.path().join("plain").join(&name), &dest)?;
-        files.push(RetrievedFile { object_id, kind, path: dest });
+        files.push(RetrievedFile {
+            object_id,
+            kind,
+            path: dest,
+        });
     }
-    Ok(Retrieved { case_id: case_id.to_owned(), files })
+    Ok(Retrieved {
+        case_id: case_id.to_owned(),
+        files,
+    })
 }
 
 fn no_envelope(identity: &Identity, case_id: &str) -> ClientError {
-    ClientError::Usage(format!("identity {} holds no envelope for case {case_id}", identity.key_id()))
+    ClientError::Usage(format!(
+        "identity {} holds no envelope for case {case_id}",
+        identity.key_id()
+    ))
 }
 
 /// The case as this identity sees it. The vault answers "not found" both
@@ -260,14 +323,20 @@ fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
 pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &KeyId) -> Result<Receipt> {
     let detail = held_case(client, identity, case_id).await?;
     let envelope = detail.envelope.ok_or_else(|| no_envelope(identity, case_id))?;
-    let case_key = CaseKey::open(&B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?, identity.age_identity())?;
+    let case_key = CaseKey::open(
+        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
+        identity.age_identity(),
+    )?;
     let grantee = client
         .principals(identity.signing_key())
         .await?
         .into_iter()
         .find(|p| &p.key_id == to)
         .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
-    let body = GrantBody { key_id: to.clone(), envelope: B64.encode(case_key.wrap(&grantee.card.age_recipient())?) };
+    let body = GrantBody {
+        key_id: to.clone(),
+        envelope: B64.encode(case_key.wrap(&grantee.card.age_recipient())?),
+    };
     client.grant(identity.signing_key(), case_id, &body).await
 }
 
@@ -302,14 +371,29 @@ const AUDIT_PAGE: u64 = 1000;
 /// Audit the whole log: checkpoint signature, every chain link, every actor
 /// signature, the Merkle root, and (with a state file) consistency with the
 /// last checkpoint this auditor verified.
-pub async fn audit(client: &Client, identity: &Identity, log: &LogVerifier, state: Option<&Path>) -> Result<AuditReport> {
+pub async fn audit(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+) -> Result<AuditReport> {
     let note = client.checkpoint().await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
     let mut auditor = LogAuditor::new();
     while auditor.size() < cp.size {
-        let page = client.entries(identity.signing_key(), auditor.size(), AUDIT_PAGE.min(cp.size - auditor.size())).await?;
+        let page = client
+            .entries(
+                identity.signing_key(),
+                auditor.size(),
+                AUDIT_PAGE.min(cp.size - auditor.size()),
+            )
+            .await?;
         if page.entries.is_empty() {
-            return Err(verify(format!("the vault returned no entries at index {} of {}", auditor.size(), cp.size)));
+            return Err(verify(format!(
+                "the vault returned no entries at index {} of {}",
+                auditor.size(),
+                cp.size
+            )));
         }
         for e in page.entries {
             let bytes = B64.decode(e).map_err(|_| verify("an entry is not base64"))?;
@@ -323,21 +407,51 @@ pub async fn audit(client: &Client, identity: &Identity, log: &LogVerifier, stat
 
     let mut consistent_with = None;
     if let Some(path) = state.filter(|p| p.exists()) {
-        let old: AuditState = serde_json::from_slice(&std::fs::read(path)?).map_err(|e| verify(format!("state file {}: {e}", path.display())))?;
-        let old_cp = log.verify(&old.checkpoint).map_err(|e| verify(format!("state file checkpoint: {e}")))?;
-        let describe = |c: &crate::custody::checkpoint::Checkpoint| format!("size {} root {}", c.size, B64.encode(c.root));
+        let old: AuditState = serde_json::from_slice(&std::fs::read(path)?)
+            .map_err(|e| verify(format!("state file {}: {e}", path.display())))?;
+        let old_cp = log
+            .verify(&old.checkpoint)
+            .map_err(|e| verify(format!("state file checkpoint: {e}")))?;
+        let describe =
+            |c: &crate::custody::checkpoint::Checkpoint| format!("size {} root {}", c.size, B64.encode(c.root));
         if old_cp.size > cp.size {
-            return Err(verify(format!("the log was rolled back: last verified {}, now {}", describe(&old_cp), describe(&cp))));
+            return Err(verify(format!(
+                "the log was rolled back: last verified {}, now {}",
+                describe(&old_cp),
+                describe(&cp)
+            )));
         }
         let proof = client.consistency(old_cp.size, cp.size).await?;
         let proof = decode_hashes(&proof.proof).ok_or_else(|| verify("consistency proof is malformed"))?;
-        merkle::verify_consistency(old_cp.size, cp.size, &proof, &old_cp.root, &cp.root)
-            .map_err(|e| verify(format!("the log was rewritten or forked: last verified {}, now {}: {e}", describe(&old_cp), describe(&cp))))?;
+        merkle::verify_consistency(old_cp.size, cp.size, &proof, &old_cp.root, &cp.root).map_err(|e| {
+            verify(format!(
+                "the log was rewritten or forked: last verified {}, now {}: {e}",
+                describe(&old_cp),
+                describe(&cp)
+            ))
+        })?;
         consistent_with = Some(old_cp.size);
     }
     if let Some(path) = state {
-        write_atomically(path, &serde_json::to_vec_pretty(&AuditState { checkpoint: note.clone() }).expect("serialisable"))?;
+        write_atomically(
+            path,
+            &serde_json::to_vec_pretty(&AuditState {
+                checkpoint: note.clone(),
+            })
+            .expect("serialisable"),
+        )?;
     }
-    let AuditSummary { entries, chains, signatures } = auditor.summary();
-    Ok(AuditReport { entries, chains, signatures, checkpoint_size: cp.size, checkpoint_root: B64.encode(cp.root), consistent_with })
+    let AuditSummary {
+        entries,
+        chains,
+        signatures,
+    } = auditor.summary();
+    Ok(AuditReport {
+        entries,
+        chains,
+        signatures,
+        checkpoint_size: cp.size,
+        checkpoint_root: B64.encode(cp.root),
+        consistent_with,
+    })
 }

@@ -96,7 +96,10 @@ impl Client {
     /// A client for the vault at `base` (scheme and authority, no path).
     pub fn new(base: &str) -> Result<Self> {
         let http = reqwest::Client::builder().user_agent("custos").build()?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_owned() })
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// The base URL.
@@ -106,7 +109,13 @@ impl Client {
 
     /// Sign the request parts for `method url` with `key`: returns the headers
     /// to add. Public so tests can build altered or replayed requests.
-    pub fn signature_headers(key: &SigningKey, method: &Method, url: &str, parts: &RequestParts, created: i64) -> Vec<(&'static str, String)> {
+    pub fn signature_headers(
+        key: &SigningKey,
+        method: &Method,
+        url: &str,
+        parts: &RequestParts,
+        created: i64,
+    ) -> Vec<(&'static str, String)> {
         let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
         let mut values = vec![method.as_str().to_owned(), url.to_owned()];
         let mut out = Vec::new();
@@ -117,7 +126,12 @@ impl Client {
             out.push(("content-digest", digest));
         }
         for name in &parts.covered {
-            let value = parts.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+            let value = parts
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             components.push((*name).to_owned());
             values.push(value);
         }
@@ -135,7 +149,13 @@ impl Client {
     }
 
     /// Send a request, signed with `key` if given; non-2xx becomes an error.
-    pub async fn send(&self, key: Option<&SigningKey>, method: Method, path: &str, mut parts: RequestParts) -> Result<reqwest::Response> {
+    pub async fn send(
+        &self,
+        key: Option<&SigningKey>,
+        method: Method,
+        path: &str,
+        mut parts: RequestParts,
+    ) -> Result<reqwest::Response> {
         // The server requires a signed digest on every method that may carry
         // a body, even an empty one.
         if parts.body.is_none() && matches!(method, Method::POST | Method::PUT | Method::PATCH) {
@@ -144,7 +164,13 @@ impl Client {
         let url = format!("{}{}", self.base, path);
         let mut rb = self.http.request(method.clone(), &url);
         if let Some(key) = key {
-            for (n, v) in Self::signature_headers(key, &method, &url, &parts, time::OffsetDateTime::now_utc().unix_timestamp()) {
+            for (n, v) in Self::signature_headers(
+                key,
+                &method,
+                &url,
+                &parts,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            ) {
                 rb = rb.header(n, v);
             }
         }
@@ -157,9 +183,19 @@ impl Client {
         check(rb.send().await?).await
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, key: Option<&SigningKey>, method: Method, path: &str, body: Option<&impl serde::Serialize>) -> Result<T> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: Option<&SigningKey>,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T> {
         let parts = RequestParts {
-            headers: if body.is_some() { vec![("content-type", "application/json".into())] } else { vec![] },
+            headers: if body.is_some() {
+                vec![("content-type", "application/json".into())]
+            } else {
+                vec![]
+            },
             body: body.map(|b| serde_json::to_vec(b).expect("serialisable")),
             ..Default::default()
         };
@@ -183,13 +219,20 @@ impl Client {
 
     /// One case.
     pub async fn case(&self, key: &SigningKey, case_id: &str) -> Result<CaseDetail> {
-        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}"), None::<&()>).await
+        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}"), None::<&()>)
+            .await
     }
 
     /// Create a tus upload; returns its path.
     pub async fn create_upload(&self, key: &SigningKey, case_id: &str, length: u64) -> Result<String> {
-        let parts = RequestParts { headers: vec![("tus-resumable", "1.0.0".into()), ("upload-length", length.to_string())], covered: vec!["upload-length"], body: None };
-        let resp = self.send(Some(key), Method::POST, &format!("/v1/cases/{case_id}/uploads"), parts).await?;
+        let parts = RequestParts {
+            headers: vec![("tus-resumable", "1.0.0".into()), ("upload-length", length.to_string())],
+            covered: vec!["upload-length"],
+            body: None,
+        };
+        let resp = self
+            .send(Some(key), Method::POST, &format!("/v1/cases/{case_id}/uploads"), parts)
+            .await?;
         resp.headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
@@ -220,7 +263,10 @@ impl Client {
 
     /// The durable offset of an upload (tus HEAD).
     pub async fn upload_offset(&self, key: &SigningKey, upload: &str) -> Result<u64> {
-        let parts = RequestParts { headers: vec![("tus-resumable", "1.0.0".into())], ..Default::default() };
+        let parts = RequestParts {
+            headers: vec![("tus-resumable", "1.0.0".into())],
+            ..Default::default()
+        };
         let resp = self.send(Some(key), Method::HEAD, upload, parts).await?;
         resp.headers()
             .get("upload-offset")
@@ -231,11 +277,19 @@ impl Client {
 
     /// Commit an upload as an object named by its SHA-256.
     pub async fn commit(&self, key: &SigningKey, upload: &str, body: &CommitUpload) -> Result<ObjectCommitted> {
-        self.json(Some(key), Method::POST, &format!("{upload}/commit"), Some(body)).await
+        self.json(Some(key), Method::POST, &format!("{upload}/commit"), Some(body))
+            .await
     }
 
     /// Upload a whole ciphertext file and commit it with its label.
-    pub async fn upload_file(&self, key: &SigningKey, case_id: &str, path: &Path, sha256: &str, label: &[u8]) -> Result<ObjectCommitted> {
+    pub async fn upload_file(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        path: &Path,
+        sha256: &str,
+        label: &[u8],
+    ) -> Result<ObjectCommitted> {
         let mut file = std::fs::File::open(path)?;
         let length = file.metadata()?.len();
         let upload = self.create_upload(key, case_id, length).await?;
@@ -248,13 +302,34 @@ impl Client {
             }
             offset = self.patch(key, &upload, offset, buf).await?;
         }
-        self.commit(key, &upload, &CommitUpload { sha256: sha256.to_owned(), label: B64.encode(label) }).await
+        self.commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha256.to_owned(),
+                label: B64.encode(label),
+            },
+        )
+        .await
     }
 
     /// Download an object into `out`, hashing as it streams. Returns the
     /// receipt of the access event and the hex SHA-256 of what arrived.
-    pub async fn download(&self, key: &SigningKey, case_id: &str, object_id: &str, out: &mut impl Write) -> Result<(Receipt, String)> {
-        let mut resp = self.send(Some(key), Method::GET, &format!("/v1/cases/{case_id}/objects/{object_id}"), RequestParts::default()).await?;
+    pub async fn download(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        out: &mut impl Write,
+    ) -> Result<(Receipt, String)> {
+        let mut resp = self
+            .send(
+                Some(key),
+                Method::GET,
+                &format!("/v1/cases/{case_id}/objects/{object_id}"),
+                RequestParts::default(),
+            )
+            .await?;
         let receipt = resp
             .headers()
             .get("custos-receipt")
@@ -272,12 +347,28 @@ impl Client {
 
     /// Grant a case.
     pub async fn grant(&self, key: &SigningKey, case_id: &str, body: &GrantBody) -> Result<Receipt> {
-        Ok(self.json::<ReceiptBody>(Some(key), Method::POST, &format!("/v1/cases/{case_id}/grants"), Some(body)).await?.receipt)
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::POST,
+                &format!("/v1/cases/{case_id}/grants"),
+                Some(body),
+            )
+            .await?
+            .receipt)
     }
 
     /// Revoke a grant.
     pub async fn revoke(&self, key: &SigningKey, case_id: &str, from: &KeyId) -> Result<Receipt> {
-        Ok(self.json::<ReceiptBody>(Some(key), Method::DELETE, &format!("/v1/cases/{case_id}/grants/{from}"), None::<&()>).await?.receipt)
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::DELETE,
+                &format!("/v1/cases/{case_id}/grants/{from}"),
+                None::<&()>,
+            )
+            .await?
+            .receipt)
     }
 
     /// The registry.
@@ -287,27 +378,49 @@ impl Client {
 
     /// Register a principal.
     pub async fn add_principal(&self, key: &SigningKey, body: &PrincipalBody) -> Result<Receipt> {
-        Ok(self.json::<ReceiptBody>(Some(key), Method::POST, "/v1/principals", Some(body)).await?.receipt)
+        Ok(self
+            .json::<ReceiptBody>(Some(key), Method::POST, "/v1/principals", Some(body))
+            .await?
+            .receipt)
     }
 
     /// Remove a principal.
     pub async fn remove_principal(&self, key: &SigningKey, id: &KeyId) -> Result<Receipt> {
-        Ok(self.json::<ReceiptBody>(Some(key), Method::DELETE, &format!("/v1/principals/{id}"), None::<&()>).await?.receipt)
+        Ok(self
+            .json::<ReceiptBody>(Some(key), Method::DELETE, &format!("/v1/principals/{id}"), None::<&()>)
+            .await?
+            .receipt)
     }
 
     /// The latest checkpoint note.
     pub async fn checkpoint(&self) -> Result<String> {
-        Ok(self.send(None, Method::GET, "/v1/log/checkpoint", RequestParts::default()).await?.text().await?)
+        Ok(self
+            .send(None, Method::GET, "/v1/log/checkpoint", RequestParts::default())
+            .await?
+            .text()
+            .await?)
     }
 
     /// A page of log entries.
     pub async fn entries(&self, key: &SigningKey, start: u64, limit: u64) -> Result<Entries> {
-        self.json(Some(key), Method::GET, &format!("/v1/log/entries?start={start}&limit={limit}"), None::<&()>).await
+        self.json(
+            Some(key),
+            Method::GET,
+            &format!("/v1/log/entries?start={start}&limit={limit}"),
+            None::<&()>,
+        )
+        .await
     }
 
     /// A consistency proof.
     pub async fn consistency(&self, from: u64, to: u64) -> Result<ProofBody> {
-        self.json(None, Method::GET, &format!("/v1/log/consistency?from={from}&to={to}"), None::<&()>).await
+        self.json(
+            None,
+            Method::GET,
+            &format!("/v1/log/consistency?from={from}&to={to}"),
+            None::<&()>,
+        )
+        .await
     }
 }
 
@@ -316,15 +429,33 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
     if status.is_success() {
         return Ok(resp);
     }
-    let header_code = resp.headers().get("custos-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header_code = resp
+        .headers()
+        .get("custos-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let text = resp.text().await.unwrap_or_default();
     let (code, message) = match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(v) => (v["error"].as_str().unwrap_or("unknown").to_owned(), v["message"].as_str().unwrap_or("").to_owned()),
+        Ok(v) => (
+            v["error"].as_str().unwrap_or("unknown").to_owned(),
+            v["message"].as_str().unwrap_or("").to_owned(),
+        ),
         Err(_) => {
             // Bodies refused by the size limit layer carry no JSON.
-            let fallback = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "unknown" };
-            (header_code.unwrap_or_else(|| fallback.to_owned()), text.chars().take(200).collect())
+            let fallback = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "payload_too_large"
+            } else {
+                "unknown"
+            };
+            (
+                header_code.unwrap_or_else(|| fallback.to_owned()),
+                text.chars().take(200).collect(),
+            )
         }
     };
-    Err(ClientError::Api { status: status.as_u16(), code, message })
+    Err(ClientError::Api {
+        status: status.as_u16(),
+        code,
+        message,
+    })
 }

@@ -61,7 +61,8 @@ impl TrustStore {
         if !path.exists() {
             return Ok(None);
         }
-        let pin = serde_json::from_slice(&std::fs::read(&path)?).map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
+        let pin = serde_json::from_slice(&std::fs::read(&path)?)
+            .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
         Ok(Some(pin))
     }
 
@@ -89,16 +90,30 @@ impl TrustStore {
                 pin
             }
             None => {
-                let pin = Pin { origin: params.origin.clone(), vkey: params.vkey.clone(), admins: if explicit.is_empty() { params.anchors.clone() } else { explicit.to_vec() } };
+                let pin = Pin {
+                    origin: params.origin.clone(),
+                    vkey: params.vkey.clone(),
+                    admins: if explicit.is_empty() {
+                        params.anchors.clone()
+                    } else {
+                        explicit.to_vec()
+                    },
+                };
                 self.save(server, &pin)?;
                 tracing::warn!(vkey = %pin.vkey, "first contact with this vault: pinned its log key and admin cards");
                 pin
             }
         };
-        let admins = if explicit.is_empty() { pin.admins } else { explicit.to_vec() };
+        let admins = if explicit.is_empty() {
+            pin.admins
+        } else {
+            explicit.to_vec()
+        };
         let log = LogVerifier::parse(&pin.vkey).map_err(|e| ClientError::Trust(e.to_string()))?;
         if log.name() != params.origin {
-            return Err(ClientError::Trust("the vault's origin does not match its log key".into()));
+            return Err(ClientError::Trust(
+                "the vault's origin does not match its log key".into(),
+            ));
         }
         Ok(Trusted { log, admins })
     }
@@ -131,23 +146,47 @@ impl Trusted {
     pub fn verify_intake(&self, params: &IntakeParams) -> Result<Vec<Principal>, ClientError> {
         let mut out = Vec::new();
         for ip in &params.intake {
-            let fail = |why: &str| ClientError::Trust(format!("intake principal {} ({}): {why}", ip.principal.key_id, ip.principal.name));
-            let bytes = B64.decode(&ip.event).map_err(|_| fail("registration event is not base64"))?;
+            let fail = |why: &str| {
+                ClientError::Trust(format!(
+                    "intake principal {} ({}): {why}",
+                    ip.principal.key_id, ip.principal.name
+                ))
+            };
+            let bytes = B64
+                .decode(&ip.event)
+                .map_err(|_| fail("registration event is not base64"))?;
             let event: Event = serde_json::from_slice(&bytes).map_err(|_| fail("registration event is malformed"))?;
             if event.action != Action::PrincipalAdded {
                 return Err(fail("registration event is not principal_added"));
             }
-            let admin = self.admins.iter().find(|a| a.key_id().as_str() == event.actor).ok_or_else(|| fail("not registered by a trusted admin"))?;
-            let req = event.request.as_ref().ok_or_else(|| fail("registration is not signed"))?;
-            req.verify(&admin.verifying_key).map_err(|_| fail("admin signature does not verify"))?;
-            let body: PrincipalBody = req.body_bytes().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| fail("registration body is missing"))?;
-            if body.card != ip.principal.card || body.role != Role::Lawyer || !body.intake || ip.principal.card.key_id() != ip.principal.key_id {
+            let admin = self
+                .admins
+                .iter()
+                .find(|a| a.key_id().as_str() == event.actor)
+                .ok_or_else(|| fail("not registered by a trusted admin"))?;
+            let req = event
+                .request
+                .as_ref()
+                .ok_or_else(|| fail("registration is not signed"))?;
+            req.verify(&admin.verifying_key)
+                .map_err(|_| fail("admin signature does not verify"))?;
+            let body: PrincipalBody = req
+                .body_bytes()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| fail("registration body is missing"))?;
+            if body.card != ip.principal.card
+                || body.role != Role::Lawyer
+                || !body.intake
+                || ip.principal.card.key_id() != ip.principal.key_id
+            {
                 return Err(fail("the signed registration names a different card or role"));
             }
             out.push(ip.principal.clone());
         }
         if out.is_empty() {
-            return Err(ClientError::Trust("the vault has no intake principal; nobody could read a submission".into()));
+            return Err(ClientError::Trust(
+                "the vault has no intake principal; nobody could read a submission".into(),
+            ));
         }
         Ok(out)
     }

@@ -93,7 +93,11 @@ impl LogAuditor {
 
     /// Summary so far.
     pub fn summary(&self) -> AuditSummary {
-        AuditSummary { entries: self.tree.size(), chains: self.heads.len(), ..self.summary.clone() }
+        AuditSummary {
+            entries: self.tree.size(),
+            chains: self.heads.len(),
+            ..self.summary.clone()
+        }
     }
 
     /// Check and absorb the next entry's stored bytes.
@@ -109,10 +113,16 @@ impl LogAuditor {
             Some((seq, hash)) => (seq + 1, Some(hash.clone())),
         };
         if event.seq != want_seq {
-            return Err(fail(format!("case {} sequence is {} where {} was expected", event.case, event.seq, want_seq)));
+            return Err(fail(format!(
+                "case {} sequence is {} where {} was expected",
+                event.case, event.seq, want_seq
+            )));
         }
         if event.prev != want_prev {
-            return Err(fail(format!("case {} chain link does not match the previous event", event.case)));
+            return Err(fail(format!(
+                "case {} chain link does not match the previous event",
+                event.case
+            )));
         }
         self.check_actor(&event).map_err(fail)?;
         self.heads.insert(event.case.clone(), (event.seq, event_hash(bytes)));
@@ -144,7 +154,10 @@ impl LogAuditor {
                 .map(|k| crate::identity::parse_verifying_key(&k.verifying_key))
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
-            let key = *keys.iter().find(|k| KeyId::of(k) == actor).ok_or("case creator is not one of the submitter keys")?;
+            let key = *keys
+                .iter()
+                .find(|k| KeyId::of(k) == actor)
+                .ok_or("case creator is not one of the submitter keys")?;
             for k in keys {
                 self.submitters.insert(KeyId::of(&k), (e.case.clone(), k));
             }
@@ -218,7 +231,10 @@ impl LogAuditor {
             }
             _ => {}
         }
-        if e.action != Action::CaseCreated && e.case != VAULT_CASE && !target.contains(&format!("/v1/cases/{}/", e.case)) {
+        if e.action != Action::CaseCreated
+            && e.case != VAULT_CASE
+            && !target.contains(&format!("/v1/cases/{}/", e.case))
+        {
             return Err("signed request was for another case".into());
         }
         Ok(())
@@ -228,10 +244,16 @@ impl LogAuditor {
     pub fn check_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
         let index = self.tree.size();
         if checkpoint.size != index {
-            return Err(AuditError { index, problem: format!("checkpoint covers {} entries but the log has {index}", checkpoint.size) });
+            return Err(AuditError {
+                index,
+                problem: format!("checkpoint covers {} entries but the log has {index}", checkpoint.size),
+            });
         }
         if self.root() != checkpoint.root {
-            return Err(AuditError { index, problem: "Merkle root of the entries does not match the signed checkpoint".into() });
+            return Err(AuditError {
+                index,
+                problem: "Merkle root of the entries does not match the signed checkpoint".into(),
+            });
         }
         Ok(())
     }
@@ -261,14 +283,25 @@ pub enum ReceiptError {
 /// the event's inclusion. Returns the event and the checkpoint.
 pub fn verify_receipt(receipt: &Receipt, log: &LogVerifier) -> Result<(Event, Checkpoint), ReceiptError> {
     let checkpoint = log.verify(&receipt.checkpoint)?;
-    let bytes = B64.decode(&receipt.event).map_err(|_| ReceiptError::Malformed("event is not base64"))?;
+    let bytes = B64
+        .decode(&receipt.event)
+        .map_err(|_| ReceiptError::Malformed("event is not base64"))?;
     let proof = decode_hashes(&receipt.proof).ok_or(ReceiptError::Malformed("proof hashes"))?;
-    merkle::verify_inclusion(receipt.index, checkpoint.size, &merkle::leaf_hash(&bytes), &proof, &checkpoint.root)?;
+    merkle::verify_inclusion(
+        receipt.index,
+        checkpoint.size,
+        &merkle::leaf_hash(&bytes),
+        &proof,
+        &checkpoint.root,
+    )?;
     let event = serde_json::from_slice(&bytes).map_err(|_| ReceiptError::Malformed("event is not valid JSON"))?;
     Ok((event, checkpoint))
 }
 
 /// Decode base64 hashes; `None` if any is not 32 bytes of base64.
 pub fn decode_hashes(items: &[String]) -> Option<Vec<Hash>> {
-    items.iter().map(|h| B64.decode(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok())).collect()
+    items
+        .iter()
+        .map(|h| B64.decode(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
+        .collect()
 }

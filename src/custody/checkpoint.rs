@@ -57,13 +57,26 @@ impl Checkpoint {
     }
 
     fn parse_body(body: &str) -> Result<Self, CheckpointError> {
-        let mut lines = body.strip_suffix('\n').ok_or(CheckpointError::Malformed("body must end in a newline"))?.split('\n');
-        let origin = lines.next().filter(|o| valid_origin(o)).ok_or(CheckpointError::Malformed("origin line"))?;
+        let mut lines = body
+            .strip_suffix('\n')
+            .ok_or(CheckpointError::Malformed("body must end in a newline"))?
+            .split('\n');
+        let origin = lines
+            .next()
+            .filter(|o| valid_origin(o))
+            .ok_or(CheckpointError::Malformed("origin line"))?;
         let size_line = lines.next().ok_or(CheckpointError::Malformed("missing size line"))?;
-        if size_line.is_empty() || (size_line.len() > 1 && size_line.starts_with('0')) || !size_line.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(CheckpointError::Malformed("size must be a decimal number without leading zeros"));
+        if size_line.is_empty()
+            || (size_line.len() > 1 && size_line.starts_with('0'))
+            || !size_line.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(CheckpointError::Malformed(
+                "size must be a decimal number without leading zeros",
+            ));
         }
-        let size = size_line.parse().map_err(|_| CheckpointError::Malformed("size out of range"))?;
+        let size = size_line
+            .parse()
+            .map_err(|_| CheckpointError::Malformed("size out of range"))?;
         let root = lines
             .next()
             .and_then(|r| B64.decode(r).ok())
@@ -74,7 +87,11 @@ impl Checkpoint {
         if lines.next().is_some() {
             return Err(CheckpointError::Malformed("unexpected extension lines"));
         }
-        Ok(Checkpoint { origin: origin.to_owned(), size, root })
+        Ok(Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root,
+        })
     }
 }
 
@@ -120,14 +137,21 @@ impl LogVerifier {
         if !valid_origin(name) {
             return Err(CheckpointError::BadVkey("bad key name"));
         }
-        let raw = B64.decode(key).map_err(|_| CheckpointError::BadVkey("key is not base64"))?;
+        let raw = B64
+            .decode(key)
+            .map_err(|_| CheckpointError::BadVkey("key is not base64"))?;
         let (&alg, key) = raw.split_first().ok_or(CheckpointError::BadVkey("empty key"))?;
         if alg != ALG_ED25519 {
             return Err(CheckpointError::BadVkey("not an Ed25519 key"));
         }
-        let key: [u8; 32] = key.try_into().map_err(|_| CheckpointError::BadVkey("key must be 32 bytes"))?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| CheckpointError::BadVkey("key must be 32 bytes"))?;
         let key = VerifyingKey::from_bytes(&key).map_err(|_| CheckpointError::BadVkey("invalid Ed25519 point"))?;
-        let v = LogVerifier { name: name.to_owned(), key };
+        let v = LogVerifier {
+            name: name.to_owned(),
+            key,
+        };
         if hex::encode(note_key_id(name, &key)) != id {
             return Err(CheckpointError::BadVkey("key id does not match the key"));
         }
@@ -138,7 +162,12 @@ impl LogVerifier {
     pub fn vkey(&self) -> String {
         let mut raw = vec![ALG_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(note_key_id(&self.name, &self.key)), B64.encode(raw))
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(note_key_id(&self.name, &self.key)),
+            B64.encode(raw)
+        )
     }
 
     /// The key name, which is also the log's origin.
@@ -151,7 +180,9 @@ impl LogVerifier {
     /// Signature lines by other keys (witness cosignatures, for instance) are
     /// ignored; at least one line by this key must verify.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
-        let split = note.find("\n\n").ok_or(CheckpointError::Malformed("no blank line before signatures"))?;
+        let split = note
+            .find("\n\n")
+            .ok_or(CheckpointError::Malformed("no blank line before signatures"))?;
         let body = &note[..split + 1];
         let sigs = &note[split + 2..];
         if sigs.is_empty() || !sigs.ends_with('\n') {
@@ -160,9 +191,15 @@ impl LogVerifier {
         let want_id = note_key_id(&self.name, &self.key);
         let mut verified = false;
         for line in sigs.strip_suffix('\n').unwrap_or(sigs).split('\n') {
-            let rest = line.strip_prefix("\u{2014} ").ok_or(CheckpointError::Malformed("signature line must start with an em dash"))?;
-            let (name, sig) = rest.rsplit_once(' ').ok_or(CheckpointError::Malformed("signature line"))?;
-            let raw = B64.decode(sig).map_err(|_| CheckpointError::Malformed("signature is not base64"))?;
+            let rest = line
+                .strip_prefix("\u{2014} ")
+                .ok_or(CheckpointError::Malformed("signature line must start with an em dash"))?;
+            let (name, sig) = rest
+                .rsplit_once(' ')
+                .ok_or(CheckpointError::Malformed("signature line"))?;
+            let raw = B64
+                .decode(sig)
+                .map_err(|_| CheckpointError::Malformed("signature is not base64"))?;
             if name != self.name || raw.len() != 4 + 64 || raw[..4] != want_id {
                 continue;
             }
@@ -176,7 +213,10 @@ impl LogVerifier {
         }
         let cp = Checkpoint::parse_body(body)?;
         if cp.origin != self.name {
-            return Err(CheckpointError::WrongOrigin { expected: self.name.clone(), found: cp.origin });
+            return Err(CheckpointError::WrongOrigin {
+                expected: self.name.clone(),
+                found: cp.origin,
+            });
         }
         Ok(cp)
     }
@@ -199,14 +239,22 @@ impl LogSigner {
     /// Wrap a signing key for the log named `origin`.
     pub fn new(origin: &str, key: SigningKey) -> Result<Self, CheckpointError> {
         if !valid_origin(origin) {
-            return Err(CheckpointError::Malformed("origin must be one line without spaces or '+'"));
+            return Err(CheckpointError::Malformed(
+                "origin must be one line without spaces or '+'",
+            ));
         }
-        Ok(LogSigner { name: origin.to_owned(), key })
+        Ok(LogSigner {
+            name: origin.to_owned(),
+            key,
+        })
     }
 
     /// The public verifier for this key.
     pub fn verifier(&self) -> LogVerifier {
-        LogVerifier { name: self.name.clone(), key: self.key.verifying_key() }
+        LogVerifier {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+        }
     }
 
     /// The log's origin.
@@ -216,7 +264,12 @@ impl LogSigner {
 
     /// Sign a checkpoint for `size` and `root`, returning the full note text.
     pub fn sign(&self, size: u64, root: Hash) -> String {
-        let body = Checkpoint { origin: self.name.clone(), size, root }.body();
+        let body = Checkpoint {
+            origin: self.name.clone(),
+            size,
+            root,
+        }
+        .body();
         let sig = self.key.sign(body.as_bytes());
         let mut raw = note_key_id(&self.name, &self.key.verifying_key()).to_vec();
         raw.extend_from_slice(&sig.to_bytes());
@@ -238,7 +291,10 @@ mod tests {
         let note = s.sign(5, [9u8; 32]);
         let v = LogVerifier::parse(&s.verifier().vkey()).unwrap();
         let cp = v.verify(&note).unwrap();
-        assert_eq!((cp.size, cp.root, cp.origin.as_str()), (5, [9u8; 32], "example.org/custos"));
+        assert_eq!(
+            (cp.size, cp.root, cp.origin.as_str()),
+            (5, [9u8; 32], "example.org/custos")
+        );
     }
 
     #[test]

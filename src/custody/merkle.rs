@@ -65,11 +65,7 @@ fn split_point(n: u64) -> u64 {
 /// `level` covering leaves `[index << level, (index + 1) << level)`. Every range
 /// this module asks for starts at a multiple of its largest power-of-two split,
 /// so perfect ranges are always aligned.
-pub fn subtree_hash<E>(
-    lo: u64,
-    hi: u64,
-    node: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
-) -> Result<Hash, E> {
+pub fn subtree_hash<E>(lo: u64, hi: u64, node: &mut impl FnMut(u32, u64) -> Result<Hash, E>) -> Result<Hash, E> {
     let n = hi - lo;
     if n == 0 {
         return Ok(empty_root());
@@ -190,13 +186,7 @@ fn subproof<E>(
 
 /// Verify that `leaf` is leaf `index` of the tree of `size` leaves whose root
 /// is `root` (RFC 9162 section 2.1.3.2).
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-    root: &[u8],
-) -> Result<(), ProofError> {
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &[u8]) -> Result<(), ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -292,6 +282,10 @@ pub fn verify_consistency(
     Ok(())
 }
 
+/// A node the in-memory tree does not hold (a size beyond the tree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingNode;
+
 /// An in-memory tree for tests and for verifiers that rebuild a whole log.
 #[derive(Default, Clone)]
 pub struct MemoryTree {
@@ -310,7 +304,7 @@ impl MemoryTree {
         let index = self.size();
         let levels = &self.levels;
         let nodes = nodes_completed_by(index, leaf, &mut |l, i| {
-            Ok::<_, ()>(levels[l as usize][i as usize])
+            Ok::<_, MissingNode>(levels[l as usize][i as usize])
         })
         .expect("memory tree lookups cannot fail");
         for (level, _, hash) in nodes {
@@ -322,12 +316,12 @@ impl MemoryTree {
     }
 
     /// Look up a stored perfect-subtree node.
-    pub fn node(&self, level: u32, index: u64) -> Result<Hash, ()> {
+    pub fn node(&self, level: u32, index: u64) -> Result<Hash, MissingNode> {
         self.levels
             .get(level as usize)
             .and_then(|l| l.get(index as usize))
             .copied()
-            .ok_or(())
+            .ok_or(MissingNode)
     }
 
     /// Root of the first `size` leaves.
@@ -377,9 +371,7 @@ mod tests {
         for size in 1..=33u64 {
             let root = t.root_at(size);
             for index in 0..size {
-                let proof = inclusion_proof(index, size, &mut |l, i| t.node(l, i))
-                    .unwrap()
-                    .unwrap();
+                let proof = inclusion_proof(index, size, &mut |l, i| t.node(l, i)).unwrap().unwrap();
                 verify_inclusion(index, size, &leaves[index as usize], &proof, &root).unwrap();
                 if let Some(first) = proof.first() {
                     let mut bad = proof.clone();
@@ -388,8 +380,7 @@ mod tests {
                         b[0] ^= 1;
                         b
                     };
-                    assert!(verify_inclusion(index, size, &leaves[index as usize], &bad, &root)
-                        .is_err());
+                    assert!(verify_inclusion(index, size, &leaves[index as usize], &bad, &root).is_err());
                 }
             }
         }

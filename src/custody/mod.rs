@@ -139,6 +139,9 @@ pub struct Receipt {
 
 /// Now, as RFC 3339 UTC with second precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond");
-    now.format(&time::format_description::well_known::Rfc3339).expect("UTC times always format")
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times always format")
 }

@@ -108,7 +108,9 @@ impl CaseKey {
         }
         let text = Zeroizing::new(decrypt_bytes(envelope, identity)?);
         let text = std::str::from_utf8(&text).map_err(|_| EnvelopeError::Malformed("envelope"))?;
-        text.parse().map(CaseKey).map_err(|_| EnvelopeError::Malformed("envelope"))
+        text.parse()
+            .map(CaseKey)
+            .map_err(|_| EnvelopeError::Malformed("envelope"))
     }
 }
 
@@ -129,8 +131,13 @@ pub fn decrypt_bytes(ciphertext: &[u8], identity: &age::x25519::Identity) -> Res
 
 /// Stream `input` through age encryption into `output`. Memory use is one
 /// age chunk (64 KiB) whatever the size.
-pub fn encrypt_stream(mut input: impl Read, output: impl Write, recipients: &[&age::x25519::Recipient]) -> Result<(), EnvelopeError> {
-    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| *r as &dyn age::Recipient)).map_err(|_| EnvelopeError::Encrypt)?;
+pub fn encrypt_stream(
+    mut input: impl Read,
+    output: impl Write,
+    recipients: &[&age::x25519::Recipient],
+) -> Result<(), EnvelopeError> {
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| *r as &dyn age::Recipient))
+        .map_err(|_| EnvelopeError::Encrypt)?;
     let mut w = enc.wrap_output(output)?;
     io::copy(&mut input, &mut w)?;
     w.finish()?;
@@ -140,9 +147,15 @@ pub fn encrypt_stream(mut input: impl Read, output: impl Write, recipients: &[&a
 /// Stream-decrypt `input` into `output`. Any tampering fails with
 /// [`EnvelopeError::Decrypt`]; bytes already written before the failure must
 /// be discarded by the caller (age authenticates per 64 KiB chunk).
-pub fn decrypt_stream(input: impl Read, mut output: impl Write, identity: &age::x25519::Identity) -> Result<(), EnvelopeError> {
+pub fn decrypt_stream(
+    input: impl Read,
+    mut output: impl Write,
+    identity: &age::x25519::Identity,
+) -> Result<(), EnvelopeError> {
     let dec = age::Decryptor::new_buffered(io::BufReader::new(input)).map_err(|_| EnvelopeError::Decrypt)?;
-    let mut r = dec.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|_| EnvelopeError::Decrypt)?;
+    let mut r = dec
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|_| EnvelopeError::Decrypt)?;
     io::copy(&mut r, &mut output).map_err(|e| match e.kind() {
         io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => EnvelopeError::Decrypt,
         _ => EnvelopeError::Io(e),
@@ -190,7 +203,11 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wrap `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), len: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
     }
 
     /// The hex SHA-256 and length of everything written, and the inner writer.
@@ -239,18 +256,29 @@ mod tests {
         let mut bad = ct.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 1;
-        assert!(matches!(decrypt_bytes(&bad, case.identity()), Err(EnvelopeError::Decrypt)));
+        assert!(matches!(
+            decrypt_bytes(&bad, case.identity()),
+            Err(EnvelopeError::Decrypt)
+        ));
     }
 
     #[test]
     fn labels_round_trip_and_unsafe_names_are_cleaned() {
         let case = CaseKey::generate();
-        let label = Label { name: "../../etc/passwd".into(), media_type: None, kind: ObjectKind::Evidence, description: None };
+        let label = Label {
+            name: "../../etc/passwd".into(),
+            media_type: None,
+            kind: ObjectKind::Evidence,
+            description: None,
+        };
         let sealed = label.seal(&case.recipient()).unwrap();
         let back = Label::open(&sealed, &case).unwrap();
         assert_eq!(back, label);
         assert_eq!(back.safe_file_name(), "passwd");
-        let dots = Label { name: "..".into(), ..label };
+        let dots = Label {
+            name: "..".into(),
+            ..label
+        };
         assert_eq!(dots.safe_file_name(), "unnamed");
     }
 }

@@ -69,9 +69,15 @@ impl Codename {
     /// words are forgiven; every word must be from the list.
     pub fn parse(text: &str) -> Result<Self, IdentityError> {
         let lower = Zeroizing::new(text.to_lowercase());
-        let words: Vec<&str> = lower.split(|c: char| c.is_whitespace() || c == '-').filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = lower
+            .split(|c: char| c.is_whitespace() || c == '-')
+            .filter(|w| !w.is_empty())
+            .collect();
         if words.len() != WORDS || words.iter().any(|w| word_index(w).is_none()) {
-            return Err(IdentityError::Malformed { what: "codename", why: "expected eight words from the codename list" });
+            return Err(IdentityError::Malformed {
+                what: "codename",
+                why: "expected eight words from the codename list",
+            });
         }
         Ok(Codename(Zeroizing::new(words.join(" "))))
     }

@@ -137,17 +137,23 @@ impl fmt::Display for Role {
 /// Parse an Ed25519 public key from base64.
 pub fn parse_verifying_key(b64: &str) -> Result<VerifyingKey, IdentityError> {
     let raw = B64.decode(b64).map_err(|_| malformed("public key", "not base64"))?;
-    let raw: [u8; 32] = raw.try_into().map_err(|_| malformed("public key", "must be 32 bytes"))?;
+    let raw: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| malformed("public key", "must be 32 bytes"))?;
     VerifyingKey::from_bytes(&raw).map_err(|_| malformed("public key", "not a valid Ed25519 point"))
 }
 
 /// Parse an age X25519 recipient (`age1...`).
 pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient, IdentityError> {
-    s.parse().map_err(|_| malformed("age recipient", "expected an age1... X25519 recipient"))
+    s.parse()
+        .map_err(|_| malformed("age recipient", "expected an age1... X25519 recipient"))
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().count() <= MAX_NAME_LEN && name.chars().all(|c| !c.is_control()) && name.trim() == name
+    !name.is_empty()
+        && name.chars().count() <= MAX_NAME_LEN
+        && name.chars().all(|c| !c.is_control())
+        && name.trim() == name
 }
 
 /// The public half of a principal: one line a person can paste.
@@ -191,13 +197,23 @@ impl FromStr for Card {
         }
         let verifying_key = parse_verifying_key(key)?;
         parse_recipient(recipient)?;
-        Ok(Card { name: name.to_owned(), verifying_key, recipient: recipient.to_owned() })
+        Ok(Card {
+            name: name.to_owned(),
+            verifying_key,
+            recipient: recipient.to_owned(),
+        })
     }
 }
 
 impl fmt::Display for Card {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{CARD_HEADER} {} {} {}", B64.encode(self.verifying_key.as_bytes()), self.recipient, self.name)
+        write!(
+            f,
+            "{CARD_HEADER} {} {} {}",
+            B64.encode(self.verifying_key.as_bytes()),
+            self.recipient,
+            self.name
+        )
     }
 }
 
@@ -315,13 +331,23 @@ impl Identity {
         let name = field("name")?;
         let seed = field("ed25519")?;
         let age_key = field("age")?;
-        let seed = Zeroizing::new(B64.decode(seed.as_bytes()).map_err(|_| malformed(what, "bad signing key"))?);
-        let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| malformed(what, "bad signing key"))?;
+        let seed = Zeroizing::new(
+            B64.decode(seed.as_bytes())
+                .map_err(|_| malformed(what, "bad signing key"))?,
+        );
+        let seed: &[u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| malformed(what, "bad signing key"))?;
         let age = age::x25519::Identity::from_str(&age_key).map_err(|_| malformed(what, "bad age key"))?;
         if !valid_name(&name) {
             return Err(malformed(what, "bad name"));
         }
-        Ok(Identity { name: name.to_string(), signing: SigningKey::from_bytes(seed), age })
+        Ok(Identity {
+            name: name.to_string(),
+            signing: SigningKey::from_bytes(seed),
+            age,
+        })
     }
 
     /// Write the identity to `path` (mode 0600, never overwriting) and the
@@ -355,10 +381,15 @@ impl Identity {
 
     /// Read an identity file. `passphrase` is asked only if the file is
     /// encrypted. Refuses files readable by group or others.
-    pub fn load(path: &Path, passphrase: impl FnOnce() -> Result<SecretString, IdentityError>) -> Result<Self, IdentityError> {
+    pub fn load(
+        path: &Path,
+        passphrase: impl FnOnce() -> Result<SecretString, IdentityError>,
+    ) -> Result<Self, IdentityError> {
         check_private(path)?;
         let mut bytes = Zeroizing::new(Vec::new());
-        std::fs::File::open(path)?.take(MAX_IDENTITY_FILE).read_to_end(&mut bytes)?;
+        std::fs::File::open(path)?
+            .take(MAX_IDENTITY_FILE)
+            .read_to_end(&mut bytes)?;
         if bytes.starts_with(IDENTITY_HEADER.as_bytes()) {
             let text = std::str::from_utf8(&bytes).map_err(|_| malformed("identity file", "not UTF-8"))?;
             return Self::from_text(text);
@@ -369,7 +400,9 @@ impl Identity {
             return Err(malformed("identity file", "not a custos identity"));
         }
         let id = age::scrypt::Identity::new(pass);
-        let mut r = dec.decrypt(std::iter::once(&id as &dyn age::Identity)).map_err(|_| IdentityError::Decrypt)?;
+        let mut r = dec
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .map_err(|_| IdentityError::Decrypt)?;
         let mut plain = Zeroizing::new(Vec::new());
         r.read_to_end(&mut plain).map_err(|_| IdentityError::Decrypt)?;
         let text = std::str::from_utf8(&plain).map_err(|_| IdentityError::Decrypt)?;
@@ -429,7 +462,10 @@ mod tests {
         let line = card.to_string();
         assert_eq!(line.parse::<Card>().unwrap(), card);
         assert_eq!(card.key_id(), id.key_id());
-        assert!(line.replacen("custos-card-v1", "custos-card-v2", 1).parse::<Card>().is_err());
+        assert!(line
+            .replacen("custos-card-v1", "custos-card-v2", 1)
+            .parse::<Card>()
+            .is_err());
         assert!(line.replace("age1", "age2").parse::<Card>().is_err());
         let (head, _) = line.rsplit_once(' ').unwrap();
         assert!(format!("{head} ").parse::<Card>().is_err(), "empty name");
@@ -463,7 +499,10 @@ mod tests {
         let path = dir.path().join("id");
         Identity::generate("a").unwrap().save(&path, None).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Identity::load(&path, || Err(IdentityError::NeedPassphrase)), Err(IdentityError::Permissions(_))));
+        assert!(matches!(
+            Identity::load(&path, || Err(IdentityError::NeedPassphrase)),
+            Err(IdentityError::Permissions(_))
+        ));
     }
 
     #[test]

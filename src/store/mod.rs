@@ -282,7 +282,12 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let chunks = Box::new(SledChunks(trees[T::Chunks as usize].clone()));
-        Ok(Store { db, trees, chunks, writer: tokio::sync::Mutex::new(()) })
+        Ok(Store {
+            db,
+            trees,
+            chunks,
+            writer: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// A tree, for reads and for single-key writes outside the log.
@@ -294,7 +299,9 @@ impl Store {
     pub fn get_json<V: DeserializeOwned>(&self, t: T, key: impl AsRef<[u8]>) -> Result<Option<V>> {
         match self.tree(t).get(key)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Decode(e.to_string())),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Decode(e.to_string())),
         }
     }
 
@@ -355,16 +362,25 @@ impl Store {
 
     /// Fetch a chunk and check it against its address.
     pub fn get_chunk(&self, hash: &Hash) -> Result<Vec<u8>> {
-        let bytes = self.chunks.get(hash)?.ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
+        let bytes = self
+            .chunks
+            .get(hash)?
+            .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
         if Sha256::digest(&bytes).as_slice() != hash {
-            return Err(StoreError::Integrity(format!("chunk {} does not match its hash", hex::encode(hash))));
+            return Err(StoreError::Integrity(format!(
+                "chunk {} does not match its hash",
+                hex::encode(hash)
+            )));
         }
         Ok(bytes)
     }
 
     /// The chunk hashes of a sequence (an upload or an object), in order.
     pub fn chunk_at(&self, t: T, prefix: &[u8], index: u64) -> Result<Hash> {
-        let v = self.tree(t).get(indexed_key(prefix, index))?.ok_or_else(|| StoreError::Integrity("chunk list has a gap".into()))?;
+        let v = self
+            .tree(t)
+            .get(indexed_key(prefix, index))?
+            .ok_or_else(|| StoreError::Integrity("chunk list has a gap".into()))?;
         Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))
     }
 
@@ -390,7 +406,10 @@ impl Store {
     /// Record a nonce until `expires`; false if it was seen before.
     pub fn remember_nonce(&self, key_id: &str, nonce: &str, expires: i64) -> Result<bool> {
         let key = pair_key(key_id, nonce);
-        let fresh = self.tree(T::Nonces).compare_and_swap(key, None as Option<&[u8]>, Some(&expires.to_be_bytes()[..]))?.is_ok();
+        let fresh = self
+            .tree(T::Nonces)
+            .compare_and_swap(key, None as Option<&[u8]>, Some(&expires.to_be_bytes()[..]))?
+            .is_ok();
         Ok(fresh)
     }
 
@@ -414,13 +433,20 @@ impl Store {
     pub fn log_size(&self) -> Result<u64> {
         Ok(match self.tree(T::Meta).get("size")? {
             None => 0,
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Integrity("log size record".into()))?),
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Integrity("log size record".into()))?,
+            ),
         })
     }
 
     /// The latest signed checkpoint note.
     pub fn checkpoint(&self) -> Result<Option<String>> {
-        Ok(self.tree(T::Meta).get("checkpoint")?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .tree(T::Meta)
+            .get("checkpoint")?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Stored bytes of entry `index`.
@@ -429,7 +455,10 @@ impl Store {
     }
 
     fn node(&self, level: u32, index: u64) -> Result<Hash> {
-        let v = self.tree(T::Nodes).get(node_key(level, index))?.ok_or_else(|| StoreError::Integrity(format!("log tree node ({level}, {index}) is missing")))?;
+        let v = self
+            .tree(T::Nodes)
+            .get(node_key(level, index))?
+            .ok_or_else(|| StoreError::Integrity(format!("log tree node ({level}, {index}) is missing")))?;
         Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("log tree node is damaged".into()))
     }
 
@@ -451,7 +480,13 @@ impl Store {
     /// Append events (and apply `batch` with them, atomically), sign the new
     /// checkpoint, and return one receipt per event. The caller flushes
     /// before acknowledging.
-    pub fn append(&self, guard: &WriterGuard<'_>, mut batch: Batch, drafts: Vec<EventDraft>, signer: &LogSigner) -> Result<Vec<Receipt>> {
+    pub fn append(
+        &self,
+        guard: &WriterGuard<'_>,
+        mut batch: Batch,
+        drafts: Vec<EventDraft>,
+        signer: &LogSigner,
+    ) -> Result<Vec<Receipt>> {
         let start = self.log_size()?;
         let mut size = start;
         let mut new_nodes: HashMap<(u32, u64), Hash> = HashMap::new();
@@ -468,7 +503,9 @@ impl Store {
             };
             let case = draft.case.clone();
             let bytes = serde_json::to_vec(&draft.place(seq, prev, now_rfc3339())).expect("events always serialise");
-            let nodes = merkle::nodes_completed_by(size, merkle::leaf_hash(&bytes), &mut |l, i| match new_nodes.get(&(l, i)) {
+            let nodes = merkle::nodes_completed_by(size, merkle::leaf_hash(&bytes), &mut |l, i| match new_nodes
+                .get(&(l, i))
+            {
                 Some(h) => Ok(*h),
                 None => self.node(l, i),
             })?;
@@ -476,7 +513,10 @@ impl Store {
                 new_nodes.insert((l, i), h);
                 batch.put(T::Nodes, node_key(l, i), h);
             }
-            let head = ChainHead { seq, hash: event_hash(&bytes) };
+            let head = ChainHead {
+                seq,
+                hash: event_hash(&bytes),
+            };
             batch.put_json(T::Heads, case.as_bytes(), &head);
             heads.insert(case, head);
             batch.put(T::Log, size.to_be_bytes(), bytes.clone());
@@ -494,8 +534,15 @@ impl Store {
         events
             .into_iter()
             .map(|(index, bytes)| {
-                let proof = self.inclusion_proof(index, size)?.map_err(|e| StoreError::Integrity(e.to_string()))?;
-                Ok(Receipt { index, event: B64.encode(bytes), proof: proof.iter().map(|h| B64.encode(h)).collect(), checkpoint: note.clone() })
+                let proof = self
+                    .inclusion_proof(index, size)?
+                    .map_err(|e| StoreError::Integrity(e.to_string()))?;
+                Ok(Receipt {
+                    index,
+                    event: B64.encode(bytes),
+                    proof: proof.iter().map(|h| B64.encode(h)).collect(),
+                    checkpoint: note.clone(),
+                })
             })
             .collect()
     }
@@ -507,13 +554,22 @@ impl Store {
         if size == 0 {
             return Ok(());
         }
-        let note = self.checkpoint()?.ok_or_else(|| StoreError::Integrity("the log has entries but no checkpoint".into()))?;
-        let cp = signer.verifier().verify(&note).map_err(|e| StoreError::Integrity(format!("stored checkpoint: {e}")))?;
+        let note = self
+            .checkpoint()?
+            .ok_or_else(|| StoreError::Integrity("the log has entries but no checkpoint".into()))?;
+        let cp = signer
+            .verifier()
+            .verify(&note)
+            .map_err(|e| StoreError::Integrity(format!("stored checkpoint: {e}")))?;
         if cp.size != size || cp.root != self.root(size)? {
-            return Err(StoreError::Integrity("stored log tree does not match the signed checkpoint".into()));
+            return Err(StoreError::Integrity(
+                "stored log tree does not match the signed checkpoint".into(),
+            ));
         }
         if self.tree(T::Log).len() as u64 != size {
-            return Err(StoreError::Integrity("log entry count does not match the checkpoint".into()));
+            return Err(StoreError::Integrity(
+                "log entry count does not match the checkpoint".into(),
+            ));
         }
         // Every interior node must be the hash of its children, so no proof
         // the server hands out is built on a damaged node. Whether each leaf
@@ -523,7 +579,9 @@ impl Store {
             let leaf = self.node(0, i)?;
             for (level, index, hash) in merkle::nodes_completed_by(i, leaf, &mut |l, j| self.node(l, j))? {
                 if self.node(level, index)? != hash {
-                    return Err(StoreError::Integrity(format!("log tree node ({level}, {index}) does not match its children")));
+                    return Err(StoreError::Integrity(format!(
+                        "log tree node ({level}, {index}) does not match its children"
+                    )));
                 }
             }
         }
@@ -539,7 +597,14 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     fn draft(case: &str) -> EventDraft {
-        EventDraft { case: case.into(), actor: VAULT_ACTOR.into(), action: Action::CheckpointAnchored, objects: vec![], details: serde_json::Value::Null, request: None }
+        EventDraft {
+            case: case.into(),
+            actor: VAULT_ACTOR.into(),
+            action: Action::CheckpointAnchored,
+            objects: vec![],
+            details: serde_json::Value::Null,
+            request: None,
+        }
     }
 
     #[tokio::test]
@@ -549,7 +614,14 @@ mod tests {
         let signer = LogSigner::new("test.example", SigningKey::from_bytes(&[1; 32])).unwrap();
         for round in 0..5 {
             let g = store.writer().await;
-            let receipts = store.append(&g, Batch::default(), vec![draft(VAULT_CASE), draft("c1"), draft(VAULT_CASE)], &signer).unwrap();
+            let receipts = store
+                .append(
+                    &g,
+                    Batch::default(),
+                    vec![draft(VAULT_CASE), draft("c1"), draft(VAULT_CASE)],
+                    &signer,
+                )
+                .unwrap();
             for r in &receipts {
                 verify_receipt(r, &signer.verifier()).unwrap();
             }

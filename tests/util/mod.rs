@@ -38,12 +38,41 @@ impl TestVault {
         let admin = Identity::generate("Admin").unwrap();
         let lawyer = Identity::generate("Lawyer One").unwrap();
         let auditor = Identity::generate("Auditor").unwrap();
-        let log = custos::vault::init(&tmp.path().join("data"), ORIGIN, &[admin.card()]).await.unwrap();
-        let mut v = TestVault { tmp, url: String::new(), admin, lawyer, auditor, log, stop: None, server: None };
+        let log = custos::vault::init(&tmp.path().join("data"), ORIGIN, &[admin.card()])
+            .await
+            .unwrap();
+        let mut v = TestVault {
+            tmp,
+            url: String::new(),
+            admin,
+            lawyer,
+            auditor,
+            log,
+            stop: None,
+            server: None,
+        };
         v.serve().await;
         let c = v.client();
-        c.add_principal(v.admin.signing_key(), &PrincipalBody { card: v.lawyer.card(), role: Role::Lawyer, intake: true }).await.unwrap();
-        c.add_principal(v.admin.signing_key(), &PrincipalBody { card: v.auditor.card(), role: Role::Auditor, intake: false }).await.unwrap();
+        c.add_principal(
+            v.admin.signing_key(),
+            &PrincipalBody {
+                card: v.lawyer.card(),
+                role: Role::Lawyer,
+                intake: true,
+            },
+        )
+        .await
+        .unwrap();
+        c.add_principal(
+            v.admin.signing_key(),
+            &PrincipalBody {
+                card: v.auditor.card(),
+                role: Role::Auditor,
+                intake: false,
+            },
+        )
+        .await
+        .unwrap();
         v
     }
 
@@ -54,7 +83,10 @@ impl TestVault {
     /// Serve the vault in the data dir (again).
     pub async fn serve(&mut self) {
         let vault = custos::vault::open(&self.data_dir()).unwrap();
-        let state = Arc::new(AppState { vault, public_url: None });
+        let state = Arc::new(AppState {
+            vault,
+            public_url: None,
+        });
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();
         self.server = Some(tokio::spawn(api::serve(state, listener, async move {
@@ -93,9 +125,15 @@ impl TestVault {
 
     /// Submit a statement and the given evidence files.
     pub async fn submit(&self, statement: &[u8], evidence: &[(&str, Vec<u8>)]) -> Submitted {
-        let mut files = vec![SubmitFile { path: self.file("statement.txt", statement), kind: ObjectKind::Statement }];
+        let mut files = vec![SubmitFile {
+            path: self.file("statement.txt", statement),
+            kind: ObjectKind::Statement,
+        }];
         for (name, bytes) in evidence {
-            files.push(SubmitFile { path: self.file(name, bytes), kind: ObjectKind::Evidence });
+            files.push(SubmitFile {
+                path: self.file(name, bytes),
+                kind: ObjectKind::Evidence,
+            });
         }
         flows::submit(&self.client(), &self.trust(), &[], &files).await.unwrap()
     }

@@ -1,0 +1,286 @@
+//! The command-line contract, run as users and scripts run it: the real
+//! binary, a real server process on 127.0.0.1:0, real files.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use custos::custody::checkpoint::LogVerifier;
+
+const BIN: &str = env!("CARGO_BIN_EXE_custos");
+
+/// A server process that is killed when the test ends, however it ends.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    server: String,
+}
+
+impl Env {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .env("CUSTOS_CONFIG_DIR", self.path("config"))
+            .env("CUSTOS_SERVER", &self.server)
+            .env_remove("CUSTOS_IDENTITY")
+            .env_remove("CUSTOS_PASSPHRASE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run, require success, return stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "custos {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+}
+
+fn start_server(env: &Env, data: &Path) -> (ServerProcess, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("CUSTOS_LOG", "info")
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let guard = ServerProcess(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before serving").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (guard, format!("http://{addr}"))
+}
+
+#[test]
+fn the_documented_command_line_contract_holds() {
+    let mut env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: String::new(),
+    };
+
+    // keygen prints the new key id, which is the card's.
+    let mut ids = Vec::new();
+    for who in ["admin", "lawyer", "auditor"] {
+        let out = env.ok(&[
+            "keygen",
+            "--name",
+            &format!("Test {who}"),
+            "--out",
+            who,
+            "--no-passphrase",
+        ]);
+        let key_id = out.trim().to_owned();
+        let card = custos::identity::read_card(&env.path(&format!("{who}.pub"))).unwrap();
+        assert_eq!(key_id, card.key_id().as_str());
+        ids.push(key_id);
+    }
+    let again = env.run(&["keygen", "--name", "x", "--out", "admin", "--no-passphrase"]);
+    assert!(!again.status.success(), "keygen never overwrites a key");
+
+    // init prints the vkey on a line beginning "vkey: ".
+    let out = env.ok(&[
+        "init",
+        "--data",
+        "vault",
+        "--origin",
+        "cli.test/log",
+        "--admin",
+        "admin.pub",
+    ]);
+    let vkey = out
+        .lines()
+        .find_map(|l| l.strip_prefix("vkey: "))
+        .expect("a vkey line")
+        .to_owned();
+    let verifier = LogVerifier::parse(&vkey).unwrap();
+    assert!(!env
+        .run(&[
+            "init",
+            "--data",
+            "vault",
+            "--origin",
+            "cli.test/log",
+            "--admin",
+            "admin.pub"
+        ])
+        .status
+        .success());
+
+    let (_server, url) = start_server(&env, &env.path("vault"));
+    env.server = url;
+
+    env.ok(&[
+        "--identity",
+        "admin",
+        "principal",
+        "add",
+        "lawyer.pub",
+        "--role",
+        "lawyer",
+        "--intake",
+    ]);
+    env.ok(&[
+        "--identity",
+        "admin",
+        "principal",
+        "add",
+        "auditor.pub",
+        "--role",
+        "auditor",
+    ]);
+    let list = env.json(&["--identity", "admin", "principal", "list"]);
+    let roles: Vec<(String, String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["key_id"].as_str().unwrap().into(),
+                p["name"].as_str().unwrap().into(),
+                p["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&(ids[1].clone(), "Test lawyer".into(), "lawyer".into())),
+        "{roles:?}"
+    );
+    assert!(roles.contains(&(ids[2].clone(), "Test auditor".into(), "auditor".into())));
+
+    // submit prints case_id, codename and receipt.
+    std::fs::write(env.path("statement.txt"), "They beat me at the station.\n").unwrap();
+    std::fs::write(env.path("scan.pdf"), vec![7u8; 70_000]).unwrap();
+    let sub = env.json(&[
+        "submit",
+        "--statement",
+        "statement.txt",
+        "--medical",
+        "scan.pdf",
+        "--receipt",
+        "receipt.json",
+    ]);
+    let case_id = sub["case_id"].as_str().unwrap().to_owned();
+    assert_eq!(sub["codename"].as_str().unwrap().split(' ').count(), 8);
+    assert_eq!(sub["receipt"], "receipt.json");
+    let receipt: custos::client::flows::ReceiptFile =
+        serde_json::from_slice(&std::fs::read(env.path("receipt.json")).unwrap()).unwrap();
+    for r in &receipt.receipts {
+        custos::custody::audit::verify_receipt(r, &verifier).unwrap();
+    }
+
+    // cases lists it for the lawyer.
+    let cases = env.json(&["--identity", "lawyer", "cases"]);
+    assert!(cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["case_id"] == case_id.as_str()));
+
+    // get writes the original file names, byte for byte.
+    env.ok(&["--identity", "lawyer", "get", &case_id, "--out", "retrieved"]);
+    assert_eq!(
+        std::fs::read(env.path("retrieved/statement.txt")).unwrap(),
+        b"They beat me at the station.\n"
+    );
+    assert_eq!(
+        std::fs::read(env.path("retrieved/scan.pdf")).unwrap(),
+        vec![7u8; 70_000]
+    );
+
+    // get exits non-zero and writes nothing without an envelope.
+    let denied = env.run(&["--identity", "auditor", "get", &case_id, "--out", "denied"]);
+    assert!(!denied.status.success());
+    assert!(!env.path("denied").exists());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    assert!(stderr.starts_with("error: "));
+
+    // audit passes and says what it checked.
+    let audit = env.ok(&["--identity", "auditor", "audit", "--state", "audit.json"]);
+    assert!(
+        audit.contains("audit passed") && audit.contains("signatures"),
+        "{audit}"
+    );
+
+    // log checkpoint prints the signed note exactly as signed.
+    let note = env.ok(&["log", "checkpoint"]);
+    let cp = verifier.verify(&note).unwrap();
+    assert!(cp.size >= 7);
+
+    // A world-readable identity file is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(env.path("lawyer"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = env.run(&["--identity", "lawyer", "cases"]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    }
+}
+
+#[test]
+fn an_encrypted_identity_needs_its_passphrase() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: "http://127.0.0.1:9".into(),
+    };
+    let out = env
+        .cmd()
+        .args(["keygen", "--name", "P", "--out", "id"])
+        .env("CUSTOS_PASSPHRASE", "correct horse battery")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = std::fs::read(env.path("id")).unwrap();
+    assert!(
+        file.starts_with(b"age-encryption.org/v1"),
+        "the identity is an age passphrase file"
+    );
+    // Without a passphrase and without a terminal: a clear error.
+    let out = env.run(&["--identity", "id", "cases"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CUSTOS_PASSPHRASE"));
+    // With the wrong one: refused before any network use.
+    let out = env
+        .cmd()
+        .args(["--identity", "id", "cases"])
+        .env("CUSTOS_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot decrypt the identity file"));
+}
