@@ -464,20 +464,28 @@ pub(super) async fn revoke(
     headers: HeaderMap,
 ) -> Result<Json<ReceiptBody>> {
     let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
-    load_case(&state, &case_id)?;
     if !policy::may_revoke(&actor, access(&state, &case_id, &actor)?) {
         return Err(ApiError::Forbidden("only a holder of the case or an admin may revoke"));
     }
     let key_id: KeyId = key_id.parse().map_err(|_| ApiError::NotFound("grant"))?;
     let store = &state.vault.store;
-    let target: RegistryRecord = store
-        .get_json(T::Registry, key_id.as_str())?
-        .ok_or(ApiError::NotFound("grant"))?;
+    let case = load_case(&state, &case_id)?;
+    if case.submitter_keys.iter().any(|k| k.key_id == key_id) {
+        return Err(ApiError::Forbidden(
+            "the submitter's own access to their case cannot be revoked",
+        ));
+    }
     let guard = store.writer().await;
     let key = pair_key(&case_id, key_id.as_str());
     if !store.tree(T::Envelopes).contains_key(&key)? {
         return Err(ApiError::NotFound("grant"));
     }
+    // A principal removed from the registry may still hold an envelope;
+    // revoking it must stay possible, and only lawyers count as holders
+    // who keep the case readable.
+    let is_lawyer = |id: &str| -> Result<bool> {
+        Ok(matches!(store.get_json::<RegistryRecord>(T::Registry, id)?, Some(r) if r.principal.role == Role::Lawyer))
+    };
     let mut lawyers = 0;
     for kv in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")) {
         let (k, _) = kv.map_err(store::StoreError::from)?;
@@ -486,12 +494,11 @@ pub(super) async fn revoke(
             .next()
             .unwrap_or_default()
             .to_owned();
-        if matches!(store.get_json::<RegistryRecord>(T::Registry, &holder)?, Some(r) if r.principal.role == Role::Lawyer)
-        {
+        if is_lawyer(&holder)? {
             lawyers += 1;
         }
     }
-    if target.principal.role == Role::Lawyer && lawyers <= 1 {
+    if is_lawyer(key_id.as_str())? && lawyers <= 1 {
         return Err(conflict(
             "last_holder",
             "refusing to revoke the last lawyer holding this case; grant it to another lawyer first",
