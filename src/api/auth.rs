@@ -2,6 +2,10 @@
 //! request as received, check time, digest, key, signature and nonce, and
 //! name the actor. Nothing about the sender's network identity is read.
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use ed25519_dalek::VerifyingKey;
 
@@ -33,25 +37,22 @@ fn target_uri(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<String
     Ok(format!("http://{host}{path}"))
 }
 
-/// What a handler needs checked beyond the basics.
-#[derive(Default)]
-pub struct Requirements<'a> {
-    /// Headers that must be covered by the signature.
-    pub covered: &'a [&'a str],
-    /// Keys accepted for this request only (the submitter keys of a case
-    /// being created), checked when the key id is not registered.
-    pub new_keys: &'a [VerifyingKey],
-}
+/// Headers whose value changes what a request does; whenever one is sent,
+/// the signature must cover it.
+const MEANINGFUL_HEADERS: [&str; 2] = ["upload-offset", "upload-length"];
 
 /// Authenticate a request. On success returns the actor and the signed
 /// request as it will be stored in a custody event (without body).
+///
+/// `new_keys` are accepted for this request only, when the key id is not
+/// registered: the submitter keys of a case being created.
 pub fn authenticate(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    req: Requirements<'_>,
+    new_keys: &[VerifyingKey],
 ) -> Result<(Actor, SignedRequest), ApiError> {
     let input = headers.get("signature-input").and_then(|v| v.to_str().ok());
     let sig = headers.get("signature").and_then(|v| v.to_str().ok());
@@ -66,7 +67,7 @@ pub fn authenticate(
     if has_body {
         required.push("content-digest");
     }
-    required.extend_from_slice(req.covered);
+    required.extend(MEANINGFUL_HEADERS.iter().filter(|h| headers.contains_key(**h)));
     for r in required {
         if !params.components.iter().any(|c| c == r) {
             return Err(SignatureError::MissingComponent(r.to_owned()).into());
@@ -123,7 +124,7 @@ pub fn authenticate(
             },
             key,
         )
-    } else if let Some(key) = req.new_keys.iter().find(|k| KeyId::of(k) == key_id) {
+    } else if let Some(key) = new_keys.iter().find(|k| KeyId::of(k) == key_id) {
         (
             Actor::Submitter {
                 key_id: key_id.clone(),
@@ -152,4 +153,42 @@ pub fn authenticate(
         return Err(ApiError::Replayed);
     }
     Ok((actor, stored))
+}
+
+/// A request authenticated by its signature, without a body.
+pub struct Signed {
+    /// Who signed it.
+    pub actor: Actor,
+    /// The signed request, as custody events store it.
+    pub request: SignedRequest,
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Signed {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (actor, request) = authenticate(state, &parts.method, &parts.uri, &parts.headers, &[], &[])?;
+        Ok(Signed { actor, request })
+    }
+}
+
+/// A request authenticated by its signature, with its body (covered by the
+/// signed `Content-Digest`). The stored request carries no body; handlers
+/// add it where the custody event needs it.
+pub struct SignedBody {
+    /// Who signed it.
+    pub actor: Actor,
+    /// The signed request.
+    pub request: SignedRequest,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl axum::extract::FromRequest<Arc<AppState>> for SignedBody {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (method, uri, headers) = (req.method().clone(), req.uri().clone(), req.headers().clone());
+        let super::Body(body) = <super::Body as axum::extract::FromRequest<_>>::from_request(req, state).await?;
+        let (actor, request) = authenticate(state, &method, &uri, &headers, &body, &[])?;
+        Ok(SignedBody { actor, request, body })
+    }
 }

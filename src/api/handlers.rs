@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::auth::{authenticate, Requirements};
+use super::auth::{authenticate, Signed, SignedBody};
 use super::error::{conflict, ApiError};
 use super::wire::*;
 use super::{AppState, Body as RequestBody, MAX_ENTRIES_PER_PAGE, Q};
@@ -161,17 +161,7 @@ pub(super) async fn create_case(
         keys.push(vk);
     }
     identity::parse_recipient(&req.case_recipient).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (actor, signed) = authenticate(
-        &state,
-        &method,
-        &uri,
-        &headers,
-        &body,
-        Requirements {
-            new_keys: &keys,
-            ..Default::default()
-        },
-    )?;
+    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, &keys)?;
     if !matches!(&actor, Actor::Submitter { case_id, .. } if case_id.is_empty()) {
         return Err(ApiError::Forbidden("a case is opened by a new submitter key"));
     }
@@ -263,11 +253,8 @@ pub(super) async fn create_case(
 
 pub(super) async fn list_cases(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Json<Vec<CaseSummary>>> {
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let scope = policy::list_scope(&actor).ok_or(ApiError::Forbidden("this role does not list cases"))?;
     let store = &state.vault.store;
     let mut out = Vec::new();
@@ -292,11 +279,8 @@ pub(super) async fn list_cases(
 pub(super) async fn case_detail(
     State(state): State<Arc<AppState>>,
     Path(case_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Json<CaseDetail>> {
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let case = load_case(&state, &case_id)?;
     let acc = access(&state, &case_id, &actor)?;
     if !policy::may_view_case(&actor, &case_id, acc) {
@@ -330,11 +314,8 @@ pub(super) async fn case_detail(
 pub(super) async fn download(
     State(state): State<Arc<AppState>>,
     Path((case_id, object_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, request: signed }: Signed,
 ) -> Result<Response> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     load_case(&state, &case_id)?;
     if !policy::may_download(&actor, &case_id, access(&state, &case_id, &actor)?) {
         return Err(ApiError::Forbidden(
@@ -419,12 +400,12 @@ pub(super) async fn download(
 pub(super) async fn grant(
     State(state): State<Arc<AppState>>,
     Path(case_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RequestBody(body): RequestBody,
+    SignedBody {
+        actor,
+        request: signed,
+        body,
+    }: SignedBody,
 ) -> Result<Response> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: GrantBody = parse_json(&body)?;
     load_case(&state, &case_id)?;
     let store = &state.vault.store;
@@ -459,11 +440,8 @@ pub(super) async fn grant(
 pub(super) async fn revoke(
     State(state): State<Arc<AppState>>,
     Path((case_id, key_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, request: signed }: Signed,
 ) -> Result<Json<ReceiptBody>> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_revoke(&actor, access(&state, &case_id, &actor)?) {
         return Err(ApiError::Forbidden("only a holder of the case or an admin may revoke"));
     }
@@ -520,11 +498,8 @@ pub(super) async fn revoke(
 
 pub(super) async fn list_principals(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Json<Vec<Principal>>> {
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_read_log(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the registry"));
     }
@@ -534,12 +509,12 @@ pub(super) async fn list_principals(
 
 pub(super) async fn add_principal(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RequestBody(body): RequestBody,
+    SignedBody {
+        actor,
+        request: signed,
+        body,
+    }: SignedBody,
 ) -> Result<Response> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
     }
@@ -589,11 +564,8 @@ pub(super) async fn add_principal(
 pub(super) async fn remove_principal(
     State(state): State<Arc<AppState>>,
     Path(key_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, request: signed }: Signed,
 ) -> Result<Json<ReceiptBody>> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
     }
@@ -649,11 +621,8 @@ pub(super) struct EntriesQuery {
 pub(super) async fn entries(
     State(state): State<Arc<AppState>>,
     Q(q): Q<EntriesQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Json<Entries>> {
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     if !policy::may_read_log(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the log"));
     }

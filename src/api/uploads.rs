@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::auth::{authenticate, unix_now, Requirements};
+use super::auth::{unix_now, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
 use super::handlers::{access, draft, load_case, log_and_flush, parse_json, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
-use super::{AppState, Body, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
+use super::{AppState, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
 use crate::custody::Action;
 use crate::envelope::MAX_LABEL_BYTES;
 use crate::policy::{self, Actor};
@@ -86,23 +86,10 @@ pub(super) async fn options() -> Response {
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Path(case_id): Path<String>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
-    Body(body): Body,
+    SignedBody { actor, body, .. }: SignedBody,
 ) -> Result<Response> {
     check_tus(&headers)?;
-    let (actor, _) = authenticate(
-        &state,
-        &method,
-        &uri,
-        &headers,
-        &body,
-        Requirements {
-            covered: &["upload-length"],
-            ..Default::default()
-        },
-    )?;
     load_case(&state, &case_id)?;
     if !policy::may_upload(&actor, &case_id, access(&state, &case_id, &actor)?) {
         return Err(ApiError::Forbidden(
@@ -150,12 +137,10 @@ pub(super) async fn create(
 pub(super) async fn head(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Response> {
     check_tus(&headers)?;
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
     let mut resp = StatusCode::OK.into_response();
     tus_headers(&mut resp);
@@ -170,10 +155,8 @@ pub(super) async fn head(
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
-    Body(body): Body,
+    SignedBody { actor, body, .. }: SignedBody,
 ) -> Result<Response> {
     check_tus(&headers)?;
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
@@ -181,17 +164,6 @@ pub(super) async fn patch(
             "PATCH bodies must be application/offset+octet-stream",
         ));
     }
-    let (actor, _) = authenticate(
-        &state,
-        &method,
-        &uri,
-        &headers,
-        &body,
-        Requirements {
-            covered: &["upload-offset"],
-            ..Default::default()
-        },
-    )?;
     let offset = header_u64(&headers, "upload-offset")?;
     if body.len() > MAX_PATCH_BODY {
         return Err(ApiError::TooLarge(format!(
@@ -260,12 +232,10 @@ pub(super) async fn patch(
 pub(super) async fn terminate(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
+    Signed { actor, .. }: Signed,
 ) -> Result<Response> {
     check_tus(&headers)?;
-    let (actor, _) = authenticate(&state, &method, &uri, &headers, &[], Requirements::default())?;
     let store = &state.vault.store;
     {
         let guard = store.writer().await;
@@ -293,12 +263,12 @@ fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
 pub(super) async fn commit(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Body(body): Body,
+    SignedBody {
+        actor,
+        request: signed,
+        body,
+    }: SignedBody,
 ) -> Result<Response> {
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, Requirements::default())?;
     let req: CommitUpload = parse_json(&body)?;
     let object =
         store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
