@@ -62,10 +62,14 @@ impl Env {
     }
 }
 
-fn start_server(env: &Env, data: &Path) -> (ServerProcess, String) {
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Start `custos serve` on port 0; returns the process, its URL and its log
+/// lines (at debug level, collected as they come).
+fn start_server(env: &Env, data: &Path) -> (ServerProcess, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env("CUSTOS_LOG", "info")
+        .env("CUSTOS_LOG", "debug")
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -75,15 +79,19 @@ fn start_server(env: &Env, data: &Path) -> (ServerProcess, String) {
     let stderr = child.stderr.take().unwrap();
     let guard = ServerProcess(child);
     let mut lines = BufReader::new(stderr).lines();
+    let log = Log::default();
     let addr = loop {
         let line = lines.next().expect("server exited before serving").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
+        log.lock().unwrap().push(line.clone());
+        if line.contains("custos is serving") {
+            let rest = line.split("addr=").nth(1).unwrap();
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (guard, format!("http://{addr}"))
+    let sink = log.clone();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+    (guard, format!("http://{addr}"), log)
 }
 
 #[test]
@@ -141,7 +149,7 @@ fn the_documented_command_line_contract_holds() {
         .status
         .success());
 
-    let (_server, url) = start_server(&env, &env.path("vault"));
+    let (server, url, server_log) = start_server(&env, &env.path("vault"));
     env.server = url;
 
     env.ok(&[
@@ -183,7 +191,7 @@ fn the_documented_command_line_contract_holds() {
     assert!(roles.contains(&(ids[2].clone(), "Test auditor".into(), "auditor".into())));
 
     // submit prints case_id, codename and receipt.
-    std::fs::write(env.path("statement.txt"), "They beat me at the station.\n").unwrap();
+    std::fs::write(env.path("statement.txt"), "They beat me at the station. MARKER-7f3a\n").unwrap();
     std::fs::write(env.path("scan.pdf"), vec![7u8; 70_000]).unwrap();
     let sub = env.json(&[
         "submit",
@@ -215,7 +223,7 @@ fn the_documented_command_line_contract_holds() {
     env.ok(&["--identity", "lawyer", "get", &case_id, "--out", "retrieved"]);
     assert_eq!(
         std::fs::read(env.path("retrieved/statement.txt")).unwrap(),
-        b"They beat me at the station.\n"
+        b"They beat me at the station. MARKER-7f3a\n"
     );
     assert_eq!(
         std::fs::read(env.path("retrieved/scan.pdf")).unwrap(),
@@ -251,6 +259,54 @@ fn the_documented_command_line_contract_holds() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
     }
+
+    // The server's own log, at debug level, names no client address and no
+    // content: only its own listening address appears, on the line that
+    // announces it.
+    let port = env.server.rsplit(':').next().unwrap().to_owned();
+    let lines = server_log.lock().unwrap().clone();
+    assert!(lines.len() > 5, "the server logged: {lines:?}");
+    for line in &lines {
+        assert!(
+            !line.contains("MARKER-7f3a") && !line.contains("beat me"),
+            "content in the log: {line}"
+        );
+        assert!(!line.contains("user-agent") && !line.contains("user_agent"), "{line}");
+        if line.contains("127.0.0.1") {
+            assert!(
+                line.contains(&format!("127.0.0.1:{port}")) && line.contains("custos is serving"),
+                "a client address in the log: {line}"
+            );
+        }
+    }
+
+    // An insider rewrites an event in the store: audit exits non-zero and
+    // prints what it checked and the first failure.
+    drop(server);
+    {
+        let store = custos::store::Store::open(&custos::vault::db_path(&env.path("vault"))).unwrap();
+        let text = String::from_utf8(store.entry(3).unwrap().unwrap()).unwrap();
+        let altered = text.replacen("\"time\":\"20", "\"time\":\"19", 1);
+        assert_ne!(altered, text);
+        store
+            .tree(custos::store::T::Log)
+            .insert(3u64.to_be_bytes(), altered.as_bytes())
+            .unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let (_server, url, _) = start_server(&env, &env.path("vault"));
+    env.server = url;
+    let out = env.run(&["--identity", "auditor", "audit", "--vkey", &vkey]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("checkpoint: size")
+            && stdout.contains("FAILED:")
+            && (stdout.contains("chain link") || stdout.contains("Merkle root")),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: audit failed"), "{stderr}");
 }
 
 #[test]

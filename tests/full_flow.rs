@@ -51,6 +51,7 @@ async fn a_submission_reaches_the_lawyer_byte_for_byte_and_the_audit_passes() {
 
     let state = v.tmp.path().join("audit-state.json");
     let first = flows::audit(&client, &v.auditor, &v.log, Some(&state)).await.unwrap();
+    assert_eq!(first.failure, None);
     // 1 anchor + 2 principals + 1 case + 3 objects + 3 accesses.
     assert_eq!(first.entries, 10);
     assert_eq!(
@@ -60,6 +61,7 @@ async fn a_submission_reaches_the_lawyer_byte_for_byte_and_the_audit_passes() {
     assert_eq!(first.consistent_with, None);
     v.submit(b"a second case", &[]).await;
     let second = flows::audit(&client, &v.auditor, &v.log, Some(&state)).await.unwrap();
+    assert_eq!(second.failure, None);
     assert_eq!(second.consistent_with, Some(10));
     assert_eq!(second.entries, 12);
 }
@@ -170,6 +172,11 @@ async fn outsiders_are_refused_and_cannot_decrypt_the_ciphertext() {
     );
 }
 
+async fn assert_audit_passes(v: &TestVault) {
+    let report = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
+    assert_eq!(report.failure, None);
+}
+
 async fn all_events(v: &TestVault) -> Vec<Event> {
     let page = v.client().entries(v.auditor.signing_key(), 0, 1000).await.unwrap();
     page.entries
@@ -277,7 +284,7 @@ async fn grant_then_revoke_works_and_both_are_logged() {
         .filter(|e| e.action == Action::ObjectAccessed && e.actor == colleague.key_id().as_str())
         .count();
     assert_eq!(accessed, 1, "the colleague's one download is on record");
-    flows::audit(&client, &v.auditor, &v.log, None).await.unwrap();
+    assert_audit_passes(&v).await;
 }
 
 #[tokio::test]
@@ -351,5 +358,5 @@ async fn registry_changes_need_an_admin_and_keep_one_admin() {
     assert!(events
         .iter()
         .any(|e| e.action == Action::PrincipalRemoved && e.details["key_id"] == newcomer.key_id().as_str()));
-    flows::audit(&client, &v.auditor, &v.log, None).await.unwrap();
+    assert_audit_passes(&v).await;
 }

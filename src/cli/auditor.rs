@@ -43,27 +43,28 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
     let log = ctx.log_verifier(args.vkey.as_deref()).await?;
     let report = flows::audit(&ctx.client()?, &id, &log, args.state.as_deref()).await?;
     ctx.print(&report, || {
-        let mut lines = vec![
-            format!(
-                "checkpoint: size {} root {} signed by {}",
-                report.checkpoint_size,
-                report.checkpoint_root,
-                log.vkey()
-            ),
-            format!(
-                "entries:    {} verified against the checkpoint's Merkle root",
-                report.entries
-            ),
-            format!("chains:     {} hash chains intact", report.chains),
-            format!("signatures: {} actor signatures verified", report.signatures),
-        ];
+        let mut lines = vec![format!(
+            "checkpoint: size {} root {} signed by {}",
+            report.checkpoint_size,
+            report.checkpoint_root,
+            log.vkey()
+        )];
+        lines.push(format!("entries:    {} verified", report.entries));
+        lines.push(format!("chains:     {} hash chains intact", report.chains));
+        lines.push(format!("signatures: {} actor signatures verified", report.signatures));
         if let Some(old) = report.consistent_with {
             lines.push(format!(
                 "history:    consistent with the checkpoint of size {old} verified last time"
             ));
         }
-        lines.push("audit passed".into());
+        match &report.failure {
+            None => lines.push("audit passed".into()),
+            Some(problem) => lines.push(format!("FAILED:     {problem}")),
+        }
         lines.join("\n")
     });
-    Ok(())
+    match report.failure {
+        None => Ok(()),
+        Some(problem) => anyhow::bail!("audit failed: {problem}"),
+    }
 }

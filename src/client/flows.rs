@@ -347,22 +347,31 @@ pub struct AuditState {
     pub checkpoint: String,
 }
 
-/// Result of an audit.
-#[derive(Debug, Clone, Serialize)]
+/// Result of an audit: what was verified, and the first failure if any.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditReport {
-    /// Entries, chains and signatures checked.
+    /// Entries verified (chain, signature, and inclusion in the root).
     pub entries: u64,
     /// Chains checked.
     pub chains: usize,
     /// Actor signatures verified.
     pub signatures: u64,
-    /// Size of the verified checkpoint.
+    /// Size of the signed checkpoint audited against.
     pub checkpoint_size: u64,
-    /// Root of the verified checkpoint, base64.
+    /// Its root, base64.
     pub checkpoint_root: String,
     /// Size of the previous checkpoint proven consistent, if a state file
     /// was given and held one.
     pub consistent_with: Option<u64>,
+    /// The first check that failed; `None` when the audit passed.
+    pub failure: Option<String>,
+}
+
+impl AuditReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
 }
 
 /// Page size for downloading entries.
@@ -370,16 +379,45 @@ const AUDIT_PAGE: u64 = 1000;
 
 /// Audit the whole log: checkpoint signature, every chain link, every actor
 /// signature, the Merkle root, and (with a state file) consistency with the
-/// last checkpoint this auditor verified.
+/// last checkpoint this auditor verified; the state file is updated only
+/// when everything passed. A failed check is reported in
+/// [`AuditReport::failure`]; an error means the audit could not run.
 pub async fn audit(
     client: &Client,
     identity: &Identity,
     log: &LogVerifier,
     state: Option<&Path>,
 ) -> Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let mut auditor = LogAuditor::new();
+    let outcome = run_audit(client, identity, log, state, &mut auditor, &mut report).await;
+    let AuditSummary {
+        entries,
+        chains,
+        signatures,
+    } = auditor.summary();
+    (report.entries, report.chains, report.signatures) = (entries, chains, signatures);
+    match outcome {
+        Ok(()) => Ok(report),
+        Err(ClientError::Verify(problem)) => {
+            report.failure = Some(problem);
+            Ok(report)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn run_audit(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+    auditor: &mut LogAuditor,
+    report: &mut AuditReport,
+) -> Result<()> {
     let note = client.checkpoint().await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
-    let mut auditor = LogAuditor::new();
+    (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
     while auditor.size() < cp.size {
         let page = client
             .entries(
@@ -405,7 +443,6 @@ pub async fn audit(
     }
     auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
 
-    let mut consistent_with = None;
     if let Some(path) = state.filter(|p| p.exists()) {
         let old: AuditState = serde_json::from_slice(&std::fs::read(path)?)
             .map_err(|e| verify(format!("state file {}: {e}", path.display())))?;
@@ -430,28 +467,11 @@ pub async fn audit(
                 describe(&cp)
             ))
         })?;
-        consistent_with = Some(old_cp.size);
+        report.consistent_with = Some(old_cp.size);
     }
     if let Some(path) = state {
-        write_atomically(
-            path,
-            &serde_json::to_vec_pretty(&AuditState {
-                checkpoint: note.clone(),
-            })
-            .expect("serialisable"),
-        )?;
+        let saved = AuditState { checkpoint: note };
+        write_atomically(path, &serde_json::to_vec_pretty(&saved).expect("serialisable"))?;
     }
-    let AuditSummary {
-        entries,
-        chains,
-        signatures,
-    } = auditor.summary();
-    Ok(AuditReport {
-        entries,
-        chains,
-        signatures,
-        checkpoint_size: cp.size,
-        checkpoint_root: B64.encode(cp.root),
-        consistent_with,
-    })
+    Ok(())
 }

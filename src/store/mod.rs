@@ -328,6 +328,12 @@ impl Store {
         Ok(())
     }
 
+    /// Make everything written so far durable, from synchronous code.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Apply a batch atomically.
     pub fn apply(&self, _guard: &WriterGuard<'_>, batch: Batch) -> Result<()> {
         self.apply_unlocked(batch)
