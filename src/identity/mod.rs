@@ -361,15 +361,16 @@ impl Identity {
             }
         }
         let text = self.to_text();
+        // The unencrypted form is a secret too: keep it in zeroizing memory.
         let bytes = match passphrase {
-            None => text.as_bytes().to_vec(),
+            None => Zeroizing::new(text.as_bytes().to_vec()),
             Some(pass) => {
                 let enc = age::Encryptor::with_user_passphrase(pass);
                 let mut out = Vec::new();
                 let mut w = enc.wrap_output(&mut out)?;
                 w.write_all(text.as_bytes())?;
                 w.finish()?;
-                out
+                Zeroizing::new(out)
             }
         };
         let mut f = private_file(path)?;
