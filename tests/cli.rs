@@ -340,3 +340,52 @@ fn an_encrypted_identity_needs_its_passphrase() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot decrypt the identity file"));
 }
+
+#[test]
+fn init_reads_admin_cards_from_keys_admins_when_none_are_given() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: "http://127.0.0.1:9".into(),
+    };
+    std::fs::create_dir_all(env.path("keys/admins")).unwrap();
+    let mut ids = Vec::new();
+    for who in ["a1", "a2"] {
+        ids.push(
+            env.ok(&[
+                "keygen",
+                "--name",
+                who,
+                "--out",
+                &format!("keys/{who}"),
+                "--no-passphrase",
+            ])
+            .trim()
+            .to_owned(),
+        );
+        std::fs::rename(
+            env.path(&format!("keys/{who}.pub")),
+            env.path(&format!("keys/admins/{who}.pub")),
+        )
+        .unwrap();
+    }
+    let out = env.json(&["init", "--data", "vault", "--origin", "cards.test/log"]);
+    let mut admins: Vec<String> = out["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    admins.sort();
+    ids.sort();
+    assert_eq!(admins, ids);
+
+    // With no cards anywhere, init refuses rather than making a vault nobody administers.
+    let empty = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: "http://127.0.0.1:9".into(),
+    };
+    let out = empty.run(&["init", "--data", "vault", "--origin", "none.test/log"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no admin cards"));
+    assert!(!empty.path("vault").exists());
+}

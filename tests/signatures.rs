@@ -204,3 +204,32 @@ async fn a_refused_nonce_is_not_spent() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn behind_a_proxy_signatures_are_checked_against_the_public_url() {
+    let mut v = TestVault::start().await;
+    v.stop().await;
+    // Serve the same vault as if behind a TLS proxy at a public name.
+    let vault = custos::vault::open(&v.data_dir()).unwrap();
+    let public = "https://vault.example.org";
+    let state = std::sync::Arc::new(custos::api::AppState {
+        vault,
+        public_url: Some(public.into()),
+    });
+    let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    tokio::spawn(custos::api::serve(state, listener, std::future::pending()));
+    let local = format!("http://{addr}");
+
+    // Signed for the public URL, delivered by the proxy to the local port.
+    let for_public = signed(&v.lawyer, &Method::GET, &format!("{public}/v1/cases"), None, now());
+    assert_eq!(
+        raw(&local, Method::GET, "/v1/cases", &for_public, None).await.0,
+        StatusCode::OK
+    );
+    // Signed for the local address: not what clients of this vault sign.
+    let for_local = signed(&v.lawyer, &Method::GET, &format!("{local}/v1/cases"), None, now());
+    assert_eq!(
+        raw(&local, Method::GET, "/v1/cases", &for_local, None).await,
+        (StatusCode::UNAUTHORIZED, "signature_invalid".into())
+    );
+}
