@@ -227,3 +227,73 @@ async fn a_damaged_log_tree_stops_the_server_from_starting() {
     let err = custos::vault::open(&v.data_dir()).unwrap_err();
     assert!(err.to_string().contains("does not match its children"), "{err}");
 }
+
+#[tokio::test]
+async fn a_case_must_be_wrapped_to_exactly_the_intake_lawyers_and_submitter() {
+    use custos::api::wire::{CreateCase, EnvelopeBody, NewSubmitterKey};
+    use custos::envelope::CaseKey;
+    use custos::identity::codename::Codename;
+    let v = TestVault::start().await;
+    let keys = Codename::generate().derive(ORIGIN);
+    let case_key = CaseKey::generate();
+    let envelope = |r: &age::x25519::Recipient| B64.encode(case_key.wrap(r).unwrap());
+    let me = keys.age_identity().to_public();
+    let mut req = CreateCase {
+        submitter_keys: vec![NewSubmitterKey {
+            verifying_key: B64.encode(keys.signing_key().verifying_key().as_bytes()),
+            recipient: me.to_string(),
+        }],
+        case_recipient: case_key.recipient().to_string(),
+        // The intake lawyer is missing: nobody at the vault could read it.
+        envelopes: vec![EnvelopeBody {
+            key_id: keys.key_id(),
+            envelope: envelope(&me),
+        }],
+        note: None,
+    };
+    let err = v.client().create_case(keys.signing_key(), &req).await.unwrap_err();
+    assert_eq!(err.code(), Some("envelopes_mismatch"));
+    // An extra reader (here the auditor) is refused too.
+    req.envelopes.push(EnvelopeBody {
+        key_id: v.lawyer.key_id(),
+        envelope: envelope(&v.lawyer.card().age_recipient()),
+    });
+    req.envelopes.push(EnvelopeBody {
+        key_id: v.auditor.key_id(),
+        envelope: envelope(&v.auditor.card().age_recipient()),
+    });
+    let err = v.client().create_case(keys.signing_key(), &req).await.unwrap_err();
+    assert_eq!(err.code(), Some("envelopes_mismatch"));
+    req.envelopes.pop();
+    v.client().create_case(keys.signing_key(), &req).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_object_cannot_be_committed_twice_to_a_case() {
+    let v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let client = v.client();
+    let data = bytes(12, 5000);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+    let commit = CommitUpload {
+        sha256: sha,
+        label: B64.encode(b"label"),
+    };
+    for round in 0..2 {
+        let upload = client
+            .create_upload(keys.signing_key(), &s.case_id, data.len() as u64)
+            .await
+            .unwrap();
+        client
+            .patch(keys.signing_key(), &upload, 0, data.clone())
+            .await
+            .unwrap();
+        let res = client.commit(keys.signing_key(), &upload, &commit).await;
+        if round == 0 {
+            res.unwrap();
+        } else {
+            assert_eq!(res.unwrap_err().code(), Some("object_exists"));
+        }
+    }
+}
