@@ -94,7 +94,6 @@ impl LogAuditor {
     /// Summary so far.
     pub fn summary(&self) -> AuditSummary {
         AuditSummary {
-            entries: self.tree.size(),
             chains: self.heads.len(),
             ..self.summary.clone()
         }
@@ -103,31 +102,41 @@ impl LogAuditor {
     /// Check and absorb the next entry's stored bytes.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
         let index = self.tree.size();
-        let fail = |problem: String| AuditError { index, problem };
-        let event: Event = serde_json::from_slice(bytes).map_err(|e| fail(format!("not a valid event: {e}")))?;
+        self.check_event(bytes)
+            .map_err(|problem| AuditError { index, problem })?;
+        self.tree.push(merkle::leaf_hash(bytes));
+        Ok(())
+    }
+
+    /// Check the next event's chain link, actor and signature without
+    /// placing it in the tree. For a selection of whole chains (a bundle
+    /// holds the vault's chain and one case's), fed in log order, whose
+    /// inclusion the caller proves separately.
+    pub fn check_event(&mut self, bytes: &[u8]) -> Result<Event, String> {
+        let event: Event = serde_json::from_slice(bytes).map_err(|e| format!("not a valid event: {e}"))?;
         if event.v != EVENT_VERSION {
-            return Err(fail(format!("unknown event version {}", event.v)));
+            return Err(format!("unknown event version {}", event.v));
         }
         let (want_seq, want_prev) = match self.heads.get(&event.case) {
             None => (0, None),
             Some((seq, hash)) => (seq + 1, Some(hash.clone())),
         };
         if event.seq != want_seq {
-            return Err(fail(format!(
+            return Err(format!(
                 "case {} sequence is {} where {} was expected",
                 event.case, event.seq, want_seq
-            )));
+            ));
         }
         if event.prev != want_prev {
-            return Err(fail(format!(
+            return Err(format!(
                 "case {} chain link does not match the previous event",
                 event.case
-            )));
+            ));
         }
-        self.check_actor(&event).map_err(fail)?;
+        self.check_actor(&event)?;
         self.heads.insert(event.case.clone(), (event.seq, event_hash(bytes)));
-        self.tree.push(merkle::leaf_hash(bytes));
-        Ok(())
+        self.summary.entries += 1;
+        Ok(event)
     }
 
     /// Check the actor's authority and signature, and learn keys from the event.
@@ -213,9 +222,14 @@ impl LogAuditor {
                 let [object] = e.objects.as_slice() else {
                     return Err("access event must name one object".into());
                 };
-                if !target.contains(&format!("/v1/cases/{}/objects/{object}", e.case)) {
+                let direct = format!("/v1/cases/{}/objects/{object}", e.case);
+                let exported = format!("/v1/cases/{}/export/objects/{object}", e.case);
+                if !target.ends_with(&direct) && !target.ends_with(&exported) {
                     return Err("accessed object differs from the signed request".into());
                 }
+            }
+            Action::CaseExported if !target.ends_with(&format!("/v1/cases/{}/export", e.case)) => {
+                return Err("exported case differs from the signed request".into());
             }
             Action::EnvelopeGranted => {
                 let b: GrantBody = parse_body(body)?;

@@ -56,7 +56,7 @@ impl Checkpoint {
         format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
     }
 
-    fn parse_body(body: &str) -> Result<Self, CheckpointError> {
+    pub(crate) fn parse_body(body: &str) -> Result<Self, CheckpointError> {
         let mut lines = body
             .strip_suffix('\n')
             .ok_or(CheckpointError::Malformed("body must end in a newline"))?
@@ -95,7 +95,77 @@ impl Checkpoint {
     }
 }
 
-fn valid_origin(origin: &str) -> bool {
+/// Parse a signed-note verifier key `name+keyid+base64(alg || key)` for an
+/// Ed25519 key of signature type `alg`, checking the key id.
+pub(crate) fn parse_vkey(vkey: &str, alg: u8) -> Result<(String, VerifyingKey), CheckpointError> {
+    let vkey = vkey.trim();
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(CheckpointError::BadVkey("expected name+keyid+key"));
+    };
+    if !valid_origin(name) {
+        return Err(CheckpointError::BadVkey("bad key name"));
+    }
+    let raw = B64
+        .decode(key)
+        .map_err(|_| CheckpointError::BadVkey("key is not base64"))?;
+    let (&found, key) = raw.split_first().ok_or(CheckpointError::BadVkey("empty key"))?;
+    if found != alg {
+        return Err(CheckpointError::BadVkey("wrong signature type for this kind of key"));
+    }
+    let key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| CheckpointError::BadVkey("key must be 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| CheckpointError::BadVkey("invalid Ed25519 point"))?;
+    if hex::encode(key_id_for(name, alg, &key)) != id {
+        return Err(CheckpointError::BadVkey("key id does not match the key"));
+    }
+    Ok((name.to_owned(), key))
+}
+
+/// Format a verifier key for an Ed25519 key of signature type `alg`.
+pub(crate) fn format_vkey(name: &str, alg: u8, key: &VerifyingKey) -> String {
+    let mut raw = vec![alg];
+    raw.extend_from_slice(key.as_bytes());
+    format!(
+        "{}+{}+{}",
+        name,
+        hex::encode(key_id_for(name, alg, key)),
+        B64.encode(raw)
+    )
+}
+
+/// A note's body and its signature lines as (key name, signature bytes).
+pub(crate) type NoteParts<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>);
+
+/// Split a signed note into its body (with its final newline) and its
+/// signature lines as (key name, decoded signature bytes).
+pub(crate) fn split_note(note: &str) -> Result<NoteParts<'_>, CheckpointError> {
+    let split = note
+        .find("\n\n")
+        .ok_or(CheckpointError::Malformed("no blank line before signatures"))?;
+    let body = &note[..split + 1];
+    let sigs = &note[split + 2..];
+    if sigs.is_empty() || !sigs.ends_with('\n') {
+        return Err(CheckpointError::Malformed("signature block must end in a newline"));
+    }
+    let mut out = Vec::new();
+    for line in sigs[..sigs.len() - 1].split('\n') {
+        let rest = line
+            .strip_prefix("\u{2014} ")
+            .ok_or(CheckpointError::Malformed("signature line must start with an em dash"))?;
+        let (name, sig) = rest
+            .rsplit_once(' ')
+            .ok_or(CheckpointError::Malformed("signature line"))?;
+        let raw = B64
+            .decode(sig)
+            .map_err(|_| CheckpointError::Malformed("signature is not base64"))?;
+        out.push((name, raw));
+    }
+    Ok((body, out))
+}
+
+pub(crate) fn valid_origin(origin: &str) -> bool {
     !origin.is_empty()
         && origin.len() <= MAX_ORIGIN_LEN
         && !origin.contains('+')
@@ -104,10 +174,16 @@ fn valid_origin(origin: &str) -> bool {
 
 /// signed-note key id: first 4 bytes of `SHA-256(name || "\n" || 0x01 || key)`.
 fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    key_id_for(name, ALG_ED25519, key)
+}
+
+/// Signed-note key id: the first four bytes of
+/// SHA-256(name || "\n" || algorithm byte || public key).
+pub(crate) fn key_id_for(name: &str, alg: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([alg]);
     h.update(key.as_bytes());
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -129,45 +205,13 @@ impl std::fmt::Debug for LogVerifier {
 impl LogVerifier {
     /// Parse a C2SP `vkey`: `name+hexkeyid+base64(0x01 || key)`.
     pub fn parse(vkey: &str) -> Result<Self, CheckpointError> {
-        let vkey = vkey.trim();
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(CheckpointError::BadVkey("expected name+keyid+key"));
-        };
-        if !valid_origin(name) {
-            return Err(CheckpointError::BadVkey("bad key name"));
-        }
-        let raw = B64
-            .decode(key)
-            .map_err(|_| CheckpointError::BadVkey("key is not base64"))?;
-        let (&alg, key) = raw.split_first().ok_or(CheckpointError::BadVkey("empty key"))?;
-        if alg != ALG_ED25519 {
-            return Err(CheckpointError::BadVkey("not an Ed25519 key"));
-        }
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| CheckpointError::BadVkey("key must be 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| CheckpointError::BadVkey("invalid Ed25519 point"))?;
-        let v = LogVerifier {
-            name: name.to_owned(),
-            key,
-        };
-        if hex::encode(note_key_id(name, &key)) != id {
-            return Err(CheckpointError::BadVkey("key id does not match the key"));
-        }
-        Ok(v)
+        let (name, key) = parse_vkey(vkey, ALG_ED25519)?;
+        Ok(LogVerifier { name, key })
     }
 
     /// The `vkey` string.
     pub fn vkey(&self) -> String {
-        let mut raw = vec![ALG_ED25519];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(note_key_id(&self.name, &self.key)),
-            B64.encode(raw)
-        )
+        format_vkey(&self.name, ALG_ED25519, &self.key)
     }
 
     /// The key name, which is also the log's origin.
@@ -180,26 +224,10 @@ impl LogVerifier {
     /// Signature lines by other keys (witness cosignatures, for instance) are
     /// ignored; at least one line by this key must verify.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
-        let split = note
-            .find("\n\n")
-            .ok_or(CheckpointError::Malformed("no blank line before signatures"))?;
-        let body = &note[..split + 1];
-        let sigs = &note[split + 2..];
-        if sigs.is_empty() || !sigs.ends_with('\n') {
-            return Err(CheckpointError::Malformed("signature block must end in a newline"));
-        }
+        let (body, signatures) = split_note(note)?;
         let want_id = note_key_id(&self.name, &self.key);
         let mut verified = false;
-        for line in sigs.strip_suffix('\n').unwrap_or(sigs).split('\n') {
-            let rest = line
-                .strip_prefix("\u{2014} ")
-                .ok_or(CheckpointError::Malformed("signature line must start with an em dash"))?;
-            let (name, sig) = rest
-                .rsplit_once(' ')
-                .ok_or(CheckpointError::Malformed("signature line"))?;
-            let raw = B64
-                .decode(sig)
-                .map_err(|_| CheckpointError::Malformed("signature is not base64"))?;
+        for (name, raw) in signatures {
             if name != self.name || raw.len() != 4 + 64 || raw[..4] != want_id {
                 continue;
             }

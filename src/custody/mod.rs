@@ -5,7 +5,9 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod merkle;
+pub mod tlog_proof;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
