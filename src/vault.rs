@@ -90,10 +90,7 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
         std::fs::remove_file(&key_path)?;
         let _ = std::fs::remove_dir_all(dir.join(DB));
     }
-    let seed = Zeroizing::new(B64.encode(key.to_bytes()));
-    let mut f = identity::private_file(&key_path)?;
-    std::io::Write::write_all(&mut f, seed.as_bytes())?;
-    f.sync_all()?;
+    write_key_file(&key_path, &key)?;
 
     let store = Store::open(&db_path(dir))?;
     let mut batch = Batch::default();
@@ -150,19 +147,8 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
     }
     let description: Description = serde_json::from_slice(&std::fs::read(&desc_path)?)
         .map_err(|e| VaultError::Invalid(format!("{}: {e}", desc_path.display())))?;
-    let key_path = dir.join(LOG_KEY);
-    identity::check_private(&key_path)?;
-    let seed = Zeroizing::new(std::fs::read_to_string(&key_path)?);
-    let raw = Zeroizing::new(
-        B64.decode(seed.trim())
-            .map_err(|_| VaultError::Invalid("log.key is damaged".into()))?,
-    );
-    let raw: &[u8; 32] = raw
-        .as_slice()
-        .try_into()
-        .map_err(|_| VaultError::Invalid("log.key is damaged".into()))?;
-    let signer = LogSigner::new(&description.origin, SigningKey::from_bytes(raw))
-        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let key = read_key_file(&dir.join(LOG_KEY))?;
+    let signer = LogSigner::new(&description.origin, key).map_err(|e| VaultError::Invalid(e.to_string()))?;
     if signer.verifier().vkey() != description.vkey {
         return Err(VaultError::Invalid(
             "log.key does not match the vkey in vault.json".into(),
@@ -181,6 +167,25 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
 /// The sled store inside a vault's data directory.
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB)
+}
+
+/// Write an Ed25519 seed, base64, to a new file only its owner can read.
+pub(crate) fn write_key_file(path: &Path, key: &SigningKey) -> Result<(), VaultError> {
+    let seed = Zeroizing::new(B64.encode(key.to_bytes()));
+    let mut f = identity::private_file(path)?;
+    std::io::Write::write_all(&mut f, seed.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Read a key written by [`write_key_file`], refusing one others can read.
+pub(crate) fn read_key_file(path: &Path) -> Result<SigningKey, VaultError> {
+    let damaged = || VaultError::Invalid(format!("{} is damaged", path.display()));
+    identity::check_private(path)?;
+    let seed = Zeroizing::new(std::fs::read_to_string(path)?);
+    let raw = Zeroizing::new(B64.decode(seed.trim()).map_err(|_| damaged())?);
+    let raw: &[u8; 32] = raw.as_slice().try_into().map_err(|_| damaged())?;
+    Ok(SigningKey::from_bytes(raw))
 }
 
 /// Create a directory only its owner can enter.

@@ -60,13 +60,16 @@ pub enum T {
     Nodes,
     /// case id -> [`ChainHead`].
     Heads,
+    /// case id + seq (u64 BE) -> log index (u64 BE): finds a case's events
+    /// without scanning the log.
+    Chains,
     /// "size", "checkpoint".
     Meta,
     /// key id / nonce -> expiry (i64 BE).
     Nonces,
 }
 
-const TREES: [(T, &str); 15] = [
+const TREES: [(T, &str); 16] = [
     (T::Chunks, "chunks"),
     (T::UploadChunks, "upload_chunks"),
     (T::ObjectChunks, "object_chunks"),
@@ -80,6 +83,7 @@ const TREES: [(T, &str); 15] = [
     (T::Log, "log"),
     (T::Nodes, "log_nodes"),
     (T::Heads, "log_heads"),
+    (T::Chains, "log_chains"),
     (T::Meta, "meta"),
     (T::Nonces, "nonces"),
 ];
@@ -256,6 +260,12 @@ pub fn indexed_key(prefix: &[u8], index: u64) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(&index.to_be_bytes());
     k
+}
+
+/// Key of a chain's event: `case/` then the sequence number, big-endian,
+/// so a prefix scan returns the chain in order.
+fn chain_key(case: &str, seq: u64) -> Vec<u8> {
+    indexed_key(format!("{case}/").as_bytes(), seq)
 }
 
 /// Key `a/b` for two-part keys.
@@ -473,6 +483,25 @@ impl Store {
         merkle::root(size, &mut |l, i| self.node(l, i))
     }
 
+    /// The log indices of a case's events (or the vault's), in chain order,
+    /// up to but not including log index `size`.
+    pub fn chain_indices(&self, case: &str, size: u64) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for kv in self.tree(T::Chains).scan_prefix(format!("{case}/")) {
+            let (_, v) = kv?;
+            let index = u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Integrity("chain index is not 8 bytes".into()))?,
+            );
+            if index >= size {
+                break;
+            }
+            out.push(index);
+        }
+        Ok(out)
+    }
+
     /// Inclusion proof of entry `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Result<Vec<Hash>, ProofError>> {
         merkle::inclusion_proof(index, size, &mut |l, i| self.node(l, i))
@@ -524,6 +553,7 @@ impl Store {
                 hash: event_hash(&bytes),
             };
             batch.put_json(T::Heads, case.as_bytes(), &head);
+            batch.put(T::Chains, chain_key(&case, seq), size.to_be_bytes());
             heads.insert(case, head);
             batch.put(T::Log, size.to_be_bytes(), bytes.clone());
             events.push((size, bytes));
