@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod custody;
@@ -32,3 +33,4 @@ pub mod identity;
 pub mod policy;
 pub mod store;
 pub mod vault;
+pub mod witness;

@@ -73,6 +73,12 @@ pub fn may_download(actor: &Actor, case: &str, access: CaseAccess) -> bool {
     actor.submitter_of(case) || (actor.role() == Some(Role::Lawyer) && access.holds_envelope)
 }
 
+/// Who may export a case as a bundle (ciphertext, events, proofs): auditors,
+/// who cannot decrypt it, and lawyers who hold the case key.
+pub fn may_export(actor: &Actor, access: CaseAccess) -> bool {
+    actor.role() == Some(Role::Auditor) || (actor.role() == Some(Role::Lawyer) && access.holds_envelope)
+}
+
 /// May the actor grant the case to a principal of role `grantee`?
 pub fn may_grant(actor: &Actor, access: CaseAccess, grantee: Role) -> bool {
     actor.role() == Some(Role::Lawyer) && access.holds_envelope && grantee == Role::Lawyer
@@ -131,6 +137,15 @@ mod tests {
 
     const HOLDS: CaseAccess = CaseAccess { holds_envelope: true };
     const NONE: CaseAccess = CaseAccess { holds_envelope: false };
+
+    #[test]
+    fn exports_go_to_auditors_and_holding_lawyers_only() {
+        assert!(may_export(&principal(Role::Auditor), NONE));
+        assert!(may_export(&principal(Role::Lawyer), HOLDS));
+        assert!(!may_export(&principal(Role::Lawyer), NONE));
+        assert!(!may_export(&principal(Role::Admin), HOLDS));
+        assert!(!may_export(&submitter("c"), HOLDS));
+    }
 
     #[test]
     fn content_reaches_only_holders_and_the_submitter() {

@@ -215,6 +215,7 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_url() {
     let state = std::sync::Arc::new(custos::api::AppState {
         vault,
         public_url: Some(public.into()),
+        witnesses: Default::default(),
     });
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(custos::api::serve(state, listener, std::future::pending()));

@@ -90,6 +90,7 @@ pub(super) async fn log_and_flush(
     let receipts = state.vault.store.append(&guard, batch, drafts, &state.vault.signer)?;
     drop(guard);
     state.vault.store.flush().await?;
+    state.witnesses.wake();
     Ok(receipts)
 }
 
@@ -322,6 +323,33 @@ pub(super) async fn download(
             "only holders of the case key may download its objects",
         ));
     }
+    send_object(state, case_id, object_id, actor, signed).await
+}
+
+/// Ciphertext for an export bundle: auditors may take it too, since they
+/// hold no envelope and cannot decrypt it. Logged like any download.
+pub(super) async fn export_object(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, object_id)): Path<(String, String)>,
+    Signed { actor, request: signed }: Signed,
+) -> Result<Response> {
+    load_case(&state, &case_id)?;
+    if !policy::may_export(&actor, access(&state, &case_id, &actor)?) {
+        return Err(ApiError::Forbidden(
+            "only auditors and holders of the case key may export it",
+        ));
+    }
+    send_object(state, case_id, object_id, actor, signed).await
+}
+
+/// Log the access, then stream the object, re-hashing it on the way.
+async fn send_object(
+    state: Arc<AppState>,
+    case_id: String,
+    object_id: String,
+    actor: Actor,
+    signed: SignedRequest,
+) -> Result<Response> {
     let store = &state.vault.store;
     let object = store::object_hash(&object_id).ok_or(ApiError::NotFound("object"))?;
     let entry: CaseObject = store
@@ -599,6 +627,72 @@ pub(super) async fn remove_principal(
     Ok(Json(ReceiptBody { receipt }))
 }
 
+/// Export a case: log the export, then return the vault's and the case's
+/// chains with an inclusion proof for every event against one checkpoint,
+/// cosigned by the witnesses that answer. The client fetches the ciphertext
+/// first (through `export_object`), so those accesses are in the export.
+pub(super) async fn export(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    Signed { actor, request: signed }: Signed,
+) -> Result<Json<ExportBody>> {
+    load_case(&state, &case_id)?;
+    if !policy::may_export(&actor, access(&state, &case_id, &actor)?) {
+        return Err(ApiError::Forbidden(
+            "only auditors and holders of the case key may export it",
+        ));
+    }
+    let store = &state.vault.store;
+    let objects: Vec<String> = store
+        .scan_json::<CaseObject>(T::CaseObjects, format!("{case_id}/"))?
+        .into_iter()
+        .map(|o| o.object_id)
+        .collect();
+    let guard = store.writer().await;
+    // The vault chain's length goes into the event, so a bundle that leaves
+    // out registry events is caught.
+    let vault_events = store
+        .get_json::<store::ChainHead>(T::Heads, VAULT_CASE)?
+        .map_or(0, |h| h.seq + 1);
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::CaseExported,
+        objects.clone(),
+        serde_json::json!({ "objects": objects.len(), "vault_events": vault_events }),
+        signed,
+    );
+    // Prove against the checkpoint signed right after this event, so the
+    // export event is the last one in the proven tree and nothing of the
+    // case before it can be left out unnoticed.
+    let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
+    let size = receipt.index + 1;
+    let checkpoint = state.witnesses.cosign(store, &receipt.checkpoint).await;
+    let mut indices = store.chain_indices(VAULT_CASE, size)?;
+    indices.extend(store.chain_indices(&case_id, size)?);
+    indices.sort_unstable();
+    let mut entries = Vec::with_capacity(indices.len());
+    for index in indices {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
+        let proof = store
+            .inclusion_proof(index, size)?
+            .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
+        entries.push(ExportEntry {
+            index,
+            event: B64.encode(bytes),
+            proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        });
+    }
+    tracing::info!(case = %case_id, events = entries.len(), "case exported");
+    Ok(Json(ExportBody {
+        case_id,
+        checkpoint,
+        entries,
+    }))
+}
+
 pub(super) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response> {
     // Hand out only a checkpoint that is durable, so a crash cannot roll the
     // log back behind a checkpoint someone holds.
@@ -608,6 +702,7 @@ pub(super) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Res
         .store
         .checkpoint()?
         .ok_or(ApiError::NotFound("checkpoint"))?;
+    let note = state.witnesses.cosigned(&note);
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 

@@ -73,6 +73,8 @@ pub struct AppState {
     /// Public base URL (scheme and authority) clients sign against, when the
     /// server runs behind a proxy; otherwise the request's Host is used.
     pub public_url: Option<String>,
+    /// Witnesses each new checkpoint is sent to.
+    pub witnesses: crate::witness::push::Witnesses,
 }
 
 /// The complete router.
@@ -95,6 +97,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
         .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
+        .route("/v1/cases/{case}/export", post(handlers::export))
+        .route("/v1/cases/{case}/export/objects/{object}", get(handlers::export_object))
         .route("/v1/cases/{case}/grants", post(handlers::grant))
         .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(handlers::revoke))
         .route(
@@ -132,13 +136,32 @@ pub async fn serve(
             }
         })
     };
+    let pusher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                state.witnesses.woken().await;
+                let store = &state.vault.store;
+                match store.flush().await.and_then(|()| store.checkpoint()) {
+                    Ok(Some(note)) => {
+                        state.witnesses.cosign(store, &note).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not read the checkpoint to send to witnesses"),
+                }
+            }
+        })
+    };
+    state.witnesses.wake();
     let app = router(state.clone());
     // No ConnectInfo: the peer address is never made available to handlers.
     let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
     pruner.abort();
+    pusher.abort();
     let _ = pruner.await;
+    let _ = pusher.await;
     state.vault.store.flush().await.map_err(std::io::Error::other)?;
     result
 }

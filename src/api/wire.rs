@@ -170,3 +170,26 @@ pub struct ProofBody {
     /// Hashes, base64.
     pub proof: Vec<String>,
 }
+
+/// One event of an export, with its inclusion proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportEntry {
+    /// Log index.
+    pub index: u64,
+    /// Stored event bytes, base64.
+    pub event: String,
+    /// Inclusion proof against the export's checkpoint, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// Answer to an export: the vault's and the case's chains, proven against
+/// one checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportBody {
+    /// The case.
+    pub case_id: String,
+    /// The checkpoint, with any witness cosignatures.
+    pub checkpoint: String,
+    /// Events in log order.
+    pub entries: Vec<ExportEntry>,
+}

@@ -68,3 +68,162 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
         Some(problem) => anyhow::bail!("audit failed: {problem}"),
     }
 }
+
+/// A verifier key given on the command line: the key itself, or a file
+/// holding it (such as a bundle's or a vault's `log.vkey`).
+fn key_arg(arg: &str) -> anyhow::Result<String> {
+    if arg.contains('+') && !std::path::Path::new(arg).exists() {
+        return Ok(arg.trim().to_owned());
+    }
+    Ok(std::fs::read_to_string(arg)
+        .map_err(|e| anyhow::anyhow!("{arg}: {e}"))?
+        .trim()
+        .to_owned())
+}
+
+/// Arguments of `custos export`.
+#[derive(clap::Args, Debug)]
+pub struct Export {
+    /// Case id.
+    case: String,
+    /// Where to write the bundle (a new folder, or a .tar with --archive).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write one .tar file instead of a folder.
+    #[arg(long)]
+    archive: bool,
+    /// Also write report.html, a picture of the custody timeline.
+    #[arg(long)]
+    report: bool,
+}
+
+pub(super) async fn export(ctx: &Ctx, args: Export) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let options = crate::client::export::ExportOptions {
+        archive: args.archive,
+        report: args.report,
+    };
+    let done = crate::client::export::export(&ctx.client()?, &id, &log, &args.case, &args.out, options).await?;
+    ctx.print(&done, || {
+        format!(
+            "exported case {} to {}: {} events, {} objects, proven against checkpoint size {}; the bundle verifies",
+            done.case_id,
+            done.path.display(),
+            done.events,
+            done.objects,
+            done.checkpoint_size
+        )
+    });
+    Ok(())
+}
+
+/// Arguments of `custos verify`.
+#[derive(clap::Args, Debug)]
+pub struct Verify {
+    /// A bundle folder or .tar archive made by `custos export`.
+    path: PathBuf,
+    /// The log's verifier key (or a file holding it), obtained independently
+    /// of the bundle.
+    #[arg(long)]
+    vkey: String,
+    /// A witness's verifier key (or a file holding it) whose cosignature
+    /// counts. Repeat for several.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many of the given witnesses must have cosigned the checkpoint
+    /// (default: all of them).
+    #[arg(long)]
+    quorum: Option<usize>,
+    /// Where to decrypt to when an identity is given (default: ./CASE-decrypted).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The result of `custos verify`, with what was decrypted.
+#[derive(serde::Serialize)]
+struct VerifyOutput {
+    #[serde(flatten)]
+    report: crate::bundle::VerifyReport,
+    decrypted: Vec<crate::bundle::decrypt::DecryptedFile>,
+}
+
+pub(super) async fn verify(ctx: &Ctx, args: Verify) -> anyhow::Result<()> {
+    use crate::bundle::{self, CheckLine, Policy};
+    let log = crate::custody::checkpoint::LogVerifier::parse(&key_arg(&args.vkey)?)?;
+    let witnesses = args
+        .witnesses
+        .iter()
+        .map(|w| Ok(crate::custody::cosignature::WitnessVerifier::parse(&key_arg(w)?)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let policy = Policy {
+        quorum: args.quorum.unwrap_or(witnesses.len()),
+        witnesses,
+    };
+    let identity = match &ctx.identity {
+        Some(_) => Some(ctx.load_identity()?),
+        None => None,
+    };
+    let unpacked;
+    let dir = if args.path.is_file() {
+        unpacked = tempfile::Builder::new().prefix("custos-verify-").tempdir()?;
+        bundle::unpack_archive(&args.path, unpacked.path())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.path.display()))?
+    } else {
+        args.path.clone()
+    };
+    let (mut report, verified) = bundle::verify_dir(&dir, &log, &policy);
+    let mut decrypted = Vec::new();
+    if let (Some(id), Some(v)) = (&identity, &verified) {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}-decrypted", v.case_id)));
+        match bundle::decrypt::decrypt(v, &dir, id, &out) {
+            Ok(files) => {
+                report.checks.push(CheckLine {
+                    check: "decrypt",
+                    passed: true,
+                    detail: format!("{} files decrypted into {}", files.len(), out.display()),
+                });
+                decrypted = files;
+            }
+            Err(problem) => {
+                report.checks.push(CheckLine {
+                    check: "decrypt",
+                    passed: false,
+                    detail: problem,
+                });
+                report.passed = false;
+            }
+        }
+    }
+    let output = VerifyOutput { report, decrypted };
+    let report = &output.report;
+    ctx.print(&output, || {
+        let mut lines: Vec<String> = report
+            .checks
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:<11} {}  {}",
+                    c.check,
+                    if c.passed { "ok  " } else { "FAIL" },
+                    c.detail
+                )
+            })
+            .collect();
+        lines.push(match report.failure() {
+            None => format!(
+                "VERIFIED: the bundle of case {} is intact and complete",
+                report.case_id.as_deref().unwrap_or("?")
+            ),
+            Some(f) => format!("NOT VERIFIED: check {} failed", f.check),
+        });
+        lines.join("\n")
+    });
+    match report.failure() {
+        None => Ok(()),
+        Some(f) => anyhow::bail!("verification failed at check {}: {}", f.check, f.detail),
+    }
+}

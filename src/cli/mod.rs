@@ -8,6 +8,7 @@ mod keys;
 mod lawyer;
 mod serve;
 mod submitter;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,13 +68,20 @@ enum Command {
     Log(auditor::LogCmd),
     /// Verify the whole custody log: chains, signatures, checkpoint.
     Audit(auditor::Audit),
+    /// Write a case's chain of custody as a self-contained bundle.
+    Export(auditor::Export),
+    /// Verify an export bundle offline against the log's key.
+    Verify(auditor::Verify),
+    /// Run a witness that cosigns other logs' checkpoints.
+    #[command(subcommand)]
+    Witness(witness::WitnessCmd),
 }
 
 /// Parse arguments, run, and turn the result into an exit code with one
 /// clear line on stderr on failure.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    init_tracing(matches!(cli.command, Command::Serve(_) | Command::Witness(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -120,6 +128,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
         Command::Log(c) => auditor::log(&ctx, c).await,
         Command::Audit(c) => auditor::audit(&ctx, c).await,
+        Command::Export(c) => auditor::export(&ctx, c).await,
+        Command::Verify(c) => auditor::verify(&ctx, c).await,
+        Command::Witness(c) => witness::witness(&ctx, c).await,
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Serve {
     /// Run a demo vault in ./custos-dev with demo identities, ready to try.
     #[arg(long, conflicts_with = "data")]
     dev: bool,
+    /// A witness to send every new checkpoint to, as URL,VKEY (its
+    /// add-checkpoint prefix and its cosigning key). Repeat for several.
+    #[arg(long = "witness", value_name = "URL,VKEY")]
+    witnesses: Vec<crate::witness::push::WitnessConfig>,
 }
 
 pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         vault,
         public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+        witnesses: crate::witness::push::Witnesses::new(args.witnesses),
     });
     let (listener, addr) = api::bind(args.listen).await?;
     tracing::info!(%addr, %vkey, "custos is serving");
@@ -61,7 +66,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -305,7 +305,7 @@ async fn held_case(client: &Client, identity: &Identity, case_id: &str) -> Resul
     }
 }
 
-fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
+pub(crate) fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
     let mut candidate = name.to_owned();
     let mut n = 1;
     while !used.insert(candidate.clone()) {

@@ -3,6 +3,7 @@
 //! files. The CLI, the integration tests and the benches all use it; the
 //! workflows built on it (submit, get, audit, ...) are in `flows`.
 
+pub mod export;
 pub mod flows;
 pub mod trust;
 
@@ -322,14 +323,35 @@ impl Client {
         object_id: &str,
         out: &mut impl Write,
     ) -> Result<(Receipt, String)> {
-        let mut resp = self
-            .send(
-                Some(key),
-                Method::GET,
-                &format!("/v1/cases/{case_id}/objects/{object_id}"),
-                RequestParts::default(),
-            )
-            .await?;
+        self.fetch_object(key, &format!("/v1/cases/{case_id}/objects/{object_id}"), out)
+            .await
+    }
+
+    /// Download an object's ciphertext for an export bundle (auditors may).
+    pub async fn download_for_export(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        out: &mut impl Write,
+    ) -> Result<(Receipt, String)> {
+        self.fetch_object(key, &format!("/v1/cases/{case_id}/export/objects/{object_id}"), out)
+            .await
+    }
+
+    /// Log the export of a case and get its events with their proofs.
+    pub async fn export(&self, key: &SigningKey, case_id: &str) -> Result<ExportBody> {
+        self.json(
+            Some(key),
+            Method::POST,
+            &format!("/v1/cases/{case_id}/export"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    async fn fetch_object(&self, key: &SigningKey, path: &str, out: &mut impl Write) -> Result<(Receipt, String)> {
+        let mut resp = self.send(Some(key), Method::GET, path, RequestParts::default()).await?;
         let receipt = resp
             .headers()
             .get("custos-receipt")

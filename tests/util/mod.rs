@@ -13,6 +13,7 @@ use custos::client::Client;
 use custos::custody::checkpoint::LogVerifier;
 use custos::envelope::ObjectKind;
 use custos::identity::{Identity, Role};
+use custos::witness::push::WitnessConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -26,6 +27,8 @@ pub struct TestVault {
     pub lawyer: Identity,
     pub auditor: Identity,
     pub log: LogVerifier,
+    /// Witnesses the server pushes checkpoints to (set before `serve`).
+    pub witnesses: Vec<WitnessConfig>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -48,6 +51,7 @@ impl TestVault {
             lawyer,
             auditor,
             log,
+            witnesses: Vec::new(),
             stop: None,
             server: None,
         };
@@ -86,6 +90,7 @@ impl TestVault {
         let state = Arc::new(AppState {
             vault,
             public_url: None,
+            witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
         });
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();

@@ -1,0 +1,196 @@
+//! The vault's side of witnessing: send each new checkpoint, with a
+//! consistency proof from what each witness last cosigned, and keep the
+//! cosignatures that verify. A witness that is down or refuses costs only its
+//! cosignature; the vault keeps serving, and the refusal is logged for the
+//! operator.
+
+use std::time::Duration;
+
+use super::AddCheckpoint;
+use crate::custody::checkpoint::split_note;
+use crate::custody::cosignature::{unix_now, WitnessVerifier};
+use crate::store::Store;
+
+/// How long one witness may take to answer before the vault gives up on it
+/// for this checkpoint.
+const WITNESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A witness the vault pushes to: its URL (the submission prefix) and key.
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    /// Submission prefix; `add-checkpoint` is appended.
+    pub url: String,
+    /// The witness's key.
+    pub verifier: WitnessVerifier,
+}
+
+impl std::str::FromStr for WitnessConfig {
+    type Err = String;
+
+    /// `URL,VKEY`: the witness's submission prefix and its vkey.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (url, vkey) = s.rsplit_once(',').ok_or("a witness is given as URL,VKEY")?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("the witness URL must start with http:// or https://".into());
+        }
+        let verifier = WitnessVerifier::parse(vkey).map_err(|e| format!("witness vkey: {e}"))?;
+        Ok(WitnessConfig {
+            url: url.trim_end_matches('/').to_owned(),
+            verifier,
+        })
+    }
+}
+
+/// The configured witnesses and what the vault knows of each.
+#[derive(Debug, Default)]
+pub struct Witnesses {
+    list: Vec<WitnessConfig>,
+    http: reqwest::Client,
+    /// Per witness, the size it last cosigned, once known. Held for a
+    /// whole round so that rounds do not interleave.
+    known: tokio::sync::Mutex<Vec<Option<u64>>>,
+    /// The latest checkpoint with the cosignatures gathered for it.
+    latest: std::sync::Mutex<Option<String>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Witnesses {
+    /// Witnesses to push to (none is allowed: then nothing is pushed).
+    pub fn new(list: Vec<WitnessConfig>) -> Self {
+        Witnesses {
+            known: tokio::sync::Mutex::new(vec![None; list.len()]),
+            list,
+            ..Default::default()
+        }
+    }
+
+    /// Whether any witness is configured.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Ask the background pusher to send the latest checkpoint.
+    pub fn wake(&self) {
+        if !self.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wait until [`Self::wake`] is called.
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// `note` with every cosignature gathered for exactly its body.
+    pub fn cosigned(&self, note: &str) -> String {
+        let latest = self.latest.lock().expect("not poisoned");
+        match latest.as_deref() {
+            Some(cosigned) if same_body(cosigned, note) => cosigned.to_owned(),
+            _ => note.to_owned(),
+        }
+    }
+
+    /// Send `note` (durable, signed by the log) to every witness and return
+    /// it with the cosignatures that verify appended.
+    pub async fn cosign(&self, store: &Store, note: &str) -> String {
+        if self.is_empty() {
+            return note.to_owned();
+        }
+        let Some(size) = split_note(note)
+            .ok()
+            .and_then(|(body, _)| body.split('\n').nth(1).and_then(|s| s.parse::<u64>().ok()))
+        else {
+            return note.to_owned();
+        };
+        let mut known = self.known.lock().await;
+        let already = self.cosigned(note);
+        let mut out = already.clone();
+        for (w, known) in self.list.iter().zip(known.iter_mut()) {
+            if w.verifier.cosigned_at(&already, unix_now()).is_some() {
+                continue;
+            }
+            match self.push_one(w, store, note, size, known).await {
+                Ok(line) => out.push_str(&line),
+                Err(problem) => tracing::warn!(witness = w.verifier.name(), %problem, "no cosignature"),
+            }
+        }
+        *self.latest.lock().expect("not poisoned") = Some(out.clone());
+        out
+    }
+
+    async fn push_one(
+        &self,
+        w: &WitnessConfig,
+        store: &Store,
+        note: &str,
+        size: u64,
+        known: &mut Option<u64>,
+    ) -> Result<String, String> {
+        let mut old = known.unwrap_or(0);
+        // Two tries: the first may only teach us where the witness is.
+        for _ in 0..2 {
+            if old > size {
+                return Err(format!(
+                    "the witness has cosigned size {old}, beyond this log's {size}: the log was rolled back"
+                ));
+            }
+            let proof = if old == 0 || old == size {
+                Vec::new()
+            } else {
+                store
+                    .consistency_proof(old, size)
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+            };
+            let body = AddCheckpoint {
+                old,
+                proof,
+                note: note.to_owned(),
+            }
+            .to_text();
+            let resp = self
+                .http
+                .post(format!("{}/add-checkpoint", w.url))
+                .body(body)
+                .timeout(WITNESS_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| format!("unreachable: {e}"))?;
+            let status = resp.status();
+            let is_size = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/x.tlog.size"));
+            let text = resp.text().await.map_err(|e| format!("reading the answer: {e}"))?;
+            if status == reqwest::StatusCode::CONFLICT && is_size {
+                old = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| "409 with a malformed size".to_string())?;
+                *known = Some(old);
+                continue;
+            }
+            if !status.is_success() {
+                return Err(format!("refused with {status}: {}", text.trim()));
+            }
+            *known = Some(size);
+            let valid: String = text
+                .lines()
+                .filter(|l| w.verifier.cosigned_at(&format!("{note}{l}\n"), unix_now()).is_some())
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if valid.is_empty() {
+                return Err("answered without a valid cosignature".into());
+            }
+            return Ok(valid);
+        }
+        Err("the witness kept changing its size".into())
+    }
+}
+
+fn same_body(a: &str, b: &str) -> bool {
+    match (split_note(a), split_note(b)) {
+        (Ok((x, _)), Ok((y, _))) => x == y,
+        _ => false,
+    }
+}
