@@ -67,8 +67,13 @@ type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 /// Start `custos serve` on port 0; returns the process, its URL and its log
 /// lines (at debug level, collected as they come).
 fn start_server(env: &Env, data: &Path) -> (ServerProcess, String, Log) {
+    start_server_with(env, data, &[])
+}
+
+fn start_server_with(env: &Env, data: &Path, extra: &[&str]) -> (ServerProcess, String, Log) {
     let mut child = Command::new(BIN)
         .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("CUSTOS_LOG", "debug")
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
@@ -307,6 +312,177 @@ fn the_documented_command_line_contract_holds() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: audit failed"), "{stderr}");
+}
+
+/// Start `custos witness serve` for a log; returns the process, its URL and
+/// its vkey, read from the one line it prints on stdout.
+fn start_witness(env: &Env, log_vkey: &str) -> (ServerProcess, String, String) {
+    let mut child = Command::new(BIN)
+        .args(["witness", "serve", "--data", "witness", "--name", "witness.cli.test/w1"])
+        .args(["--log", log_vkey, "--listen", "127.0.0.1:0"])
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ServerProcess(child);
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("the witness printed its address")
+        .unwrap();
+    let rest = line.strip_prefix("witness listening on ").expect(&line);
+    let (url, vkey) = rest.split_once(" with vkey ").unwrap();
+    (guard, url.to_owned(), vkey.to_owned())
+}
+
+#[test]
+fn export_verify_and_witness_serve_work_from_the_command_line() {
+    let mut env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: String::new(),
+    };
+    for who in ["admin", "lawyer", "auditor"] {
+        env.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
+    }
+    let out = env.ok(&[
+        "init",
+        "--data",
+        "vault",
+        "--origin",
+        "cli.test/log",
+        "--admin",
+        "admin.pub",
+    ]);
+    let vkey = out.lines().find_map(|l| l.strip_prefix("vkey: ")).unwrap().to_owned();
+    std::fs::write(env.path("log.vkey"), format!("{vkey}\n")).unwrap();
+    let (_witness, witness_url, witness_vkey) = start_witness(&env, &vkey);
+    let (_server, url, _) = start_server_with(
+        &env,
+        &env.path("vault"),
+        &["--witness", &format!("{witness_url},{witness_vkey}")],
+    );
+    env.server = url;
+    env.ok(&[
+        "--identity",
+        "admin",
+        "principal",
+        "add",
+        "lawyer.pub",
+        "--role",
+        "lawyer",
+        "--intake",
+    ]);
+    env.ok(&[
+        "--identity",
+        "admin",
+        "principal",
+        "add",
+        "auditor.pub",
+        "--role",
+        "auditor",
+    ]);
+    std::fs::write(env.path("statement.txt"), "They took my phone.\n").unwrap();
+    std::fs::write(env.path("xray.png"), vec![3u8; 50_000]).unwrap();
+    let sub = env.json(&["submit", "--statement", "statement.txt", "--medical", "xray.png"]);
+    let case_id = sub["case_id"].as_str().unwrap().to_owned();
+
+    // export: a folder with the report, and an archive.
+    let done = env.json(&[
+        "--identity",
+        "auditor",
+        "export",
+        &case_id,
+        "--out",
+        "bundle",
+        "--report",
+    ]);
+    assert_eq!(done["objects"], 2);
+    assert_eq!(done["verification"]["passed"], true);
+    assert!(env.path("bundle/report.html").is_file());
+    env.ok(&[
+        "--identity",
+        "lawyer",
+        "export",
+        &case_id,
+        "--out",
+        "case.tar",
+        "--archive",
+    ]);
+    assert!(env.path("case.tar").is_file());
+    let again = env.run(&["--identity", "auditor", "export", &case_id, "--out", "bundle"]);
+    assert!(!again.status.success(), "export never overwrites");
+
+    // verify: one line per check and a verdict; --witness and --quorum.
+    let out = env.ok(&[
+        "verify",
+        "bundle",
+        "--vkey",
+        "log.vkey",
+        "--witness",
+        &witness_vkey,
+        "--quorum",
+        "1",
+    ]);
+    assert!(out.contains("witnesses") && out.contains("VERIFIED"), "{out}");
+    let json = env.json(&["verify", "case.tar", "--vkey", &vkey]);
+    assert_eq!(json["passed"], true);
+    let other = custos::custody::cosignature::WitnessSigner::new(
+        "witness.elsewhere/w",
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    )
+    .unwrap()
+    .verifier()
+    .vkey();
+    let out = env.run(&[
+        "verify",
+        "bundle",
+        "--vkey",
+        &vkey,
+        "--witness",
+        &witness_vkey,
+        "--witness",
+        &other,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "the default quorum is every witness given");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT VERIFIED: check witnesses failed"));
+
+    // verify with an identity decrypts.
+    env.ok(&[
+        "--identity",
+        "lawyer",
+        "verify",
+        "case.tar",
+        "--vkey",
+        &vkey,
+        "--out",
+        "decrypted",
+    ]);
+    assert_eq!(
+        std::fs::read(env.path("decrypted/xray.png")).unwrap(),
+        vec![3u8; 50_000]
+    );
+
+    // A changed ciphertext: exit 1, and the failing check is named.
+    let object = std::fs::read_dir(env.path("bundle/objects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut data = std::fs::read(&object).unwrap();
+    data[100] ^= 0xff;
+    std::fs::write(&object, data).unwrap();
+    let out = env.run(&["verify", "bundle", "--vkey", &vkey]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("objects     FAIL") && stdout.contains("NOT VERIFIED"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: verification failed at check objects"));
 }
 
 #[test]

@@ -173,3 +173,23 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Copy a folder tree (a stopped vault's data, say).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Replace a folder tree with a copy of another.
+pub fn restore_dir(from: &Path, to: &Path) {
+    std::fs::remove_dir_all(to).unwrap();
+    copy_dir(from, to);
+}

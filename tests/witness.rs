@@ -1,0 +1,173 @@
+//! Witness cosigning: a real witness service (C2SP tlog-witness) on
+//! 127.0.0.1:0 follows a real vault; the vault pushes its checkpoints, the
+//! witness refuses any that is inconsistent with what it cosigned, and
+//! `verify --witness --quorum` counts the cosignatures.
+
+mod util;
+
+use std::sync::Arc;
+
+use custos::bundle::{self, Policy};
+use custos::client::export::{export, ExportOptions};
+use custos::custody::cosignature::WitnessVerifier;
+use custos::witness::push::WitnessConfig;
+use custos::witness::{AddCheckpoint, Witness};
+use util::{copy_dir, restore_dir, TestVault};
+
+struct RunningWitness {
+    witness: Arc<Witness>,
+    url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn witness(dir: &std::path::Path, name: &str, v: &TestVault) -> RunningWitness {
+    let witness = Arc::new(Witness::open(dir, name, &[v.log.clone()]).unwrap());
+    let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(custos::witness::serve(witness.clone(), listener, async move {
+        let _ = rx.await;
+    }));
+    RunningWitness {
+        witness,
+        url: format!("http://{addr}"),
+        _stop: tx,
+    }
+}
+
+fn config(w: &RunningWitness) -> WitnessConfig {
+    format!("{},{}", w.url, w.witness.verifier().vkey()).parse().unwrap()
+}
+
+/// A vault that pushes to the given witnesses.
+async fn vault_with(witnesses: &[&RunningWitness], v: &mut TestVault) {
+    v.stop().await;
+    v.witnesses = witnesses.iter().map(|w| config(w)).collect();
+    v.serve().await;
+}
+
+async fn export_to(v: &TestVault, case_id: &str, name: &str) -> std::path::PathBuf {
+    let dir = v.tmp.path().join(name);
+    export(&v.client(), &v.auditor, &v.log, case_id, &dir, ExportOptions::default())
+        .await
+        .unwrap();
+    dir
+}
+
+fn policy(witnesses: &[WitnessVerifier], quorum: usize) -> Policy {
+    Policy {
+        witnesses: witnesses.to_vec(),
+        quorum,
+    }
+}
+
+#[tokio::test]
+async fn verify_with_a_witness_quorum_passes_and_fails() {
+    let mut v = TestVault::start().await;
+    let w1 = witness(&v.tmp.path().join("w1"), "witness.one.example/w", &v).await;
+    let w2 = witness(&v.tmp.path().join("w2"), "witness.two.example/w", &v).await;
+    // A third witness that this vault never asks.
+    let absent = witness(&v.tmp.path().join("w3"), "witness.three.example/w", &v).await;
+    vault_with(&[&w1, &w2], &mut v).await;
+    let s = v.submit(b"statement", &[]).await;
+    let dir = export_to(&v, &s.case_id, "bundle").await;
+
+    let (k1, k2, k3) = (w1.witness.verifier(), w2.witness.verifier(), absent.witness.verifier());
+    for (keys, quorum) in [
+        (vec![k1.clone()], 1),
+        (vec![k1.clone(), k2.clone()], 2),
+        (vec![k1.clone(), k3.clone()], 1),
+    ] {
+        let (report, _) = bundle::verify_dir(&dir, &v.log, &policy(&keys, quorum));
+        assert!(report.passed, "{keys:?} quorum {quorum}: {report:?}");
+    }
+    for (keys, quorum) in [
+        (vec![k1.clone(), k3.clone()], 2),
+        (vec![k3.clone()], 1),
+        (vec![k1, k2], 3),
+    ] {
+        let (report, _) = bundle::verify_dir(&dir, &v.log, &policy(&keys, quorum));
+        assert!(!report.passed);
+        assert_eq!(report.failure().unwrap().check, "witnesses", "{keys:?} quorum {quorum}");
+    }
+    // The witness remembers what it cosigned, durably.
+    let seen = w1.witness.seen(v.log.name()).await.unwrap();
+    assert!(seen.size >= 5);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(v.tmp.path().join("w1/witness-state.json")).unwrap()).unwrap();
+    assert_eq!(state["logs"][v.log.name()]["size"], seen.size);
+    // The vault serves the cosigned checkpoint to everyone.
+    let note = v.client().checkpoint().await.unwrap();
+    v.log.verify(&note).unwrap();
+    let now = custos::custody::cosignature::unix_now();
+    assert!(w1.witness.verifier().cosigned_at(&note, now).is_some(), "{note}");
+    assert!(absent.witness.verifier().cosigned_at(&note, now).is_none());
+}
+
+#[tokio::test]
+async fn a_witness_refuses_a_checkpoint_inconsistent_with_what_it_cosigned() {
+    let mut v = TestVault::start().await;
+    let w = witness(&v.tmp.path().join("w"), "witness.example/w", &v).await;
+    vault_with(&[&w], &mut v).await;
+    v.stop().await;
+    let snapshot = v.tmp.path().join("snapshot");
+    copy_dir(&v.data_dir(), &snapshot);
+    v.serve().await;
+    let s = v.submit(b"the true account", &[]).await;
+    export_to(&v, &s.case_id, "honest").await;
+    let cosigned = w.witness.seen(v.log.name()).await.unwrap();
+
+    // The operator rolls the vault back and writes another history.
+    v.stop().await;
+    restore_dir(&snapshot, &v.data_dir());
+    v.serve().await;
+    let forged = v.submit(b"a forged withdrawal", &[]).await;
+    v.submit(b"and more", &[]).await;
+    let dir = export_to(&v, &forged.case_id, "forked").await;
+    assert_eq!(
+        w.witness.seen(v.log.name()).await.unwrap(),
+        cosigned,
+        "the witness kept the history it cosigned"
+    );
+    let (report, _) = bundle::verify_dir(&dir, &v.log, &policy(&[w.witness.verifier()], 1));
+    assert_eq!(report.failure().unwrap().check, "witnesses");
+    // Without the witness requirement the forked bundle looks fine: that is
+    // exactly what witnesses are for.
+    assert!(bundle::verify_dir(&dir, &v.log, &Policy::default()).0.passed);
+
+    // The protocol's answers, spoken directly: a wrong old size gets 409
+    // with the witness's size, a bad proof 422, an unknown log 404.
+    let note = v.client().checkpoint().await.unwrap();
+    let size = v.log.verify(&note).unwrap().size;
+    let http = reqwest::Client::new();
+    let post = |body: String| http.post(format!("{}/add-checkpoint", w.url)).body(body).send();
+    let r = post(
+        AddCheckpoint {
+            old: 1,
+            proof: vec![],
+            note: note.clone(),
+        }
+        .to_text(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["content-type"], "text/x.tlog.size");
+    assert_eq!(r.text().await.unwrap(), format!("{}\n", cosigned.size));
+    let r = post(
+        AddCheckpoint {
+            old: cosigned.size,
+            proof: vec![[7; 32]; 3],
+            note: note.clone(),
+        }
+        .to_text(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422, "size {size} from {}", cosigned.size);
+    let r = post("old 0\n\nelsewhere.example/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} elsewhere.example/log AAAA\n".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post("not a request".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+}
