@@ -21,7 +21,7 @@ struct RunningWitness {
 }
 
 async fn witness(dir: &std::path::Path, name: &str, v: &TestVault) -> RunningWitness {
-    let witness = Arc::new(Witness::open(dir, name, &[v.log.clone()]).unwrap());
+    let witness = Arc::new(Witness::open(dir, name, std::slice::from_ref(&v.log)).unwrap());
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(custos::witness::serve(witness.clone(), listener, async move {
