@@ -82,13 +82,19 @@ pub fn render(v: &Verified) -> String {
         .iter()
         .find(|e| e.event.action == Action::CaseCreated)
         .map(|e| e.event.actor.clone());
-    let label = |actor: &str| -> String {
+    // Who an actor is: the submitter, a registered principal's name and
+    // role, or (for an unknown key) nothing but the key id.
+    let who = |actor: &str| -> String {
         if Some(actor) == submitter.as_deref() {
-            format!("submitter (codename key {actor})")
+            "submitter (codename key)".to_owned()
         } else {
-            names.get(actor).cloned().unwrap_or_else(|| format!("key {actor}"))
+            names
+                .get(actor)
+                .cloned()
+                .unwrap_or_else(|| "unregistered key".to_owned())
         }
     };
+    let label = |actor: &str| format!("{}, key {actor}", who(actor));
     let mut lanes: Vec<String> = Vec::new();
     for e in &case_events {
         if !lanes.contains(&e.event.actor) {
@@ -112,12 +118,13 @@ pub fn render(v: &Verified) -> String {
         let _ = write!(
             svg,
             r##"<line x1="{LEFT}" y1="{y}" x2="{x2}" y2="{y}" stroke="#ccc" stroke-dasharray="4 4"/>
-<text x="{tx}" y="{ty}" text-anchor="end" font-size="12">{name}</text>
+<text x="{tx}" y="{ty}" text-anchor="end" font-size="12">{name}<tspan x="{tx}" dy="14" font-size="10" fill="#555">key {actor}</tspan></text>
 "##,
             x2 = width - 20,
             tx = LEFT - 10,
-            ty = y + 4,
-            name = esc(&label(actor))
+            ty = y - 2,
+            name = esc(&who(actor)),
+            actor = esc(actor)
         );
     }
     let axis_y = TOP + LANE * lanes.len().max(1) + 10;
