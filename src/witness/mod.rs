@@ -173,21 +173,28 @@ impl Witness {
     pub fn open(dir: &Path, name: &str, logs: &[LogVerifier]) -> Result<Self, VaultError> {
         crate::vault::create_private_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
+        let state_path = dir.join(STATE_FILE);
         let key = if key_path.exists() {
+            // A witness that forgot what it cosigned could be made to cosign
+            // a rewritten history under the same key: refuse to go on.
+            if !state_path.exists() {
+                return Err(VaultError::Invalid(format!(
+                    "{} is missing but {} exists: a witness that lost its state must start again with a new key and name",
+                    state_path.display(),
+                    key_path.display()
+                )));
+            }
             read_key_file(&key_path)?
         } else {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let empty = serde_json::to_vec_pretty(&WitnessState::default()).expect("state serialises");
+            crate::client::trust::write_atomically(&state_path, &empty)?;
             write_key_file(&key_path, &key)?;
             key
         };
         let signer = WitnessSigner::new(name, key).map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let state_path = dir.join(STATE_FILE);
-        let state = if state_path.exists() {
-            serde_json::from_slice(&std::fs::read(&state_path)?)
-                .map_err(|e| VaultError::Invalid(format!("{}: {e}", state_path.display())))?
-        } else {
-            WitnessState::default()
-        };
+        let state: WitnessState = serde_json::from_slice(&std::fs::read(&state_path)?)
+            .map_err(|e| VaultError::Invalid(format!("{}: {e}", state_path.display())))?;
         Ok(Witness {
             signer,
             logs: logs.iter().map(|l| (l.name().to_owned(), l.clone())).collect(),
@@ -370,6 +377,11 @@ mod tests {
             w.add_checkpoint(&req(3, vec![], &note3)).await,
             Err(Refusal::WrongOldSize(5))
         );
+        // Losing the state while keeping the key is refused.
+        drop(w);
+        std::fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
+        let err = Witness::open(dir.path(), "witness.example/w", &[log.verifier()]).unwrap_err();
+        assert!(err.to_string().contains("new key"), "{err}");
     }
 
     #[test]
