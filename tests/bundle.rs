@@ -73,6 +73,10 @@ async fn a_bundle_verifies_in_a_fresh_process_with_only_the_vkey() {
     let verified = verified.unwrap();
     assert_eq!(verified.export_event().action, custos::custody::Action::CaseExported);
     assert_eq!(verified.export_event().actor, e.v.auditor.key_id().as_str());
+    // The whole log, export events included, still audits.
+    let audit = flows::audit(&e.v.client(), &e.v.auditor, &e.v.log, None).await.unwrap();
+    assert_eq!(audit.failure, None);
+    assert_eq!(audit.entries, verified.checkpoint.size);
 
     // A fresh process, in an empty folder, with no configuration or
     // identity, and no server: only the vkey.
