@@ -643,12 +643,14 @@ pub(super) async fn export(
         ));
     }
     let store = &state.vault.store;
+    // Read the objects under the writer lock, so none is committed between
+    // the listing and the export event that names them.
+    let guard = store.writer().await;
     let objects: Vec<String> = store
         .scan_json::<CaseObject>(T::CaseObjects, format!("{case_id}/"))?
         .into_iter()
         .map(|o| o.object_id)
         .collect();
-    let guard = store.writer().await;
     // The vault chain's length goes into the event, so a bundle that leaves
     // out registry events is caught.
     let vault_events = store
