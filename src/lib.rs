@@ -31,6 +31,7 @@ pub mod envelope;
 pub mod httpsig;
 pub mod identity;
 pub mod policy;
+pub mod stamp;
 pub mod store;
 pub mod vault;
 pub mod witness;

@@ -250,8 +250,14 @@ async fn a_case_must_be_wrapped_to_exactly_the_intake_lawyers_and_submitter() {
             envelope: envelope(&me),
         }],
         note: None,
+        note_envelopes: vec![],
     };
-    let err = v.client().create_case(keys.signing_key(), &req).await.unwrap_err();
+    let stamp_bits = v.stamp_bits;
+    let create = |req: CreateCase| {
+        let (client, key) = (v.client(), keys.signing_key().clone());
+        async move { client.create_case(&key, &req, ORIGIN, stamp_bits).await }
+    };
+    let err = create(req.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some("envelopes_mismatch"));
     // An extra reader (here the auditor) is refused too.
     req.envelopes.push(EnvelopeBody {
@@ -262,10 +268,25 @@ async fn a_case_must_be_wrapped_to_exactly_the_intake_lawyers_and_submitter() {
         key_id: v.auditor.key_id(),
         envelope: envelope(&v.auditor.card().age_recipient()),
     });
-    let err = v.client().create_case(keys.signing_key(), &req).await.unwrap_err();
+    let err = create(req.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some("envelopes_mismatch"));
     req.envelopes.pop();
-    v.client().create_case(keys.signing_key(), &req).await.unwrap();
+    // The duress note's key must reach exactly the intake lawyers: not be
+    // missing, and never a submitter key.
+    req.note = Some(B64.encode(b"note ciphertext"));
+    let err = create(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Some("note_envelopes_mismatch"));
+    req.note_envelopes = vec![EnvelopeBody {
+        key_id: keys.key_id(),
+        envelope: envelope(&me),
+    }];
+    let err = create(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Some("note_envelopes_mismatch"));
+    req.note_envelopes = vec![EnvelopeBody {
+        key_id: v.lawyer.key_id(),
+        envelope: envelope(&v.lawyer.card().age_recipient()),
+    }];
+    create(req).await.unwrap();
 }
 
 #[tokio::test]

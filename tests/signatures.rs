@@ -216,6 +216,7 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_url() {
         vault,
         public_url: Some(public.into()),
         witnesses: Default::default(),
+        stamp_bits: 0,
     });
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(custos::api::serve(state, listener, std::future::pending()));

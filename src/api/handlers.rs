@@ -13,7 +13,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::auth::{authenticate, Signed, SignedBody};
-use super::error::{conflict, ApiError};
+use super::error::{conflict, mismatch, ApiError};
 use super::wire::*;
 use super::{AppState, Body as RequestBody, MAX_ENTRIES_PER_PAGE, Q};
 use crate::custody::{Action, EventDraft, Receipt, VAULT_CASE};
@@ -141,6 +141,7 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
         vkey: d.vkey.clone(),
         anchors: d.anchors.clone(),
         intake,
+        stamp_bits: state.stamp_bits,
     }))
 }
 
@@ -151,6 +152,25 @@ pub(super) async fn create_case(
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response> {
+    // The proof-of-work stamp is checked first: it is one hash, and it is
+    // what stands between an anonymous sender and the vault's disk.
+    let stamp = headers
+        .get(crate::stamp::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            mismatch(
+                "stamp_missing",
+                "opening a case needs a proof-of-work stamp (Custos-Stamp header)",
+            )
+        })?;
+    let stamp_hash = crate::stamp::check(
+        stamp,
+        &state.vault.description.origin,
+        &body,
+        state.stamp_bits,
+        super::auth::unix_now(),
+    )
+    .map_err(|e| mismatch("stamp_invalid", e.to_string()))?;
     let req: CreateCase = parse_json(&body)?;
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
@@ -170,7 +190,7 @@ pub(super) async fn create_case(
         decode_b64("note", note, MAX_NOTE_BYTES)?;
     }
     let store = &state.vault.store;
-    let submitter_keys: Vec<SubmitterKey> = req
+    let mut submitter_keys: Vec<SubmitterKey> = req
         .submitter_keys
         .iter()
         .zip(&keys)
@@ -180,6 +200,9 @@ pub(super) async fn create_case(
             recipient: k.recipient.clone(),
         })
         .collect();
+    // An unordered set: stored in key id order, so the order a client sent
+    // them in (real key first, say) leaves no trace.
+    submitter_keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
     if submitter_keys.len() == 2 && submitter_keys[0].key_id == submitter_keys[1].key_id {
         return Err(ApiError::BadRequest("submitter keys must differ".into()));
     }
@@ -208,6 +231,25 @@ pub(super) async fn create_case(
             message: "envelopes must be given for exactly the intake principals and the submitter keys".into(),
         });
     }
+    // The duress note's key goes to the intake principals and never to a
+    // submitter key.
+    let mut note_holders: Vec<KeyId> = req.note_envelopes.iter().map(|e| e.key_id.clone()).collect();
+    note_holders.sort();
+    let intake: Vec<KeyId> = expected
+        .iter()
+        .filter(|k| !submitter_keys.iter().any(|s| s.key_id == **k))
+        .cloned()
+        .collect();
+    let notes_ok = match &req.note {
+        None => note_holders.is_empty(),
+        Some(_) => note_holders == intake,
+    };
+    if !notes_ok {
+        return Err(mismatch(
+            "note_envelopes_mismatch",
+            "a note needs its key wrapped to exactly the intake principals",
+        ));
+    }
 
     let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
     let guard = store.writer().await;
@@ -221,10 +263,21 @@ pub(super) async fn create_case(
             ));
         }
     }
+    if !store.remember_nonce(
+        "stamp",
+        &hex::encode(stamp_hash),
+        super::auth::unix_now() + 2 * crate::stamp::MAX_SKEW_SECONDS,
+    )? {
+        return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
+    }
     let mut batch = Batch::default();
     for e in &req.envelopes {
         let env = decode_b64("envelope", &e.envelope, MAX_ENVELOPE_BYTES)?;
         batch.put(T::Envelopes, pair_key(&case_id, e.key_id.as_str()), env);
+    }
+    for e in &req.note_envelopes {
+        let env = decode_b64("note envelope", &e.envelope, MAX_ENVELOPE_BYTES)?;
+        batch.put(T::NoteEnvelopes, pair_key(&case_id, e.key_id.as_str()), env);
     }
     for k in &submitter_keys {
         batch.put(T::Submitters, k.key_id.as_str(), case_id.as_bytes());
@@ -236,6 +289,7 @@ pub(super) async fn create_case(
         case_recipient: req.case_recipient.clone(),
         submitter_keys,
         note: req.note.clone(),
+        withdrawal: None,
     };
     batch.put_json(T::Cases, case_id.as_bytes(), &record);
     let details = serde_json::json!({ "envelopes": given });
@@ -288,7 +342,12 @@ pub(super) async fn case_detail(
         return Err(ApiError::NotFound("case"));
     }
     let store = &state.vault.store;
-    let objects: Vec<CaseObject> = store.scan_json(T::CaseObjects, format!("{case_id}/"))?;
+    let mut objects: Vec<CaseObject> = store.scan_json(T::CaseObjects, format!("{case_id}/"))?;
+    if matches!(actor, Actor::Submitter { .. }) {
+        for o in &mut objects {
+            o.added_by = None;
+        }
+    }
     let envelope = store
         .tree(T::Envelopes)
         .get(pair_key(&case_id, actor.key_id().as_str()))?
@@ -301,6 +360,10 @@ pub(super) async fn case_detail(
             holders.push(id);
         }
     }
+    let note_envelope = store
+        .tree(T::NoteEnvelopes)
+        .get(pair_key(&case_id, actor.key_id().as_str()))?
+        .map(|e| B64.encode(e));
     Ok(Json(CaseDetail {
         case_id,
         status: case.status,
@@ -309,6 +372,10 @@ pub(super) async fn case_detail(
         objects,
         envelope,
         holders,
+        submitter_recipients: case.submitter_keys.iter().map(|k| k.recipient.clone()).collect(),
+        note: case.note,
+        note_envelope,
+        withdrawal: case.withdrawal,
     }))
 }
 
@@ -452,6 +519,13 @@ pub(super) async fn grant(
         return Err(conflict("already_granted", "this principal already holds the case"));
     }
     let mut batch = Batch::default();
+    if let Some(note) = &req.note_envelope {
+        batch.put(
+            T::NoteEnvelopes,
+            key.clone(),
+            decode_b64("note envelope", note, MAX_ENVELOPE_BYTES)?,
+        );
+    }
     batch.put(T::Envelopes, key, env);
     let d = draft(
         &case_id,
@@ -511,6 +585,7 @@ pub(super) async fn revoke(
         ));
     }
     let mut batch = Batch::default();
+    batch.remove(T::NoteEnvelopes, key.clone());
     batch.remove(T::Envelopes, key);
     let d = draft(
         &case_id,
@@ -625,6 +700,58 @@ pub(super) async fn remove_principal(
     );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
     Ok(Json(ReceiptBody { receipt }))
+}
+
+/// A submitter withdraws the complaint, with either of the case's keys (the
+/// server cannot tell a duress key from the real one, and treats both the
+/// same). Nothing is deleted; the case's status becomes `withdrawn`.
+pub(super) async fn withdraw(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    SignedBody {
+        actor,
+        request: signed,
+        body,
+    }: SignedBody,
+) -> Result<Response> {
+    let req: WithdrawBody = parse_json(&body)?;
+    load_case(&state, &case_id)?;
+    let Actor::Submitter { key_id, case_id: own } = &actor else {
+        return Err(ApiError::Forbidden(
+            "only the submitter, signing with a codename key of this case, can withdraw it",
+        ));
+    };
+    if *own != case_id {
+        return Err(ApiError::NotFound("case"));
+    }
+    if let Some(reason) = &req.reason {
+        decode_b64("reason", reason, MAX_NOTE_BYTES)?;
+    }
+    let store = &state.vault.store;
+    let guard = store.writer().await;
+    let mut case = load_case(&state, &case_id)?;
+    if case.withdrawal.is_some() {
+        return Err(conflict("already_withdrawn", "this case was already withdrawn"));
+    }
+    case.status = "withdrawn".into();
+    case.withdrawal = Some(store::Withdrawal {
+        time: crate::custody::now_rfc3339(),
+        key_id: key_id.clone(),
+        reason: req.reason.clone(),
+    });
+    let mut batch = Batch::default();
+    batch.put_json(T::Cases, case_id.as_bytes(), &case);
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::Withdrawn,
+        vec![],
+        serde_json::json!({}),
+        with_body(signed, &body),
+    );
+    let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
+    tracing::info!(case = %case_id, "case withdrawn");
+    Ok((StatusCode::CREATED, Json(ReceiptBody { receipt })).into_response())
 }
 
 /// Export a case: log the export, then return the vault's and the case's

@@ -73,6 +73,8 @@ pub struct AppState {
     /// Public base URL (scheme and authority) clients sign against, when the
     /// server runs behind a proxy; otherwise the request's Host is used.
     pub public_url: Option<String>,
+    /// Proof-of-work difficulty for opening a case (leading zero bits).
+    pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.
     pub witnesses: crate::witness::push::Witnesses,
 }
@@ -98,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
         .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
         .route("/v1/cases/{case}/export", post(handlers::export))
+        .route("/v1/cases/{case}/withdraw", post(handlers::withdraw))
         .route("/v1/cases/{case}/export/objects/{object}", get(handlers::export_object))
         .route("/v1/cases/{case}/grants", post(handlers::grant))
         .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(handlers::revoke))

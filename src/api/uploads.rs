@@ -350,7 +350,7 @@ pub(super) async fn commit(
         size: u.length,
         label: req.label.clone(),
         index,
-        added_by: actor.key_id().clone(),
+        added_by: Some(actor.key_id().clone()),
     };
     batch.put_json(T::CaseObjects, pair_key(&case_id, &object_id), &entry);
     let details = serde_json::json!({ "size": u.length, "label_sha256": hex::encode(Sha256::digest(&label)) });

@@ -19,6 +19,8 @@ pub struct IntakeParams {
     /// Principals every new case is wrapped to, each with the admin-signed
     /// event that registered it, so the client can check it.
     pub intake: Vec<IntakePrincipal>,
+    /// Proof-of-work difficulty for case creation, in leading zero bits.
+    pub stamp_bits: u8,
 }
 
 /// One intake principal and the proof of its registration.
@@ -60,9 +62,15 @@ pub struct CreateCase {
     pub case_recipient: String,
     /// Envelopes for every intake principal and every submitter key.
     pub envelopes: Vec<EnvelopeBody>,
-    /// Note encrypted to the case key, base64 (opaque to the server).
+    /// Note saying which submitter key, if any, is the duress key: age
+    /// ciphertext, base64, encrypted to a note key that only lawyers get
+    /// (never the submitter keys, so a coercer holding the duress codename
+    /// cannot read it). Opaque to the server.
     #[serde(default)]
     pub note: Option<String>,
+    /// The note key wrapped to each intake principal (exactly those).
+    #[serde(default)]
+    pub note_envelopes: Vec<EnvelopeBody>,
 }
 
 /// Response to case creation.
@@ -104,6 +112,28 @@ pub struct CaseDetail {
     pub envelope: Option<String>,
     /// Key ids holding an envelope.
     pub holders: Vec<KeyId>,
+    /// The submitter keys' age recipients, in key id order (an unordered
+    /// set), so that replies reach the submitter whichever codename is used.
+    #[serde(default)]
+    pub submitter_recipients: Vec<String>,
+    /// The encrypted duress note, base64.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The requester's envelope of the note key, if it holds one (lawyers).
+    #[serde(default)]
+    pub note_envelope: Option<String>,
+    /// The withdrawal, once the submitter withdrew.
+    #[serde(default)]
+    pub withdrawal: Option<crate::store::Withdrawal>,
+}
+
+/// `POST /v1/cases/{case}/withdraw`, signed by a submitter key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawBody {
+    /// The submitter's reason, encrypted to the case key, base64.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// `POST .../uploads/{id}/commit`.
@@ -133,6 +163,10 @@ pub struct GrantBody {
     pub key_id: KeyId,
     /// Case key wrapped to the grantee, base64.
     pub envelope: String,
+    /// The duress note's key wrapped to the grantee, base64, when the
+    /// granting lawyer holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_envelope: Option<String>,
 }
 
 /// `POST /v1/principals`.

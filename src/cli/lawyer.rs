@@ -1,4 +1,4 @@
-//! The lawyer's commands: `cases`, `get`, `grant`, `revoke`.
+//! The lawyer's commands: `cases`, `get`, `reply`, `grant`, `revoke`.
 
 use std::path::PathBuf;
 
@@ -9,13 +9,21 @@ use crate::identity::KeyId;
 
 pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
-    let list = ctx.client()?.cases(id.signing_key()).await?;
+    let list = flows::cases(&ctx.client()?, &id).await?;
     ctx.print(&list, || {
         if list.is_empty() {
             return "no cases".into();
         }
         list.iter()
-            .map(|c| format!("{}  {:<9} {:>3} objects  {}", c.case_id, c.status, c.objects, c.created))
+            .map(|c| {
+                format!(
+                    "{}  {:<24} {:>3} objects  {}",
+                    c.case_id,
+                    c.status.replace('_', " "),
+                    c.objects,
+                    c.created
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     });
@@ -38,12 +46,44 @@ pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
     let out = args.out.unwrap_or_else(|| PathBuf::from(&args.case));
     let got = flows::get_case(&ctx.client()?, &id, &log, &args.case, &out).await?;
     ctx.print(&got, || {
-        got.files
-            .iter()
-            .map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display()))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut lines = vec![format!("case {}: {}", got.case_id, got.status.replace('_', " "))];
+        lines.extend(
+            got.files
+                .iter()
+                .map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display())),
+        );
+        lines.join("\n")
     });
+    Ok(())
+}
+
+/// Arguments of `custos reply`.
+#[derive(clap::Args, Debug)]
+pub struct Reply {
+    /// Case id.
+    case: String,
+    /// The message to the submitter (a text file).
+    #[arg(long)]
+    message: PathBuf,
+}
+
+pub(super) async fn reply(ctx: &Ctx, args: Reply) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    if !args.message.is_file() {
+        anyhow::bail!("{} is not a readable file", args.message.display());
+    }
+    let receipt = flows::reply(&ctx.client()?, &id, &args.case, &args.message).await?;
+    let event = check_receipt(&receipt, &log, Action::ObjectStored)?;
+    ctx.print(
+        &serde_json::json!({ "case_id": args.case, "object_id": event.objects.first(), "receipt": receipt }),
+        || {
+            format!(
+                "reply stored in case {}; the submitter reads it with their codename",
+                args.case
+            )
+        },
+    );
     Ok(())
 }
 

@@ -55,10 +55,15 @@ enum Command {
     Principal(admin::PrincipalCmd),
     /// Submit a complaint with evidence, encrypted on this device.
     Submit(submitter::Submit),
+    /// Come back to a case with its codename: status, add, replies, withdraw.
+    #[command(subcommand)]
+    Submitter(submitter::SubmitterCmd),
     /// List the cases this identity can open.
     Cases,
     /// Download, verify and decrypt a case.
     Get(lawyer::Get),
+    /// Send the submitter a message, encrypted to them and the case.
+    Reply(lawyer::Reply),
     /// Give another lawyer access to a case.
     Grant(lawyer::Grant),
     /// Take a principal's access to a case away.
@@ -122,6 +127,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(c) => serve::serve(&ctx, c).await,
         Command::Principal(c) => admin::principal(&ctx, c).await,
         Command::Submit(c) => submitter::submit(&ctx, c).await,
+        Command::Submitter(c) => submitter::submitter(&ctx, c).await,
+        Command::Reply(c) => lawyer::reply(&ctx, c).await,
         Command::Cases => lawyer::cases(&ctx).await,
         Command::Get(c) => lawyer::get(&ctx, c).await,
         Command::Grant(c) => lawyer::grant(&ctx, c).await,

@@ -36,6 +36,11 @@ pub struct Serve {
     /// add-checkpoint prefix and its cosigning key). Repeat for several.
     #[arg(long = "witness", value_name = "URL,VKEY")]
     witnesses: Vec<crate::witness::push::WitnessConfig>,
+    /// Proof-of-work difficulty for opening a case, in leading zero bits
+    /// (each step doubles the sender's cost; 20 is about a second on a phone).
+    #[arg(long, env = "CUSTOS_STAMP_BITS", default_value_t = crate::stamp::DEFAULT_BITS,
+          value_parser = clap::value_parser!(u8).range(0..=crate::stamp::MAX_BITS as i64))]
+    stamp_bits: u8,
 }
 
 pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
@@ -53,6 +58,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
         vault,
         public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
         witnesses: crate::witness::push::Witnesses::new(args.witnesses),
+        stamp_bits: args.stamp_bits,
     });
     let (listener, addr) = api::bind(args.listen).await?;
     tracing::info!(%addr, %vkey, "custos is serving");

@@ -16,7 +16,7 @@ use crate::api::wire::*;
 use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::{merkle, Action, Receipt};
-use crate::envelope::{encrypt_stream, CaseKey, HashingWriter, Label, ObjectKind};
+use crate::envelope::{encrypt_bytes, encrypt_stream, CaseKey, HashingWriter, Label, ObjectKind};
 use crate::identity::codename::Codename;
 use crate::identity::{Card, Identity, KeyId};
 
@@ -62,6 +62,8 @@ pub struct Submitted {
     pub case_id: String,
     /// The codename, to be shown once.
     pub codename: Codename,
+    /// The duress codename, when one was asked for.
+    pub duress_codename: Option<Codename>,
     /// The receipt document.
     pub receipt: ReceiptFile,
 }
@@ -80,46 +82,102 @@ pub struct ReceiptFile {
     pub receipts: Vec<Receipt>,
 }
 
-/// Submit a case: generate a codename and a case key, wrap the case key to
-/// the verified intake principals and to the submitter, encrypt and upload
-/// each file, and check every receipt.
-pub async fn submit(client: &Client, trust: &TrustStore, explicit: &[Card], files: &[SubmitFile]) -> Result<Submitted> {
+/// The duress note's plaintext: which submitter key, if any, is the duress
+/// key. Always the same length, so its ciphertext says nothing either way.
+fn duress_note(duress: Option<&KeyId>) -> String {
+    match duress {
+        Some(k) => format!("custos-note-v1 duress={k}"),
+        None => format!("custos-note-v1 duress={}", "-".repeat(16)),
+    }
+}
+
+/// Read a duress note: the duress key id, if any.
+fn read_duress_note(text: &[u8]) -> Option<KeyId> {
+    std::str::from_utf8(text)
+        .ok()?
+        .strip_prefix("custos-note-v1 duress=")?
+        .parse()
+        .ok()
+}
+
+/// Submit a case: generate a codename (and, with `duress`, a second one
+/// that works exactly like it but marks any withdrawal as coerced) and a
+/// case key, wrap the case key to the verified intake principals and to both
+/// submitter keys, write the duress note for lawyers, pay the proof-of-work
+/// stamp, encrypt and upload each file, and check every receipt.
+///
+/// Every case registers two submitter keys and a note: without `duress` the
+/// second key comes from a codename nobody is shown, so the server cannot
+/// even tell which cases have a duress codename.
+pub async fn submit(
+    client: &Client,
+    trust: &TrustStore,
+    explicit: &[Card],
+    files: &[SubmitFile],
+    duress: bool,
+) -> Result<Submitted> {
     if !files.iter().any(|f| f.kind == ObjectKind::Statement) {
         return Err(ClientError::Usage("a submission needs a statement".into()));
     }
     let (params, trusted) = trusted_vault(client, trust, explicit).await?;
     let intake = trusted.verify_intake(&params)?;
-    let codename = Codename::generate();
-    let keys = codename.derive(&params.origin);
+    let (codename, second) = (Codename::generate(), Codename::generate());
+    let origin = params.origin.clone();
+    let (keys, second_keys) = tokio::task::spawn_blocking(move || {
+        let keys = codename.derive(&origin);
+        let second_keys = second.derive(&origin);
+        ((codename, keys), (second, second_keys))
+    })
+    .await
+    .map_err(|e| verify(format!("key derivation failed: {e}")))?;
+    let ((codename, keys), (second, second_keys)) = (keys, second_keys);
     let case_key = CaseKey::generate();
-    let submitter_recipient = keys.age_identity().to_public();
+    let note_key = CaseKey::generate();
 
     let mut envelopes = Vec::new();
+    let mut note_envelopes = Vec::new();
     for p in &intake {
         envelopes.push(EnvelopeBody {
             key_id: p.key_id.clone(),
             envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?),
         });
+        note_envelopes.push(EnvelopeBody {
+            key_id: p.key_id.clone(),
+            envelope: B64.encode(note_key.wrap(&p.card.age_recipient())?),
+        });
     }
-    envelopes.push(EnvelopeBody {
-        key_id: keys.key_id(),
-        envelope: B64.encode(case_key.wrap(&submitter_recipient)?),
-    });
+    let mut submitter_keys = Vec::new();
+    for k in [&keys, &second_keys] {
+        let recipient = k.age_identity().to_public();
+        envelopes.push(EnvelopeBody {
+            key_id: k.key_id(),
+            envelope: B64.encode(case_key.wrap(&recipient)?),
+        });
+        submitter_keys.push(NewSubmitterKey {
+            verifying_key: B64.encode(k.signing_key().verifying_key().as_bytes()),
+            recipient: recipient.to_string(),
+        });
+    }
+    // An unordered set: do not let the real key always come first.
+    if rand::random::<bool>() {
+        submitter_keys.swap(0, 1);
+    }
+    let note = duress_note(duress.then(|| second_keys.key_id()).as_ref());
     let req = CreateCase {
-        submitter_keys: vec![NewSubmitterKey {
-            verifying_key: B64.encode(keys.signing_key().verifying_key().as_bytes()),
-            recipient: submitter_recipient.to_string(),
-        }],
+        submitter_keys,
         case_recipient: case_key.recipient().to_string(),
         envelopes,
-        note: None,
+        note: Some(B64.encode(encrypt_bytes(note.as_bytes(), &[&note_key.recipient()])?)),
+        note_envelopes,
     };
-    let created = client.create_case(keys.signing_key(), &req).await?;
+    let created = client
+        .create_case(keys.signing_key(), &req, &params.origin, params.stamp_bits)
+        .await?;
     check_receipt(&created.receipt, &trusted.log, Action::CaseCreated)?;
     let mut receipts = vec![created.receipt];
 
     for f in files {
-        let committed = upload_encrypted(client, keys.signing_key(), &created.case_id, &case_key, f).await?;
+        let committed = upload_encrypted(client, keys.signing_key(), &created.case_id, &case_key, &[], f).await?;
         receipts.push(committed.receipt);
     }
     let receipt = ReceiptFile {
@@ -131,8 +189,65 @@ pub async fn submit(client: &Client, trust: &TrustStore, explicit: &[Card], file
     Ok(Submitted {
         case_id: created.case_id,
         codename,
+        duress_codename: duress.then_some(second),
         receipt,
     })
+}
+
+/// What a holder of the case sees as its status: `open`, `withdrawn`, or,
+/// when the holder can read the duress note and the withdrawal was signed
+/// with the duress key, `withdrawn_under_duress`.
+pub fn holder_status(identity: &Identity, detail: &CaseDetail) -> String {
+    let Some(w) = &detail.withdrawal else {
+        return detail.status.clone();
+    };
+    let duress = (|| {
+        let env = B64.decode(detail.note_envelope.as_ref()?).ok()?;
+        let note_key = CaseKey::open(&env, identity.age_identity()).ok()?;
+        let note = B64.decode(detail.note.as_ref()?).ok()?;
+        read_duress_note(&crate::envelope::decrypt_bytes(&note, note_key.identity()).ok()?)
+    })();
+    if duress.as_ref() == Some(&w.key_id) {
+        "withdrawn_under_duress".into()
+    } else {
+        "withdrawn".into()
+    }
+}
+
+/// The cases an identity can open, with each withdrawn one's status as this
+/// holder sees it (see [`holder_status`]).
+pub async fn cases(client: &Client, identity: &Identity) -> Result<Vec<CaseSummary>> {
+    let mut cases = client.cases(identity.signing_key()).await?;
+    for c in cases.iter_mut().filter(|c| c.status != "open") {
+        let detail = client.case(identity.signing_key(), &c.case_id).await?;
+        c.status = holder_status(identity, &detail);
+    }
+    Ok(cases)
+}
+
+/// A lawyer's reply to the submitter: encrypted to the case key and to the
+/// submitter's keys, stored as an object of kind `reply`, and logged.
+pub async fn reply(client: &Client, identity: &Identity, case_id: &str, message: &Path) -> Result<Receipt> {
+    let detail = held_case(client, identity, case_id).await?;
+    let envelope = detail.envelope.as_ref().ok_or_else(|| no_envelope(identity, case_id))?;
+    let case_key = CaseKey::open(
+        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
+        identity.age_identity(),
+    )?;
+    if case_key.recipient().to_string() != detail.case_recipient {
+        return Err(verify("the envelope does not hold this case's key"));
+    }
+    let submitters = detail
+        .submitter_recipients
+        .iter()
+        .map(|r| crate::identity::parse_recipient(r).map_err(|e| verify(format!("submitter recipient: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let file = SubmitFile {
+        path: message.to_path_buf(),
+        kind: ObjectKind::Reply,
+    };
+    let committed = upload_encrypted(client, identity.signing_key(), case_id, &case_key, &submitters, &file).await?;
+    Ok(committed.receipt)
 }
 
 /// Encrypt one file to the case into a temporary file, upload it, commit
@@ -142,6 +257,7 @@ pub async fn upload_encrypted(
     key: &ed25519_dalek::SigningKey,
     case_id: &str,
     case_key: &CaseKey,
+    also_to: &[age::x25519::Recipient],
     f: &SubmitFile,
 ) -> Result<ObjectCommitted> {
     let name = f
@@ -157,11 +273,14 @@ pub async fn upload_encrypted(
     }
     .seal(&case_key.recipient())?;
     let tmp = tempfile::NamedTempFile::new()?;
-    let (src, dst, recipient) = (f.path.clone(), tmp.reopen()?, case_key.recipient());
+    let mut recipients = vec![case_key.recipient()];
+    recipients.extend(also_to.iter().cloned());
+    let (src, dst) = (f.path.clone(), tmp.reopen()?);
     let sha = tokio::task::spawn_blocking(move || -> Result<String> {
         let input = std::fs::File::open(&src).map_err(|e| ClientError::Usage(format!("{}: {e}", src.display())))?;
         let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
-        encrypt_stream(std::io::BufReader::new(input), &mut hw, &[&recipient])?;
+        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
+        encrypt_stream(std::io::BufReader::new(input), &mut hw, &recipients)?;
         let (sha, _, mut w) = hw.finish();
         std::io::Write::flush(&mut w)?;
         Ok(sha)
@@ -182,6 +301,8 @@ pub async fn upload_encrypted(
 pub struct Retrieved {
     /// Case id.
     pub case_id: String,
+    /// Status as this holder sees it (see [`holder_status`]).
+    pub status: String,
     /// One entry per object.
     pub files: Vec<RetrievedFile>,
 }
@@ -281,6 +402,7 @@ pub async fn get_case(
     }
     Ok(Retrieved {
         case_id: case_id.to_owned(),
+        status: holder_status(identity, &detail),
         files,
     })
 }
@@ -333,9 +455,22 @@ pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &Key
         .into_iter()
         .find(|p| &p.key_id == to)
         .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
+    // Pass on the duress note's key too, so the new lawyer can tell a
+    // coerced withdrawal from a real one.
+    let note_envelope = match &detail.note_envelope {
+        Some(env) => {
+            let note_key = CaseKey::open(
+                &B64.decode(env).map_err(|_| verify("note envelope is not base64"))?,
+                identity.age_identity(),
+            )?;
+            Some(B64.encode(note_key.wrap(&grantee.card.age_recipient())?))
+        }
+        None => None,
+    };
     let body = GrantBody {
         key_id: to.clone(),
         envelope: B64.encode(case_key.wrap(&grantee.card.age_recipient())?),
+        note_envelope,
     };
     client.grant(identity.signing_key(), case_id, &body).await
 }

@@ -5,6 +5,7 @@
 
 pub mod export;
 pub mod flows;
+pub mod submitter;
 pub mod trust;
 
 use std::io::{Read, Write};
@@ -209,8 +210,47 @@ impl Client {
     }
 
     /// Open a case, signed with a new submitter key.
-    pub async fn create_case(&self, key: &SigningKey, req: &CreateCase) -> Result<CaseCreated> {
-        self.json(Some(key), Method::POST, "/v1/cases", Some(req)).await
+    /// Open a case, paying the proof-of-work stamp the vault asks for
+    /// (`bits`; minted off the async threads, it takes about 2^bits hashes).
+    pub async fn create_case(&self, key: &SigningKey, req: &CreateCase, origin: &str, bits: u8) -> Result<CaseCreated> {
+        let body = serde_json::to_vec(req).expect("serialisable");
+        let (origin, for_stamp) = (origin.to_owned(), body.clone());
+        let stamp = tokio::task::spawn_blocking(move || {
+            crate::stamp::mint(
+                &origin,
+                &for_stamp,
+                bits,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )
+        })
+        .await
+        .map_err(|e| ClientError::Verify(format!("proof-of-work task failed: {e}")))?;
+        let parts = RequestParts {
+            headers: vec![
+                ("content-type", "application/json".into()),
+                (crate::stamp::HEADER, stamp),
+            ],
+            body: Some(body),
+            ..Default::default()
+        };
+        Ok(self
+            .send(Some(key), Method::POST, "/v1/cases", parts)
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Withdraw a case, signed by a submitter key.
+    pub async fn withdraw(&self, key: &SigningKey, case_id: &str, body: &WithdrawBody) -> Result<Receipt> {
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::POST,
+                &format!("/v1/cases/{case_id}/withdraw"),
+                Some(body),
+            )
+            .await?
+            .receipt)
     }
 
     /// Cases visible to `key`.

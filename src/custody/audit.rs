@@ -231,6 +231,18 @@ impl LogAuditor {
             Action::CaseExported if !target.ends_with(&format!("/v1/cases/{}/export", e.case)) => {
                 return Err("exported case differs from the signed request".into());
             }
+            Action::Withdrawn => {
+                if !target.ends_with(&format!("/v1/cases/{}/withdraw", e.case)) {
+                    return Err("withdrawn case differs from the signed request".into());
+                }
+                let by_submitter = e
+                    .actor
+                    .parse::<KeyId>()
+                    .is_ok_and(|k| self.submitters.get(&k).is_some_and(|(case, _)| *case == e.case));
+                if !by_submitter {
+                    return Err("a withdrawal not signed by one of the case's submitter keys".into());
+                }
+            }
             Action::EnvelopeGranted => {
                 let b: GrantBody = parse_body(body)?;
                 if e.details["key_id"] != b.key_id.as_str() {

@@ -50,6 +50,8 @@ pub enum T {
     Cases,
     /// case id / key id -> envelope bytes.
     Envelopes,
+    /// case id / key id -> envelope of the duress note's key (lawyers only).
+    NoteEnvelopes,
     /// key id -> [`crate::identity::Principal`].
     Registry,
     /// submitter key id -> case id.
@@ -69,7 +71,7 @@ pub enum T {
     Nonces,
 }
 
-const TREES: [(T, &str); 16] = [
+const TREES: [(T, &str); 17] = [
     (T::Chunks, "chunks"),
     (T::UploadChunks, "upload_chunks"),
     (T::ObjectChunks, "object_chunks"),
@@ -78,6 +80,7 @@ const TREES: [(T, &str); 16] = [
     (T::Uploads, "uploads"),
     (T::Cases, "cases"),
     (T::Envelopes, "envelopes"),
+    (T::NoteEnvelopes, "note_envelopes"),
     (T::Registry, "registry"),
     (T::Submitters, "submitters"),
     (T::Log, "log"),
@@ -156,8 +159,11 @@ pub struct CaseObject {
     pub label: String,
     /// Log index of the `object_stored` event.
     pub index: u64,
-    /// Who uploaded it.
-    pub added_by: KeyId,
+    /// Who uploaded it. Left out of what submitters are shown: a coercer
+    /// holding the duress codename must not see that another codename of
+    /// the case is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<KeyId>,
 }
 
 /// A submitter's public keys as registered at intake.
@@ -187,6 +193,22 @@ pub struct CaseRecord {
     /// Encrypted note about the keys, base64, opaque to the server.
     #[serde(default)]
     pub note: Option<String>,
+    /// Set when a submitter key withdrew the complaint.
+    #[serde(default)]
+    pub withdrawal: Option<Withdrawal>,
+}
+
+/// A withdrawal: when, by which of the case's submitter keys, and the
+/// encrypted reason. The server cannot tell a duress key from the real one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Time, RFC 3339.
+    pub time: String,
+    /// The submitter key that signed it.
+    pub key_id: KeyId,
+    /// Reason encrypted to the case key, base64.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A registry entry: the principal and the log index of the event that

@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 
 pub const ORIGIN: &str = "test.custos.example/log";
 
+/// Proof-of-work difficulty in tests: enough that a stamp is real work, low
+/// enough that dozens of submissions stay quick.
+pub const TEST_STAMP_BITS: u8 = 10;
+
 /// A running vault and its principals.
 pub struct TestVault {
     pub tmp: tempfile::TempDir,
@@ -29,6 +33,9 @@ pub struct TestVault {
     pub log: LogVerifier,
     /// Witnesses the server pushes checkpoints to (set before `serve`).
     pub witnesses: Vec<WitnessConfig>,
+    /// Proof-of-work difficulty (low in tests, so they stay fast; the
+    /// default is tested on its own).
+    pub stamp_bits: u8,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -52,6 +59,7 @@ impl TestVault {
             auditor,
             log,
             witnesses: Vec::new(),
+            stamp_bits: TEST_STAMP_BITS,
             stop: None,
             server: None,
         };
@@ -91,6 +99,7 @@ impl TestVault {
             vault,
             public_url: None,
             witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
+            stamp_bits: self.stamp_bits,
         });
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();
@@ -140,7 +149,9 @@ impl TestVault {
                 kind: ObjectKind::Evidence,
             });
         }
-        flows::submit(&self.client(), &self.trust(), &[], &files).await.unwrap()
+        flows::submit(&self.client(), &self.trust(), &[], &files, false)
+            .await
+            .unwrap()
     }
 }
 
