@@ -486,6 +486,121 @@ fn export_verify_and_witness_serve_work_from_the_command_line() {
 }
 
 #[test]
+fn submitters_come_back_by_codename_and_duress_shows_only_to_lawyers() {
+    let mut env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        server: String::new(),
+    };
+    for who in ["admin", "lawyer"] {
+        env.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
+    }
+    env.ok(&[
+        "init",
+        "--data",
+        "vault",
+        "--origin",
+        "cli.test/log",
+        "--admin",
+        "admin.pub",
+    ]);
+    // The default difficulty: every submission below pays a real stamp.
+    let (_server, url, _) = start_server(&env, &env.path("vault"));
+    env.server = url;
+    env.ok(&[
+        "--identity",
+        "admin",
+        "principal",
+        "add",
+        "lawyer.pub",
+        "--role",
+        "lawyer",
+        "--intake",
+    ]);
+    std::fs::write(env.path("statement.txt"), "They held me for three days.\n").unwrap();
+
+    let plain = env.json(&["submit", "--statement", "statement.txt"]);
+    assert!(plain["duress_codename"].is_null());
+    let sub = env.json(&["submit", "--statement", "statement.txt", "--duress"]);
+    let case_id = sub["case_id"].as_str().unwrap().to_owned();
+    let (codename, duress) = (
+        sub["codename"].as_str().unwrap().to_owned(),
+        sub["duress_codename"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(duress.split(' ').count(), 8);
+    assert_ne!(codename, duress);
+
+    // With the codename in CUSTOS_CODENAME: add, status, replies.
+    let as_submitter = |code: &str, args: &[&str]| {
+        let out = env.cmd().env("CUSTOS_CODENAME", code).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    std::fs::write(env.path("later.pdf"), vec![5u8; 30_000]).unwrap();
+    let (code, _, err) = as_submitter(
+        &codename,
+        &["submitter", "add", "--case", &case_id, "--medical", "later.pdf"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (_, status, _) = as_submitter(&duress, &["--json", "submitter", "status", "--case", &case_id]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["status"], "open");
+    assert_eq!(
+        status["objects"].as_array().unwrap().len(),
+        2,
+        "the duress codename sees the case like the real one"
+    );
+    std::fs::write(env.path("reply.txt"), "We have your report. Stay safe.\n").unwrap();
+    env.ok(&["--identity", "lawyer", "reply", &case_id, "--message", "reply.txt"]);
+    let (code, replies, _) = as_submitter(&codename, &["submitter", "replies", "--case", &case_id]);
+    assert_eq!(code, Some(0));
+    assert!(replies.contains("We have your report. Stay safe."), "{replies}");
+
+    // A wrong codename: the same one line as an unknown case.
+    let (code, _, wrong) = as_submitter(
+        &plain["codename"].as_str().unwrap().to_owned(),
+        &["submitter", "status", "--case", &case_id],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        wrong.starts_with("error: no case") && wrong.trim().lines().count() == 1,
+        "{wrong}"
+    );
+
+    // Withdrawn with the duress codename: lawyers see it, nobody else.
+    let (code, _, err) = as_submitter(
+        &duress,
+        &[
+            "submitter",
+            "withdraw",
+            "--case",
+            &case_id,
+            "--reason",
+            "I changed my mind",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (_, status, _) = as_submitter(&duress, &["--json", "submitter", "status", "--case", &case_id]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()["status"],
+        "withdrawn"
+    );
+    let cases = env.json(&["--identity", "lawyer", "cases"]);
+    let status_of = |id: &str| cases.as_array().unwrap().iter().find(|c| c["case_id"] == id).unwrap()["status"].clone();
+    assert_eq!(status_of(&case_id), "withdrawn_under_duress");
+    assert_eq!(status_of(plain["case_id"].as_str().unwrap()), "open");
+    let got = env.ok(&["--identity", "lawyer", "get", &case_id, "--out", "got"]);
+    assert!(got.contains("withdrawn under duress"), "{got}");
+    assert_eq!(
+        std::fs::read(env.path("got/later.pdf")).unwrap(),
+        vec![5u8; 30_000],
+        "nothing was deleted"
+    );
+}
+
+#[test]
 fn an_encrypted_identity_needs_its_passphrase() {
     let env = Env {
         dir: tempfile::tempdir().unwrap(),

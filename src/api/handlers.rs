@@ -171,6 +171,17 @@ pub(super) async fn create_case(
         super::auth::unix_now(),
     )
     .map_err(|e| mismatch("stamp_invalid", e.to_string()))?;
+    // Each stamp is good for one request, spent as soon as it is seen (it is
+    // bound to this body, so only a replay can carry it again), and
+    // remembered for as long as it could still pass the time check.
+    let stamp_expiry = super::auth::unix_now() + 2 * crate::stamp::MAX_SKEW_SECONDS;
+    if !state
+        .vault
+        .store
+        .remember_nonce("stamp", &hex::encode(stamp_hash), stamp_expiry)?
+    {
+        return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
+    }
     let req: CreateCase = parse_json(&body)?;
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
@@ -262,13 +273,6 @@ pub(super) async fn create_case(
                 "a submitter key is already registered; generate a new codename",
             ));
         }
-    }
-    if !store.remember_nonce(
-        "stamp",
-        &hex::encode(stamp_hash),
-        super::auth::unix_now() + 2 * crate::stamp::MAX_SKEW_SECONDS,
-    )? {
-        return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
     }
     let mut batch = Batch::default();
     for e in &req.envelopes {
