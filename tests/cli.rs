@@ -560,7 +560,7 @@ fn submitters_come_back_by_codename_and_duress_shows_only_to_lawyers() {
 
     // A wrong codename: the same one line as an unknown case.
     let (code, _, wrong) = as_submitter(
-        &plain["codename"].as_str().unwrap().to_owned(),
+        plain["codename"].as_str().unwrap(),
         &["submitter", "status", "--case", &case_id],
     );
     assert_eq!(code, Some(1));
