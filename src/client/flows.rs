@@ -170,14 +170,18 @@ pub async fn submit(
         note: Some(B64.encode(encrypt_bytes(note.as_bytes(), &[&note_key.recipient()])?)),
         note_envelopes,
     };
+    // Open the case with either key at random: if the real key always
+    // opened it, anyone reading the log could tell a later action by the
+    // other key (a duress withdrawal, say) from the real submitter's.
+    let opener = if rand::random::<bool>() { &keys } else { &second_keys };
     let created = client
-        .create_case(keys.signing_key(), &req, &params.origin, params.stamp_bits)
+        .create_case(opener.signing_key(), &req, &params.origin, params.stamp_bits)
         .await?;
     check_receipt(&created.receipt, &trusted.log, Action::CaseCreated)?;
     let mut receipts = vec![created.receipt];
 
     for f in files {
-        let committed = upload_encrypted(client, keys.signing_key(), &created.case_id, &case_key, &[], f).await?;
+        let committed = upload_encrypted(client, opener.signing_key(), &created.case_id, &case_key, &[], f).await?;
         receipts.push(committed.receipt);
     }
     let receipt = ReceiptFile {
