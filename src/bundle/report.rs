@@ -78,14 +78,25 @@ fn actor_names(v: &Verified) -> HashMap<String, String> {
 pub fn render(v: &Verified) -> String {
     let names = actor_names(v);
     let case_events: Vec<_> = v.events.iter().filter(|e| e.event.case == v.case_id).collect();
-    let submitter = case_events
+    // Both submitter keys (the case is opened with either), from the signed
+    // case creation; which one is the real codename's is nobody's business.
+    let submitters: Vec<String> = case_events
         .iter()
         .find(|e| e.event.action == Action::CaseCreated)
-        .map(|e| e.event.actor.clone());
+        .and_then(|e| e.event.request.as_ref()?.body_bytes())
+        .and_then(|b| serde_json::from_slice::<crate::api::wire::CreateCase>(&b).ok())
+        .map(|c| {
+            c.submitter_keys
+                .iter()
+                .filter_map(|k| crate::identity::parse_verifying_key(&k.verifying_key).ok())
+                .map(|k| crate::identity::KeyId::of(&k).to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     // Who an actor is: the submitter, a registered principal's name and
     // role, or (for an unknown key) nothing but the key id.
     let who = |actor: &str| -> String {
-        if Some(actor) == submitter.as_deref() {
+        if submitters.iter().any(|s| s == actor) {
             "submitter (codename key)".to_owned()
         } else {
             names

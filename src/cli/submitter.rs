@@ -205,7 +205,8 @@ pub(super) async fn submitter(ctx: &Ctx, cmd: SubmitterCmd) -> anyhow::Result<()
             }
             let receipts = session.add(&files).await?;
             ctx.print(&serde_json::json!({ "case_id": case, "receipts": receipts }), || {
-                format!("added {} files to case {case}", receipts.len())
+                let n = receipts.len();
+                format!("added {n} file{} to case {case}", if n == 1 { "" } else { "s" })
             });
         }
         SubmitterCmd::Replies(_) => {
