@@ -55,6 +55,42 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A fresh folder with no server yet.
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            server: String::new(),
+        }
+    }
+
+    /// Unencrypted identities named after their roles, an initialised vault
+    /// in `vault` with `admin` as its anchor; returns the log's vkey.
+    fn identities_and_vault(&self, whos: &[&str]) -> String {
+        for who in whos {
+            self.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
+        }
+        let out = self.ok(&[
+            "init",
+            "--data",
+            "vault",
+            "--origin",
+            "cli.test/log",
+            "--admin",
+            "admin.pub",
+        ]);
+        out.lines().find_map(|l| l.strip_prefix("vkey: ")).unwrap().to_owned()
+    }
+
+    /// Register `who.pub` (admin-signed); lawyers are intake principals.
+    fn register(&self, who: &str) {
+        let card = format!("{who}.pub");
+        let mut args = vec!["--identity", "admin", "principal", "add", &card, "--role", who];
+        if who == "lawyer" {
+            args.push("--intake");
+        }
+        self.ok(&args);
+    }
+
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -340,23 +376,8 @@ fn start_witness(env: &Env, log_vkey: &str) -> (ServerProcess, String, String) {
 
 #[test]
 fn export_verify_and_witness_serve_work_from_the_command_line() {
-    let mut env = Env {
-        dir: tempfile::tempdir().unwrap(),
-        server: String::new(),
-    };
-    for who in ["admin", "lawyer", "auditor"] {
-        env.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
-    }
-    let out = env.ok(&[
-        "init",
-        "--data",
-        "vault",
-        "--origin",
-        "cli.test/log",
-        "--admin",
-        "admin.pub",
-    ]);
-    let vkey = out.lines().find_map(|l| l.strip_prefix("vkey: ")).unwrap().to_owned();
+    let mut env = Env::new();
+    let vkey = env.identities_and_vault(&["admin", "lawyer", "auditor"]);
     std::fs::write(env.path("log.vkey"), format!("{vkey}\n")).unwrap();
     let (_witness, witness_url, witness_vkey) = start_witness(&env, &vkey);
     let (_server, url, _) = start_server_with(
@@ -365,25 +386,8 @@ fn export_verify_and_witness_serve_work_from_the_command_line() {
         &["--witness", &format!("{witness_url},{witness_vkey}")],
     );
     env.server = url;
-    env.ok(&[
-        "--identity",
-        "admin",
-        "principal",
-        "add",
-        "lawyer.pub",
-        "--role",
-        "lawyer",
-        "--intake",
-    ]);
-    env.ok(&[
-        "--identity",
-        "admin",
-        "principal",
-        "add",
-        "auditor.pub",
-        "--role",
-        "auditor",
-    ]);
+    env.register("lawyer");
+    env.register("auditor");
     std::fs::write(env.path("statement.txt"), "They took my phone.\n").unwrap();
     std::fs::write(env.path("xray.png"), vec![3u8; 50_000]).unwrap();
     let sub = env.json(&["submit", "--statement", "statement.txt", "--medical", "xray.png"]);
@@ -487,35 +491,12 @@ fn export_verify_and_witness_serve_work_from_the_command_line() {
 
 #[test]
 fn submitters_come_back_by_codename_and_duress_shows_only_to_lawyers() {
-    let mut env = Env {
-        dir: tempfile::tempdir().unwrap(),
-        server: String::new(),
-    };
-    for who in ["admin", "lawyer"] {
-        env.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
-    }
-    env.ok(&[
-        "init",
-        "--data",
-        "vault",
-        "--origin",
-        "cli.test/log",
-        "--admin",
-        "admin.pub",
-    ]);
+    let mut env = Env::new();
+    env.identities_and_vault(&["admin", "lawyer"]);
     // The default difficulty: every submission below pays a real stamp.
     let (_server, url, _) = start_server(&env, &env.path("vault"));
     env.server = url;
-    env.ok(&[
-        "--identity",
-        "admin",
-        "principal",
-        "add",
-        "lawyer.pub",
-        "--role",
-        "lawyer",
-        "--intake",
-    ]);
+    env.register("lawyer");
     std::fs::write(env.path("statement.txt"), "They held me for three days.\n").unwrap();
 
     let plain = env.json(&["submit", "--statement", "statement.txt"]);
