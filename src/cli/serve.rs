@@ -37,7 +37,7 @@ pub struct Serve {
     #[arg(long = "witness", value_name = "URL,VKEY")]
     witnesses: Vec<crate::witness::push::WitnessConfig>,
     /// Proof-of-work difficulty for opening a case, in leading zero bits
-    /// (each step doubles the sender's cost; 20 is about a second on a phone).
+    /// (each step doubles the sender's cost; 18 is about a second in a browser).
     #[arg(long, env = "CUSTOS_STAMP_BITS", default_value_t = crate::stamp::DEFAULT_BITS,
           value_parser = clap::value_parser!(u8).range(0..=crate::stamp::MAX_BITS as i64))]
     stamp_bits: u8,
