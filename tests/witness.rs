@@ -171,3 +171,47 @@ async fn a_witness_refuses_a_checkpoint_inconsistent_with_what_it_cosigned() {
     let r = post("not a request".into()).await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_is_cosigned_even_while_other_writes_land() {
+    let mut v = TestVault::start().await;
+    let w = witness(&v.tmp.path().join("w"), "witness.example/w", &v).await;
+    vault_with(&[&w], &mut v).await;
+    let s = v.submit(b"statement", &[]).await;
+    let object = v
+        .client()
+        .case(v.lawyer.signing_key(), &s.case_id)
+        .await
+        .unwrap()
+        .objects[0]
+        .object_id
+        .clone();
+    let v = Arc::new(v);
+    for round in 0..3 {
+        // Downloads are logged, so each is a write racing the export, and
+        // each wakes the background pusher with a newer checkpoint.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                let (v, stop, case, object) = (v.clone(), stop.clone(), s.case_id.clone(), object.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut sink = Vec::new();
+                        v.client()
+                            .download(v.lawyer.signing_key(), &case, &object, &mut sink)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let dir = export_to(&v, &s.case_id, &format!("bundle-{round}")).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for b in busy {
+            b.await.unwrap();
+        }
+        let (report, _) = bundle::verify_dir(&dir, &v.log, &policy(&[w.witness.verifier()], 1));
+        assert!(report.passed, "round {round}: {:?}", report.failure());
+    }
+}

@@ -774,6 +774,9 @@ pub(super) async fn export(
         ));
     }
     let store = &state.vault.store;
+    // Hold the witnesses until this export's checkpoint is cosigned, so a
+    // newer checkpoint cannot be pushed first and leave it uncosigned.
+    let mut witnessing = state.witnesses.round().await;
     // Read the objects under the writer lock, so none is committed between
     // the listing and the export event that names them.
     let guard = store.writer().await;
@@ -800,7 +803,8 @@ pub(super) async fn export(
     // case before it can be left out unnoticed.
     let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
     let size = receipt.index + 1;
-    let checkpoint = state.witnesses.cosign(store, &receipt.checkpoint).await;
+    let checkpoint = witnessing.cosign(store, &receipt.checkpoint).await;
+    drop(witnessing);
     let mut indices = store.chain_indices(VAULT_CASE, size)?;
     indices.extend(store.chain_indices(&case_id, size)?);
     indices.sort_unstable();

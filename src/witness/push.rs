@@ -93,31 +93,19 @@ impl Witnesses {
     /// Send `note` (durable, signed by the log) to every witness and return
     /// it with the cosignatures that verify appended.
     pub async fn cosign(&self, store: &Store, note: &str) -> String {
-        if self.is_empty() {
-            return note.to_owned();
-        }
-        let Some(size) = split_note(note)
-            .ok()
-            .and_then(|(body, _)| body.split('\n').nth(1).and_then(|s| s.parse::<u64>().ok()))
-        else {
-            return note.to_owned();
-        };
-        let mut known = self.known.lock().await;
-        let already = self.cosigned(note);
-        let mut out = already.clone();
-        for (w, known) in self.list.iter().zip(known.iter_mut()) {
-            if w.verifier.cosigned_at(&already, unix_now()).is_some() {
-                continue;
-            }
-            match self.push_one(w, store, note, size, known).await {
-                Ok(line) => out.push_str(&line),
-                Err(problem) => tracing::warn!(witness = w.verifier.name(), %problem, "no cosignature"),
-            }
-        }
-        *self.latest.lock().expect("not poisoned") = Some(out.clone());
-        out
+        self.round().await.cosign(store, note).await
     }
 
+    /// Take the right to push. While a [`Round`] is held no other checkpoint
+    /// is pushed, so a caller can append an event, then have exactly that
+    /// checkpoint cosigned even if other writes land in between (a newer
+    /// checkpoint pushed first would make the witnesses refuse the older).
+    pub async fn round(&self) -> Round<'_> {
+        Round {
+            witnesses: self,
+            known: self.known.lock().await,
+        }
+    }
     async fn push_one(
         &self,
         w: &WitnessConfig,
@@ -185,6 +173,42 @@ impl Witnesses {
             return Ok(valid);
         }
         Err("the witness kept changing its size".into())
+    }
+}
+
+/// The right to push checkpoints, held across one or more pushes.
+pub struct Round<'a> {
+    witnesses: &'a Witnesses,
+    known: tokio::sync::MutexGuard<'a, Vec<Option<u64>>>,
+}
+
+impl Round<'_> {
+    /// Send `note` to every witness that has not cosigned it yet and return
+    /// it with all the cosignatures gathered for it.
+    pub async fn cosign(&mut self, store: &Store, note: &str) -> String {
+        let w = self.witnesses;
+        if w.is_empty() {
+            return note.to_owned();
+        }
+        let Some(size) = split_note(note)
+            .ok()
+            .and_then(|(body, _)| body.split('\n').nth(1).and_then(|s| s.parse::<u64>().ok()))
+        else {
+            return note.to_owned();
+        };
+        let already = w.cosigned(note);
+        let mut out = already.clone();
+        for (witness, known) in w.list.iter().zip(self.known.iter_mut()) {
+            if witness.verifier.cosigned_at(&already, unix_now()).is_some() {
+                continue;
+            }
+            match w.push_one(witness, store, note, size, known).await {
+                Ok(line) => out.push_str(&line),
+                Err(problem) => tracing::warn!(witness = witness.verifier.name(), %problem, "no cosignature"),
+            }
+        }
+        *w.latest.lock().expect("not poisoned") = Some(out.clone());
+        out
     }
 }
 
