@@ -258,6 +258,11 @@ async fn any_change_to_a_bundle_fails_verification_naming_the_check() {
     }
     assert_eq!(failing_check(&dir, &e), "inclusion");
 
+    // The report removed: the manifest says there was one.
+    let dir = fresh();
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    assert_eq!(failing_check(&dir, &e), "manifest");
+
     // Files slipped in beside the evidence.
     let dir = fresh();
     std::fs::write(dir.join("notes.txt"), b"trust me").unwrap();

@@ -86,6 +86,8 @@ pub struct Manifest {
     pub events: Vec<ManifestEvent>,
     /// Ciphertext objects.
     pub objects: Vec<ManifestObject>,
+    /// Whether the bundle has a report.html (so removing it is noticed).
+    pub report: bool,
 }
 
 /// One event in the manifest.
@@ -555,7 +557,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// The manifest a verified bundle must carry.
-pub fn manifest(v: &Verified) -> Manifest {
+pub fn manifest(v: &Verified, report: bool) -> Manifest {
     let export = v.export_event();
     Manifest {
         format: FORMAT.into(),
@@ -587,19 +589,20 @@ pub fn manifest(v: &Verified) -> Manifest {
                 file: object_file(sha),
             })
             .collect(),
+        report,
     }
 }
 
 /// Manifest bytes, as written.
-pub fn manifest_bytes(v: &Verified) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(&manifest(v)).expect("manifests serialise");
+pub fn manifest_bytes(v: &Verified, report: bool) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(&manifest(v, report)).expect("manifests serialise");
     out.push(b'\n');
     out
 }
 
 /// The README a verified bundle must carry.
 pub fn readme(v: &Verified) -> String {
-    let m = manifest(v);
+    let m = manifest(v, false);
     let first_case_event = m
         .events
         .iter()
@@ -629,7 +632,7 @@ pub fn verify_dir(dir: &Path, log: &LogVerifier, policy: &Policy) -> (VerifyRepo
     let result = verify_contents(dir, log, policy, true, &mut checks).and_then(|v| {
         let has_report = dir.join(REPORT_FILE).exists();
         let derived: [(&str, &'static str, Option<Vec<u8>>); 3] = [
-            (MANIFEST_FILE, "manifest", Some(manifest_bytes(&v))),
+            (MANIFEST_FILE, "manifest", Some(manifest_bytes(&v, has_report))),
             (README_FILE, "readme", Some(readme(&v).into_bytes())),
             (
                 REPORT_FILE,
@@ -682,7 +685,7 @@ pub fn finish_dir(dir: &Path, log: &LogVerifier, with_report: bool) -> Result<()
         .map_err(|f| format!("{}: {}", f.check, f.problem))?;
     let write =
         |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).map_err(|e| format!("writing {name}: {e}"));
-    write(MANIFEST_FILE, &manifest_bytes(&v))?;
+    write(MANIFEST_FILE, &manifest_bytes(&v, with_report))?;
     write(README_FILE, readme(&v).as_bytes())?;
     if with_report {
         write(REPORT_FILE, report::render(&v).as_bytes())?;
