@@ -270,10 +270,48 @@ async fn any_change_to_a_bundle_fails_verification_naming_the_check() {
     let dir = fresh();
     std::fs::write(dir.join("objects").join("ab".repeat(32)), b"planted").unwrap();
     assert_eq!(failing_check(&dir, &e), "objects");
+    // A link where a file should be (it could point anywhere).
+    #[cfg(unix)]
+    {
+        let dir = fresh();
+        let object = dir.join(bundle::object_file(&manifest.objects[0].sha256));
+        let moved = e.v.tmp.path().join("moved-object");
+        std::fs::rename(&object, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &object).unwrap();
+        assert_eq!(failing_check(&dir, &e), "files");
+    }
     // A missing object.
     let dir = fresh();
     std::fs::remove_file(dir.join(bundle::object_file(&manifest.objects[0].sha256))).unwrap();
     assert_eq!(failing_check(&dir, &e), "objects");
+
+    // Archives with a path out of their folder, or a link, are refused
+    // before anything is written outside the unpack folder.
+    let unpack_into = e.v.tmp.path().join("unpack");
+    for (name, link) in [("b/../../escape.txt", false), ("b/link", true)] {
+        let tar_path = e.v.tmp.path().join("hostile.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut h = tar::Header::new_gnu();
+        if link {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_link_name("/etc/passwd").unwrap();
+            h.set_size(0);
+            h.set_path(name).unwrap();
+        } else {
+            h.set_size(4);
+            // set_path refuses "..", so write the name into the header raw.
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        }
+        h.set_mode(0o600);
+        h.set_cksum();
+        builder.append(&h, &b"evil"[..if link { 0 } else { 4 }]).unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        std::fs::create_dir_all(&unpack_into).unwrap();
+        let err = bundle::unpack_archive(&tar_path, &unpack_into).unwrap_err();
+        assert!(err.contains("unsafe path") || err.contains("link"), "{name}: {err}");
+    }
+    assert!(!e.v.tmp.path().join("escape.txt").exists());
 
     // And the untouched copy still verifies, so the failures above are the
     // changes' doing.

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
 
-use super::flows::check_receipt;
+use super::flows::{check_receipt, verify};
 use super::{Client, ClientError};
 use crate::bundle::{self, Policy, VerifyReport};
 use crate::custody::audit::decode_hashes;
@@ -19,10 +19,6 @@ use crate::custody::Action;
 use crate::identity::Identity;
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
-
-fn verify(msg: impl Into<String>) -> ClientError {
-    ClientError::Verify(msg.into())
-}
 
 /// What an export wrote.
 #[derive(Debug, Clone, Serialize)]

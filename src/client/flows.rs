@@ -22,7 +22,7 @@ use crate::identity::{Card, Identity, KeyId};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-fn verify(msg: impl Into<String>) -> ClientError {
+pub(super) fn verify(msg: impl Into<String>) -> ClientError {
     ClientError::Verify(msg.into())
 }
 
