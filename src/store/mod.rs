@@ -91,6 +91,12 @@ const TREES: [(T, &str); 17] = [
     (T::Nonces, "nonces"),
 ];
 
+/// How long `open` waits for sled's file lock. sled lets go of it only once
+/// its background threads have finished with a dropped database, a moment
+/// after a vault is closed and reopened in one process (init, then serve);
+/// a second server on the same folder still fails, after this long.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -304,7 +310,17 @@ pub fn object_hash(object_id: &str) -> Option<Hash> {
 impl Store {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open()?;
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         let trees = TREES
             .iter()
             .enumerate()
@@ -702,6 +718,23 @@ mod tests {
         // of these (they are not principal_added), which shows it checks.
         let mut auditor = LogAuditor::new();
         assert!(auditor.push(&store.entry(0).unwrap().unwrap()).is_err());
+    }
+
+    #[test]
+    fn open_waits_for_a_closing_store_but_not_for_a_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(first);
+        });
+        let second = Store::open(dir.path()).expect("opens once the first has closed");
+        closer.join().unwrap();
+        let started = std::time::Instant::now();
+        let err = Store::open(dir.path()).err().expect("the folder is in use");
+        assert!(err.to_string().contains("lock"), "{err}");
+        assert!(started.elapsed() >= LOCK_WAIT);
+        drop(second);
     }
 
     #[test]
