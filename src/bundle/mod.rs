@@ -140,14 +140,10 @@ pub struct Verified {
     pub case_id: String,
     /// The checkpoint.
     pub checkpoint: Checkpoint,
-    /// Witnesses (of those asked for) whose cosignatures verified.
-    pub cosigners: Vec<String>,
     /// Events in log order: the vault's chain and the case's.
     pub events: Vec<VerifiedEvent>,
     /// Objects: hex SHA-256 -> size.
     pub objects: BTreeMap<String, u64>,
-    /// Actor signatures verified.
-    pub signatures: u64,
 }
 
 impl Verified {
@@ -544,10 +540,8 @@ fn verify_contents(
     Ok(Verified {
         case_id,
         checkpoint,
-        cosigners: names,
         events: verified,
         objects,
-        signatures: summary.signatures,
     })
 }
 
