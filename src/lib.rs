@@ -14,6 +14,8 @@
 //!   signed checkpoints, proofs and the offline verifier. Pure logic.
 //! - [`identity`]: principal identity files and cards, key ids, roles and
 //!   submitter codenames.
+//! - [`web`]: the submitter's page at `/`, which encrypts in the browser and
+//!   then talks to [`api`] as any other client does.
 //! - [`cli`]: the `custos` command, one file per role; `main.rs` only calls it.
 //!
 //! The server never holds a key that decrypts case content; its access checks
@@ -34,4 +36,5 @@ pub mod policy;
 pub mod stamp;
 pub mod store;
 pub mod vault;
+pub mod web;
 pub mod witness;

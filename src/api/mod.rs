@@ -118,7 +118,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/log/consistency", get(handlers::consistency))
         .route("/v1/openapi.json", get(handlers::openapi))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
-    patch.merge(json).fallback(handlers::not_found).with_state(state)
+    patch
+        .merge(json)
+        .merge(crate::web::routes())
+        .fallback(handlers::not_found)
+        .with_state(state)
 }
 
 /// Serve on `listener` until `shutdown` completes.

@@ -19,8 +19,9 @@ const LEFT: usize = 230;
 /// Top margin.
 const TOP: usize = 40;
 
-/// Minimal HTML escaping for text and attribute values.
-fn esc(s: &str) -> String {
+/// Minimal HTML escaping for text and attribute values (control
+/// characters become spaces). Also used by the web page.
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

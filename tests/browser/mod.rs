@@ -1,0 +1,405 @@
+//! Browser-test helpers: Debian's headless Chromium driven through
+//! ChromeDriver's W3C WebDriver endpoints (plain JSON over HTTP, so the only
+//! client needed is reqwest), and a TCP proxy that can cut every connection
+//! at a chosen point of an upload.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// WebDriver's key for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Install Chromium and ChromeDriver with the project's script if they are
+/// missing (once per test binary), or fail saying what to run.
+pub fn ensure_chromium() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = DONE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/ensure-chromium.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} could not install Chromium: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+}
+
+/// A ChromeDriver process, killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One headless Chromium session.
+pub struct Browser {
+    http: reqwest::Client,
+    session: String,
+    _profile: tempfile::TempDir,
+    _driver: Driver,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    /// Start ChromeDriver and a headless Chromium with a fresh profile.
+    pub async fn start() -> Self {
+        ensure_chromium();
+        let port = free_port();
+        let driver = Driver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        // The flags keep Chromium off the network it has no business with
+        // (updates, sync, safe browsing): this machine's network is closed.
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {resp}"))
+            .to_owned();
+        Browser {
+            http,
+            session: format!("{base}/session/{session}"),
+            _profile: profile,
+            _driver: driver,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp: Value = rb.send().await.unwrap().json().await.unwrap();
+        if let Some(err) = resp["value"].get("error") {
+            panic!("WebDriver {path}: {err}: {}", resp["value"]["message"]);
+        }
+        resp["value"].clone()
+    }
+
+    /// Open a URL.
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    /// Run a script in the page and return its value.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    /// Type into an element (for a file input: the file's path).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Click an element.
+    pub async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .await;
+    }
+
+    /// An element's visible text.
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Wait until `script` returns true, failing early with the page's error
+    /// text if one of the page's error boxes shows.
+    pub async fn wait_for(&self, script: &str, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(script).await == Value::Bool(true) {
+                return;
+            }
+            let err = self
+                .eval(
+                    "return [...document.querySelectorAll('.error')].filter(e => !e.hidden).map(e => e.textContent).join(' ')",
+                )
+                .await;
+            assert_eq!(
+                err.as_str(),
+                Some(""),
+                "the page shows an error while waiting for {what}"
+            );
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Send a Chrome DevTools Protocol command.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+        .await
+    }
+
+    /// A screenshot of the whole page as it lays out at `width` CSS pixels
+    /// (a phone at 360, a laptop at 1280), written to `path`.
+    pub async fn screenshot(&self, width: u32, path: &Path) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}),
+        )
+        .await;
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+        self.cdp("Emulation.clearDeviceMetricsOverride", json!({})).await;
+    }
+}
+
+/// Where screenshots go: under the target folder, never committed.
+pub fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("web-screenshots")
+}
+
+/// A TCP proxy in front of the server that counts what the browser sends,
+/// records the `Upload-Offset` of every request, and once the count passes
+/// `cut_at` drops every open connection and refuses new ones for a while:
+/// the network going away in the middle of an upload.
+pub struct CutProxy {
+    /// The address the browser is pointed at.
+    pub url: String,
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    upstream: String,
+    cut_at: u64,
+    sent: AtomicU64,
+    cut: AtomicBool,
+    refuse_until: Mutex<Option<Instant>>,
+    generation: tokio::sync::watch::Sender<u64>,
+    /// (offset, sent after the cut?) of every request that carried one.
+    offsets: Mutex<Vec<(u64, bool)>>,
+}
+
+/// How long the proxy refuses connections after the cut.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+impl CutProxy {
+    /// Proxy to `upstream` (host:port), cutting after `cut_at` bytes.
+    pub async fn start(upstream: &str, cut_at: u64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_owned(),
+            cut_at,
+            sent: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
+            refuse_until: Mutex::new(None),
+            generation: tokio::sync::watch::channel(0).0,
+            offsets: Mutex::new(Vec::new()),
+        });
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let refused = s.refuse_until.lock().unwrap().is_some_and(|t| Instant::now() < t);
+                if refused {
+                    drop(conn);
+                    continue;
+                }
+                tokio::spawn(relay(s.clone(), conn));
+            }
+        });
+        CutProxy { url, state }
+    }
+
+    /// Bytes the browser sent through the proxy.
+    pub fn sent(&self) -> u64 {
+        self.state.sent.load(Ordering::SeqCst)
+    }
+
+    /// Whether the cut has happened.
+    pub fn was_cut(&self) -> bool {
+        self.state.cut.load(Ordering::SeqCst)
+    }
+
+    /// `Upload-Offset` values the browser sent, with whether each came after
+    /// the cut.
+    pub fn offsets(&self) -> Vec<(u64, bool)> {
+        self.state.offsets.lock().unwrap().clone()
+    }
+}
+
+async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
+    let Ok(mut server) = TcpStream::connect(&s.upstream).await else {
+        return;
+    };
+    let mut gen = s.generation.subscribe();
+    let born = *gen.borrow();
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = server.split();
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let n = cr.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let mut window = std::mem::take(&mut carry);
+            let old = window.len();
+            window.extend_from_slice(&buf[..n]);
+            record_offsets(&s, &window, old);
+            carry = window[window.len().saturating_sub(64)..].to_vec();
+            let total = s.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            if total >= s.cut_at && !s.cut.swap(true, Ordering::SeqCst) {
+                *s.refuse_until.lock().unwrap() = Some(Instant::now() + OUTAGE);
+                s.generation.send_modify(|g| *g += 1);
+                return;
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    };
+    let killed = async {
+        while *gen.borrow() == born {
+            if gen.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+        _ = killed => {}
+    }
+}
+
+/// Note every `Upload-Offset:` header that ends after byte `old` of
+/// `window` (earlier ones were seen with the previous read).
+fn record_offsets(s: &ProxyState, window: &[u8], old: usize) {
+    const NAME: &[u8] = b"\r\nupload-offset:";
+    let lower = window.to_ascii_lowercase();
+    let mut i = 0;
+    while let Some(pos) = lower[i..].windows(NAME.len()).position(|w| w == NAME) {
+        let start = i + pos + NAME.len();
+        let rest = &window[start..];
+        let Some(end) = rest.iter().position(|&b| b == b'\r') else {
+            break;
+        };
+        if start + end > old {
+            if let Ok(v) = std::str::from_utf8(&rest[..end]).unwrap_or("").trim().parse::<u64>() {
+                let after = s.cut.load(Ordering::SeqCst);
+                s.offsets.lock().unwrap().push((v, after));
+            }
+        }
+        i = start;
+    }
+}

@@ -1,0 +1,369 @@
+//! The submitter's web page in a real headless Chromium against the real
+//! server: a case submitted in each language is decrypted by the lawyer's
+//! CLI with the same form fields and byte-identical files; a submitter comes
+//! back with the codename; a duress codename made in the browser is flagged
+//! to lawyers; an upload cut mid-file resumes; the page's headers hold.
+
+mod browser;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use browser::{screenshot_dir, Browser, CutProxy};
+use custos::identity::codename::Codename;
+use serde_json::Value;
+use util::TestVault;
+
+const BIN: &str = env!("CARGO_BIN_EXE_custos");
+
+/// Generous: key derivation, the stamp and encryption run in JavaScript on a
+/// loaded 2-core machine.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Run the real CLI against the vault as `identity`; returns its JSON.
+fn cli(v: &TestVault, env: &[(&str, &str)], args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args(["--server", &v.url, "--json"])
+        .args(args)
+        .env("CUSTOS_CONFIG_DIR", v.tmp.path().join("cli-config"))
+        .env_remove("CUSTOS_PASSPHRASE")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "custos {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The lawyer's identity as a file, for the CLI.
+fn lawyer_file(v: &TestVault) -> PathBuf {
+    let p = v.tmp.path().join("lawyer.identity");
+    if !p.exists() {
+        v.lawyer.save(&p, None).unwrap();
+    }
+    p
+}
+
+/// `custos get` as the lawyer; returns the folder and the JSON.
+fn lawyer_get(v: &TestVault, case: &str) -> (PathBuf, Value) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let out = v.tmp.path().join(format!("got-{n}-{case}"));
+    let id = lawyer_file(v);
+    let got = cli(
+        v,
+        &[],
+        &[
+            "--identity",
+            id.to_str().unwrap(),
+            "get",
+            case,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    (out, got)
+}
+
+/// The decrypted file of `kind` named `name` in a `get` result.
+fn file_of(got: &Value, kind: &str, name: &str) -> Vec<u8> {
+    let f = got["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind && f["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no {kind} file {name} in {got}"));
+    std::fs::read(f["path"].as_str().unwrap()).unwrap()
+}
+
+struct Answers {
+    fields: Vec<(&'static str, String)>,
+    consent: bool,
+    duress: bool,
+}
+
+fn answers(lang: &str) -> Answers {
+    let what = match lang {
+        "ru" => "Меня задержали 12 марта у дома и били в отделе до утра.\nТребовали подписать признание.",
+        "kk" => "Мені 12 наурызда үйдің жанында ұстап, таң атқанша бөлімде ұрды.",
+        _ => "I was detained on 12 March outside my home and beaten at the station until morning.",
+    };
+    Answers {
+        fields: vec![
+            ("what_happened", what.to_owned()),
+            ("when", format!("12–13 March ({lang})")),
+            ("where", "ОВД, кабинет 3 / Room 3".to_owned()),
+            ("who", "Two officers; one tall, \"Sasha\" <not sure>".to_owned()),
+            ("methods", format!("beating & threats — {lang}")),
+            ("injuries", "bruises on back; cannot sleep".to_owned()),
+            ("medical_care", "city hospital no. 2, 14 March".to_owned()),
+            ("witnesses", "cellmate".to_owned()),
+        ],
+        consent: lang != "kk",
+        duress: lang == "kk",
+    }
+}
+
+/// Fill the form in the open page with `a` and attach `files` to the
+/// evidence and `medical` to the medical input.
+async fn fill(b: &Browser, a: &Answers, evidence: &[&Path], medical: &[&Path]) {
+    for (id, text) in &a.fields {
+        b.type_into(&format!("#{id}"), text).await;
+    }
+    if a.consent {
+        b.click("#consent").await;
+    }
+    if a.duress {
+        b.click("#duress").await;
+    }
+    if !evidence.is_empty() {
+        let paths: Vec<_> = evidence.iter().map(|p| p.to_str().unwrap()).collect();
+        b.type_into("#evidence-files", &paths.join("\n")).await;
+    }
+    if !medical.is_empty() {
+        let paths: Vec<_> = medical.iter().map(|p| p.to_str().unwrap()).collect();
+        b.type_into("#medical-files", &paths.join("\n")).await;
+    }
+}
+
+async fn submit_and_wait(b: &Browser) -> (String, String) {
+    b.click("#send").await;
+    b.wait_for(
+        "return !document.getElementById('done').hidden",
+        "the codename",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    (b.text("#codename").await, b.text("#case-id").await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
+    let v = TestVault::start().await;
+    let b = Browser::start().await;
+    let shots = screenshot_dir();
+    let mut cases = Vec::new();
+    for (n, lang) in ["en", "ru", "kk"].into_iter().enumerate() {
+        b.goto(&format!("{}/{lang}/", v.url)).await;
+        let strings = custos::web::strings(lang).unwrap();
+        assert_eq!(b.text("h1").await, strings["title"], "{lang} page");
+        b.screenshot(360, &shots.join(format!("{lang}-form-360.png"))).await;
+        b.screenshot(1280, &shots.join(format!("{lang}-form-1280.png"))).await;
+
+        let a = answers(lang);
+        let evidence = v.file(&format!("photo-{lang}.jpg"), &util::bytes(n as u64, 300_000 + n * 7));
+        let medical = v.file(&format!("справка-{lang}.pdf"), &util::bytes(10 + n as u64, 20_000));
+        fill(&b, &a, &[&evidence], &[&medical]).await;
+        let (codename, case) = submit_and_wait(&b).await;
+        b.screenshot(360, &shots.join(format!("{lang}-done-360.png"))).await;
+        b.screenshot(1280, &shots.join(format!("{lang}-done-1280.png"))).await;
+        let codename = Codename::parse(&codename).expect("the page shows a valid codename");
+
+        // The lawyer's CLI decrypts exactly what was typed and attached.
+        let (_, got) = lawyer_get(&v, &case);
+        let statement = file_of(&got, "statement", "statement.txt");
+        assert_eq!(String::from_utf8(statement).unwrap(), a.fields[0].1);
+        let form: Value = serde_json::from_slice(&file_of(&got, "form", "form.json")).unwrap();
+        assert_eq!(form["format"], "custos-form-v1");
+        assert_eq!(form["language"], lang);
+        assert_eq!(form["consent_to_share"], a.consent);
+        for (k, text) in &a.fields {
+            assert_eq!(form["fields"][k], *text, "{lang}: field {k}");
+        }
+        assert_eq!(
+            file_of(&got, "evidence", &format!("photo-{lang}.jpg")),
+            std::fs::read(&evidence).unwrap()
+        );
+        assert_eq!(
+            file_of(&got, "medical", &format!("справка-{lang}.pdf")),
+            std::fs::read(&medical).unwrap()
+        );
+
+        if a.duress {
+            // A withdrawal signed with the duress codename the browser made
+            // is flagged to the lawyer: the browser's note and keys are right.
+            let duress = b.text("#duress-codename").await;
+            assert!(Codename::parse(&duress).is_ok());
+            assert_ne!(duress, codename.expose());
+            cli(
+                &v,
+                &[("CUSTOS_CODENAME", &duress)],
+                &["submitter", "withdraw", "--case", &case],
+            );
+            let id = lawyer_file(&v);
+            let listed = cli(&v, &[], &["--identity", id.to_str().unwrap(), "cases"]);
+            let mine = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["case_id"] == case.as_str())
+                .unwrap();
+            assert_eq!(mine["status"], "withdrawn_under_duress");
+        } else {
+            assert_eq!(
+                b.eval("return document.getElementById('duress-block').hidden").await,
+                true
+            );
+        }
+        cases.push((case, codename));
+    }
+
+    // Back with the codename: the lawyer's reply shows, and evidence added
+    // from the page reaches the lawyer.
+    let (case, codename) = &cases[1];
+    let reply_text = "Мы получили ваше заявление. We will call on Monday.";
+    let reply = v.file("reply.txt", reply_text.as_bytes());
+    let id = lawyer_file(&v);
+    cli(
+        &v,
+        &[],
+        &[
+            "--identity",
+            id.to_str().unwrap(),
+            "reply",
+            case,
+            "--message",
+            reply.to_str().unwrap(),
+        ],
+    );
+    b.goto(&format!("{}/ru/#return", v.url)).await;
+    b.type_into("#return-codename", &codename.expose().to_uppercase()).await;
+    b.type_into("#return-case", case).await;
+    b.click("#return-form button").await;
+    b.wait_for(
+        "return !document.getElementById('case-view').hidden",
+        "the case to open",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    assert_eq!(b.text("#reply-list").await.trim(), reply_text);
+    let status = b.text("#return-status").await;
+    assert!(status.contains("открыто"), "{status}");
+    let more = v.file("later.png", &util::bytes(99, 150_000));
+    b.type_into("#add-files", more.to_str().unwrap()).await;
+    b.click("#add-form button").await;
+    b.wait_for(
+        "return document.getElementById('return-status').textContent.includes('добавлены')",
+        "the added file",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    b.screenshot(360, &shots.join("ru-return-360.png")).await;
+    let (_, got) = lawyer_get(&v, case);
+    assert_eq!(file_of(&got, "evidence", "later.png"), std::fs::read(&more).unwrap());
+
+    // A wrong codename gets the one answer that does not tell whether the
+    // case exists.
+    b.goto(&format!("{}/en/#return", v.url)).await;
+    let wrong = Codename::generate();
+    b.type_into("#return-codename", wrong.expose()).await;
+    b.type_into("#return-case", case).await;
+    b.click("#return-form button").await;
+    let no_such = custos::web::strings("en").unwrap()["no_such_case"].clone();
+    for _ in 0..300 {
+        if b.text("#return-error").await == no_such {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(b.text("#return-error").await, no_such);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
+    const SIZE: usize = 24 * 1024 * 1024;
+    const PATCH: u64 = 4 * 1024 * 1024;
+    let v = TestVault::start().await;
+    // Cut once the browser has sent about 10 MiB: the statement and form are
+    // long done, and the large file is in its third PATCH.
+    let proxy = CutProxy::start(v.url.trim_start_matches("http://"), 10 * 1024 * 1024).await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/en/", proxy.url)).await;
+    let video = v.file("video.mp4", &util::bytes(7, SIZE));
+    let a = Answers {
+        fields: vec![("what_happened", "They filmed it; here is the video.".to_owned())],
+        consent: false,
+        duress: false,
+    };
+    fill(&b, &a, &[&video], &[]).await;
+    let (_, case) = submit_and_wait(&b).await;
+
+    assert!(proxy.was_cut(), "the connection was cut during the upload");
+    let offsets = proxy.offsets();
+    let after: Vec<u64> = offsets.iter().filter(|(_, after)| *after).map(|(o, _)| *o).collect();
+    assert!(!after.is_empty(), "the upload went on after the cut: {offsets:?}");
+    assert!(
+        after.iter().all(|&o| o >= PATCH),
+        "after the cut the upload resumed from the server's offset, never from 0: {offsets:?}"
+    );
+    // A restart would resend everything before the cut on top of the file.
+    let ciphertext = SIZE as u64 + SIZE as u64 / (64 * 1024) * 16 + 1024;
+    assert!(
+        proxy.sent() < ciphertext + 2 * PATCH,
+        "sent {} bytes for a {ciphertext}-byte ciphertext: the upload was restarted",
+        proxy.sent()
+    );
+    let (_, got) = lawyer_get(&v, &case);
+    assert_eq!(file_of(&got, "evidence", "video.mp4"), std::fs::read(&video).unwrap());
+}
+
+#[tokio::test]
+async fn the_page_sends_strict_headers_in_each_language() {
+    let v = TestVault::start().await;
+    let http = reqwest::Client::new();
+    for (path, lang, accept) in [
+        ("/", "ru", Some("ru-RU,ru;q=0.9,en;q=0.5")),
+        ("/", "kk", Some("kk,ru;q=0.8")),
+        ("/", "en", Some("de-DE")),
+        ("/", "en", None),
+        ("/ru/", "ru", None),
+        ("/kk/", "kk", Some("en")),
+        ("/en/", "en", Some("ru")),
+    ] {
+        let mut rb = http.get(format!("{}{path}", v.url));
+        if let Some(a) = accept {
+            rb = rb.header("accept-language", a);
+        }
+        let resp = rb.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let h = resp.headers().clone();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: CSP lacks {directive}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.get("set-cookie").is_none());
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(&format!("<html lang=\"{lang}\">")), "{path} {accept:?}");
+        let strings = custos::web::strings(lang).unwrap();
+        // With scripts off, the page says why it needs them, in its language.
+        let noscript = &body[body.find("<noscript>").unwrap()..body.find("</noscript>").unwrap()];
+        assert!(noscript.contains(&strings["noscript_why"]), "{lang}");
+        // Nothing is loaded from elsewhere.
+        assert!(!body.contains("http://") && !body.contains("https://"), "{path}");
+    }
+    for (path, ty) in [("/assets/app.js", "text/javascript"), ("/assets/style.css", "text/css")] {
+        let resp = http.get(format!("{}{path}", v.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(ty));
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert!(resp.headers().contains_key("content-security-policy"));
+    }
+    let resp = http.get(format!("{}/de/", v.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -1,0 +1,212 @@
+// The submitter's page: the form, the progress of each file, the codename at
+// the end, and the way back in with a codename. Strings come from the page
+// itself (the server renders each language), so no text is English by
+// accident. Protocol work is in vault.js and protocol.js.
+
+import * as vault from "./vault.js";
+
+const $ = (id) => document.getElementById(id);
+const STRINGS = JSON.parse($("strings").textContent);
+
+/** A translated string, with `{name}` placeholders filled in. */
+function t(key, vars = {}) {
+  const s = STRINGS[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+}
+
+/** The structured form's fields, in the Istanbul Protocol's order. */
+const FORM_FIELDS = ["what_happened", "when", "where", "who", "methods", "injuries", "medical_care", "witnesses"];
+
+function show(id) {
+  for (const s of ["submit-view", "progress", "done", "return"]) $(s).hidden = s !== id;
+}
+
+function route() {
+  if (location.hash === "#return") {
+    show("return");
+    $("return-title").focus();
+  } else if ($("done").hidden && $("progress").hidden) {
+    show("submit-view");
+  }
+}
+
+function fail(where, e) {
+  const el = $(where);
+  el.hidden = false;
+  el.textContent = e instanceof vault.NoSuchCase ? t("no_such_case") : t("error_generic", { detail: e.message || e });
+  el.focus();
+}
+
+/** One row of per-file progress. */
+function progressRow(list, name) {
+  const li = document.createElement("li");
+  const label = document.createElement("span");
+  label.textContent = name;
+  const bar = document.createElement("progress");
+  bar.max = 100;
+  bar.value = 0;
+  bar.setAttribute("aria-label", name);
+  const pct = document.createElement("span");
+  pct.className = "pct";
+  pct.textContent = "0%";
+  li.append(label, bar, pct);
+  list.append(li);
+  return (f) => {
+    const v = Math.floor(f * 100);
+    bar.value = v;
+    pct.textContent = `${v}%`;
+  };
+}
+
+function fileItems(inputId, kind) {
+  return Array.from($(inputId).files).map((file) => ({
+    blob: file,
+    label: { name: file.name, media_type: file.type || null, kind, description: null },
+    display: file.name,
+  }));
+}
+
+async function onSubmit(ev) {
+  ev.preventDefault();
+  $("form-error").hidden = true;
+  const values = Object.fromEntries(FORM_FIELDS.map((f) => [f, $(f).value.trim()]));
+  if (!values.what_happened) {
+    $("form-error").hidden = false;
+    $("form-error").textContent = t("error_need_statement");
+    $("what_happened").focus();
+    return;
+  }
+  const form = {
+    format: "custos-form-v1",
+    language: document.documentElement.lang,
+    fields: values,
+    consent_to_share: $("consent").checked,
+  };
+  const enc = new TextEncoder();
+  const items = [
+    {
+      blob: new Blob([enc.encode(values.what_happened)]),
+      label: { name: "statement.txt", media_type: "text/plain; charset=utf-8", kind: "statement", description: null },
+      display: t("item_statement"),
+    },
+    {
+      blob: new Blob([enc.encode(JSON.stringify(form, null, 2))]),
+      label: { name: "form.json", media_type: "application/json", kind: "form", description: null },
+      display: t("item_form"),
+    },
+    ...fileItems("medical-files", "medical"),
+    ...fileItems("evidence-files", "evidence"),
+  ];
+  show("progress");
+  $("file-progress").replaceChildren();
+  const rows = items.map((i) => progressRow($("file-progress"), i.display));
+  try {
+    const result = await vault.submit({
+      items,
+      duress: $("duress").checked,
+      onStage: (stage, i) => {
+        $("stage").textContent = t(`stage_${stage}`, { name: i === undefined ? "" : items[i].display });
+      },
+      onProgress: (i, f) => rows[i](f),
+    });
+    showDone(result);
+  } catch (e) {
+    show("submit-view");
+    fail("form-error", e);
+  }
+}
+
+function showDone(result) {
+  $("codename").textContent = result.codename;
+  $("case-id").textContent = result.caseId;
+  $("duress-block").hidden = !result.duressCodename;
+  $("duress-codename").textContent = result.duressCodename ?? "";
+  const blob = new Blob([JSON.stringify(result.receipt, null, 2)], { type: "application/json" });
+  $("receipt").href = URL.createObjectURL(blob);
+  $("receipt").download = `custos-receipt-${result.caseId}.json`;
+  show("done");
+  $("done-title").focus();
+  // The form held the account of events; clear it so that it is not left
+  // on the screen or in the browser's form memory.
+  $("submit-form").reset();
+}
+
+let session = null;
+
+async function onOpen(ev) {
+  ev.preventDefault();
+  $("return-error").hidden = true;
+  $("return-status").textContent = t("stage_keys");
+  try {
+    session = await vault.openCase($("return-codename").value, $("return-case").value.trim());
+    await renderSession();
+  } catch (e) {
+    session = null;
+    $("return-status").textContent = "";
+    $("case-view").hidden = true;
+    fail("return-error", e);
+  }
+}
+
+async function renderSession() {
+  const status = session.detail.status === "open" ? t("status_open") : t("status_withdrawn");
+  $("return-status").textContent = t("status_line", { status, count: session.objects.length });
+  const list = $("object-list");
+  list.replaceChildren();
+  for (const o of session.objects) {
+    const li = document.createElement("li");
+    li.textContent = `${o.label.name} (${t(`kind_${o.label.kind}`)})`;
+    list.append(li);
+  }
+  const replies = await vault.replies(session);
+  const rl = $("reply-list");
+  rl.replaceChildren();
+  for (const r of replies) {
+    const li = document.createElement("li");
+    const pre = document.createElement("pre");
+    pre.textContent = r.text;
+    li.append(pre);
+    rl.append(li);
+  }
+  $("no-replies").hidden = replies.length > 0;
+  $("case-view").hidden = false;
+}
+
+async function onAdd(ev) {
+  ev.preventDefault();
+  if (!session) return;
+  const items = fileItems("add-files", "evidence");
+  if (items.length === 0) return;
+  $("add-progress").replaceChildren();
+  const rows = items.map((i) => progressRow($("add-progress"), i.display));
+  try {
+    for (const [i, item] of items.entries()) {
+      await vault.storeObject({
+        keys: session.keys,
+        caseId: session.caseId,
+        vkey: session.params.vkey,
+        caseRecipient: session.caseRecipient,
+        blob: item.blob,
+        label: item.label,
+        onProgress: rows[i],
+      });
+    }
+    $("add-files").value = "";
+    session = await vault.openCase($("return-codename").value, session.caseId);
+    await renderSession();
+    $("return-status").textContent += " " + t("added_ok");
+  } catch (e) {
+    fail("return-error", e);
+  }
+}
+
+function start() {
+  $("app").hidden = false;
+  $("submit-form").addEventListener("submit", onSubmit);
+  $("return-form").addEventListener("submit", onOpen);
+  $("add-form").addEventListener("submit", onAdd);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

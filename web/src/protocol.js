@@ -1,0 +1,449 @@
+// The submitter's side of the custos protocol, in the browser: codenames and
+// their key derivation, RFC 9421 request signatures, the proof-of-work stamp,
+// receipts and intake checks, and age encryption of content. Every derivation
+// matches the Rust client byte for byte (src/identity/codename.rs,
+// src/httpsig.rs, src/stamp.rs, src/client/flows.rs); tests/web.rs checks
+// that by decrypting what this code sent with the Rust CLI.
+//
+// No DOM here: the page (main.js) calls these functions.
+
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { scryptAsync } from "@noble/hashes/scrypt.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { base64, bech32, hex } from "@scure/base";
+import * as age from "age-encryption";
+
+const utf8 = new TextEncoder();
+
+// ---- Codenames (src/identity/codename.rs) ----
+
+const FIRST = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t"];
+const VOWEL = ["a", "e", "i", "o", "u", "ai"];
+const MIDDLE = ["b", "d", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v"];
+const ENDING = ["a", "e", "i", "o", "u", "an", "en", "in", "on"];
+/** 12 * 6 * 12 * 9 = 7,776 words, as a dice list. */
+export const WORD_COUNT = FIRST.length * VOWEL.length * MIDDLE.length * ENDING.length;
+/** Eight words: about 103 bits. */
+export const WORDS = 8;
+
+/** Word number `i` of the list, built exactly as the Rust client builds it. */
+export function word(i) {
+  const e = i % ENDING.length;
+  i = Math.floor(i / ENDING.length);
+  const m = i % MIDDLE.length;
+  i = Math.floor(i / MIDDLE.length);
+  const v = i % VOWEL.length;
+  const f = Math.floor(i / VOWEL.length);
+  return FIRST[f] + VOWEL[v] + MIDDLE[m] + ENDING[e];
+}
+
+const WORD_SET = new Set(Array.from({ length: WORD_COUNT }, (_, i) => word(i)));
+
+/** A uniformly random index below WORD_COUNT (rejection sampling). */
+function randomWordIndex() {
+  const limit = Math.floor(65536 / WORD_COUNT) * WORD_COUNT;
+  const buf = new Uint16Array(1);
+  for (;;) {
+    crypto.getRandomValues(buf);
+    if (buf[0] < limit) return buf[0] % WORD_COUNT;
+  }
+}
+
+/** A fresh random codename. */
+export function generateCodename() {
+  return Array.from({ length: WORDS }, () => word(randomWordIndex())).join(" ");
+}
+
+/**
+ * Normalise what a person typed, forgiving case, extra spaces and hyphens;
+ * null unless it is eight words from the list.
+ */
+export function parseCodename(text) {
+  const words = text
+    .toLowerCase()
+    .split(/[\s-]+/)
+    .filter((w) => w.length > 0);
+  if (words.length !== WORDS || !words.every((w) => WORD_SET.has(w))) return null;
+  return words.join(" ");
+}
+
+// scrypt parameters of the codename KDF: 2^15 * 128 * 8 bytes = 32 MiB.
+const KDF = { N: 2 ** 15, r: 8, p: 1, dkLen: 64 };
+const KDF_DOMAIN = "custos codename v1\n";
+
+/**
+ * The submitter's keys for a codename at the vault `origin`: an Ed25519
+ * seed (first 32 bytes) and an age X25519 identity (last 32 bytes).
+ */
+export async function deriveKeys(codename, origin, onProgress) {
+  const out = await scryptAsync(utf8.encode(codename), utf8.encode(KDF_DOMAIN + origin), {
+    ...KDF,
+    onProgress,
+  });
+  const seed = out.slice(0, 32);
+  const ageIdentity = bech32.encode("age-secret-key-", bech32.toWords(out.slice(32)), false).toUpperCase();
+  out.fill(0);
+  const publicKey = ed25519.getPublicKey(seed);
+  return {
+    seed,
+    publicKey,
+    keyId: keyId(publicKey),
+    ageIdentity,
+    recipient: await age.identityToRecipient(ageIdentity),
+  };
+}
+
+/** `SHA-256("custos key id\n" || key)`, first 8 bytes in hex. */
+export function keyId(publicKey) {
+  return hex.encode(sha256(concat(utf8.encode("custos key id\n"), publicKey)).slice(0, 8));
+}
+
+// ---- Request signatures (src/httpsig.rs, src/client/mod.rs) ----
+
+const SIGNATURE_LIFETIME_SECS = 60;
+
+/** RFC 9530 Content-Digest of a body. */
+export function contentDigest(body) {
+  return `sha-256=:${base64.encode(sha256(body))}:`;
+}
+
+/**
+ * The headers that sign `method url` with `body` (null for none) and the
+ * covered extra headers `covered` (name -> value), as the server rebuilds
+ * them.
+ */
+export function signatureHeaders(keys, method, url, body, covered = {}) {
+  const components = ["@method", "@target-uri"];
+  const values = [method, url];
+  const out = {};
+  if (body !== null) {
+    const digest = contentDigest(body);
+    components.push("content-digest");
+    values.push(digest);
+    out["content-digest"] = digest;
+  }
+  for (const [name, value] of Object.entries(covered)) {
+    components.push(name);
+    values.push(String(value));
+  }
+  const created = Math.floor(Date.now() / 1000);
+  const nonce = hex.encode(crypto.getRandomValues(new Uint8Array(16)));
+  const params =
+    `(${components.map((c) => `"${c}"`).join(" ")});created=${created};` +
+    `expires=${created + SIGNATURE_LIFETIME_SECS};nonce="${nonce}";keyid="${keys.keyId}";alg="ed25519"`;
+  let base = "";
+  components.forEach((c, i) => {
+    base += `"${c}": ${values[i]}\n`;
+  });
+  base += `"@signature-params": ${params}`;
+  const sig = ed25519.sign(utf8.encode(base), keys.seed);
+  out["signature-input"] = `sig1=${params}`;
+  out["signature"] = `sig1=:${base64.encode(sig)}:`;
+  return out;
+}
+
+/** An error the vault answered with: its stable code and message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(`${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * Send a request to the vault this page came from, signed with `keys` when
+ * given. `json` is an object to send as JSON; `raw` is JSON already
+ * serialised (when other headers are computed over its exact bytes).
+ */
+export async function call(method, path, { keys, json, raw, headers = {}, covered = {} } = {}) {
+  const url = location.origin + path;
+  let body = null;
+  const h = { ...headers };
+  if (json !== undefined || raw !== undefined) {
+    body = raw ?? utf8.encode(JSON.stringify(json));
+    h["content-type"] = "application/json";
+  } else if (method === "POST" || method === "PATCH" || method === "PUT") {
+    body = new Uint8Array(0);
+  }
+  if (keys) Object.assign(h, signatureHeaders(keys, method, url, body, covered));
+  const resp = await fetch(url, {
+    method,
+    headers: h,
+    body,
+    credentials: "omit",
+    cache: "no-store",
+    referrerPolicy: "no-referrer",
+  });
+  if (!resp.ok) {
+    let err = { error: "http_" + resp.status, message: resp.statusText };
+    try {
+      err = await resp.json();
+    } catch {
+      /* not JSON: keep the status */
+    }
+    throw new ApiError(resp.status, err.error, err.message);
+  }
+  return resp;
+}
+
+// ---- Proof-of-work stamp (src/stamp.rs) ----
+
+function be64(n) {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+function leadingZeroBits(hash) {
+  let n = 0;
+  for (const b of hash) {
+    if (b === 0) {
+      n += 8;
+      continue;
+    }
+    return n + Math.clz32(b) - 24;
+  }
+  return n;
+}
+
+/**
+ * Find a stamp for `body` sent to the vault `origin`: about 2^bits hashes,
+ * yielding to the page every few thousand so it stays responsive.
+ */
+export async function mintStamp(origin, body, bits, onProgress) {
+  const time = Math.floor(Date.now() / 1000);
+  const prefix = sha256
+    .create()
+    .update(utf8.encode(`custos stamp v1\n${origin}\n`))
+    .update(sha256(body))
+    .update(be64(time));
+  for (let counter = 0; ; counter++) {
+    if (leadingZeroBits(prefix.clone().update(be64(counter)).digest()) >= bits) {
+      return `v1 ${time} ${counter}`;
+    }
+    if (counter % 8192 === 8191) {
+      if (onProgress) onProgress(counter / 2 ** bits);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  }
+}
+
+// ---- Checkpoints, receipts and intake (src/custody, src/client/trust.rs) ----
+
+/** Parse a C2SP vkey `name+hash+base64(0x01 || key)`. */
+function parseVkey(vkey) {
+  // The key's base64 may itself contain "+": split at the first two only.
+  const m = vkey.match(/^([^+]+)\+([0-9a-f]{8})\+(.+)$/);
+  if (!m) throw new Error("malformed log key");
+  const [, name, hash, key] = m;
+  const raw = base64.decode(key);
+  if (raw.length !== 33 || raw[0] !== 1) throw new Error("log key is not an Ed25519 vkey");
+  const pub = raw.slice(1);
+  const expect = sha256(concat(utf8.encode(name + "\n"), raw)).slice(0, 4);
+  if (hex.encode(expect) !== hash) throw new Error("log key hash does not match");
+  return { name, keyHash: expect, pub };
+}
+
+/** Verify a signed checkpoint note against the vkey; returns size and root. */
+export function verifyCheckpoint(note, vkey) {
+  const v = parseVkey(vkey);
+  const split = note.indexOf("\n\n");
+  if (split < 0) throw new Error("checkpoint has no signature block");
+  const text = note.slice(0, split + 1);
+  let ok = false;
+  for (const line of note.slice(split + 2).split("\n")) {
+    const m = line.match(/^\u2014 (\S+) (\S+)$/);
+    if (!m || m[1] !== v.name) continue;
+    const raw = base64.decode(m[2]);
+    if (raw.length !== 68 || hex.encode(raw.slice(0, 4)) !== hex.encode(v.keyHash)) continue;
+    ok = ed25519.verify(raw.slice(4), utf8.encode(text), v.pub);
+    if (ok) break;
+  }
+  if (!ok) throw new Error("checkpoint signature does not verify with the log key");
+  const [origin, size, root] = text.split("\n");
+  if (origin !== v.name) throw new Error("checkpoint is for another log");
+  return { size: Number(size), root: base64.decode(root) };
+}
+
+function nodeHash(l, r) {
+  return sha256(concat(Uint8Array.of(1), l, r));
+}
+
+/** RFC 9162 section 2.1.3.2: is `leaf` at `index` in the tree of `size`? */
+export function verifyInclusion(index, size, leaf, proof, root) {
+  if (index >= size) return false;
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r);
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && hex.encode(r) === hex.encode(root);
+}
+
+/**
+ * Check a receipt as the Rust client does: the checkpoint is signed by the
+ * log key, the event is in it, and it is the expected action. Returns the
+ * event.
+ */
+export function checkReceipt(receipt, vkey, action) {
+  const cp = verifyCheckpoint(receipt.checkpoint, vkey);
+  const bytes = base64.decode(receipt.event);
+  const leaf = sha256(concat(Uint8Array.of(0), bytes));
+  const proof = receipt.proof.map((p) => base64.decode(p));
+  if (!verifyInclusion(receipt.index, cp.size, leaf, proof, cp.root)) {
+    throw new Error("the receipt's inclusion proof does not verify");
+  }
+  const event = JSON.parse(new TextDecoder().decode(bytes));
+  if (event.action !== action) throw new Error(`the receipt is for ${event.action}, expected ${action}`);
+  return event;
+}
+
+/** Parse a card line: `custos-card-v1 KEY RECIPIENT NAME`. */
+function parseCard(card) {
+  const [head, key, recipient] = card.split(" ");
+  if (head !== "custos-card-v1" || !recipient) throw new Error("malformed card");
+  return { publicKey: base64.decode(key), recipient };
+}
+
+/**
+ * The intake principals' recipients, each checked to be registered as an
+ * intake lawyer by a request signed by one of the vault's admin anchors.
+ * The anchors come from the same server as this page, so this catches a
+ * tampered registry, not a hostile server; the CLI pins anchors and the
+ * README says so.
+ */
+export function verifyIntake(params) {
+  const anchors = params.anchors.map(parseCard);
+  const out = [];
+  for (const ip of params.intake) {
+    const fail = (why) => new Error(`intake principal ${ip.principal.key_id}: ${why}`);
+    const event = JSON.parse(new TextDecoder().decode(base64.decode(ip.event)));
+    if (event.action !== "principal_added" || !event.request) throw fail("not a signed registration");
+    const admin = anchors.find((a) => keyId(a.publicKey) === event.actor);
+    if (!admin) throw fail("not registered by a vault admin");
+    const req = event.request;
+    const list = req.params.slice(1, req.params.indexOf(")"));
+    const names = [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+    if (!req.params.startsWith("(") || names.length !== req.values.length) throw fail("malformed signature");
+    let base = "";
+    names.forEach((c, i) => {
+      base += `"${c}": ${req.values[i]}\n`;
+    });
+    base += `"@signature-params": ${req.params}`;
+    if (!ed25519.verify(base64.decode(req.signature), utf8.encode(base), admin.publicKey)) {
+      throw fail("admin signature does not verify");
+    }
+    const bodyBytes = base64.decode(req.body);
+    if (req.values[names.indexOf("content-digest")] !== contentDigest(bodyBytes)) throw fail("body digest");
+    const body = JSON.parse(new TextDecoder().decode(bodyBytes));
+    const card = parseCard(ip.principal.card);
+    if (
+      body.card !== ip.principal.card ||
+      body.role !== "lawyer" ||
+      body.intake !== true ||
+      keyId(card.publicKey) !== ip.principal.key_id
+    ) {
+      throw fail("the signed registration names a different card or role");
+    }
+    out.push({ keyId: ip.principal.key_id, recipient: card.recipient });
+  }
+  if (out.length === 0) throw new Error("this vault has no intake lawyers");
+  return out;
+}
+
+// ---- Encryption (src/envelope) ----
+
+/** Encrypt small bytes or text to age recipients. */
+export async function encryptBytes(plain, recipients) {
+  const e = new age.Encrypter();
+  for (const r of recipients) e.addRecipient(r);
+  return e.encrypt(plain);
+}
+
+/** Decrypt small bytes with one age identity string. */
+export async function decryptBytes(ciphertext, identity) {
+  const d = new age.Decrypter();
+  d.addIdentity(identity);
+  return d.decrypt(ciphertext);
+}
+
+/** A fresh X25519 key pair (the case key, the note key). */
+export async function generateKey() {
+  const identity = await age.generateX25519Identity();
+  return { identity, recipient: await age.identityToRecipient(identity) };
+}
+
+/** The age recipient of an identity string. */
+export function recipientOf(identity) {
+  return age.identityToRecipient(identity);
+}
+
+/** An encrypted label: what the object is, readable by case-key holders. */
+export async function sealLabel(label, caseRecipient) {
+  return base64.encode(await encryptBytes(utf8.encode(JSON.stringify(label)), [caseRecipient]));
+}
+
+// Ciphertext is gathered into Blobs of this size so the browser can keep
+// large files out of the JavaScript heap.
+const BLOB_PART = 16 * 1024 * 1024;
+
+/**
+ * Encrypt a Blob or File to the recipients as a stream. Returns the
+ * ciphertext as a Blob and its SHA-256 in hex (the object id).
+ */
+export async function encryptBlob(blob, recipients) {
+  const e = new age.Encrypter();
+  for (const r of recipients) e.addRecipient(r);
+  const stream = await e.encrypt(blob.stream());
+  const reader = stream.getReader();
+  const hash = sha256.create();
+  const blobs = [];
+  let pending = [];
+  let pendingLen = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    hash.update(value);
+    pending.push(value);
+    pendingLen += value.length;
+    if (pendingLen >= BLOB_PART) {
+      blobs.push(new Blob(pending));
+      pending = [];
+      pendingLen = 0;
+    }
+  }
+  blobs.push(new Blob(pending));
+  return { blob: new Blob(blobs), sha256: hex.encode(hash.digest()) };
+}
+
+/** The duress note, always the same length (src/client/flows.rs). */
+export function duressNote(duressKeyId) {
+  return `custos-note-v1 duress=${duressKeyId ?? "-".repeat(16)}`;
+}
+
+export function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let i = 0;
+  for (const p of parts) {
+    out.set(p, i);
+    i += p.length;
+  }
+  return out;
+}
+
+export { base64, hex, sha256 };

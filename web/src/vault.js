@@ -1,0 +1,246 @@
+// What the page does with the vault: submit a case, come back to it with a
+// codename (status, replies, more evidence), and upload encrypted objects
+// with tus so that a cut connection resumes where it stopped. The same steps,
+// in the same order, as src/client/flows.rs and src/client/submitter.rs.
+
+import { Upload, defaultOptions } from "tus-js-client";
+
+import * as p from "./protocol.js";
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+
+/** Bytes per tus PATCH: as the Rust client, four 1 MiB store chunks. */
+export const PATCH_SIZE = 4 * 1024 * 1024;
+
+/**
+ * Retry a failed upload request after these delays (ms), then give up with
+ * an error the page shows. A minute and a half covers a phone changing
+ * networks or Tor building a new circuit.
+ */
+const RETRY_DELAYS = [0, 1000, 2000, 4000, 8000, 15000, 30000, 30000];
+
+/**
+ * tus-js-client's own HTTP stack, with every request signed (RFC 9421) the
+ * way the server demands: tus-js-client offers no hook that sees a PATCH
+ * body, and the signature has to cover its digest.
+ */
+class SigningStack {
+  constructor(keys) {
+    this.inner = defaultOptions.httpStack;
+    this.keys = keys;
+  }
+  createRequest(method, url) {
+    return new SigningRequest(this.inner.createRequest(method, url), this.keys);
+  }
+  getName() {
+    return "custos-signing";
+  }
+}
+
+class SigningRequest {
+  constructor(inner, keys) {
+    this.inner = inner;
+    this.keys = keys;
+    this.headers = {};
+  }
+  getMethod() {
+    return this.inner.getMethod();
+  }
+  getURL() {
+    return this.inner.getURL();
+  }
+  setHeader(name, value) {
+    this.headers[name.toLowerCase()] = value;
+    this.inner.setHeader(name, value);
+  }
+  getHeader(name) {
+    return this.inner.getHeader(name);
+  }
+  setProgressHandler(handler) {
+    this.inner.setProgressHandler(handler);
+  }
+  abort() {
+    return this.inner.abort();
+  }
+  getUnderlyingObject() {
+    return this.inner.getUnderlyingObject();
+  }
+  async send(body = null) {
+    const method = this.getMethod();
+    let bytes = null;
+    if (body !== null && body !== undefined) {
+      bytes = new Uint8Array(body instanceof Blob ? await body.arrayBuffer() : body);
+      this.inner.setHeader("Upload-Checksum", `sha256 ${p.base64.encode(p.sha256(bytes))}`);
+    } else if (method === "POST" || method === "PATCH") {
+      bytes = new Uint8Array(0);
+    }
+    const covered = {};
+    for (const h of ["upload-length", "upload-offset"]) {
+      if (h in this.headers) covered[h] = this.headers[h];
+    }
+    const signed = p.signatureHeaders(this.keys, method, this.getURL(), bytes, covered);
+    for (const [name, value] of Object.entries(signed)) this.inner.setHeader(name, value);
+    return this.inner.send(bytes && bytes.length > 0 ? bytes : null);
+  }
+}
+
+/**
+ * Encrypt `blob` to `recipients`, upload it to the case with tus, commit it
+ * under its label, and check the receipt names exactly that ciphertext.
+ * `onProgress(fraction)` follows the upload.
+ */
+export async function storeObject({ keys, caseId, vkey, caseRecipient, alsoTo = [], blob, label, onProgress }) {
+  const { blob: ciphertext, sha256 } = await p.encryptBlob(blob, [caseRecipient, ...alsoTo]);
+  const sealed = await p.sealLabel(label, caseRecipient);
+  const url = await new Promise((resolve, reject) => {
+    const upload = new Upload(ciphertext, {
+      endpoint: `${location.origin}/v1/cases/${caseId}/uploads`,
+      chunkSize: PATCH_SIZE,
+      retryDelays: RETRY_DELAYS,
+      // Nothing about an upload is kept on the device: a phone may be seized.
+      storeFingerprintForResuming: false,
+      httpStack: new SigningStack(keys),
+      onProgress: (sent, total) => onProgress && onProgress(total ? sent / total : 1),
+      onSuccess: () => resolve(upload.url),
+      onError: reject,
+    });
+    upload.start();
+  });
+  const path = new URL(url).pathname;
+  const committed = await (await p.call("POST", `${path}/commit`, { keys, json: { sha256, label: sealed } })).json();
+  if (committed.object_id !== sha256) throw new Error("the vault stored a different object than was sent");
+  p.checkReceipt(committed.receipt, vkey, "object_stored");
+  return committed.receipt;
+}
+
+/** The vault's public parameters, with the intake principals checked. */
+export async function intake() {
+  const params = await (await p.call("GET", "/v1/intake")).json();
+  return { params, principals: p.verifyIntake(params) };
+}
+
+/**
+ * Submit a case. `items` are `{ blob, label }` in upload order; the first
+ * must be the statement. Returns the case id, the codename(s) and the
+ * receipt document, in the CLI's receipt format.
+ *
+ * As in the Rust client, every case registers two submitter keys and a
+ * note: without `duress` the second codename is shown to nobody, so the
+ * server cannot tell which cases have a duress codename.
+ */
+export async function submit({ items, duress, onStage, onProgress }) {
+  onStage("intake");
+  const { params, principals } = await intake();
+  onStage("keys");
+  const codename = p.generateCodename();
+  const second = p.generateCodename();
+  const keys = await p.deriveKeys(codename, params.origin);
+  const secondKeys = await p.deriveKeys(second, params.origin);
+  const caseKey = await p.generateKey();
+  const noteKey = await p.generateKey();
+  const envelopes = [];
+  const noteEnvelopes = [];
+  for (const pr of principals) {
+    envelopes.push({ key_id: pr.keyId, envelope: p.base64.encode(await p.encryptBytes(caseKey.identity, [pr.recipient])) });
+    noteEnvelopes.push({
+      key_id: pr.keyId,
+      envelope: p.base64.encode(await p.encryptBytes(noteKey.identity, [pr.recipient])),
+    });
+  }
+  const submitterKeys = [];
+  for (const k of [keys, secondKeys]) {
+    envelopes.push({ key_id: k.keyId, envelope: p.base64.encode(await p.encryptBytes(caseKey.identity, [k.recipient])) });
+    submitterKeys.push({ verifying_key: p.base64.encode(k.publicKey), recipient: k.recipient });
+  }
+  // An unordered set: the real key must not always come first.
+  if (coin()) submitterKeys.reverse();
+  const note = p.duressNote(duress ? secondKeys.keyId : null);
+  const req = {
+    submitter_keys: submitterKeys,
+    case_recipient: caseKey.recipient,
+    envelopes,
+    note: p.base64.encode(await p.encryptBytes(utf8.encode(note), [noteKey.recipient])),
+    note_envelopes: noteEnvelopes,
+  };
+  const body = utf8.encode(JSON.stringify(req));
+  onStage("stamp");
+  const stamp = await p.mintStamp(params.origin, body, params.stamp_bits);
+  // Either key opens the case, at random, so that the log does not tell a
+  // later action by the other key from the real submitter's.
+  const opener = coin() ? keys : secondKeys;
+  onStage("create");
+  const created = await (
+    await p.call("POST", "/v1/cases", { keys: opener, raw: body, headers: { "custos-stamp": stamp } })
+  ).json();
+  p.checkReceipt(created.receipt, params.vkey, "case_created");
+  const receipts = [created.receipt];
+  for (const [i, item] of items.entries()) {
+    onStage("upload", i);
+    receipts.push(
+      await storeObject({
+        keys: opener,
+        caseId: created.case_id,
+        vkey: params.vkey,
+        caseRecipient: caseKey.recipient,
+        blob: item.blob,
+        label: item.label,
+        onProgress: (f) => onProgress(i, f),
+      }),
+    );
+  }
+  return {
+    caseId: created.case_id,
+    codename,
+    duressCodename: duress ? second : null,
+    receipt: { case_id: created.case_id, origin: params.origin, vkey: params.vkey, receipts },
+  };
+}
+
+function coin() {
+  return (crypto.getRandomValues(new Uint8Array(1))[0] & 1) === 1;
+}
+
+/** The one answer to a wrong codename and to an unknown case alike. */
+export class NoSuchCase extends Error {}
+
+/**
+ * Come back with a codename: derive its keys, open the case, and decrypt
+ * the labels. Returns a session for status, replies and more evidence.
+ */
+export async function openCase(codenameText, caseId) {
+  const codename = p.parseCodename(codenameText);
+  if (!codename || !/^[0-9a-z-]{1,64}$/.test(caseId)) throw new NoSuchCase();
+  const { params } = await intake();
+  const keys = await p.deriveKeys(codename, params.origin);
+  let detail;
+  try {
+    detail = await (await p.call("GET", `/v1/cases/${caseId}`, { keys })).json();
+  } catch (e) {
+    if (e instanceof p.ApiError && ["unknown_key", "not_found", "forbidden"].includes(e.code)) throw new NoSuchCase();
+    throw e;
+  }
+  if (!detail.envelope) throw new NoSuchCase();
+  const caseIdentity = text.decode(await p.decryptBytes(p.base64.decode(detail.envelope), keys.ageIdentity));
+  const caseRecipient = await p.recipientOf(caseIdentity);
+  if (caseRecipient !== detail.case_recipient) throw new Error("the envelope does not hold this case's key");
+  const objects = [];
+  for (const o of detail.objects) {
+    const label = JSON.parse(text.decode(await p.decryptBytes(p.base64.decode(o.label), caseIdentity)));
+    objects.push({ ...o, label });
+  }
+  objects.sort((a, b) => a.index - b.index);
+  return { keys, caseId, params, detail, caseIdentity, caseRecipient, objects };
+}
+
+/** The lawyers' replies of an open session, oldest first, as text. */
+export async function replies(session) {
+  const out = [];
+  for (const o of session.objects.filter((o) => o.label.kind === "reply")) {
+    const resp = await p.call("GET", `/v1/cases/${session.caseId}/objects/${o.object_id}`, { keys: session.keys });
+    const bytes = new Uint8Array(await resp.arrayBuffer());
+    if (p.hex.encode(p.sha256(bytes)) !== o.object_id) throw new Error("a reply does not match its hash");
+    out.push({ name: o.label.name, text: text.decode(await p.decryptBytes(bytes, session.caseIdentity)) });
+  }
+  return out;
+}
