@@ -257,6 +257,21 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
     let (_, got) = lawyer_get(&v, case);
     assert_eq!(file_of(&got, "evidence", "later.png"), std::fs::read(&more).unwrap());
 
+    // A codename made by the Rust client opens its case in the page: the
+    // two derive the same keys.
+    let from_cli = v.submit(b"sent with the CLI", &[]).await;
+    b.goto(&format!("{}/kk/#return", v.url)).await;
+    b.type_into("#return-codename", from_cli.codename.expose()).await;
+    b.type_into("#return-case", &from_cli.case_id).await;
+    b.click("#return-form button").await;
+    b.wait_for(
+        "return !document.getElementById('case-view').hidden",
+        "the CLI's case to open",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    assert!(b.text("#object-list").await.contains("statement.txt"));
+
     // A wrong codename gets the one answer that does not tell whether the
     // case exists.
     b.goto(&format!("{}/en/#return", v.url)).await;
@@ -295,6 +310,10 @@ async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
 
     assert!(proxy.was_cut(), "the connection was cut during the upload");
     let offsets = proxy.offsets();
+    eprintln!(
+        "upload offsets (offset, after the cut): {offsets:?}; {} bytes sent through the proxy",
+        proxy.sent()
+    );
     let after: Vec<u64> = offsets.iter().filter(|(_, after)| *after).map(|(o, _)| *o).collect();
     assert!(!after.is_empty(), "the upload went on after the cut: {offsets:?}");
     assert!(
@@ -310,6 +329,24 @@ async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
     );
     let (_, got) = lawyer_get(&v, &case);
     assert_eq!(file_of(&got, "evidence", "video.mp4"), std::fs::read(&video).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_javascript_off_the_page_says_why_in_its_language() {
+    let v = TestVault::start().await;
+    let b = Browser::start_with(&["--blink-settings=scriptEnabled=false"]).await;
+    for lang in ["ru", "kk", "en"] {
+        b.goto(&format!("{}/{lang}/", v.url)).await;
+        let strings = custos::web::strings(lang).unwrap();
+        let shown = b.text("main").await;
+        for key in ["noscript_title", "noscript_why", "noscript_how"] {
+            assert!(shown.contains(&strings[key]), "{lang}: {key} is not shown: {shown}");
+        }
+        // The form, which cannot work without the script, is not shown.
+        assert!(!shown.contains(&strings["send"]), "{lang}: {shown}");
+        b.screenshot(360, &screenshot_dir().join(format!("{lang}-noscript-360.png")))
+            .await;
+    }
 }
 
 #[tokio::test]

@@ -73,6 +73,11 @@ fn free_port() -> u16 {
 impl Browser {
     /// Start ChromeDriver and a headless Chromium with a fresh profile.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The same, with extra Chromium flags.
+    pub async fn start_with(extra: &[&str]) -> Self {
         ensure_chromium();
         let port = free_port();
         let driver = Driver(
@@ -107,6 +112,7 @@ impl Browser {
             "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        let args: Vec<String> = args.into_iter().chain(extra.iter().map(|a| (*a).to_owned())).collect();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},

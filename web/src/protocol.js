@@ -110,9 +110,9 @@ export function contentDigest(body) {
 /**
  * The headers that sign `method url` with `body` (null for none) and the
  * covered extra headers `covered` (name -> value), as the server rebuilds
- * them.
+ * them. `at` fixes the time and nonce, for known-answer tests only.
  */
-export function signatureHeaders(keys, method, url, body, covered = {}) {
+export function signatureHeaders(keys, method, url, body, covered = {}, at = {}) {
   const components = ["@method", "@target-uri"];
   const values = [method, url];
   const out = {};
@@ -126,8 +126,8 @@ export function signatureHeaders(keys, method, url, body, covered = {}) {
     components.push(name);
     values.push(String(value));
   }
-  const created = Math.floor(Date.now() / 1000);
-  const nonce = hex.encode(crypto.getRandomValues(new Uint8Array(16)));
+  const created = at.created ?? Math.floor(Date.now() / 1000);
+  const nonce = at.nonce ?? hex.encode(crypto.getRandomValues(new Uint8Array(16)));
   const params =
     `(${components.map((c) => `"${c}"`).join(" ")});created=${created};` +
     `expires=${created + SIGNATURE_LIFETIME_SECS};nonce="${nonce}";keyid="${keys.keyId}";alg="ed25519"`;
@@ -211,8 +211,7 @@ function leadingZeroBits(hash) {
  * Find a stamp for `body` sent to the vault `origin`: about 2^bits hashes,
  * yielding to the page every few thousand so it stays responsive.
  */
-export async function mintStamp(origin, body, bits, onProgress) {
-  const time = Math.floor(Date.now() / 1000);
+export async function mintStamp(origin, body, bits, onProgress, time = Math.floor(Date.now() / 1000)) {
   const prefix = sha256
     .create()
     .update(utf8.encode(`custos stamp v1\n${origin}\n`))
@@ -272,7 +271,8 @@ function nodeHash(l, r) {
 
 /** RFC 9162 section 2.1.3.2: is `leaf` at `index` in the tree of `size`? */
 export function verifyInclusion(index, size, leaf, proof, root) {
-  if (index >= size) return false;
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
+  if ([leaf, root, ...proof].some((h) => h.length !== 32)) return false;
   let fn = index;
   let sn = size - 1;
   let r = leaf;

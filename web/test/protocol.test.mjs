@@ -1,0 +1,97 @@
+// Known answers shared with the Rust client (tests/vectors/web-client.json,
+// also walked by tests/web_client_vectors.rs): if this script and the Rust
+// code ever disagree on a derivation, one of the two test suites fails.
+// Run with `npm test` (node --test); CI runs it.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import * as p from "../src/protocol.js";
+
+const vectors = JSON.parse(readFileSync(new URL("../../tests/vectors/web-client.json", import.meta.url), "utf8"));
+const utf8 = new TextEncoder();
+
+test("codenames derive the committed keys", async () => {
+  assert.ok(vectors.codenames.length >= 3);
+  for (const c of vectors.codenames) {
+    const keys = await p.deriveKeys(p.parseCodename(c.codename), c.origin);
+    assert.equal(keys.keyId, c.key_id);
+    assert.equal(p.base64.encode(keys.publicKey), c.verifying_key);
+    assert.equal(keys.recipient, c.recipient);
+  }
+});
+
+test("codenames are parsed as forgivingly as the CLI parses them", () => {
+  const c = vectors.codenames[0].codename;
+  assert.equal(p.parseCodename(`  ${c.toUpperCase().replaceAll(" ", " - ")} `), c);
+  assert.equal(p.parseCodename(c.split(" ").slice(1).join(" ")), null);
+  assert.equal(p.parseCodename(`${c} zzzz`), null);
+  const fresh = p.generateCodename();
+  assert.equal(p.parseCodename(fresh), fresh);
+  assert.equal(new Set(Array.from({ length: p.WORD_COUNT }, (_, i) => p.word(i))).size, 7776);
+});
+
+test("stamps are the first counter that meets the difficulty", async () => {
+  for (const s of vectors.stamps) {
+    assert.equal(await p.mintStamp(s.origin, utf8.encode(s.body), s.bits, null, s.time), s.stamp);
+  }
+});
+
+test("request signatures match byte for byte", () => {
+  for (const s of vectors.signatures) {
+    const seed = p.hex.decode(s.seed);
+    const keys = { seed, keyId: s.key_id };
+    const h = p.signatureHeaders(keys, s.method, s.url, utf8.encode(s.body), s.covered, {
+      created: s.created,
+      nonce: s.nonce,
+    });
+    assert.equal(h["content-digest"], s.content_digest);
+    assert.equal(h["signature-input"], s.signature_input);
+    assert.equal(h["signature"], s.signature);
+  }
+});
+
+test("the duress note has one length whether or not there is a duress key", () => {
+  assert.equal(p.duressNote(null).length, p.duressNote("0123456789abcdef").length);
+});
+
+test("inclusion proofs follow RFC 9162 and refuse what does not fit", () => {
+  const leaf = (b) => p.sha256(p.concat(Uint8Array.of(0), utf8.encode(b)));
+  const node = (l, r) => p.sha256(p.concat(Uint8Array.of(1), l, r));
+  const [a, b, c] = ["a", "b", "c"].map(leaf);
+  const root = node(node(a, b), c);
+  assert.ok(p.verifyInclusion(0, 3, a, [b, c], root));
+  assert.ok(p.verifyInclusion(2, 3, c, [node(a, b)], root));
+  assert.ok(!p.verifyInclusion(1, 3, a, [b, c], root));
+  assert.ok(!p.verifyInclusion(3, 3, c, [node(a, b)], root));
+  assert.ok(!p.verifyInclusion(2, 3, c, [node(a, b), a], root));
+});
+
+test("the public RFC 6962 inclusion vectors pass and their broken forms fail", async () => {
+  const { readdirSync, statSync } = await import("node:fs");
+  const root = new URL("../../tests/vectors/rfc6962/inclusion/", import.meta.url);
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const u = new URL(name, dir);
+      if (statSync(u).isDirectory()) walk(new URL(`${name}/`, dir));
+      else if (name.endsWith(".json")) files.push(u);
+    }
+  };
+  walk(root);
+  assert.ok(files.length > 50, `found ${files.length} vectors`);
+  let good = 0;
+  for (const f of files) {
+    const v = JSON.parse(readFileSync(f, "utf8"));
+    const ok = p.verifyInclusion(
+        v.leafIdx,
+        v.treeSize,
+        p.base64.decode(v.leafHash),
+        (v.proof ?? []).map((h) => p.base64.decode(h)),
+        p.base64.decode(v.root),
+      );
+    assert.equal(ok, !v.wantErr, f.pathname);
+    if (ok) good++;
+  }
+  assert.ok(good > 0);
+});
