@@ -70,6 +70,19 @@ fn lawyer_get(v: &TestVault, case: &str) -> (PathBuf, Value) {
     (out, got)
 }
 
+/// A case's status as the lawyer's `custos cases` shows it.
+fn lawyer_status(v: &TestVault, case: &str) -> String {
+    let id = lawyer_file(v);
+    let listed = cli(v, &[], &["--identity", id.to_str().unwrap(), "cases"]);
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case_id"] == case)
+        .unwrap_or_else(|| panic!("case {case} is not listed: {listed}"));
+    mine["status"].as_str().unwrap().to_owned()
+}
+
 /// The decrypted file of `kind` named `name` in a `get` result.
 fn file_of(got: &Value, kind: &str, name: &str) -> Vec<u8> {
     let f = got["files"]
@@ -195,15 +208,7 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
                 &[("CUSTOS_CODENAME", &duress)],
                 &["submitter", "withdraw", "--case", &case],
             );
-            let id = lawyer_file(&v);
-            let listed = cli(&v, &[], &["--identity", id.to_str().unwrap(), "cases"]);
-            let mine = listed
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["case_id"] == case.as_str())
-                .unwrap();
-            assert_eq!(mine["status"], "withdrawn_under_duress");
+            assert_eq!(lawyer_status(&v, &case), "withdrawn_under_duress");
         } else {
             assert_eq!(
                 b.eval("return document.getElementById('duress-block').hidden").await,
@@ -257,6 +262,19 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
     let (_, got) = lawyer_get(&v, case);
     assert_eq!(file_of(&got, "evidence", "later.png"), std::fs::read(&more).unwrap());
 
+    // Withdrawing from the page with the real codename: the lawyer sees a
+    // plain withdrawal (the duress one, from the CLI, is checked above).
+    b.click("#withdraw-confirm").await;
+    b.click("#withdraw-form button").await;
+    b.wait_for(
+        "return document.getElementById('return-status').textContent.includes('отозвана')",
+        "the withdrawal",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    assert!(b.text("#return-status").await.contains("отозвано"));
+    assert_eq!(lawyer_status(&v, case), "withdrawn");
+
     // A codename made by the Rust client opens its case in the page: the
     // two derive the same keys.
     let from_cli = v.submit(b"sent with the CLI", &[]).await;
@@ -306,7 +324,13 @@ async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
         duress: false,
     };
     fill(&b, &a, &[&video], &[]).await;
-    let (_, case) = submit_and_wait(&b).await;
+    let (codename, case) = submit_and_wait(&b).await;
+    // The codename was shown as soon as the case existed, before the upload.
+    assert_eq!(
+        b.eval("return document.getElementById('early-codename').textContent")
+            .await,
+        codename.as_str()
+    );
 
     assert!(proxy.was_cut(), "the connection was cut during the upload");
     let offsets = proxy.offsets();

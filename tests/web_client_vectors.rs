@@ -53,7 +53,11 @@ fn request_signatures_match_byte_for_byte() {
         assert_eq!(KeyId::of(&key.verifying_key()).as_str(), s["key_id"]);
         let body = s["body"].as_str().unwrap().as_bytes();
         assert_eq!(httpsig::content_digest(body), s["content_digest"]);
-        let mut components = vec!["@method".to_owned(), "@target-uri".to_owned(), "content-digest".to_owned()];
+        let mut components = vec![
+            "@method".to_owned(),
+            "@target-uri".to_owned(),
+            "content-digest".to_owned(),
+        ];
         let mut values = vec![
             s["method"].as_str().unwrap().to_owned(),
             s["url"].as_str().unwrap().to_owned(),

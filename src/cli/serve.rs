@@ -154,6 +154,8 @@ fn print_dev_help(dir: &Path, addr: SocketAddr, vkey: &str) {
         ),
         format!("log vkey: {vkey}"),
         String::new(),
+        format!("Submitter's web page (Russian, Kazakh, English): http://{addr}/"),
+        String::new(),
         "In another terminal:".into(),
         "  echo 'what happened ...' > statement.txt".into(),
         "  cargo run --release -- submit --statement statement.txt --evidence photo.jpg".into(),

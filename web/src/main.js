@@ -98,6 +98,9 @@ async function onSubmit(ev) {
     ...fileItems("evidence-files", "evidence"),
   ];
   show("progress");
+  $("early").hidden = true;
+  $("progress-error").hidden = true;
+  let created = false;
   $("file-progress").replaceChildren();
   const rows = items.map((i) => progressRow($("file-progress"), i.display));
   try {
@@ -108,11 +111,23 @@ async function onSubmit(ev) {
         $("stage").textContent = t(`stage_${stage}`, { name: i === undefined ? "" : items[i].display });
       },
       onProgress: (i, f) => rows[i](f),
+      onCreated: ({ caseId, codename }) => {
+        $("early-codename").textContent = codename;
+        $("early-case").textContent = caseId;
+        $("early").hidden = false;
+        created = true;
+      },
     });
     showDone(result);
   } catch (e) {
-    show("submit-view");
-    fail("form-error", e);
+    if (created) {
+      // The case exists: keep its codename on screen with the error, so
+      // the files can be added later.
+      fail("progress-error", e);
+    } else {
+      show("submit-view");
+      fail("form-error", e);
+    }
   }
 }
 
@@ -169,6 +184,8 @@ async function renderSession() {
     rl.append(li);
   }
   $("no-replies").hidden = replies.length > 0;
+  $("withdraw-block").hidden = session.detail.status !== "open";
+  $("withdraw-confirm").checked = false;
   $("case-view").hidden = false;
 }
 
@@ -200,11 +217,26 @@ async function onAdd(ev) {
   }
 }
 
+async function onWithdraw(ev) {
+  ev.preventDefault();
+  if (!session || !$("withdraw-confirm").checked) return;
+  $("return-error").hidden = true;
+  try {
+    await vault.withdraw(session);
+    session = await vault.openCase($("return-codename").value, session.caseId);
+    await renderSession();
+    $("return-status").textContent += " " + t("withdrawn_ok");
+  } catch (e) {
+    fail("return-error", e);
+  }
+}
+
 function start() {
   $("app").hidden = false;
   $("submit-form").addEventListener("submit", onSubmit);
   $("return-form").addEventListener("submit", onOpen);
   $("add-form").addEventListener("submit", onAdd);
+  $("withdraw-form").addEventListener("submit", onWithdraw);
   window.addEventListener("hashchange", route);
   route();
 }

@@ -123,13 +123,15 @@ export async function intake() {
 /**
  * Submit a case. `items` are `{ blob, label }` in upload order; the first
  * must be the statement. Returns the case id, the codename(s) and the
- * receipt document, in the CLI's receipt format.
+ * receipt document, in the CLI's receipt format. `onCreated` hears the case
+ * id and codename as soon as the case exists, so a cut-off submitter can
+ * come back to add the files.
  *
  * As in the Rust client, every case registers two submitter keys and a
  * note: without `duress` the second codename is shown to nobody, so the
  * server cannot tell which cases have a duress codename.
  */
-export async function submit({ items, duress, onStage, onProgress }) {
+export async function submit({ items, duress, onStage, onProgress, onCreated }) {
   onStage("intake");
   const { params, principals } = await intake();
   onStage("keys");
@@ -174,6 +176,7 @@ export async function submit({ items, duress, onStage, onProgress }) {
     await p.call("POST", "/v1/cases", { keys: opener, raw: body, headers: { "custos-stamp": stamp } })
   ).json();
   p.checkReceipt(created.receipt, params.vkey, "case_created");
+  if (onCreated) onCreated({ caseId: created.case_id, codename });
   const receipts = [created.receipt];
   for (const [i, item] of items.entries()) {
     onStage("upload", i);
@@ -243,4 +246,15 @@ export async function replies(session) {
     out.push({ name: o.label.name, text: text.decode(await p.decryptBytes(bytes, session.caseIdentity)) });
   }
   return out;
+}
+
+/**
+ * Withdraw the case, signed with this codename's key. Nothing is deleted;
+ * whether this was under duress only the lawyers can tell.
+ */
+export async function withdraw(session) {
+  const body = await (
+    await p.call("POST", `/v1/cases/${session.caseId}/withdraw`, { keys: session.keys, json: {} })
+  ).json();
+  p.checkReceipt(body.receipt, session.params.vkey, "withdrawn");
 }
