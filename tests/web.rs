@@ -94,6 +94,41 @@ fn file_of(got: &Value, kind: &str, name: &str) -> Vec<u8> {
     std::fs::read(f["path"].as_str().unwrap()).unwrap()
 }
 
+/// Download the receipt the page offers and check it as the CLI would:
+/// every receipt verifies against the vault's log key, the first opens this
+/// case, and one is there for each object of the case.
+async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
+    let dir = v.tmp.path().join(format!("downloads-{case}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    b.download_to(&dir).await;
+    b.click("#receipt").await;
+    let path = dir.join(format!("custos-receipt-{case}.json"));
+    for _ in 0..100 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let receipt: custos::client::flows::ReceiptFile =
+        serde_json::from_slice(&std::fs::read(&path).expect("the receipt was downloaded")).unwrap();
+    assert_eq!(receipt.case_id, case);
+    assert_eq!(receipt.vkey, v.log.vkey());
+    let events: Vec<_> = receipt
+        .receipts
+        .iter()
+        .map(|r| custos::custody::audit::verify_receipt(r, &v.log).unwrap().0)
+        .collect();
+    assert_eq!(events[0].action, custos::custody::Action::CaseCreated);
+    assert!(events.iter().all(|e| e.case == case));
+    let stored = events
+        .iter()
+        .filter(|e| e.action == custos::custody::Action::ObjectStored)
+        .count();
+    let detail = v.client().case(v.lawyer.signing_key(), case).await.unwrap();
+    assert_eq!(stored, detail.objects.len());
+    assert_eq!(stored + 1, events.len());
+}
+
 struct Answers {
     fields: Vec<(&'static str, String)>,
     consent: bool,
@@ -176,6 +211,13 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
         b.screenshot(360, &shots.join(format!("{lang}-done-360.png"))).await;
         b.screenshot(1280, &shots.join(format!("{lang}-done-1280.png"))).await;
         let codename = Codename::parse(&codename).expect("the page shows a valid codename");
+        check_receipt_download(&b, &v, &case).await;
+        // Nothing of the visit is left in the browser's storage.
+        assert_eq!(
+            b.eval("return [localStorage.length, sessionStorage.length, document.cookie]")
+                .await,
+            serde_json::json!([0, 0, ""])
+        );
 
         // The lawyer's CLI decrypts exactly what was typed and attached.
         let (_, got) = lawyer_get(&v, &case);

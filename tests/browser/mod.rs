@@ -238,6 +238,15 @@ impl Browser {
         .await
     }
 
+    /// Let downloads land in `dir`.
+    pub async fn download_to(&self, dir: &Path) {
+        self.cdp(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": dir.to_str().unwrap()}),
+        )
+        .await;
+    }
+
     /// A screenshot of the whole page as it lays out at `width` CSS pixels
     /// (a phone at 360, a laptop at 1280), written to `path`.
     pub async fn screenshot(&self, width: u32, path: &Path) {

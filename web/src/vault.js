@@ -69,17 +69,20 @@ class SigningRequest {
   async send(body = null) {
     const method = this.getMethod();
     let bytes = null;
+    let digest = null;
     if (body !== null && body !== undefined) {
       bytes = new Uint8Array(body instanceof Blob ? await body.arrayBuffer() : body);
-      this.inner.setHeader("Upload-Checksum", `sha256 ${p.base64.encode(p.sha256(bytes))}`);
+      const hash = p.base64.encode(p.sha256(bytes));
+      this.inner.setHeader("Upload-Checksum", `sha256 ${hash}`);
+      digest = `sha-256=:${hash}:`;
     } else if (method === "POST" || method === "PATCH") {
-      bytes = new Uint8Array(0);
+      digest = p.contentDigest(new Uint8Array(0));
     }
     const covered = {};
     for (const h of ["upload-length", "upload-offset"]) {
       if (h in this.headers) covered[h] = this.headers[h];
     }
-    const signed = p.signatureHeaders(this.keys, method, this.getURL(), bytes, covered);
+    const signed = p.signDigest(this.keys, method, this.getURL(), digest, covered);
     for (const [name, value] of Object.entries(signed)) this.inner.setHeader(name, value);
     return this.inner.send(bytes && bytes.length > 0 ? bytes : null);
   }
