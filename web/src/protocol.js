@@ -410,13 +410,16 @@ export async function sealLabel(label, caseRecipient) {
 const BLOB_PART = 16 * 1024 * 1024;
 
 /**
- * Encrypt a Blob or File to the recipients as a stream. Returns the
- * ciphertext as a Blob and its SHA-256 in hex (the object id).
+ * Encrypt a Blob or File to the recipients as a stream, reporting the
+ * fraction done. Returns the ciphertext as a Blob and its SHA-256 in hex
+ * (the object id).
  */
-export async function encryptBlob(blob, recipients) {
+export async function encryptBlob(blob, recipients, onProgress) {
   const e = new age.Encrypter();
   for (const r of recipients) e.addRecipient(r);
   const stream = await e.encrypt(blob.stream());
+  const total = stream.size(blob.size);
+  let encrypted = 0;
   const reader = stream.getReader();
   const hash = sha256.create();
   const blobs = [];
@@ -426,6 +429,8 @@ export async function encryptBlob(blob, recipients) {
     const { done, value } = await reader.read();
     if (done) break;
     hash.update(value);
+    encrypted += value.length;
+    if (onProgress) onProgress(encrypted / total);
     pending.push(value);
     pendingLen += value.length;
     if (pendingLen >= BLOB_PART) {

@@ -91,10 +91,13 @@ class SigningRequest {
 /**
  * Encrypt `blob` to `recipients`, upload it to the case with tus, commit it
  * under its label, and check the receipt names exactly that ciphertext.
- * `onProgress(fraction)` follows the upload.
+ * `onPhase` hears "encrypt" then "upload"; `onProgress(fraction)` follows
+ * each.
  */
-export async function storeObject({ keys, caseId, vkey, caseRecipient, alsoTo = [], blob, label, onProgress }) {
-  const { blob: ciphertext, sha256 } = await p.encryptBlob(blob, [caseRecipient, ...alsoTo]);
+export async function storeObject({ keys, caseId, vkey, caseRecipient, alsoTo = [], blob, label, onProgress, onPhase }) {
+  if (onPhase) onPhase("encrypt");
+  const { blob: ciphertext, sha256 } = await p.encryptBlob(blob, [caseRecipient, ...alsoTo], onProgress);
+  if (onPhase) onPhase("upload");
   const sealed = await p.sealLabel(label, caseRecipient);
   const url = await new Promise((resolve, reject) => {
     const upload = new Upload(ciphertext, {
@@ -182,7 +185,6 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
   if (onCreated) onCreated({ caseId: created.case_id, codename });
   const receipts = [created.receipt];
   for (const [i, item] of items.entries()) {
-    onStage("upload", i);
     receipts.push(
       await storeObject({
         keys: opener,
@@ -192,6 +194,7 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
         blob: item.blob,
         label: item.label,
         onProgress: (f) => onProgress(i, f),
+        onPhase: (phase) => onStage(phase, i),
       }),
     );
   }

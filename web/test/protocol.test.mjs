@@ -95,3 +95,19 @@ test("the public RFC 6962 inclusion vectors pass and their broken forms fail", a
   }
   assert.ok(good > 0);
 });
+
+test("files encrypt as a stream to what age decrypts, with their hash and progress", async () => {
+  const { identity, recipient } = await p.generateKey();
+  // Three and a bit age chunks of 64 KiB.
+  const plain = new Uint8Array(200_000);
+  for (let i = 0; i < plain.length; i += 50_000) crypto.getRandomValues(plain.subarray(i, i + 50_000));
+  const seen = [];
+  const { blob, sha256 } = await p.encryptBlob(new Blob([plain]), [recipient], (f) => seen.push(f));
+  const ciphertext = new Uint8Array(await blob.arrayBuffer());
+  assert.equal(sha256, p.hex.encode(p.sha256(ciphertext)));
+  assert.deepEqual(await p.decryptBytes(ciphertext, identity), plain);
+  assert.equal(seen.at(-1), 1);
+  assert.ok(seen.every((f, i) => i === 0 || f >= seen[i - 1]));
+  const other = await p.generateKey();
+  await assert.rejects(p.decryptBytes(ciphertext, other.identity));
+});
