@@ -200,6 +200,22 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
         b.goto(&format!("{}/{lang}/", v.url)).await;
         let strings = custos::web::strings(lang).unwrap();
         assert_eq!(b.text("h1").await, strings["title"], "{lang} page");
+        // Every control has a label, and no tabindex reorders the focus
+        // (it follows the reading order).
+        assert_eq!(
+            b.eval(
+                "return [...document.querySelectorAll('input, textarea, select, button')]
+                   .filter(e => e.tagName !== 'BUTTON' && e.labels.length === 0).map(e => e.id)"
+            )
+            .await,
+            serde_json::json!([]),
+            "{lang}: controls without a label"
+        );
+        assert_eq!(
+            b.eval("return document.querySelectorAll('[tabindex]:not([tabindex=\"-1\"])').length")
+                .await,
+            0
+        );
         b.screenshot(360, &shots.join(format!("{lang}-form-360.png"))).await;
         b.screenshot(1280, &shots.join(format!("{lang}-form-1280.png"))).await;
 
@@ -207,6 +223,8 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
         let evidence = v.file(&format!("photo-{lang}.jpg"), &util::bytes(n as u64, 300_000 + n * 7));
         let medical = v.file(&format!("справка-{lang}.pdf"), &util::bytes(10 + n as u64, 20_000));
         fill(&b, &a, &[&evidence], &[&medical]).await;
+        assert_eq!(b.text("#evidence-files-chosen").await, format!("photo-{lang}.jpg"));
+        assert_eq!(b.text("#medical-files-chosen").await, format!("справка-{lang}.pdf"));
         let (codename, case) = submit_and_wait(&b).await;
         b.screenshot(360, &shots.join(format!("{lang}-done-360.png"))).await;
         b.screenshot(1280, &shots.join(format!("{lang}-done-1280.png"))).await;

@@ -144,6 +144,7 @@ function showDone(result) {
   // The form held the account of events; clear it so that it is not left
   // on the screen or in the browser's form memory.
   $("submit-form").reset();
+  for (const id of ["medical-files", "evidence-files"]) showChosen($(id));
 }
 
 let session = null;
@@ -209,6 +210,7 @@ async function onAdd(ev) {
       });
     }
     $("add-files").value = "";
+    showChosen($("add-files"));
     session = await vault.openCase($("return-codename").value, session.caseId);
     await renderSession();
     $("return-status").textContent += " " + t("added_ok");
@@ -231,8 +233,17 @@ async function onWithdraw(ev) {
   }
 }
 
+/** Say which files a picker holds, in the page's language. */
+function showChosen(input) {
+  const names = Array.from(input.files).map((f) => f.name);
+  $(`${input.id}-chosen`).textContent = names.length ? names.join(", ") : t("no_files");
+}
+
 function start() {
   $("app").hidden = false;
+  for (const input of document.querySelectorAll(".file input")) {
+    input.addEventListener("change", () => showChosen(input));
+  }
   $("submit-form").addEventListener("submit", onSubmit);
   $("return-form").addEventListener("submit", onOpen);
   $("add-form").addEventListener("submit", onAdd);
