@@ -433,6 +433,37 @@ async fn with_javascript_off_the_page_says_why_in_its_language() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_vault_is_unreachable_the_page_says_so_in_its_language_and_keeps_the_text() {
+    let mut v = TestVault::start().await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/ru/", v.url)).await;
+    v.stop().await;
+    let text = "Меня били в отделе. Это не должно потеряться.";
+    b.type_into("#what_happened", text).await;
+    b.click("#send").await;
+    let strings = custos::web::strings("ru").unwrap();
+    let mut shown = String::new();
+    for _ in 0..150 {
+        shown = b.text("#form-error").await;
+        if !shown.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(shown.starts_with(&strings["error_network"]), "{shown}");
+    assert!(shown.contains(&strings["error_detail_label"]), "{shown}");
+    // Back on the form, with what was typed still there.
+    assert_eq!(
+        b.eval("return document.getElementById('what_happened').value").await,
+        text
+    );
+    assert_eq!(
+        b.eval("return document.getElementById('submit-view').hidden").await,
+        false
+    );
+}
+
 #[tokio::test]
 async fn the_page_sends_strict_headers_in_each_language() {
     let v = TestVault::start().await;

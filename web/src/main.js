@@ -3,6 +3,7 @@
 // itself (the server renders each language), so no text is English by
 // accident. Protocol work is in vault.js and protocol.js.
 
+import { ApiError } from "./protocol.js";
 import * as vault from "./vault.js";
 
 const $ = (id) => document.getElementById(id);
@@ -30,10 +31,35 @@ function route() {
   }
 }
 
+/** Which translated message fits an error. */
+function errorKey(e) {
+  const status = e instanceof ApiError ? e.status : e?.originalResponse?.getStatus?.();
+  if (status === 413) return "error_too_large";
+  if (status === 429 || status >= 500) return "error_server";
+  // fetch fails with a TypeError, tus-js-client with its own error once
+  // its retries are spent: either way the network went away.
+  if (e instanceof TypeError || (!status && String(e?.message).startsWith("tus:"))) return "error_network";
+  return "error_generic";
+}
+
+/**
+ * Show an error in the page's language. The technical detail, which is
+ * English, follows in small print, marked as English for screen readers.
+ */
 function fail(where, e) {
   const el = $(where);
   el.hidden = false;
-  el.textContent = e instanceof vault.NoSuchCase ? t("no_such_case") : t("error_generic", { detail: e.message || e });
+  if (e instanceof vault.NoSuchCase) {
+    el.textContent = t("no_such_case");
+  } else {
+    const detail = document.createElement("small");
+    detail.className = "detail";
+    const code = document.createElement("span");
+    code.lang = "en";
+    code.textContent = e?.message || String(e);
+    detail.append(t("error_detail_label"), " ", code);
+    el.replaceChildren(t(errorKey(e)), " ", detail);
+  }
   el.focus();
 }
 
