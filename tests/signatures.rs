@@ -206,15 +206,16 @@ async fn a_refused_nonce_is_not_spent() {
 }
 
 #[tokio::test]
-async fn behind_a_proxy_signatures_are_checked_against_the_public_url() {
+async fn behind_a_proxy_signatures_are_checked_against_the_public_urls() {
     let mut v = TestVault::start().await;
     v.stop().await;
     // Serve the same vault as if behind a TLS proxy at a public name.
     let vault = custos::vault::open(&v.data_dir()).unwrap();
     let public = "https://vault.example.org";
+    let onion = "http://custosexampleonionaddressxxxxxxxxxxxxxxxxxxxxxxxxxx.onion";
     let state = std::sync::Arc::new(custos::api::AppState {
         vault,
-        public_url: Some(public.into()),
+        public_urls: vec![public.into(), onion.into()],
         witnesses: Default::default(),
         stamp_bits: 0,
     });
@@ -226,6 +227,12 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_url() {
     let for_public = signed(&v.lawyer, &Method::GET, &format!("{public}/v1/cases"), None, now());
     assert_eq!(
         raw(&local, Method::GET, "/v1/cases", &for_public, None).await.0,
+        StatusCode::OK
+    );
+    // The same vault reached as an onion service: signed for that address.
+    let for_onion = signed(&v.lawyer, &Method::GET, &format!("{onion}/v1/cases"), None, now());
+    assert_eq!(
+        raw(&local, Method::GET, "/v1/cases", &for_onion, None).await.0,
         StatusCode::OK
     );
     // Signed for the local address: not what clients of this vault sign.

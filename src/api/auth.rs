@@ -23,10 +23,10 @@ pub fn unix_now() -> i64 {
 
 /// The full URI the client signed: the configured public URL, or the
 /// request's own authority, plus path and query.
-fn target_uri(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<String, ApiError> {
+fn target_uris(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    if let Some(base) = &state.public_url {
-        return Ok(format!("{base}{path}"));
+    if !state.public_urls.is_empty() {
+        return Ok(state.public_urls.iter().map(|base| format!("{base}{path}")).collect());
     }
     let host = headers
         .get("host")
@@ -34,7 +34,7 @@ fn target_uri(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<String
         .map(str::to_owned)
         .or_else(|| uri.authority().map(|a| a.to_string()))
         .ok_or_else(|| ApiError::BadRequest("request has no Host".into()))?;
-    Ok(format!("http://{host}{path}"))
+    Ok(vec![format!("http://{host}{path}")])
 }
 
 /// Headers whose value changes what a request does; whenever one is sent,
@@ -77,7 +77,8 @@ pub fn authenticate(
     for c in &params.components {
         values.push(match c.as_str() {
             "@method" => method.as_str().to_owned(),
-            "@target-uri" => target_uri(state, uri, headers)?,
+            // Filled in below, once per address the vault is reached at.
+            "@target-uri" => String::new(),
             header => headers
                 .get(header)
                 .and_then(|v| v.to_str().ok())
@@ -136,13 +137,26 @@ pub fn authenticate(
         return Err(ApiError::UnknownKey);
     };
 
-    let stored = SignedRequest {
+    // The request must be signed for one of the vault's addresses; the
+    // stored request names the one it was signed for.
+    let uri_slot = params.components.iter().position(|c| c == "@target-uri");
+    let mut stored = SignedRequest {
         params: params_text,
         values,
         signature: sig_b64,
         body: None,
     };
-    stored.verify(&key)?;
+    let mut verified = Err(SignatureError::Invalid);
+    for candidate in target_uris(state, uri, headers)? {
+        if let Some(i) = uri_slot {
+            stored.values[i] = candidate;
+        }
+        verified = stored.verify(&key);
+        if verified.is_ok() {
+            break;
+        }
+    }
+    verified?;
     // Only a verified request may spend its nonce, so nobody can burn
     // another client's nonces.
     if !state

@@ -70,9 +70,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
 pub struct AppState {
     /// The vault.
     pub vault: Vault,
-    /// Public base URL (scheme and authority) clients sign against, when the
-    /// server runs behind a proxy; otherwise the request's Host is used.
-    pub public_url: Option<String>,
+    /// Public base URLs (scheme and authority) clients sign against, when
+    /// the server runs behind a proxy, an onion service or both; a request
+    /// must be signed for one of them. Empty: the request's Host is used.
+    pub public_urls: Vec<String>,
     /// Proof-of-work difficulty for opening a case (leading zero bits).
     pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.

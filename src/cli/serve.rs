@@ -26,9 +26,11 @@ pub struct Serve {
     /// Address to listen on.
     #[arg(long, env = "CUSTOS_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Public base URL clients use (scheme://host[:port]) when behind a proxy.
-    #[arg(long, env = "CUSTOS_PUBLIC_URL")]
-    public_url: Option<String>,
+    /// Public base URL clients use (scheme://host[:port]) when behind a
+    /// proxy or an onion service; repeat it for a vault reached at several
+    /// addresses (in the env variable, separate them with commas).
+    #[arg(long, env = "CUSTOS_PUBLIC_URL", value_delimiter = ',')]
+    public_url: Vec<String>,
     /// Run a demo vault in ./custos-dev with demo identities, ready to try.
     #[arg(long, conflicts_with = "data")]
     dev: bool,
@@ -56,7 +58,11 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     let vkey = vault.description.vkey.clone();
     let state = Arc::new(AppState {
         vault,
-        public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+        public_urls: args
+            .public_url
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect(),
         witnesses: crate::witness::push::Witnesses::new(args.witnesses),
         stamp_bits: args.stamp_bits,
     });

@@ -97,7 +97,7 @@ impl TestVault {
         let vault = custos::vault::open(&self.data_dir()).unwrap();
         let state = Arc::new(AppState {
             vault,
-            public_url: None,
+            public_urls: Vec::new(),
             witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
             stamp_bits: self.stamp_bits,
         });

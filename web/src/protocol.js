@@ -304,10 +304,10 @@ export function verifyInclusion(index, size, leaf, proof, root) {
 
 /**
  * Check a receipt as the Rust client does: the checkpoint is signed by the
- * log key, the event is in it, and it is the expected action. Returns the
- * event.
+ * log key, the event is in it, and it is the expected action (of the
+ * expected case, when given). Returns the event.
  */
-export function checkReceipt(receipt, vkey, action) {
+export function checkReceipt(receipt, vkey, action, caseId) {
   const cp = verifyCheckpoint(receipt.checkpoint, vkey);
   const bytes = base64.decode(receipt.event);
   const leaf = sha256(concat(Uint8Array.of(0), bytes));
@@ -317,6 +317,7 @@ export function checkReceipt(receipt, vkey, action) {
   }
   const event = JSON.parse(new TextDecoder().decode(bytes));
   if (event.action !== action) throw new Error(`the receipt is for ${event.action}, expected ${action}`);
+  if (caseId !== undefined && event.case !== caseId) throw new Error("the receipt is for another case");
   return event;
 }
 

@@ -116,7 +116,7 @@ export async function storeObject({ keys, caseId, vkey, caseRecipient, alsoTo = 
   const path = new URL(url).pathname;
   const committed = await (await p.call("POST", `${path}/commit`, { keys, json: { sha256, label: sealed } })).json();
   if (committed.object_id !== sha256) throw new Error("the vault stored a different object than was sent");
-  p.checkReceipt(committed.receipt, vkey, "object_stored");
+  p.checkReceipt(committed.receipt, vkey, "object_stored", caseId);
   return committed.receipt;
 }
 
@@ -181,7 +181,7 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
   const created = await (
     await p.call("POST", "/v1/cases", { keys: opener, raw: body, headers: { "custos-stamp": stamp } })
   ).json();
-  p.checkReceipt(created.receipt, params.vkey, "case_created");
+  p.checkReceipt(created.receipt, params.vkey, "case_created", created.case_id);
   if (onCreated) onCreated({ caseId: created.case_id, codename });
   const receipts = [created.receipt];
   for (const [i, item] of items.entries()) {
@@ -262,5 +262,5 @@ export async function withdraw(session) {
   const body = await (
     await p.call("POST", `/v1/cases/${session.caseId}/withdraw`, { keys: session.keys, json: {} })
   ).json();
-  p.checkReceipt(body.receipt, session.params.vkey, "withdrawn");
+  p.checkReceipt(body.receipt, session.params.vkey, "withdrawn", session.caseId);
 }
