@@ -91,6 +91,33 @@ impl Env {
         self.ok(&args);
     }
 
+    /// Run under a pseudo-terminal (util-linux `script`), as a person at a
+    /// terminal would; returns everything the terminal showed.
+    fn in_terminal(&self, args: &[&str]) -> String {
+        let line = std::iter::once(BIN)
+            .chain(args.iter().copied())
+            .map(|a| {
+                assert!(!a.contains('\''), "plain arguments only");
+                format!("'{a}'")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(self.dir.path())
+            .env("CUSTOS_CONFIG_DIR", self.path("config"))
+            .env("CUSTOS_SERVER", &self.server)
+            .env_remove("CUSTOS_IDENTITY")
+            .env_remove("CUSTOS_PASSPHRASE")
+            .env_remove("CUSTOS_QUIET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux script runs");
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "custos {args:?} on a terminal failed: {shown}");
+        shown
+    }
+
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -660,4 +687,45 @@ fn init_reads_admin_cards_from_keys_admins_when_none_are_given() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no admin cards"));
     assert!(!empty.path("vault").exists());
+}
+
+#[test]
+fn long_transfers_show_a_progress_bar_on_a_terminal_only() {
+    let mut env = Env::new();
+    env.identities_and_vault(&["admin", "lawyer"]);
+    let (_server, url, _log) = start_server(&env, &env.path("vault"));
+    env.server = url;
+    env.register("lawyer");
+    std::fs::write(env.path("statement.txt"), "what happened").unwrap();
+    let video: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(env.path("video.mp4"), &video).unwrap();
+    let submit = ["submit", "--statement", "statement.txt", "--evidence", "video.mp4"];
+
+    // Not a terminal: no bar, whatever the size.
+    let mut args = vec!["--json"];
+    args.extend_from_slice(&submit);
+    let out = env.run(&args);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('%') && !stderr.contains('\r'), "{stderr}");
+    let case: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let case = case["case_id"].as_str().unwrap().to_owned();
+
+    // On a terminal: one bar, for the 6 MiB upload and not the tiny
+    // statement, ending at 100%.
+    let shown = env.in_terminal(&submit);
+    assert!(shown.contains("upload   ["), "{shown}");
+    assert_eq!(shown.matches("100%").count(), 1, "{shown}");
+    assert!(shown.contains("6.00 MiB of 6.00 MiB"), "{shown}");
+    // --quiet: none.
+    let mut quiet = vec!["--quiet"];
+    quiet.extend_from_slice(&submit);
+    assert!(!env.in_terminal(&quiet).contains('%'));
+
+    // Downloads too.
+    let shown = env.in_terminal(&["--identity", "lawyer", "get", &case, "--out", "got"]);
+    assert!(shown.contains("download [") && shown.contains("100%"), "{shown}");
+    assert_eq!(std::fs::read(env.path("got/video.mp4")).unwrap(), video);
 }

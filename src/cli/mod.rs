@@ -4,6 +4,7 @@
 
 mod admin;
 mod auditor;
+pub mod bar;
 mod keys;
 mod lawyer;
 mod serve;
@@ -38,6 +39,10 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Show no progress bars (they are shown on stderr, only when it is a
+    /// terminal, for transfers of 4 MiB or more).
+    #[arg(long, short, global = true, env = "CUSTOS_QUIET")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,6 +125,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         server: cli.server.clone(),
         identity: cli.identity.clone(),
         json: cli.json,
+        progress: !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match cli.command {
         Command::Keygen(c) => keys::keygen(&ctx, c),
@@ -146,11 +152,18 @@ struct Ctx {
     server: String,
     identity: Option<PathBuf>,
     json: bool,
+    /// Draw progress bars for long transfers.
+    progress: bool,
 }
 
 impl Ctx {
     fn client(&self) -> Result<Client, ClientError> {
-        Client::new(&self.server)
+        let client = Client::new(&self.server)?;
+        Ok(if self.progress {
+            client.with_progress(std::sync::Arc::new(bar::TerminalBar))
+        } else {
+            client
+        })
     }
 
     fn load_identity(&self) -> anyhow::Result<Identity> {

@@ -5,6 +5,7 @@
 
 pub mod export;
 pub mod flows;
+pub mod progress;
 pub mod submitter;
 pub mod trust;
 
@@ -92,6 +93,7 @@ pub struct RequestParts {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    progress: progress::Sink,
 }
 
 impl Client {
@@ -101,7 +103,14 @@ impl Client {
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            progress: progress::Sink::default(),
         })
+    }
+
+    /// Report uploads and downloads to `progress` (the CLI's bar).
+    pub fn with_progress(mut self, progress: std::sync::Arc<dyn progress::Progress>) -> Self {
+        self.progress = progress::Sink(Some(progress));
+        self
     }
 
     /// The base URL.
@@ -334,6 +343,7 @@ impl Client {
         let mut file = std::fs::File::open(path)?;
         let length = file.metadata()?.len();
         let upload = self.create_upload(key, case_id, length).await?;
+        let mut meter = self.progress.begin("upload", length);
         let mut offset = 0u64;
         while offset < length {
             let mut buf = Vec::with_capacity(PATCH_SIZE);
@@ -341,8 +351,11 @@ impl Client {
             if buf.is_empty() {
                 return Err(ClientError::Verify("file shrank during upload".into()));
             }
-            offset = self.patch(key, &upload, offset, buf).await?;
+            let next = self.patch(key, &upload, offset, buf).await?;
+            meter.advance(next.saturating_sub(offset));
+            offset = next;
         }
+        drop(meter);
         self.commit(
             key,
             &upload,
@@ -400,9 +413,11 @@ impl Client {
             .and_then(|v| serde_json::from_slice::<Receipt>(&v).ok())
             .ok_or_else(|| ClientError::Verify("download without a receipt".into()))?;
         let mut hasher = Sha256::new();
+        let mut meter = self.progress.begin("download", resp.content_length().unwrap_or(0));
         while let Some(chunk) = resp.chunk().await? {
             hasher.update(&chunk);
             out.write_all(&chunk)?;
+            meter.advance(chunk.len() as u64);
         }
         Ok((receipt, hex::encode(hasher.finalize())))
     }
