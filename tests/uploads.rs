@@ -220,3 +220,62 @@ fn status(e: &custos::client::ClientError) -> u16 {
         other => panic!("not an API error: {other}"),
     }
 }
+
+#[tokio::test]
+async fn uploads_that_stop_moving_expire_and_the_others_stay() {
+    let mut v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let stalled = client.create_upload(key, &s.case_id, 1000).await.unwrap();
+    client.patch(key, &stalled, 0, bytes(3, 400)).await.unwrap();
+    let moving = client.create_upload(key, &s.case_id, 1000).await.unwrap();
+
+    // tus expiration: the server says when each upload will be dropped.
+    let parts = RequestParts {
+        headers: vec![("tus-resumable", "1.0.0".into())],
+        ..Default::default()
+    };
+    let head = client.send(Some(key), Method::HEAD, &stalled, parts).await.unwrap();
+    let expires = head.headers()["upload-expires"].to_str().unwrap().to_owned();
+    let when = time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc2822).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ttl = custos::store::UPLOAD_TTL_SECS;
+    assert!((when.unix_timestamp() - (now + ttl)).abs() <= 5, "{expires}");
+
+    // A week later one of them has moved on; the other has not.
+    v.stop().await;
+    let vault = custos::vault::open(&v.data_dir()).unwrap();
+    assert_eq!(
+        custos::api::expire_uploads(&vault.store, now + ttl - 60).await.unwrap(),
+        0
+    );
+    let mut record: custos::store::UploadRecord = vault
+        .store
+        .get_json(custos::store::T::Uploads, moving.rsplit('/').next().unwrap())
+        .unwrap()
+        .unwrap();
+    record.touched = now + ttl - 60;
+    let mut batch = custos::store::Batch::default();
+    batch.put_json(
+        custos::store::T::Uploads,
+        moving.rsplit('/').next().unwrap().as_bytes(),
+        &record,
+    );
+    vault.store.apply(&vault.store.writer().await, batch).unwrap();
+    assert_eq!(
+        custos::api::expire_uploads(&vault.store, now + ttl + 1).await.unwrap(),
+        1
+    );
+    drop(vault);
+    v.serve().await;
+
+    let client = v.client();
+    let gone = client.upload_offset(key, &stalled).await.unwrap_err();
+    assert_eq!(status(&gone), 404);
+    assert_eq!(client.upload_offset(key, &moving).await.unwrap(), 0);
+    // The case and what it held are untouched.
+    let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
+    assert_eq!(detail.objects.len(), 1);
+}

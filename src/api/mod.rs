@@ -7,6 +7,8 @@ pub mod auth;
 pub mod error;
 mod handlers;
 mod uploads;
+
+pub use uploads::expire_uploads;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -140,6 +142,11 @@ pub async fn serve(
                 tick.tick().await;
                 if let Err(e) = state.vault.store.prune_nonces(auth::unix_now()) {
                     tracing::warn!(error = %e, "could not prune expired nonces");
+                }
+                match expire_uploads(&state.vault.store, auth::unix_now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads = n, "dropped uploads that expired"),
+                    Err(e) => tracing::warn!(error = %e, "could not drop expired uploads"),
                 }
             }
         })

@@ -1,4 +1,4 @@
-//! tus 1.0 uploads (core, creation, checksum, termination), each request
+//! tus 1.0 uploads (core, creation, checksum, termination, expiration), each request
 //! signed, and the custos commit that turns a complete upload into a
 //! content-addressed object once its SHA-256 matches what the client named.
 
@@ -30,6 +30,57 @@ fn tus_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// tus expiration: when the upload is dropped unless it moves on, as an
+/// HTTP date (RFC 9110 IMF-fixdate).
+fn expires_header(resp: &mut Response, u: &UploadRecord) {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(u.expires()) else {
+        return;
+    };
+    let date = format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        &t.weekday().to_string()[..3],
+        t.day(),
+        &t.month().to_string()[..3],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        resp.headers_mut().insert("upload-expires", v);
+    }
+}
+
+/// Drop every upload that has not moved for
+/// [`UPLOAD_TTL_SECS`](crate::store::UPLOAD_TTL_SECS) by `now`,
+/// as a termination would; returns how many. The server runs this every
+/// minute. The ciphertext chunks stay until a chunk collector exists (they
+/// are content-addressed and may be shared with stored objects).
+pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
+    let mut expired = 0;
+    {
+        let guard = store.writer().await;
+        let mut batch = Batch::default();
+        for item in store.tree(T::Uploads).iter() {
+            let (key, value) = item?;
+            let Ok(u) = serde_json::from_slice::<UploadRecord>(&value) else {
+                continue;
+            };
+            if u.expires() <= now {
+                remove_upload(&mut batch, &String::from_utf8_lossy(&key), &u);
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            store.apply(&guard, batch)?;
+        }
+    }
+    if expired > 0 {
+        store.flush().await?;
+    }
+    Ok(expired)
 }
 
 fn check_tus(headers: &HeaderMap) -> Result<()> {
@@ -75,7 +126,7 @@ pub(super) async fn options() -> Response {
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
     h.insert(
         "tus-extension",
-        HeaderValue::from_static("creation,checksum,termination"),
+        HeaderValue::from_static("creation,checksum,termination,expiration"),
     );
     h.insert("tus-max-size", HeaderValue::from(MAX_UPLOAD_LENGTH));
     h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
@@ -115,6 +166,7 @@ pub(super) async fn create(
         chunks: 0,
         owner: actor.key_id().clone(),
         created: unix_now(),
+        touched: 0,
     };
     let store = &state.vault.store;
     {
@@ -130,6 +182,7 @@ pub(super) async fn create(
     resp.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
     resp.headers_mut().insert("upload-offset", HeaderValue::from(0u64));
+    expires_header(&mut resp, &record);
     Ok(resp)
 }
 
@@ -146,6 +199,7 @@ pub(super) async fn head(
     tus_headers(&mut resp);
     resp.headers_mut().insert("upload-offset", HeaderValue::from(u.offset));
     resp.headers_mut().insert("upload-length", HeaderValue::from(u.length));
+    expires_header(&mut resp, &u);
     Ok(resp)
 }
 
@@ -201,7 +255,7 @@ pub(super) async fn patch(
     for piece in body.chunks(CHUNK_SIZE) {
         hashes.push(store.put_chunk(piece)?);
     }
-    let new_offset = {
+    let moved = {
         let guard = store.writer().await;
         let mut u = load_upload(&state, &case_id, &upload_id, &actor)?;
         if u.offset != offset {
@@ -216,15 +270,17 @@ pub(super) async fn patch(
             u.chunks += 1;
         }
         u.offset += body.len() as u64;
+        u.touched = unix_now();
         batch.put_json(T::Uploads, upload_id.as_bytes(), &u);
         store.apply(&guard, batch)?;
-        u.offset
+        u
     };
     store.flush().await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     tus_headers(&mut resp);
     resp.headers_mut()
-        .insert("upload-offset", HeaderValue::from(new_offset));
+        .insert("upload-offset", HeaderValue::from(moved.offset));
+    expires_header(&mut resp, &moved);
     Ok(resp)
 }
 

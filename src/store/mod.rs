@@ -242,6 +242,21 @@ pub struct UploadRecord {
     pub owner: KeyId,
     /// Unix time of creation.
     pub created: i64,
+    /// Unix time of the last accepted PATCH (0 before the first).
+    #[serde(default)]
+    pub touched: i64,
+}
+
+/// How long an upload may sit without progress before it is dropped: a
+/// week, so that someone cut off can come back days later, while abandoned
+/// partial ciphertext does not pile up for ever.
+pub const UPLOAD_TTL_SECS: i64 = 7 * 24 * 3600;
+
+impl UploadRecord {
+    /// When this upload expires unless it moves on (Unix time).
+    pub fn expires(&self) -> i64 {
+        self.created.max(self.touched) + UPLOAD_TTL_SECS
+    }
 }
 
 /// The narrow interface of the ciphertext chunk store, so that a filesystem
