@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use custos::custody::checkpoint::LogVerifier;
 
+mod proxy;
+
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// A server process that is killed when the test ends, however it ends.
@@ -728,4 +730,86 @@ fn long_transfers_show_a_progress_bar_on_a_terminal_only() {
     let shown = env.in_terminal(&["--identity", "lawyer", "get", &case, "--out", "got"]);
     assert!(shown.contains("download [") && shown.contains("100%"), "{shown}");
     assert_eq!(std::fs::read(env.path("got/video.mp4")).unwrap(), video);
+}
+
+/// `custos submit` killed in the middle of a large upload, then run again
+/// with the same arguments, finishes the same case from the vault's offset.
+#[test]
+fn a_killed_submission_resumes_from_the_vaults_offset_when_run_again() {
+    const VIDEO: usize = 40 << 20;
+    let mut env = Env::new();
+    env.identities_and_vault(&["admin", "lawyer"]);
+    let (_server, url, _log) = start_server(&env, &env.path("vault"));
+    env.server = url.clone();
+    env.register("lawyer");
+    std::fs::write(env.path("statement.txt"), "They filmed it.").unwrap();
+    let video: Vec<u8> = (0..VIDEO as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(env.path("video.mp4"), &video).unwrap();
+
+    // The client talks to the vault through a proxy that counts its bytes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(proxy::CutProxy::start(url.trim_start_matches("http://"), u64::MAX));
+    env.server = proxy.url.clone();
+    let args = [
+        "--json",
+        "submit",
+        "--statement",
+        "statement.txt",
+        "--evidence",
+        "video.mp4",
+    ];
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while proxy.sent() < 16 << 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the submission ended before it was killed"
+        );
+        assert!(std::time::Instant::now() < deadline, "the upload did not get going");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = proxy.sent();
+    let journals = std::fs::read_dir(env.path("config/resume")).unwrap().count();
+    assert_eq!(journals, 1, "the killed submission left its journal");
+
+    // The same command again: it resumes, it does not start over.
+    let sub = env.json(&args[1..]);
+    let again = proxy.sent() - before;
+    assert!(
+        again < (VIDEO - (8 << 20)) as u64,
+        "the second run sent {again} bytes for a {VIDEO}-byte file: it restarted"
+    );
+    assert!(
+        std::fs::read_dir(env.path("config/resume")).unwrap().next().is_none(),
+        "a finished submission keeps no journal"
+    );
+
+    // One case, holding the whole file; the codename from the first run
+    // opens it.
+    let case = sub["case_id"].as_str().unwrap();
+    let cases = env.json(&["--identity", "lawyer", "cases"]);
+    assert_eq!(cases.as_array().unwrap().len(), 1, "{cases}");
+    env.ok(&["--identity", "lawyer", "get", case, "--out", "got"]);
+    assert_eq!(std::fs::read(env.path("got/video.mp4")).unwrap(), video);
+    let mut status = env.cmd();
+    status.env("CUSTOS_CODENAME", sub["codename"].as_str().unwrap()).args([
+        "--json",
+        "submitter",
+        "status",
+        "--case",
+        case,
+    ]);
+    let out = status.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("killed after {before} bytes sent; the second run sent {again}");
 }

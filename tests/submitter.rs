@@ -47,10 +47,13 @@ async fn a_follow_up_by_codename_reaches_the_lawyer_and_a_reply_comes_back() {
     // Weeks later the medical report arrives.
     let report = bytes(21, 40_000);
     let receipts = me
-        .add(&[SubmitFile {
-            path: v.file("medical-report.pdf", &report),
-            kind: ObjectKind::Medical,
-        }])
+        .add(
+            &[SubmitFile {
+                path: v.file("medical-report.pdf", &report),
+                kind: ObjectKind::Medical,
+            }],
+            &v.tmp.path().join("trust"),
+        )
         .await
         .unwrap();
     let (event, _) = custos::custody::audit::verify_receipt(&receipts[0], &v.log).unwrap();

@@ -5,14 +5,16 @@
 //! to lawyers; an upload cut mid-file resumes; the page's headers hold.
 
 mod browser;
+mod proxy;
 mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use browser::{screenshot_dir, Browser, CutProxy};
+use browser::{screenshot_dir, Browser};
 use custos::identity::codename::Codename;
+use proxy::CutProxy;
 use serde_json::Value;
 use util::TestVault;
 

@@ -203,7 +203,7 @@ pub(super) async fn submitter(ctx: &Ctx, cmd: SubmitterCmd) -> anyhow::Result<()
                     anyhow::bail!("{} is not a readable file", f.path.display());
                 }
             }
-            let receipts = session.add(&files).await?;
+            let receipts = session.add(&files, TrustStore::default_location().dir()).await?;
             ctx.print(&serde_json::json!({ "case_id": case, "receipts": receipts }), || {
                 let n = receipts.len();
                 format!("added {n} file{} to case {case}", if n == 1 { "" } else { "s" })

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::resume::{FilesDone, Journal, PendingUpload};
 use super::trust::{write_atomically, TrustStore, Trusted};
 use super::{Client, ClientError};
 use crate::api::wire::*;
@@ -100,6 +101,31 @@ fn read_duress_note(text: &[u8]) -> Option<KeyId> {
         .ok()
 }
 
+/// What an unfinished `submit` keeps in its journal: the secrets it cannot
+/// make again (codenames, case key), the case once it exists, and the files'
+/// progress. Zeroized when dropped.
+#[derive(Serialize, Deserialize)]
+struct SubmitState {
+    codename: String,
+    second: String,
+    duress: bool,
+    case_key: String,
+    /// Whether the second codename's key opened the case.
+    opened_by_second: bool,
+    case_id: Option<String>,
+    created: Option<crate::custody::Receipt>,
+    files: FilesDone,
+}
+
+impl Drop for SubmitState {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.codename.zeroize();
+        self.second.zeroize();
+        self.case_key.zeroize();
+    }
+}
+
 /// Submit a case: generate a codename (and, with `duress`, a second one
 /// that works exactly like it but marks any withdrawal as coerced) and a
 /// case key, wrap the case key to the verified intake principals and to both
@@ -109,6 +135,10 @@ fn read_duress_note(text: &[u8]) -> Option<KeyId> {
 /// Every case registers two submitter keys and a note: without `duress` the
 /// second key comes from a codename nobody is shown, so the server cannot
 /// even tell which cases have a duress codename.
+///
+/// Interrupted (a cut connection, a killed process), the same call resumes
+/// from its journal in the trust store's folder: the same case, each upload
+/// from the vault's offset (see [`super::resume`]).
 pub async fn submit(
     client: &Client,
     trust: &TrustStore,
@@ -120,8 +150,33 @@ pub async fn submit(
         return Err(ClientError::Usage("a submission needs a statement".into()));
     }
     let (params, trusted) = trusted_vault(client, trust, explicit).await?;
-    let intake = trusted.verify_intake(&params)?;
-    let (codename, second) = (Codename::generate(), Codename::generate());
+    let what = if duress { "submit --duress" } else { "submit" };
+    let journal = Journal::open(trust.dir(), &super::resume::fingerprint(what, client.base(), files)?)?;
+    let mut state = match journal.load::<SubmitState>()? {
+        Some(state) => state,
+        None => {
+            let state = SubmitState {
+                codename: Codename::generate().expose().to_owned(),
+                second: Codename::generate().expose().to_owned(),
+                duress,
+                case_key: CaseKey::generate().export_secret().to_string(),
+                // Open the case with either key at random: if the real key
+                // always opened it, anyone reading the log could tell a
+                // later action by the other key (a duress withdrawal, say)
+                // from the real submitter's.
+                opened_by_second: rand::random::<bool>(),
+                case_id: None,
+                created: None,
+                files: FilesDone::default(),
+            };
+            // Saved before the case exists, so that a crash from here on
+            // comes back to the same codenames.
+            journal.save(&state)?;
+            state
+        }
+    };
+    let codename = Codename::parse(&state.codename).map_err(|_| verify("the resume journal is damaged"))?;
+    let second = Codename::parse(&state.second).map_err(|_| verify("the resume journal is damaged"))?;
     let origin = params.origin.clone();
     let (keys, second_keys) = tokio::task::spawn_blocking(move || {
         let keys = codename.derive(&origin);
@@ -131,67 +186,95 @@ pub async fn submit(
     .await
     .map_err(|e| verify(format!("key derivation failed: {e}")))?;
     let ((codename, keys), (second, second_keys)) = (keys, second_keys);
-    let case_key = CaseKey::generate();
-    let note_key = CaseKey::generate();
+    let case_key = CaseKey::import_secret(&state.case_key)?;
+    let opener = if state.opened_by_second { &second_keys } else { &keys };
 
-    let mut envelopes = Vec::new();
-    let mut note_envelopes = Vec::new();
-    for p in &intake {
-        envelopes.push(EnvelopeBody {
-            key_id: p.key_id.clone(),
-            envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?),
-        });
-        note_envelopes.push(EnvelopeBody {
-            key_id: p.key_id.clone(),
-            envelope: B64.encode(note_key.wrap(&p.card.age_recipient())?),
-        });
-    }
-    let mut submitter_keys = Vec::new();
-    for k in [&keys, &second_keys] {
-        let recipient = k.age_identity().to_public();
-        envelopes.push(EnvelopeBody {
-            key_id: k.key_id(),
-            envelope: B64.encode(case_key.wrap(&recipient)?),
-        });
-        submitter_keys.push(NewSubmitterKey {
-            verifying_key: B64.encode(k.signing_key().verifying_key().as_bytes()),
-            recipient: recipient.to_string(),
-        });
-    }
-    // An unordered set: do not let the real key always come first.
-    if rand::random::<bool>() {
-        submitter_keys.swap(0, 1);
-    }
-    let note = duress_note(duress.then(|| second_keys.key_id()).as_ref());
-    let req = CreateCase {
-        submitter_keys,
-        case_recipient: case_key.recipient().to_string(),
-        envelopes,
-        note: Some(B64.encode(encrypt_bytes(note.as_bytes(), &[&note_key.recipient()])?)),
-        note_envelopes,
+    let case_id = match &state.case_id {
+        Some(id) => id.clone(),
+        None => {
+            let intake = trusted.verify_intake(&params)?;
+            let note_key = CaseKey::generate();
+            let mut envelopes = Vec::new();
+            let mut note_envelopes = Vec::new();
+            for p in &intake {
+                envelopes.push(EnvelopeBody {
+                    key_id: p.key_id.clone(),
+                    envelope: B64.encode(case_key.wrap(&p.card.age_recipient())?),
+                });
+                note_envelopes.push(EnvelopeBody {
+                    key_id: p.key_id.clone(),
+                    envelope: B64.encode(note_key.wrap(&p.card.age_recipient())?),
+                });
+            }
+            let mut submitter_keys = Vec::new();
+            for k in [&keys, &second_keys] {
+                let recipient = k.age_identity().to_public();
+                envelopes.push(EnvelopeBody {
+                    key_id: k.key_id(),
+                    envelope: B64.encode(case_key.wrap(&recipient)?),
+                });
+                submitter_keys.push(NewSubmitterKey {
+                    verifying_key: B64.encode(k.signing_key().verifying_key().as_bytes()),
+                    recipient: recipient.to_string(),
+                });
+            }
+            // An unordered set: do not let the real key always come first.
+            if rand::random::<bool>() {
+                submitter_keys.swap(0, 1);
+            }
+            let note = duress_note(state.duress.then(|| second_keys.key_id()).as_ref());
+            let req = CreateCase {
+                submitter_keys,
+                case_recipient: case_key.recipient().to_string(),
+                envelopes,
+                note: Some(B64.encode(encrypt_bytes(note.as_bytes(), &[&note_key.recipient()])?)),
+                note_envelopes,
+            };
+            let created = client
+                .create_case(opener.signing_key(), &req, &params.origin, params.stamp_bits)
+                .await?;
+            check_receipt(&created.receipt, &trusted.log, Action::CaseCreated)?;
+            state.case_id = Some(created.case_id.clone());
+            state.created = Some(created.receipt);
+            journal.save(&state)?;
+            created.case_id
+        }
     };
-    // Open the case with either key at random: if the real key always
-    // opened it, anyone reading the log could tell a later action by the
-    // other key (a duress withdrawal, say) from the real submitter's.
-    let opener = if rand::random::<bool>() { &keys } else { &second_keys };
-    let created = client
-        .create_case(opener.signing_key(), &req, &params.origin, params.stamp_bits)
-        .await?;
-    check_receipt(&created.receipt, &trusted.log, Action::CaseCreated)?;
-    let mut receipts = vec![created.receipt];
 
-    for f in files {
-        let committed = upload_encrypted(client, opener.signing_key(), &created.case_id, &case_key, &[], f).await?;
-        receipts.push(committed.receipt);
+    let mut files_done = std::mem::take(&mut state.files);
+    {
+        let mut save = |f: &FilesDone| {
+            state.files = f.clone();
+            journal.save(&state)
+        };
+        upload_files_resumably(
+            client,
+            opener.signing_key(),
+            &case_id,
+            &case_key,
+            files,
+            &journal,
+            &mut files_done,
+            &mut save,
+        )
+        .await?;
     }
+    for r in &files_done.receipts {
+        check_receipt(r, &trusted.log, Action::ObjectStored)?;
+    }
+    let mut receipts: Vec<_> = state.created.iter().cloned().collect();
+    receipts.extend(files_done.receipts);
+    let duress = state.duress;
+    drop(state);
+    journal.finish()?;
     let receipt = ReceiptFile {
-        case_id: created.case_id.clone(),
+        case_id: case_id.clone(),
         origin: params.origin,
         vkey: params.vkey,
         receipts,
     };
     Ok(Submitted {
-        case_id: created.case_id,
+        case_id,
         codename,
         duress_codename: duress.then_some(second),
         receipt,
@@ -254,6 +337,47 @@ pub async fn reply(client: &Client, identity: &Identity, case_id: &str, message:
     Ok(committed.receipt)
 }
 
+/// The sealed label of a file: its base name and kind, encrypted to the case.
+fn seal_label(f: &SubmitFile, case_key: &CaseKey) -> Result<Vec<u8>> {
+    let name = f
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    Ok(Label {
+        name,
+        media_type: None,
+        kind: f.kind,
+        description: None,
+    }
+    .seal(&case_key.recipient())?)
+}
+
+/// Encrypt the file at `src` to the case (and `also_to`) into `dst`, off the
+/// async threads; returns the ciphertext's hex SHA-256.
+async fn encrypt_file(
+    src: &Path,
+    dst: std::fs::File,
+    case_key: &CaseKey,
+    also_to: &[age::x25519::Recipient],
+) -> Result<String> {
+    let mut recipients = vec![case_key.recipient()];
+    recipients.extend(also_to.iter().cloned());
+    let src = src.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let input = std::fs::File::open(&src).map_err(|e| ClientError::Usage(format!("{}: {e}", src.display())))?;
+        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
+        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
+        encrypt_stream(std::io::BufReader::new(input), &mut hw, &recipients)?;
+        let (sha, _, w) = hw.finish();
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(sha)
+    })
+    .await
+    .map_err(|e| verify(format!("encryption task failed: {e}")))?
+}
+
 /// Encrypt one file to the case into a temporary file, upload it, commit
 /// it, and check the receipt names exactly that ciphertext.
 pub async fn upload_encrypted(
@@ -264,33 +388,9 @@ pub async fn upload_encrypted(
     also_to: &[age::x25519::Recipient],
     f: &SubmitFile,
 ) -> Result<ObjectCommitted> {
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let label = Label {
-        name,
-        media_type: None,
-        kind: f.kind,
-        description: None,
-    }
-    .seal(&case_key.recipient())?;
+    let label = seal_label(f, case_key)?;
     let tmp = tempfile::NamedTempFile::new()?;
-    let mut recipients = vec![case_key.recipient()];
-    recipients.extend(also_to.iter().cloned());
-    let (src, dst) = (f.path.clone(), tmp.reopen()?);
-    let sha = tokio::task::spawn_blocking(move || -> Result<String> {
-        let input = std::fs::File::open(&src).map_err(|e| ClientError::Usage(format!("{}: {e}", src.display())))?;
-        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
-        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
-        encrypt_stream(std::io::BufReader::new(input), &mut hw, &recipients)?;
-        let (sha, _, mut w) = hw.finish();
-        std::io::Write::flush(&mut w)?;
-        Ok(sha)
-    })
-    .await
-    .map_err(|e| verify(format!("encryption task failed: {e}")))??;
+    let sha = encrypt_file(&f.path, tmp.reopen()?, case_key, also_to).await?;
     let committed = client.upload_file(key, case_id, tmp.path(), &sha, &label).await?;
     if committed.object_id != sha {
         return Err(verify(
@@ -298,6 +398,93 @@ pub async fn upload_encrypted(
         ));
     }
     Ok(committed)
+}
+
+/// SHA-256 of a file, in hex, off the async threads.
+async fn hash_file(path: &Path) -> Result<String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut hw = HashingWriter::new(std::io::sink());
+        std::io::copy(&mut std::fs::File::open(&path)?, &mut hw)?;
+        Ok(hw.finish().0)
+    })
+    .await
+    .map_err(|e| verify(format!("hashing task failed: {e}")))?
+}
+
+/// The files of a resumable command (`submit`, `submitter add`): each is
+/// encrypted into the journal, uploaded from wherever the vault says its
+/// upload stands, committed, and its receipt recorded, saving progress
+/// after every step with `save`. Files already committed are skipped.
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_files_resumably(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    case_key: &CaseKey,
+    files: &[SubmitFile],
+    journal: &Journal,
+    done: &mut FilesDone,
+    save: &mut (dyn FnMut(&FilesDone) -> Result<()> + Send),
+) -> Result<()> {
+    for (index, f) in files.iter().enumerate().skip(done.receipts.len()) {
+        let cipher = journal.ciphertext(index);
+        let mut resumable = None;
+        if let Some(p) = done.pending.clone().filter(|p| p.index == index) {
+            if cipher.exists() && hash_file(&cipher).await? == p.sha256 {
+                resumable = Some(p);
+            }
+        }
+        let mut pending = match resumable {
+            Some(p) => p,
+            None => {
+                let sha = encrypt_file(&f.path, std::fs::File::create(&cipher)?, case_key, &[]).await?;
+                let length = std::fs::metadata(&cipher)?.len();
+                let p = PendingUpload {
+                    index,
+                    upload: client.create_upload(key, case_id, length).await?,
+                    sha256: sha,
+                    label: B64.encode(seal_label(f, case_key)?),
+                };
+                done.pending = Some(p.clone());
+                save(done)?;
+                p
+            }
+        };
+        let offset = match client.upload_offset(key, &pending.upload).await {
+            Ok(offset) => offset,
+            // Expired or gone: send the same ciphertext to a new upload.
+            Err(e) if e.code() == Some("not_found") => {
+                let length = std::fs::metadata(&cipher)?.len();
+                pending.upload = client.create_upload(key, case_id, length).await?;
+                done.pending = Some(pending.clone());
+                save(done)?;
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        client.upload_from(key, &pending.upload, &cipher, offset).await?;
+        let committed = client
+            .commit(
+                key,
+                &pending.upload,
+                &CommitUpload {
+                    sha256: pending.sha256.clone(),
+                    label: pending.label.clone(),
+                },
+            )
+            .await?;
+        if committed.object_id != pending.sha256 {
+            return Err(verify(
+                "the vault stored a different object id than the ciphertext's hash",
+            ));
+        }
+        done.receipts.push(committed.receipt);
+        done.pending = None;
+        save(done)?;
+        std::fs::remove_file(&cipher)?;
+    }
+    Ok(())
 }
 
 /// The decrypted files of a case.

@@ -6,6 +6,7 @@
 pub mod export;
 pub mod flows;
 pub mod progress;
+pub mod resume;
 pub mod submitter;
 pub mod trust;
 
@@ -340,22 +341,9 @@ impl Client {
         sha256: &str,
         label: &[u8],
     ) -> Result<ObjectCommitted> {
-        let mut file = std::fs::File::open(path)?;
-        let length = file.metadata()?.len();
+        let length = std::fs::metadata(path)?.len();
         let upload = self.create_upload(key, case_id, length).await?;
-        let mut meter = self.progress.begin("upload", length);
-        let mut offset = 0u64;
-        while offset < length {
-            let mut buf = Vec::with_capacity(PATCH_SIZE);
-            (&mut file).take(PATCH_SIZE as u64).read_to_end(&mut buf)?;
-            if buf.is_empty() {
-                return Err(ClientError::Verify("file shrank during upload".into()));
-            }
-            let next = self.patch(key, &upload, offset, buf).await?;
-            meter.advance(next.saturating_sub(offset));
-            offset = next;
-        }
-        drop(meter);
+        self.upload_from(key, &upload, path, 0).await?;
         self.commit(
             key,
             &upload,
@@ -365,6 +353,28 @@ impl Client {
             },
         )
         .await
+    }
+
+    /// Send the file at `path` to `upload` from `offset` (where the vault
+    /// says the upload stands) to its end.
+    pub async fn upload_from(&self, key: &SigningKey, upload: &str, path: &Path, offset: u64) -> Result<()> {
+        let mut file = std::fs::File::open(path)?;
+        let length = file.metadata()?.len();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
+        let mut meter = self.progress.begin("upload", length);
+        meter.advance(offset);
+        let mut offset = offset;
+        while offset < length {
+            let mut buf = Vec::with_capacity(PATCH_SIZE);
+            (&mut file).take(PATCH_SIZE as u64).read_to_end(&mut buf)?;
+            if buf.is_empty() {
+                return Err(ClientError::Verify("file shrank during upload".into()));
+            }
+            let next = self.patch(key, upload, offset, buf).await?;
+            meter.advance(next.saturating_sub(offset));
+            offset = next;
+        }
+        Ok(())
     }
 
     /// Download an object into `out`, hashing as it streams. Returns the

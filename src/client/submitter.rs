@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
 
-use super::flows::{check_receipt, trusted_vault, upload_encrypted, SubmitFile};
+use super::flows::{check_receipt, trusted_vault, upload_files_resumably, SubmitFile};
+use super::resume::{fingerprint, FilesDone, Journal};
 use super::trust::TrustStore;
 use super::{Client, ClientError};
 use crate::api::wire::{CaseDetail, WithdrawBody};
@@ -155,23 +156,30 @@ impl Session {
     }
 
     /// Add files to the case, each encrypted to the case key and logged as
-    /// stored by this codename's key. Returns the receipts.
-    pub async fn add(&self, files: &[SubmitFile]) -> Result<Vec<Receipt>> {
-        let mut receipts = Vec::new();
-        for f in files {
-            let committed = upload_encrypted(
-                &self.client,
-                self.keys.signing_key(),
-                &self.case_id,
-                &self.case_key,
-                &[],
-                f,
-            )
-            .await?;
-            check_receipt(&committed.receipt, &self.log, Action::ObjectStored)?;
-            receipts.push(committed.receipt);
+    /// stored by this codename's key. Returns the receipts. Interrupted, the
+    /// same call resumes from its journal under `journal_root` (see
+    /// [`super::resume`]); this journal holds no secret, only ciphertext.
+    pub async fn add(&self, files: &[SubmitFile], journal_root: &std::path::Path) -> Result<Vec<Receipt>> {
+        let what = format!("submitter add {}", self.case_id);
+        let journal = Journal::open(journal_root, &fingerprint(&what, self.client.base(), files)?)?;
+        let mut done: FilesDone = journal.load()?.unwrap_or_default();
+        let mut save = |f: &FilesDone| journal.save(f);
+        upload_files_resumably(
+            &self.client,
+            self.keys.signing_key(),
+            &self.case_id,
+            &self.case_key,
+            files,
+            &journal,
+            &mut done,
+            &mut save,
+        )
+        .await?;
+        for r in &done.receipts {
+            check_receipt(r, &self.log, Action::ObjectStored)?;
         }
-        Ok(receipts)
+        journal.finish()?;
+        Ok(done.receipts)
     }
 
     /// Download and decrypt the lawyers' replies, oldest first.

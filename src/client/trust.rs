@@ -50,6 +50,11 @@ impl TrustStore {
         Self::new(dir)
     }
 
+    /// The folder this client keeps its settings in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn pin_path(&self, server: &str) -> PathBuf {
         let h = hex::encode(&Sha256::digest(server.as_bytes())[..8]);
         self.dir.join("pins").join(format!("{h}.json"))

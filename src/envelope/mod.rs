@@ -101,6 +101,19 @@ impl CaseKey {
         encrypt_bytes(secret.expose_secret().as_bytes(), &[recipient])
     }
 
+    /// The secret key as age text, for a submission's resume journal only
+    /// (see `client::resume`); zeroized when dropped.
+    pub fn export_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.0.to_string().expose_secret().to_owned())
+    }
+
+    /// A case key from [`CaseKey::export_secret`]'s text.
+    pub fn import_secret(text: &str) -> Result<Self, EnvelopeError> {
+        text.parse()
+            .map(CaseKey)
+            .map_err(|_| EnvelopeError::Malformed("case key"))
+    }
+
     /// Open an envelope with a principal's or submitter's identity.
     pub fn open(envelope: &[u8], identity: &age::x25519::Identity) -> Result<Self, EnvelopeError> {
         if envelope.len() > MAX_ENVELOPE_BYTES {

@@ -1,0 +1,151 @@
+//! A TCP proxy for tests: it counts what the client sends, notes every
+//! `Upload-Offset` it carries, and can cut every connection at a chosen
+//! point, as a network going away in the middle of an upload.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A proxy in front of the server that counts what the client sends,
+/// records the `Upload-Offset` of every request, and once the count passes
+/// `cut_at` drops every open connection and refuses new ones for a while
+/// (`u64::MAX`: never).
+pub struct CutProxy {
+    /// The address the browser is pointed at.
+    pub url: String,
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    upstream: String,
+    cut_at: u64,
+    sent: AtomicU64,
+    cut: AtomicBool,
+    refuse_until: Mutex<Option<Instant>>,
+    generation: tokio::sync::watch::Sender<u64>,
+    /// (offset, sent after the cut?) of every request that carried one.
+    offsets: Mutex<Vec<(u64, bool)>>,
+}
+
+/// How long the proxy refuses connections after the cut.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+impl CutProxy {
+    /// Proxy to `upstream` (host:port), cutting after `cut_at` bytes.
+    pub async fn start(upstream: &str, cut_at: u64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_owned(),
+            cut_at,
+            sent: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
+            refuse_until: Mutex::new(None),
+            generation: tokio::sync::watch::channel(0).0,
+            offsets: Mutex::new(Vec::new()),
+        });
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let refused = s.refuse_until.lock().unwrap().is_some_and(|t| Instant::now() < t);
+                if refused {
+                    drop(conn);
+                    continue;
+                }
+                tokio::spawn(relay(s.clone(), conn));
+            }
+        });
+        CutProxy { url, state }
+    }
+
+    /// Bytes the browser sent through the proxy.
+    pub fn sent(&self) -> u64 {
+        self.state.sent.load(Ordering::SeqCst)
+    }
+
+    /// Whether the cut has happened.
+    pub fn was_cut(&self) -> bool {
+        self.state.cut.load(Ordering::SeqCst)
+    }
+
+    /// `Upload-Offset` values the browser sent, with whether each came after
+    /// the cut.
+    pub fn offsets(&self) -> Vec<(u64, bool)> {
+        self.state.offsets.lock().unwrap().clone()
+    }
+}
+
+async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
+    let Ok(mut server) = TcpStream::connect(&s.upstream).await else {
+        return;
+    };
+    let mut gen = s.generation.subscribe();
+    let born = *gen.borrow();
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = server.split();
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let n = cr.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let mut window = std::mem::take(&mut carry);
+            let old = window.len();
+            window.extend_from_slice(&buf[..n]);
+            record_offsets(&s, &window, old);
+            carry = window[window.len().saturating_sub(64)..].to_vec();
+            let total = s.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            if total >= s.cut_at && !s.cut.swap(true, Ordering::SeqCst) {
+                *s.refuse_until.lock().unwrap() = Some(Instant::now() + OUTAGE);
+                s.generation.send_modify(|g| *g += 1);
+                return;
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    };
+    let killed = async {
+        while *gen.borrow() == born {
+            if gen.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+        _ = killed => {}
+    }
+}
+
+/// Note every `Upload-Offset:` header that ends after byte `old` of
+/// `window` (earlier ones were seen with the previous read).
+fn record_offsets(s: &ProxyState, window: &[u8], old: usize) {
+    const NAME: &[u8] = b"\r\nupload-offset:";
+    let lower = window.to_ascii_lowercase();
+    let mut i = 0;
+    while let Some(pos) = lower[i..].windows(NAME.len()).position(|w| w == NAME) {
+        let start = i + pos + NAME.len();
+        let rest = &window[start..];
+        let Some(end) = rest.iter().position(|&b| b == b'\r') else {
+            break;
+        };
+        if start + end > old {
+            if let Ok(v) = std::str::from_utf8(&rest[..end]).unwrap_or("").trim().parse::<u64>() {
+                let after = s.cut.load(Ordering::SeqCst);
+                s.offsets.lock().unwrap().push((v, after));
+            }
+        }
+        i = start;
+    }
+}
