@@ -694,10 +694,7 @@ fn init_reads_admin_cards_from_keys_admins_when_none_are_given() {
 #[test]
 fn long_transfers_show_a_progress_bar_on_a_terminal_only() {
     let mut env = Env::new();
-    env.identities_and_vault(&["admin", "lawyer"]);
-    let (_server, url, _log) = start_server(&env, &env.path("vault"));
-    env.server = url;
-    env.register("lawyer");
+    let _served = served_vault_with_lawyer(&mut env);
     std::fs::write(env.path("statement.txt"), "what happened").unwrap();
     let video: Vec<u8> = (0..6u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -738,10 +735,7 @@ fn long_transfers_show_a_progress_bar_on_a_terminal_only() {
 fn a_killed_submission_resumes_from_the_vaults_offset_when_run_again() {
     const VIDEO: usize = 40 << 20;
     let mut env = Env::new();
-    env.identities_and_vault(&["admin", "lawyer"]);
-    let (_server, url, _log) = start_server(&env, &env.path("vault"));
-    env.server = url.clone();
-    env.register("lawyer");
+    let (_server, url) = served_vault_with_lawyer(&mut env);
     std::fs::write(env.path("statement.txt"), "They filmed it.").unwrap();
     let video: Vec<u8> = (0..VIDEO as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -760,24 +754,7 @@ fn a_killed_submission_resumes_from_the_vaults_offset_when_run_again() {
         "--evidence",
         "video.mp4",
     ];
-    let mut child = env
-        .cmd()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while proxy.sent() < 16 << 20 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the submission ended before it was killed"
-        );
-        assert!(std::time::Instant::now() < deadline, "the upload did not get going");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after(&env, &args, 16 << 20, || proxy.sent());
     let before = proxy.sent();
     let journals = std::fs::read_dir(env.path("config/resume")).unwrap().count();
     assert_eq!(journals, 1, "the killed submission left its journal");
@@ -812,4 +789,76 @@ fn a_killed_submission_resumes_from_the_vaults_offset_when_run_again() {
     let out = status.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("killed after {before} bytes sent; the second run sent {again}");
+}
+
+/// A vault with a registered intake lawyer, served; `env.server` points at it.
+fn served_vault_with_lawyer(env: &mut Env) -> (ServerProcess, String) {
+    env.identities_and_vault(&["admin", "lawyer"]);
+    let (server, url, _log) = start_server(env, &env.path("vault"));
+    env.server = url.clone();
+    env.register("lawyer");
+    (server, url)
+}
+
+/// Start `custos ARGS` quietly, let it run until `moved()` passes `bytes`,
+/// then kill it.
+fn kill_after(env: &Env, args: &[&str], bytes: u64, moved: impl Fn() -> u64) {
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while moved() < bytes {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before it was killed"
+        );
+        assert!(std::time::Instant::now() < deadline, "the transfer did not get going");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `custos get` killed in the middle of a large download, then run again,
+/// asks the vault only for the rest (an HTTP range request).
+#[test]
+fn a_killed_download_resumes_where_it_stopped_when_run_again() {
+    const VIDEO: usize = 40 << 20;
+    let mut env = Env::new();
+    let (_server, url) = served_vault_with_lawyer(&mut env);
+    std::fs::write(env.path("statement.txt"), "They filmed it.").unwrap();
+    let video: Vec<u8> = (0..VIDEO as u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 9) as u8)
+        .collect();
+    std::fs::write(env.path("video.mp4"), &video).unwrap();
+    let sub = env.json(&["submit", "--statement", "statement.txt", "--evidence", "video.mp4"]);
+    let case = sub["case_id"].as_str().unwrap().to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(proxy::CutProxy::start(url.trim_start_matches("http://"), u64::MAX));
+    env.server = proxy.url.clone();
+    let args = ["--identity", "lawyer", "get", &case, "--out", "got"];
+    kill_after(&env, &args, 16 << 20, || proxy.received());
+    let before = proxy.received();
+    assert!(
+        !env.path("got").exists(),
+        "nothing reaches --out before every object is whole"
+    );
+
+    env.ok(&args);
+    let again = proxy.received() - before;
+    assert!(
+        again < (VIDEO - (8 << 20)) as u64,
+        "the second run received {again} bytes for a {VIDEO}-byte file: it started over"
+    );
+    assert_eq!(std::fs::read(env.path("got/video.mp4")).unwrap(), video);
+    assert!(
+        !env.path(&format!(".custos-get-{case}")).exists(),
+        "the staging folder is gone once the files are in place"
+    );
+    eprintln!("killed after {before} bytes received; the second run received {again}");
 }

@@ -279,3 +279,54 @@ async fn uploads_that_stop_moving_expire_and_the_others_stay() {
     let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
     assert_eq!(detail.objects.len(), 1);
 }
+
+#[tokio::test]
+async fn downloads_resume_with_range_requests_and_each_is_logged() {
+    let v = TestVault::start().await;
+    let data = bytes(5, 3_000_000);
+    let s = v.submit(b"statement", &[("big.bin", data)]).await;
+    let client = v.client();
+    let key = v.lawyer.signing_key();
+    let detail = client.case(key, &s.case_id).await.unwrap();
+    let big = detail.objects.iter().max_by_key(|o| o.size).unwrap();
+    let mut whole = Vec::new();
+    client
+        .download(key, &s.case_id, &big.object_id, &mut whole)
+        .await
+        .unwrap();
+
+    // From the middle of a stored chunk: the rest, and a logged access.
+    let from = 1_500_123;
+    let mut hasher = Sha256::new();
+    hasher.update(&whole[..from]);
+    let mut rest = Vec::new();
+    let receipt = client
+        .download_from(key, &s.case_id, &big.object_id, from as u64, &mut rest, &mut hasher)
+        .await
+        .unwrap();
+    assert_eq!(rest, whole[from..]);
+    assert_eq!(hex::encode(hasher.finalize()), big.object_id);
+    let (event, _) = custos::custody::audit::verify_receipt(&receipt, &v.log).unwrap();
+    assert_eq!(event.action, custos::custody::Action::ObjectAccessed);
+    assert_eq!(event.details["from"], from as u64);
+
+    // At or past the end: 416, with the size in Content-Range.
+    let path = format!("/v1/cases/{}/objects/{}", s.case_id, big.object_id);
+    for start in [big.size, big.size + 10] {
+        let parts = RequestParts {
+            headers: vec![("range", format!("bytes={start}-"))],
+            ..Default::default()
+        };
+        let e = client.send(Some(key), Method::GET, &path, parts).await.unwrap_err();
+        assert_eq!((status(&e), e.code()), (416, Some("range_not_satisfiable")));
+    }
+    // A range form the vault does not serve is ignored: the whole object.
+    let parts = RequestParts {
+        headers: vec![("range", "bytes=0-10".into())],
+        ..Default::default()
+    };
+    let resp = client.send(Some(key), Method::GET, &path, parts).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.bytes().await.unwrap().len() as u64, big.size);
+}

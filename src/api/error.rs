@@ -53,6 +53,10 @@ pub enum ApiError {
     /// Body or upload too large.
     #[error("{0}")]
     TooLarge(String),
+    /// A resumed download asked to start at or past the object's end
+    /// (its size).
+    #[error("the object is {0} bytes; the range starts past its end")]
+    RangeNotSatisfiable(u64),
     /// Missing or wrong `Tus-Resumable`.
     #[error("this server speaks tus 1.0.0")]
     TusVersion,
@@ -85,6 +89,7 @@ impl ApiError {
             ApiError::Mismatch { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::ChecksumMismatch => (StatusCode::from_u16(460).expect("valid status"), "checksum_mismatch"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
@@ -113,6 +118,12 @@ impl IntoResponse for ApiError {
         // HEAD replies carry no body, so the code also travels as a header.
         resp.headers_mut()
             .insert("custos-error", axum::http::HeaderValue::from_static(code));
+        if let ApiError::RangeNotSatisfiable(size) = self {
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_RANGE,
+                axum::http::HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+        }
         resp
     }
 }

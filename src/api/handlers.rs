@@ -386,6 +386,7 @@ pub(super) async fn case_detail(
 pub(super) async fn download(
     State(state): State<Arc<AppState>>,
     Path((case_id, object_id)): Path<(String, String)>,
+    headers: HeaderMap,
     Signed { actor, request: signed }: Signed,
 ) -> Result<Response> {
     load_case(&state, &case_id)?;
@@ -394,7 +395,19 @@ pub(super) async fn download(
             "only holders of the case key may download its objects",
         ));
     }
-    send_object(state, case_id, object_id, actor, signed).await
+    send_object(state, case_id, object_id, actor, signed, range_start(&headers)).await
+}
+
+/// The start of a `Range: bytes=N-` request (the one form clients need to
+/// resume a download); any other Range is ignored and the whole object is
+/// sent, as RFC 9110 allows.
+fn range_start(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?;
+    let n = v.strip_prefix("bytes=")?.strip_suffix('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// Ciphertext for an export bundle: auditors may take it too, since they
@@ -402,6 +415,7 @@ pub(super) async fn download(
 pub(super) async fn export_object(
     State(state): State<Arc<AppState>>,
     Path((case_id, object_id)): Path<(String, String)>,
+    headers: HeaderMap,
     Signed { actor, request: signed }: Signed,
 ) -> Result<Response> {
     load_case(&state, &case_id)?;
@@ -410,16 +424,19 @@ pub(super) async fn export_object(
             "only auditors and holders of the case key may export it",
         ));
     }
-    send_object(state, case_id, object_id, actor, signed).await
+    send_object(state, case_id, object_id, actor, signed, range_start(&headers)).await
 }
 
-/// Log the access, then stream the object, re-hashing it on the way.
+/// Log the access, then stream the object (from byte `from`, for a resumed
+/// download), checking every chunk against its hash on the way and, for a
+/// whole object, the object's hash too.
 async fn send_object(
     state: Arc<AppState>,
     case_id: String,
     object_id: String,
     actor: Actor,
     signed: SignedRequest,
+    from: Option<u64>,
 ) -> Result<Response> {
     let store = &state.vault.store;
     let object = store::object_hash(&object_id).ok_or(ApiError::NotFound("object"))?;
@@ -429,13 +446,24 @@ async fn send_object(
     let manifest: store::ObjectManifest = store
         .get_json(T::Objects, object)?
         .ok_or_else(|| store::StoreError::Integrity(format!("object {object_id} has no manifest")))?;
-    // Check the first chunk before anything is logged or sent, so a damaged
-    // object is a clean error rather than a cut-off download.
-    let first = if manifest.chunks > 0 {
-        Some(store.object_chunk(&object, 0)?)
-    } else {
-        None
-    };
+    let from = from.unwrap_or(0);
+    if from > 0 && from >= manifest.size {
+        return Err(ApiError::RangeNotSatisfiable(manifest.size));
+    }
+    // Find the chunk the range starts in (chunks are up to CHUNK_SIZE each,
+    // as PATCHes cut them), and check it before anything is logged or
+    // sent, so a damaged object is a clean error, not a cut-off download.
+    let (mut start, mut skipped) = (0u64, 0u64);
+    let mut first = None;
+    while start < manifest.chunks {
+        let chunk = store.object_chunk(&object, start)?;
+        if skipped + chunk.len() as u64 > from {
+            first = Some(chunk[(from - skipped) as usize..].to_vec());
+            break;
+        }
+        skipped += chunk.len() as u64;
+        start += 1;
+    }
 
     let guard = store.writer().await;
     let d = draft(
@@ -443,7 +471,11 @@ async fn send_object(
         &actor,
         Action::ObjectAccessed,
         vec![object_id.clone()],
-        serde_json::json!({ "size": entry.size }),
+        if from > 0 {
+            serde_json::json!({ "size": entry.size, "from": from })
+        } else {
+            serde_json::json!({ "size": entry.size })
+        },
         signed,
     );
     let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
@@ -451,43 +483,55 @@ async fn send_object(
 
     let stream_state = state.clone();
     let chunks = manifest.chunks;
-    let stream = futures_util::stream::unfold((0u64, first, sha2::Sha256::default()), move |(i, first, mut hasher)| {
-        let state = stream_state.clone();
-        async move {
-            use sha2::Digest;
-            if i >= chunks {
-                return None;
-            }
-            let chunk = match first {
-                Some(c) => Ok(c),
-                None => state.vault.store.object_chunk(&object, i),
-            };
-            let item = chunk.and_then(|c| {
-                hasher.update(&c);
-                if i + 1 == chunks && hasher.clone().finalize().as_slice() != object {
-                    return Err(store::StoreError::Integrity(format!(
-                        "object {} does not match its hash",
-                        hex::encode(object)
-                    )));
+    let whole = from == 0;
+    let stream = futures_util::stream::unfold(
+        (start, first, sha2::Sha256::default()),
+        move |(i, first, mut hasher)| {
+            let state = stream_state.clone();
+            async move {
+                use sha2::Digest;
+                if i >= chunks {
+                    return None;
                 }
-                Ok(Bytes::from(c))
-            });
-            let item = item.map_err(|e| {
-                tracing::error!(error = %e, "aborting a download");
-                std::io::Error::other("stored data failed its integrity check")
-            });
-            let next = if item.is_ok() { i + 1 } else { chunks };
-            Some((item, (next, None, hasher)))
-        }
-    });
+                let chunk = match first {
+                    Some(c) => Ok(c),
+                    None => state.vault.store.object_chunk(&object, i),
+                };
+                let item = chunk.and_then(|c| {
+                    hasher.update(&c);
+                    if whole && i + 1 == chunks && hasher.clone().finalize().as_slice() != object {
+                        return Err(store::StoreError::Integrity(format!(
+                            "object {} does not match its hash",
+                            hex::encode(object)
+                        )));
+                    }
+                    Ok(Bytes::from(c))
+                });
+                let item = item.map_err(|e| {
+                    tracing::error!(error = %e, "aborting a download");
+                    std::io::Error::other("stored data failed its integrity check")
+                });
+                let next = if item.is_ok() { i + 1 } else { chunks };
+                Some((item, (next, None, hasher)))
+            }
+        },
+    );
     let receipt_header = B64.encode(serde_json::to_vec(&receipt).expect("serialisable"));
     let mut resp = Response::new(Body::from_stream(stream));
+    if from > 0 {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.size));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.size - from));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if from > 0 {
+        let range = format!("bytes {from}-{}/{}", manifest.size - 1, manifest.size);
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range).expect("ascii"));
+    }
     h.insert(
         "custos-receipt",
         HeaderValue::from_str(&receipt_header).expect("base64 is a valid header"),

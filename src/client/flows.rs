@@ -4,11 +4,13 @@
 //! server's word. The CLI is a thin shell around these functions.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::resume::{FilesDone, Journal, PendingUpload};
 use super::trust::{write_atomically, TrustStore, Trusted};
@@ -530,31 +532,59 @@ pub async fn get_case(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent)?;
-    let staging = tempfile::Builder::new().prefix(".custos-get-").tempdir_in(&parent)?;
+    // Ciphertext is staged in a folder named after the case, so that a cut
+    // download resumes where it stopped when the same command runs again
+    // (HTTP range requests). Plaintext is staged beside it only while this
+    // run lasts; the folder goes once the files are in place.
+    let staging = parent.join(format!(".custos-get-{case_id}"));
+    crate::vault::create_private_dir(&staging)?;
+    let plain = PlainStaging::new(staging.join("plain"))?;
     let mut names = HashSet::new();
     let mut staged = Vec::new();
     for obj in &detail.objects {
         let label = B64.decode(&obj.label).map_err(|_| verify("label is not base64"))?;
         let label = Label::open(&label, &case_key)?;
-        let ct_path = staging.path().join(format!("{}.age", obj.object_id));
-        let mut ct = std::io::BufWriter::new(std::fs::File::create(&ct_path)?);
-        let (receipt, sha) = client
-            .download(identity.signing_key(), case_id, &obj.object_id, &mut ct)
-            .await?;
-        std::io::Write::flush(&mut ct)?;
-        drop(ct);
+        let ct_path = staging.join(format!("{}.age", obj.object_id));
+        let mut have = std::fs::metadata(&ct_path).map(|m| m.len()).unwrap_or(0);
+        if have > obj.size {
+            std::fs::remove_file(&ct_path)?;
+            have = 0;
+        }
+        let mut hasher = Sha256::new();
+        if have > 0 {
+            std::io::copy(&mut std::fs::File::open(&ct_path)?.take(have), &mut hasher)?;
+        }
+        if have < obj.size {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&ct_path)?;
+            let mut ct = std::io::BufWriter::new(file);
+            let receipt = client
+                .download_from(
+                    identity.signing_key(),
+                    case_id,
+                    &obj.object_id,
+                    have,
+                    &mut ct,
+                    &mut hasher,
+                )
+                .await?;
+            std::io::Write::flush(&mut ct)?;
+            drop(ct);
+            let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
+            if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
+                return Err(verify("the access receipt is for another object or actor"));
+            }
+        }
+        let sha = hex::encode(hasher.finalize());
         if sha != obj.object_id {
+            // Start this object afresh next time.
+            std::fs::remove_file(&ct_path)?;
             return Err(verify(format!(
                 "object {} does not match its hash (got {sha})",
                 obj.object_id
             )));
         }
-        let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
-        if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
-            return Err(verify("the access receipt is for another object or actor"));
-        }
         let name = unique_name(&mut names, &label.safe_file_name());
-        let plain_path = staging.path().join("plain").join(&name);
+        let plain_path = plain.0.join(&name);
         std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
         let (src, dst, key) = (ct_path.clone(), plain_path.clone(), case_key.identity().clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
@@ -584,18 +614,41 @@ pub async fn get_case(
     let mut files = Vec::new();
     for (object_id, kind, name) in staged {
         let dest = out.join(&name);
-        std::fs::rename(staging.path().join("plain").join(&name), &dest)?;
+        std::fs::rename(plain.0.join(&name), &dest)?;
         files.push(RetrievedFile {
             object_id,
             kind,
             path: dest,
         });
     }
+    drop(plain);
+    std::fs::remove_dir_all(&staging)?;
     Ok(Retrieved {
         case_id: case_id.to_owned(),
         status: holder_status(identity, &detail),
         files,
     })
+}
+
+/// The folder decrypted files wait in before they are moved into place:
+/// emptied of anything a killed run left, and removed when this run ends,
+/// however it ends, so plaintext never outlives the command there.
+struct PlainStaging(PathBuf);
+
+impl PlainStaging {
+    fn new(dir: PathBuf) -> std::io::Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        crate::vault::create_private_dir(&dir)?;
+        Ok(PlainStaging(dir))
+    }
+}
+
+impl Drop for PlainStaging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn no_envelope(identity: &Identity, case_id: &str) -> ClientError {

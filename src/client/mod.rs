@@ -386,8 +386,31 @@ impl Client {
         object_id: &str,
         out: &mut impl Write,
     ) -> Result<(Receipt, String)> {
-        self.fetch_object(key, &format!("/v1/cases/{case_id}/objects/{object_id}"), out)
-            .await
+        let mut hasher = Sha256::new();
+        let receipt = self.download_from(key, case_id, object_id, 0, out, &mut hasher).await?;
+        Ok((receipt, hex::encode(hasher.finalize())))
+    }
+
+    /// Download an object from byte `offset` on (an HTTP range request, to
+    /// resume a cut download) into `out`, feeding `hasher`, which the caller
+    /// has fed the first `offset` bytes. Returns the access receipt.
+    pub async fn download_from(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        offset: u64,
+        out: &mut impl Write,
+        hasher: &mut Sha256,
+    ) -> Result<Receipt> {
+        self.fetch_object(
+            key,
+            &format!("/v1/cases/{case_id}/objects/{object_id}"),
+            offset,
+            out,
+            hasher,
+        )
+        .await
     }
 
     /// Download an object's ciphertext for an export bundle (auditors may).
@@ -398,8 +421,17 @@ impl Client {
         object_id: &str,
         out: &mut impl Write,
     ) -> Result<(Receipt, String)> {
-        self.fetch_object(key, &format!("/v1/cases/{case_id}/export/objects/{object_id}"), out)
-            .await
+        let mut hasher = Sha256::new();
+        let receipt = self
+            .fetch_object(
+                key,
+                &format!("/v1/cases/{case_id}/export/objects/{object_id}"),
+                0,
+                out,
+                &mut hasher,
+            )
+            .await?;
+        Ok((receipt, hex::encode(hasher.finalize())))
     }
 
     /// Log the export of a case and get its events with their proofs.
@@ -413,8 +445,29 @@ impl Client {
         .await
     }
 
-    async fn fetch_object(&self, key: &SigningKey, path: &str, out: &mut impl Write) -> Result<(Receipt, String)> {
-        let mut resp = self.send(Some(key), Method::GET, path, RequestParts::default()).await?;
+    async fn fetch_object(
+        &self,
+        key: &SigningKey,
+        path: &str,
+        offset: u64,
+        out: &mut impl Write,
+        hasher: &mut Sha256,
+    ) -> Result<Receipt> {
+        let mut parts = RequestParts::default();
+        if offset > 0 {
+            parts.headers.push(("range", format!("bytes={offset}-")));
+        }
+        let mut resp = self.send(Some(key), Method::GET, path, parts).await?;
+        if offset > 0 {
+            let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok());
+            if resp.status() != StatusCode::PARTIAL_CONTENT
+                || !range.is_some_and(|r| r.starts_with(&format!("bytes {offset}-")))
+            {
+                return Err(ClientError::Verify(format!(
+                    "asked to resume at byte {offset}, the vault answered otherwise"
+                )));
+            }
+        }
         let receipt = resp
             .headers()
             .get("custos-receipt")
@@ -422,14 +475,16 @@ impl Client {
             .and_then(|v| B64.decode(v).ok())
             .and_then(|v| serde_json::from_slice::<Receipt>(&v).ok())
             .ok_or_else(|| ClientError::Verify("download without a receipt".into()))?;
-        let mut hasher = Sha256::new();
-        let mut meter = self.progress.begin("download", resp.content_length().unwrap_or(0));
+        let mut meter = self
+            .progress
+            .begin("download", offset + resp.content_length().unwrap_or(0));
+        meter.advance(offset);
         while let Some(chunk) = resp.chunk().await? {
             hasher.update(&chunk);
             out.write_all(&chunk)?;
             meter.advance(chunk.len() as u64);
         }
-        Ok((receipt, hex::encode(hasher.finalize())))
+        Ok(receipt)
     }
 
     /// Grant a case.

@@ -1,4 +1,4 @@
-//! A TCP proxy for tests: it counts what the client sends, notes every
+//! A TCP proxy for tests: it counts what passes each way, notes every
 //! `Upload-Offset` it carries, and can cut every connection at a chosen
 //! point, as a network going away in the middle of an upload.
 #![allow(dead_code)]
@@ -24,6 +24,7 @@ struct ProxyState {
     upstream: String,
     cut_at: u64,
     sent: AtomicU64,
+    received: AtomicU64,
     cut: AtomicBool,
     refuse_until: Mutex<Option<Instant>>,
     generation: tokio::sync::watch::Sender<u64>,
@@ -43,6 +44,7 @@ impl CutProxy {
             upstream: upstream.to_owned(),
             cut_at,
             sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             refuse_until: Mutex::new(None),
             generation: tokio::sync::watch::channel(0).0,
@@ -65,6 +67,11 @@ impl CutProxy {
     /// Bytes the browser sent through the proxy.
     pub fn sent(&self) -> u64 {
         self.state.sent.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the server sent back through the proxy.
+    pub fn received(&self) -> u64 {
+        self.state.received.load(Ordering::SeqCst)
     }
 
     /// Whether the cut has happened.
@@ -112,7 +119,14 @@ async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
         }
     };
     let down = async {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = sr.read(&mut buf).await.unwrap_or(0);
+            if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            s.received.fetch_add(n as u64, Ordering::SeqCst);
+        }
     };
     let killed = async {
         while *gen.borrow() == born {
