@@ -24,7 +24,7 @@ use crate::vault::Vault;
 /// note fits in a few KiB; 256 KiB leaves room without inviting abuse.
 pub const MAX_JSON_BODY: usize = 256 * 1024;
 
-/// Largest tus PATCH body. Clients send 4 MiB (4 chunks); the server buffers
+/// Largest tus PATCH body. Clients send 4 MiB (one chunk); the server buffers
 /// one PATCH to check its digest before storing it, so this bounds memory
 /// per upload request.
 pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
