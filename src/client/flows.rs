@@ -372,8 +372,9 @@ async fn encrypt_file(
         let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
         encrypt_stream(std::io::BufReader::new(input), &mut hw, &recipients)?;
         let (sha, _, w) = hw.finish();
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        // Not fsynced: after a crash, a resumed upload re-hashes the file
+        // against the journal's record and encrypts again if they differ.
+        w.into_inner().map_err(|e| e.into_error())?;
         Ok(sha)
     })
     .await
