@@ -132,6 +132,13 @@ async fn a_chunk_corrupted_on_disk_is_detected_on_read() {
         .await
         .unwrap_err();
     assert!(!out.exists(), "nothing is written when an object fails: {err}");
+    let staging = v.tmp.path().join(format!(".custos-get-{}", s.case_id));
+    assert!(staging.exists(), "the ciphertext so far is kept to resume from");
+    let staged_plaintext = staging.join("plain");
+    assert!(
+        !staged_plaintext.exists(),
+        "what was decrypted before the failure is gone"
+    );
     // The first chunk is fine, so the server starts streaming and then
     // aborts; the client sees a broken transfer, never wrong bytes.
     let mut got = Vec::new();

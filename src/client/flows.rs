@@ -551,29 +551,64 @@ pub async fn get_case(
             std::fs::remove_file(&ct_path)?;
             have = 0;
         }
+        let name = unique_name(&mut names, &label.safe_file_name());
+        let plain_path = plain.0.join(&name);
+        std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
+        // Decrypted while it arrives, on a blocking thread fed through a
+        // bounded pipe, so decryption overlaps the download. The plaintext
+        // stays in the private staging folder until the hash of the whole
+        // ciphertext has been checked; any failure removes it.
+        let (pipe, feed) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let (dst, key) = (plain_path.clone(), case_key.identity().clone());
+        let decrypting = tokio::task::spawn_blocking(move || -> Result<()> {
+            // Decrypted evidence is readable by its owner only.
+            let file = crate::identity::private_file(&dst).map_err(|e| ClientError::Usage(e.to_string()))?;
+            let mut output = std::io::BufWriter::new(file);
+            crate::envelope::decrypt_stream(PipeReader::new(feed), &mut output, &key)?;
+            std::io::Write::flush(&mut output)?;
+            Ok(())
+        });
         let mut hasher = Sha256::new();
-        if have > 0 {
-            std::io::copy(&mut std::fs::File::open(&ct_path)?.take(have), &mut hasher)?;
-        }
-        if have < obj.size {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(&ct_path)?;
-            let mut ct = std::io::BufWriter::new(file);
-            let receipt = client
-                .download_from(
-                    identity.signing_key(),
-                    case_id,
-                    &obj.object_id,
-                    have,
-                    &mut ct,
-                    &mut hasher,
-                )
-                .await?;
-            std::io::Write::flush(&mut ct)?;
-            drop(ct);
-            let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
-            if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
-                return Err(verify("the access receipt is for another object or actor"));
+        let mut pipe = PipeWriter(Some(pipe));
+        let downloaded = async {
+            if have > 0 {
+                let mut tee = Tee(&mut hasher, &mut pipe);
+                std::io::copy(&mut std::fs::File::open(&ct_path)?.take(have), &mut tee)?;
             }
+            if have < obj.size {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(&ct_path)?;
+                let mut ct = Tee(std::io::BufWriter::new(file), &mut pipe);
+                let receipt = client
+                    .download_from(
+                        identity.signing_key(),
+                        case_id,
+                        &obj.object_id,
+                        have,
+                        &mut ct,
+                        &mut hasher,
+                    )
+                    .await?;
+                std::io::Write::flush(&mut ct.0)?;
+                let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
+                if event.objects != [obj.object_id.clone()] || event.actor != identity.key_id().as_str() {
+                    return Err(verify("the access receipt is for another object or actor"));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        pipe.0 = None; // the end of the ciphertext, for the decryptor
+        let decrypted = decrypting
+            .await
+            .map_err(|e| verify(format!("decryption task failed: {e}")))?;
+        match downloaded {
+            // The decryptor stopped reading: its error is the cause.
+            Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                decrypted?;
+                return Err(ClientError::Io(e));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
         let sha = hex::encode(hasher.finalize());
         if sha != obj.object_id {
@@ -584,21 +619,7 @@ pub async fn get_case(
                 obj.object_id
             )));
         }
-        let name = unique_name(&mut names, &label.safe_file_name());
-        let plain_path = plain.0.join(&name);
-        std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
-        let (src, dst, key) = (ct_path.clone(), plain_path.clone(), case_key.identity().clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let input = std::fs::File::open(&src)?;
-            // Decrypted evidence is readable by its owner only.
-            let file = crate::identity::private_file(&dst).map_err(|e| ClientError::Usage(e.to_string()))?;
-            let mut output = std::io::BufWriter::new(file);
-            crate::envelope::decrypt_stream(input, &mut output, &key)?;
-            std::io::Write::flush(&mut output)?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| verify(format!("decryption task failed: {e}")))??;
+        decrypted?;
         staged.push((obj.object_id.clone(), label.kind, name));
     }
     if !out.exists() {
@@ -629,6 +650,73 @@ pub async fn get_case(
         status: holder_status(identity, &detail),
         files,
     })
+}
+
+/// Pieces of ciphertext in flight between a download and its decryptor:
+/// 16 of up to 64 KiB bounds the memory at about 1 MiB.
+const PIPE_DEPTH: usize = 16;
+
+/// Writes to two writers (a file or hasher, and the decryptor's pipe).
+struct Tee<A, B>(A, B);
+
+impl<A: std::io::Write, B: std::io::Write> std::io::Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+/// The sending end of the pipe to a decryptor; `None` once closed.
+struct PipeWriter(Option<std::sync::mpsc::SyncSender<Vec<u8>>>);
+
+impl std::io::Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let broken = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let tx = self.0.as_ref().ok_or_else(broken)?;
+        tx.send(buf.to_vec()).map_err(|_| broken())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The receiving end: reads the pieces in order; end of file once the
+/// sender is gone.
+struct PipeReader {
+    feed: std::sync::mpsc::Receiver<Vec<u8>>,
+    piece: Vec<u8>,
+    at: usize,
+}
+
+impl PipeReader {
+    fn new(feed: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        PipeReader {
+            feed,
+            piece: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.piece.len() {
+            match self.feed.recv() {
+                Ok(piece) => (self.piece, self.at) = (piece, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len() - self.at);
+        buf[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The folder decrypted files wait in before they are moved into place:
