@@ -440,6 +440,14 @@ async fn when_the_vault_is_unreachable_the_page_says_so_in_its_language_and_keep
     let mut v = TestVault::start().await;
     let b = Browser::start().await;
     b.goto(&format!("{}/ru/", v.url)).await;
+    // The script shows the form once it has started; on a busy machine
+    // that can come after the page has loaded.
+    b.wait_for(
+        "const f = document.getElementById('what_happened'); return !!f && f.offsetParent !== null",
+        "the form",
+        Duration::from_secs(30),
+    )
+    .await;
     v.stop().await;
     let text = "Меня били в отделе. Это не должно потеряться.";
     b.type_into("#what_happened", text).await;
