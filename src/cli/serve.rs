@@ -68,13 +68,14 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     });
     let (listener, addr) = api::bind(args.listen).await?;
     tracing::info!(%addr, %vkey, "custos is serving");
-    let server = tokio::spawn(api::serve(state, listener, shutdown_signal()));
+    let server = tokio::spawn(api::serve(state.clone(), listener, shutdown_signal()));
     if args.dev {
         register_dev_principals(&dir, &format!("http://{addr}")).await?;
         print_dev_help(&dir, addr, &vkey);
     }
     server.await??;
-    tracing::info!("custos stopped");
+    // How many durable flushes served this run's writes (group commit).
+    tracing::info!(flushes = state.vault.store.flush_count(), "custos stopped");
     Ok(())
 }
 

@@ -365,10 +365,11 @@ pub struct Store {
 
 /// The state of group commit (see [`Store::flush`]): how many flushes have
 /// started, and the number of the last one that finished.
-#[derive(Default)]
 struct GroupFlush {
     started: std::sync::atomic::AtomicU64,
     done: tokio::sync::Mutex<u64>,
+    /// sled's log file (`db` in the store's folder), to fdatasync.
+    log_file: std::fs::File,
 }
 
 fn node_key(level: u32, index: u64) -> [u8; 12] {
@@ -436,7 +437,11 @@ impl Store {
             chunks,
             chunk_dir,
             writer: Arc::new(tokio::sync::Mutex::new(())),
-            group: Arc::default(),
+            group: Arc::new(GroupFlush {
+                started: Default::default(),
+                done: Default::default(),
+                log_file: std::fs::File::open(dir.join("db"))?,
+            }),
         })
     }
 
@@ -476,12 +481,13 @@ impl Store {
     /// and then share the next one, so a burst of requests costs one
     /// fsync per batch, not one per request.
     ///
-    /// The flush holds the writer lock, so no sled transaction runs beside
-    /// it, and is sled's synchronous flush on a blocking thread: sled
-    /// 0.34.7's `flush_async` deadlocks under concurrent callers (sled
-    /// issue 1308), and a flush and a transaction waiting on each other
-    /// hung 16 concurrent clients in `benches/small.rs`. The blocking task
-    /// runs to the end even if the request that started it is dropped.
+    /// sled's part of the flush holds the writer lock, so no sled
+    /// transaction runs beside it, and is its synchronous flush on a
+    /// blocking thread: sled 0.34.7's `flush_async` deadlocks under
+    /// concurrent callers (sled issue 1308), and a flush and a transaction
+    /// waiting on each other hung 16 concurrent clients in
+    /// `benches/small.rs`. The blocking task runs to the end even if the
+    /// request that started it is dropped.
     pub async fn flush(&self) -> Result<()> {
         let mine = self.group.started.load(std::sync::atomic::Ordering::SeqCst);
         let (db, writer, group) = (self.db.clone(), self.writer.clone(), self.group.clone());
@@ -491,9 +497,16 @@ impl Store {
             if *done > mine {
                 return Ok(());
             }
-            let _writer = writer.blocking_lock();
+            let writer = writer.blocking_lock();
             let this = group.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             db.flush()?;
+            drop(writer);
+            // sled makes its log stable with sync_file_range on Linux, which
+            // neither flushes the drive's write cache nor the file's
+            // metadata; one fdatasync per group makes the flush a real one.
+            // Writers may go on meanwhile: what they write waits for the
+            // next flush.
+            group.log_file.sync_data()?;
             *done = this;
             Ok(())
         })
@@ -501,9 +514,15 @@ impl Store {
         .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task failed: {e}"))))?
     }
 
+    /// How many group flushes have started since the store was opened.
+    pub fn flush_count(&self) -> u64 {
+        self.group.started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Make everything written so far durable, from synchronous code.
     pub fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
+        self.group.log_file.sync_data()?;
         Ok(())
     }
 
@@ -1023,20 +1042,16 @@ mod tests {
         }
         // Every caller has asked for its flush before the first can run.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(store.group.started.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(store.flush_count(), 0);
         drop(held);
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(
-            store.group.started.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "twenty callers, one flush"
-        );
+        assert_eq!(store.flush_count(), 1, "twenty callers, one flush");
         // And a caller that writes after it gets a flush of its own.
         store.tree(T::Meta).insert(b"later", &b"x"[..]).unwrap();
         store.flush().await.unwrap();
-        assert_eq!(store.group.started.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(store.flush_count(), 2);
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {
