@@ -330,3 +330,84 @@ async fn downloads_resume_with_range_requests_and_each_is_logged() {
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
     assert_eq!(resp.bytes().await.unwrap().len() as u64, big.size);
 }
+
+/// Every chunk file and small chunk in a vault's store.
+fn stored_chunks(store: &custos::store::Store) -> usize {
+    let dir = store.chunk_file(&[0u8; 32]);
+    let root = dir.parent().unwrap().parent().unwrap();
+    let files: usize = std::fs::read_dir(root)
+        .unwrap()
+        .map(|fan| std::fs::read_dir(fan.unwrap().path()).unwrap().count())
+        .sum();
+    files + store.tree(custos::store::T::Chunks).len()
+}
+
+#[tokio::test]
+async fn chunks_of_dropped_uploads_are_collected_and_stored_objects_keep_theirs() {
+    let mut v = TestVault::start().await;
+    // Over one chunk, so that the object has chunk files of its own.
+    let evidence = bytes(21, 5_000_000);
+    let s = v.submit(b"statement", &[("video.bin", evidence.clone())]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
+    let big = detail.objects.iter().find(|o| o.size > 4_000_000).unwrap();
+    let mut stored = Vec::new();
+    client
+        .download(v.lawyer.signing_key(), &s.case_id, &big.object_id, &mut stored)
+        .await
+        .unwrap();
+    let chunk = custos::store::CHUNK_SIZE;
+    let terminate = |upload: String| {
+        let parts = RequestParts {
+            headers: vec![("tus-resumable", "1.0.0".into())],
+            ..Default::default()
+        };
+        let client = v.client();
+        async move { client.send(Some(key), Method::DELETE, &upload, parts).await.unwrap() }
+    };
+
+    // Terminated: two chunk files of its own.
+    let dropped = client.create_upload(key, &s.case_id, 6_000_000).await.unwrap();
+    client.patch(key, &dropped, 0, bytes(5, chunk)).await.unwrap();
+    client
+        .patch(key, &dropped, chunk as u64, bytes(6, 1_000_000))
+        .await
+        .unwrap();
+    terminate(dropped).await;
+    // Terminated, but its one chunk is the stored object's first chunk.
+    let shared = client.create_upload(key, &s.case_id, 6_000_000).await.unwrap();
+    client.patch(key, &shared, 0, stored[..chunk].to_vec()).await.unwrap();
+    terminate(shared).await;
+    // Left to expire: one small chunk.
+    let stalled = client.create_upload(key, &s.case_id, 1000).await.unwrap();
+    client.patch(key, &stalled, 0, bytes(7, 400)).await.unwrap();
+    v.stop().await;
+
+    {
+        let vault = custos::vault::open(&v.data_dir()).unwrap();
+        let store = &vault.store;
+        let before = stored_chunks(store);
+        let later = time::OffsetDateTime::now_utc().unix_timestamp() + custos::store::UPLOAD_TTL_SECS + 1;
+        assert_eq!(custos::api::expire_uploads(store, later).await.unwrap(), 1);
+        assert!(store.has_garbage());
+        assert_eq!(
+            store.collect_chunks().await.unwrap(),
+            3,
+            "two files and one small chunk"
+        );
+        assert_eq!(stored_chunks(store), before - 3);
+        assert_eq!(store.collect_chunks().await.unwrap(), 0, "nothing left to take");
+        assert!(!store.has_garbage());
+    }
+
+    v.serve().await;
+    let out = v.tmp.path().join("got");
+    let client = v.client();
+    let got = custos::client::flows::get_case(&client, &v.lawyer, &v.log, &s.case_id, &out)
+        .await
+        .unwrap();
+    let video = got.files.iter().find(|f| f.path.ends_with("video.bin")).unwrap();
+    assert_eq!(std::fs::read(&video.path).unwrap(), evidence, "the shared chunk stayed");
+}

@@ -148,6 +148,13 @@ pub async fn serve(
                     Ok(n) => tracing::info!(uploads = n, "dropped uploads that expired"),
                     Err(e) => tracing::warn!(error = %e, "could not drop expired uploads"),
                 }
+                if state.vault.store.has_garbage() {
+                    match state.vault.store.collect_chunks().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(chunks = n, "removed chunks nothing refers to"),
+                        Err(e) => tracing::warn!(error = %e, "could not collect unreferenced chunks"),
+                    }
+                }
             }
         })
     };

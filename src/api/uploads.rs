@@ -56,8 +56,7 @@ fn expires_header(resp: &mut Response, u: &UploadRecord) {
 /// Drop every upload that has not moved for
 /// [`UPLOAD_TTL_SECS`](crate::store::UPLOAD_TTL_SECS) by `now`,
 /// as a termination would; returns how many. The server runs this every
-/// minute. The ciphertext chunks stay until a chunk collector exists (they
-/// are content-addressed and may be shared with stored objects).
+/// minute. Their chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
 pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
     let mut expired = 0;
     {
@@ -79,6 +78,7 @@ pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Resu
     }
     if expired > 0 {
         store.flush().await?;
+        store.mark_garbage();
     }
     Ok(expired)
 }
@@ -254,7 +254,8 @@ pub(super) async fn patch(
     }
     let store = &state.vault.store;
     // Chunks are content-addressed, so storing them before the offset moves
-    // is harmless if the request then fails.
+    // is harmless if the request then fails (the collector takes them).
+    let _chunk_writes = store.chunk_writes().await;
     let body_len = body.len() as u64;
     // A body of one chunk is already hashed: the signature check compared
     // its Content-Digest with it.
@@ -323,6 +324,7 @@ pub(super) async fn terminate(
         store.apply(&guard, batch)?;
     }
     store.flush().await?;
+    store.mark_garbage();
     let mut resp = StatusCode::NO_CONTENT.into_response();
     tus_headers(&mut resp);
     Ok(resp)

@@ -361,6 +361,12 @@ pub struct Store {
     chunk_dir: PathBuf,
     writer: Arc<tokio::sync::Mutex<()>>,
     group: Arc<GroupFlush>,
+    /// Held shared by whoever writes chunks that nothing refers to yet (a
+    /// PATCH, until its chunk list is applied), and exclusively by the
+    /// chunk collector, so it never takes a chunk about to be referenced.
+    chunk_gate: tokio::sync::RwLock<()>,
+    /// Set when something may have left chunks without a reference.
+    garbage: std::sync::atomic::AtomicBool,
 }
 
 /// The state of group commit (see [`Store::flush`]): how many flushes have
@@ -442,6 +448,9 @@ impl Store {
                 done: Default::default(),
                 log_file: std::fs::File::open(dir.join("db"))?,
             }),
+            chunk_gate: tokio::sync::RwLock::new(()),
+            // A crash may have left chunks of a PATCH that never counted.
+            garbage: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -567,6 +576,73 @@ impl Store {
         debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(bytes)), hash);
         self.chunks.put(&hash, bytes)?;
         Ok(hash)
+    }
+
+    /// Permission to write chunks that nothing refers to yet; hold it until
+    /// the references are applied.
+    pub async fn chunk_writes(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.chunk_gate.read().await
+    }
+
+    /// Note that chunks may have lost their last reference (an upload was
+    /// terminated or expired).
+    pub fn mark_garbage(&self) {
+        self.garbage.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Store::collect_chunks`] has anything to do.
+    pub fn has_garbage(&self) -> bool {
+        self.garbage.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Delete every chunk that no object and no upload refers to, and any
+    /// temporary file a crash left; returns how many went. Chunks are
+    /// content-addressed and may be shared, so a chunk goes only when
+    /// nothing at all refers to it. References are read under the writer
+    /// lock (a commit moves an upload's references to its object in one
+    /// transaction), and no chunk is written meanwhile (the chunk gate).
+    pub async fn collect_chunks(&self) -> Result<usize> {
+        let _gate = self.chunk_gate.write().await;
+        self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut live = std::collections::HashSet::new();
+        {
+            let _writer = self.writer().await;
+            for t in [T::ObjectChunks, T::UploadChunks] {
+                for v in self.tree(t).iter().values() {
+                    live.insert(
+                        Hash::try_from(v?.as_ref())
+                            .map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
+                    );
+                }
+            }
+        }
+        let mut removed = 0;
+        for key in self.tree(T::Chunks).iter().keys() {
+            let key = key?;
+            if !Hash::try_from(key.as_ref()).is_ok_and(|h| live.contains(&h)) {
+                self.tree(T::Chunks).remove(key)?;
+                removed += 1;
+            }
+        }
+        for fan in std::fs::read_dir(&self.chunk_dir)? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(fan.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let referenced = hex::decode(name.as_encoded_bytes())
+                    .ok()
+                    .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                    .is_some_and(|h| live.contains(&h));
+                if !referenced {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The file a chunk is kept in (for operators' tools and the tests
