@@ -41,17 +41,30 @@ pub(crate) struct Body(pub axum::body::Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = error::ApiError;
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::Bytes::from_request(req, state)
-            .await
-            .map(Body)
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    /// Collected into one buffer sized from `Content-Length` (within the
+    /// route's limit), so a PATCH costs its own size in memory once, not
+    /// twice as when the pieces are gathered and then copied together.
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
+        use axum::RequestExt;
+        use futures_util::StreamExt;
+        let hint = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut stream = req.into_limited_body().into_data_stream();
+        let mut buf = Vec::with_capacity(hint.min(MAX_PATCH_BODY));
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| {
+                if e.into_inner().is::<http_body_util::LengthLimitError>() {
                     error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
                 } else {
                     error::ApiError::BadRequest("the request body could not be read completely".into())
                 }
-            })
+            })?;
+            buf.extend_from_slice(&piece);
+        }
+        Ok(Body(buf.into()))
     }
 }
 
