@@ -1,0 +1,231 @@
+//! The custody log at scale: a log of 1,000,000 events is written through
+//! the store's own append path into a real sled store, then
+//!   audit        every entry is read back and replayed by the auditor
+//!                (`LogAuditor`: JSON, chain link, actor, Ed25519 signature,
+//!                Merkle tree), in events per second, against a reference
+//!                measured in the same run: SHA-256 leaf hashing of the same
+//!                bytes, the least any audit must do;
+//!   proofs       inclusion and consistency proofs at that size, as the
+//!                vault builds them from its stored tree and as a client
+//!                verifies them, mean over many random positions.
+//!
+//! The log is a registry (an anchor admin who registers a lawyer) and then
+//! object accesses by that lawyer across 1,000 cases, each carrying a real
+//! signed request: every event costs the auditor one signature check, the
+//! most common and most expensive kind of event. One signed request serves
+//! all the events of a case (the auditor checks each again all the same).
+//!
+//! Usage: `cargo bench --bench log -- [EVENTS] [DIR]`; prints lines
+//! `log ...` that `bench/run.sh` reads.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use custos::api::wire::PrincipalBody;
+use custos::custody::audit::LogAuditor;
+use custos::custody::checkpoint::LogSigner;
+use custos::custody::{merkle, Action, EventDraft};
+use custos::httpsig::{self, SignatureParams, SignedRequest};
+use custos::identity::{Identity, Role};
+use custos::store::Store;
+use ed25519_dalek::SigningKey;
+use rand::Rng;
+
+const CASES: u64 = 1000;
+/// Events per append: the size of one group commit of a busy vault.
+const BATCH: u64 = 10_000;
+/// Proofs timed per kind.
+const PROOFS: u32 = 2000;
+
+/// A request signed by `key` as a client would sign it, stored as the
+/// vault stores it.
+fn signed(key: &SigningKey, method: &str, uri: &str, body: Option<&[u8]>) -> SignedRequest {
+    let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
+    let mut values = vec![method.to_owned(), uri.to_owned()];
+    if let Some(b) = body {
+        components.push("content-digest".into());
+        values.push(httpsig::content_digest(b));
+    }
+    let params = SignatureParams {
+        components,
+        created: 1_790_000_000,
+        expires: 1_790_000_060,
+        nonce: hex::encode(rand::random::<[u8; 16]>()),
+        keyid: custos::identity::KeyId::of(&key.verifying_key()).to_string(),
+    };
+    let (input, sig) = httpsig::sign(key, &params, &values);
+    let (_, text, sig) = httpsig::parse_headers(&input, &sig).expect("own signature parses");
+    SignedRequest {
+        params: text,
+        values,
+        signature: sig,
+        body: body.map(|b| B64.encode(b)),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let events: u64 = args
+        .first()
+        .map(|a| a.parse().expect("EVENTS is a number"))
+        .unwrap_or(1_000_000);
+    let keep = args.get(1).map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir_in(keep.as_deref().unwrap_or(&std::env::temp_dir())).expect("temp dir");
+    let store = Store::open(tmp.path()).expect("store");
+    let signer = LogSigner::new("bench.local/log", SigningKey::generate(&mut rand::rngs::OsRng)).expect("signer");
+
+    let admin = Identity::generate("Admin").expect("identity");
+    let lawyer = Identity::generate("Lawyer").expect("identity");
+    let base = "http://bench.local";
+    let registration = serde_json::to_vec(&PrincipalBody {
+        card: lawyer.card(),
+        role: Role::Lawyer,
+        intake: true,
+    })
+    .expect("serialisable");
+    let mut drafts = vec![
+        EventDraft {
+            case: "vault".into(),
+            actor: "vault".into(),
+            action: Action::PrincipalAdded,
+            objects: vec![],
+            details: serde_json::json!({ "card": admin.card(), "role": "admin" }),
+            request: None,
+        },
+        EventDraft {
+            case: "vault".into(),
+            actor: admin.card().key_id().to_string(),
+            action: Action::PrincipalAdded,
+            objects: vec![],
+            details: serde_json::json!({ "key_id": lawyer.card().key_id(), "role": "lawyer" }),
+            request: Some(signed(
+                admin.signing_key(),
+                "POST",
+                &format!("{base}/v1/principals"),
+                Some(&registration),
+            )),
+        },
+    ];
+    let object = hex::encode([7u8; 32]);
+    let accesses: Vec<(String, SignedRequest)> = (0..CASES)
+        .map(|c| {
+            let case = format!("{c:024x}");
+            let req = signed(
+                lawyer.signing_key(),
+                "GET",
+                &format!("{base}/v1/cases/{case}/objects/{object}"),
+                None,
+            );
+            (case, req)
+        })
+        .collect();
+
+    let t0 = Instant::now();
+    let mut written = 0u64;
+    while written < events {
+        while (drafts.len() as u64) < BATCH.min(events - written) {
+            let (case, req) = &accesses[((written + drafts.len() as u64) % CASES) as usize];
+            drafts.push(EventDraft {
+                case: case.clone(),
+                actor: lawyer.card().key_id().to_string(),
+                action: Action::ObjectAccessed,
+                objects: vec![object.clone()],
+                details: serde_json::json!({ "size": 1_048_576 }),
+                request: Some(req.clone()),
+            });
+        }
+        let n = drafts.len() as u64;
+        let guard = store.writer().await;
+        store
+            .append(&guard, Default::default(), std::mem::take(&mut drafts), &signer)
+            .expect("append");
+        drop(guard);
+        written += n;
+    }
+    store.flush().await.expect("flush");
+    let write_secs = t0.elapsed().as_secs_f64();
+    let size = store.log_size().expect("size");
+    assert_eq!(size, events);
+    println!(
+        "log write events={events} secs={write_secs:.2} rate={:.0}",
+        events as f64 / write_secs
+    );
+
+    // Read every entry back once, so both timed passes start from memory.
+    let entries: Vec<Vec<u8>> = (0..size)
+        .map(|i| store.entry(i).expect("read").expect("present"))
+        .collect();
+    let bytes: usize = entries.iter().map(Vec::len).sum();
+
+    let t0 = Instant::now();
+    let mut tree = merkle::MemoryTree::default();
+    for e in &entries {
+        tree.push(merkle::leaf_hash(e));
+    }
+    let hash_secs = t0.elapsed().as_secs_f64();
+
+    let t0 = Instant::now();
+    let mut auditor = LogAuditor::new();
+    for e in &entries {
+        auditor.push(e).expect("the log audits");
+    }
+    let audit_secs = t0.elapsed().as_secs_f64();
+    assert_eq!(auditor.root(), tree.root_at(size));
+    let summary = auditor.summary();
+    println!(
+        "log audit events={size} bytes={bytes} secs={audit_secs:.2} rate={:.0} signatures={} hash_secs={hash_secs:.3} hash_rate={:.0}",
+        size as f64 / audit_secs,
+        summary.signatures,
+        size as f64 / hash_secs,
+    );
+
+    // What the signatures alone cost: one Ed25519 check of a stored request.
+    let t0 = Instant::now();
+    let rounds = 20_000u32;
+    for i in 0..rounds {
+        let (_, req) = &accesses[i as usize % accesses.len()];
+        req.verify(&lawyer.card().verifying_key).expect("verifies");
+    }
+    println!(
+        "log signature verify_us={:.1}",
+        t0.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+
+    let root = tree.root_at(size);
+    let mut rng = rand::thread_rng();
+    let (mut make, mut check) = (0f64, 0f64);
+    for _ in 0..PROOFS {
+        let index = rng.gen_range(0..size);
+        let t = Instant::now();
+        let proof = store.inclusion_proof(index, size).expect("read").expect("proof");
+        let t2 = Instant::now();
+        merkle::verify_inclusion(index, size, &merkle::leaf_hash(&entries[index as usize]), &proof, &root)
+            .expect("inclusion verifies");
+        make += (t2 - t).as_secs_f64();
+        check += t2.elapsed().as_secs_f64();
+    }
+    let per = |s: f64| s * 1e6 / f64::from(PROOFS);
+    println!(
+        "log inclusion size={size} make_us={:.1} verify_us={:.1}",
+        per(make),
+        per(check)
+    );
+    let (mut make, mut check) = (0f64, 0f64);
+    for _ in 0..PROOFS {
+        let old = rng.gen_range(1..size);
+        let old_root = tree.root_at(old);
+        let t = Instant::now();
+        let proof = store.consistency_proof(old, size).expect("read").expect("proof");
+        let t2 = Instant::now();
+        merkle::verify_consistency(old, size, &proof, &old_root, &root).expect("consistency verifies");
+        make += (t2 - t).as_secs_f64();
+        check += t2.elapsed().as_secs_f64();
+    }
+    println!(
+        "log consistency size={size} make_us={:.1} verify_us={:.1}",
+        per(make),
+        per(check)
+    );
+}
