@@ -52,8 +52,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .unwrap_or(0);
+        // Never reserve more than the route could accept, whatever the
+        // header claims: only tus PATCHes take more than a JSON body.
+        let cap = if req.method() == axum::http::Method::PATCH {
+            MAX_PATCH_BODY
+        } else {
+            MAX_JSON_BODY
+        };
         let mut stream = req.into_limited_body().into_data_stream();
-        let mut buf = Vec::with_capacity(hint.min(MAX_PATCH_BODY));
+        let mut buf = Vec::with_capacity(hint.min(cap));
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(|e| {
                 if e.into_inner().is::<http_body_util::LengthLimitError>() {

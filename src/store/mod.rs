@@ -604,18 +604,35 @@ impl Store {
     pub async fn collect_chunks(&self) -> Result<usize> {
         let _gate = self.chunk_gate.write().await;
         self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
+        let collected = match self.live_chunks().await {
+            Ok(live) => self.remove_chunks_except(&live),
+            Err(e) => Err(e),
+        };
+        if collected.is_err() {
+            // Try again at the next tick.
+            self.mark_garbage();
+        }
+        collected
+    }
+
+    /// Every chunk an object or an upload refers to, read under the writer
+    /// lock.
+    async fn live_chunks(&self) -> Result<std::collections::HashSet<Hash>> {
+        let _writer = self.writer().await;
         let mut live = std::collections::HashSet::new();
-        {
-            let _writer = self.writer().await;
-            for t in [T::ObjectChunks, T::UploadChunks] {
-                for v in self.tree(t).iter().values() {
-                    live.insert(
-                        Hash::try_from(v?.as_ref())
-                            .map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
-                    );
-                }
+        for t in [T::ObjectChunks, T::UploadChunks] {
+            for v in self.tree(t).iter().values() {
+                live.insert(
+                    Hash::try_from(v?.as_ref())
+                        .map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
+                );
             }
         }
+        Ok(live)
+    }
+
+    /// Delete every chunk and temporary file not in `live`.
+    fn remove_chunks_except(&self, live: &std::collections::HashSet<Hash>) -> Result<usize> {
         let mut removed = 0;
         for key in self.tree(T::Chunks).iter().keys() {
             let key = key?;
