@@ -154,14 +154,27 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
             "log.key does not match the vkey in vault.json".into(),
         ));
     }
-    let store = Store::open(&db_path(dir))?;
-    store.check_log(&signer)?;
+    let store = Store::open(&db_path(dir)).map_err(damaged)?;
+    store.check_log(&signer).map_err(damaged)?;
     Ok(Vault {
         store,
         signer,
         description,
         dir: dir.to_owned(),
     })
+}
+
+/// sled's own checksum failures, said as what they mean for the operator.
+fn damaged(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Integrity(
+            "sled found damaged data in its files (a checksum failed). Do not serve or change \
+             this store; keep a copy of it and restore the vault from a backup (see SECURITY.md, \
+             \"If the vault will not start\")"
+                .into(),
+        ),
+        other => other,
+    }
 }
 
 /// The sled store inside a vault's data directory.

@@ -4,6 +4,8 @@
 //! and checkpoint. Multi-tree changes are one sled transaction; callers
 //! acknowledge only after [`Store::flush`]. Decides nothing about policy.
 
+mod high_water;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +98,9 @@ const TREES: [(T, &str); 17] = [
 /// its background threads have finished with a dropped database, a moment
 /// after a vault is closed and reopened in one process (init, then serve);
 /// a second server on the same folder still fails, after this long.
+/// Key of the latest signed checkpoint note in the meta tree.
+const CHECKPOINT_KEY: &str = "checkpoint";
+
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Errors of the store.
@@ -376,6 +381,8 @@ struct GroupFlush {
     done: tokio::sync::Mutex<u64>,
     /// sled's log file (`db` in the store's folder), to fdatasync.
     log_file: std::fs::File,
+    /// Where each flush records the checkpoint it made durable.
+    high_water: std::sync::Mutex<high_water::HighWater>,
 }
 
 fn node_key(level: u32, index: u64) -> [u8; 12] {
@@ -447,6 +454,7 @@ impl Store {
                 started: Default::default(),
                 done: Default::default(),
                 log_file: std::fs::File::open(dir.join("db"))?,
+                high_water: std::sync::Mutex::new(high_water::HighWater::open(dir)?),
             }),
             chunk_gate: tokio::sync::RwLock::new(()),
             // A crash may have left chunks of a PATCH that never counted.
@@ -500,6 +508,7 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         let mine = self.group.started.load(std::sync::atomic::Ordering::SeqCst);
         let (db, writer, group) = (self.db.clone(), self.writer.clone(), self.group.clone());
+        let meta = self.tree(T::Meta).clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let mut done = group.done.blocking_lock();
             // A flush that started after this caller's writes has ended.
@@ -509,6 +518,9 @@ impl Store {
             let writer = writer.blocking_lock();
             let this = group.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             db.flush()?;
+            // The checkpoint this flush covers; a later one may be written
+            // as soon as the lock is released.
+            let note = meta.get(CHECKPOINT_KEY)?;
             drop(writer);
             // sled makes its log stable with sync_file_range on Linux, which
             // neither flushes the drive's write cache nor the file's
@@ -516,6 +528,13 @@ impl Store {
             // Writers may go on meanwhile: what they write waits for the
             // next flush.
             group.log_file.sync_data()?;
+            // Only once sled's copy is stable may the mark move: a mark
+            // ahead of the store would refuse a healthy vault.
+            if let Some(note) = note {
+                let note = std::str::from_utf8(&note)
+                    .map_err(|_| StoreError::Integrity("stored checkpoint is not text".into()))?;
+                group.high_water.lock().expect("flushes do not panic").record(note)?;
+            }
             *done = this;
             Ok(())
         })
@@ -768,7 +787,7 @@ impl Store {
     pub fn checkpoint(&self) -> Result<Option<String>> {
         Ok(self
             .tree(T::Meta)
-            .get("checkpoint")?
+            .get(CHECKPOINT_KEY)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -872,7 +891,7 @@ impl Store {
         })?;
         let note = signer.sign(size, root);
         batch.put(T::Meta, "size", size.to_be_bytes());
-        batch.put(T::Meta, "checkpoint", note.as_bytes());
+        batch.put(T::Meta, CHECKPOINT_KEY, note.as_bytes());
         self.apply(guard, batch)?;
         events
             .into_iter()
@@ -890,10 +909,50 @@ impl Store {
             .collect()
     }
 
+    /// Compare the store with the high-water mark (see [`high_water`]):
+    /// holding fewer entries than the last checkpoint made durable, or other
+    /// entries at that size, means sled lost acknowledged data.
+    fn check_high_water(&self, signer: &LogSigner, size: u64) -> Result<()> {
+        let mut mark = self.group.high_water.lock().expect("flushes do not panic");
+        let Some(note) = mark.note().map(str::to_owned) else {
+            // A store made before the mark existed: start it now.
+            if let Some(note) = self.checkpoint()? {
+                mark.record(&note)?;
+            }
+            return Ok(());
+        };
+        let durable = signer
+            .verifier()
+            .verify(&note)
+            .map_err(|e| StoreError::Integrity(format!("the high-water checkpoint does not verify: {e}")))?;
+        let lost = || {
+            StoreError::Integrity(format!(
+                "the store holds {size} log entries, but a checkpoint of {} entries was made durable \
+                 and may have been handed out: sled's files are damaged and it dropped acknowledged \
+                 data when it recovered. Do not serve or change this store; keep a copy of it and \
+                 restore the vault from a backup (see SECURITY.md, \"If the vault will not start\")",
+                durable.size
+            ))
+        };
+        if size < durable.size {
+            return Err(lost());
+        }
+        if self.root(durable.size)? != durable.root {
+            return Err(StoreError::Integrity(format!(
+                "the log's first {} entries no longer match the checkpoint made durable for them: \
+                 the store was altered or damaged. Do not serve it; restore from a backup \
+                 (see SECURITY.md, \"If the vault will not start\")",
+                durable.size
+            )));
+        }
+        Ok(())
+    }
+
     /// Startup check: the stored tree must match the stored checkpoint and
     /// every entry must be present, or the server refuses to serve.
     pub fn check_log(&self, signer: &LogSigner) -> Result<()> {
         let size = self.log_size()?;
+        self.check_high_water(signer, size)?;
         if size == 0 {
             return Ok(());
         }

@@ -1,0 +1,609 @@
+//! Crash harness: a real `custos serve` process, under concurrent
+//! submissions (with multi-chunk uploads) and grants, is killed with SIGKILL
+//! at a random moment, round after round, and started again on the same
+//! data directory. After every restart:
+//!
+//! - every acknowledged submission (every receipt a client received) is
+//!   there and decrypts byte for byte to what was sent; every acknowledged
+//!   grant still holds;
+//! - every case the lawyer can see downloads whole, so no half-written
+//!   object is visible, including in the submissions the kill cut off;
+//! - the whole log passes the auditor's audit, carried from round to round
+//!   in its state file;
+//! - the new checkpoint is consistent (RFC 9162 proof) with every
+//!   checkpoint handed out before the crash.
+//!
+//! `cargo test` runs the short form (20 rounds). The long form, by hand:
+//! `CUSTOS_CRASH_ROUNDS=300 cargo test --release --test crash -- --nocapture`.
+//! Either prints its figures: rounds, acknowledged, lost, audit failures.
+
+mod util;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custos::api::wire::PrincipalBody;
+use custos::client::flows::{self, SubmitFile};
+use custos::client::trust::TrustStore;
+use custos::client::Client;
+use custos::custody::checkpoint::LogVerifier;
+use custos::custody::merkle::verify_consistency;
+use custos::envelope::ObjectKind;
+use custos::identity::{Identity, Role};
+use rand::{Rng, SeedableRng};
+
+const BIN: &str = env!("CARGO_BIN_EXE_custos");
+const ORIGIN: &str = "crash.custos.example/log";
+/// Kill rounds in the short form that `cargo test` runs.
+const SHORT_ROUNDS: u64 = 20;
+/// Concurrent clients writing while the server is killed.
+const WORKERS: usize = 4;
+/// Evidence large enough to span two chunk files (4 MiB + 1 MiB).
+const LARGE: usize = 5 << 20;
+
+/// A `custos serve` process; killed with SIGKILL when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `custos serve` on the data directory. A server that refuses to
+/// start fails the harness with what it printed.
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--stamp-bits", "4"])
+        .env("CUSTOS_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("custos is serving") => {
+                let rest = line.split("addr=").nth(1).unwrap();
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+            Some(Ok(line)) => seen.push(line),
+            _ => panic!("the server did not start after a crash:\n{}", seen.join("\n")),
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Server {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// A submission the vault acknowledged: its case and the plaintexts sent.
+#[derive(Clone)]
+struct Acked {
+    case_id: String,
+    plaintexts: Vec<Vec<u8>>,
+}
+
+/// What the clients were told, shared between workers.
+#[derive(Default)]
+struct Told {
+    submissions: Vec<Acked>,
+    /// Cases granted to the second lawyer, acknowledged.
+    grants: Vec<String>,
+    /// Every checkpoint note handed out (in receipts or by GET).
+    checkpoints: Vec<String>,
+    /// Receipts received: acknowledged writes.
+    receipts: u64,
+    /// Requests that failed because the server died under them.
+    cut: u64,
+    /// Requests the live server refused: none are expected.
+    refused: Vec<String>,
+}
+
+struct Harness {
+    dir: PathBuf,
+    lawyer: Identity,
+    colleague: Identity,
+    auditor: Identity,
+    log: LogVerifier,
+}
+
+impl Harness {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+/// One client's work until the server dies under it: submissions (one in
+/// four with a two-chunk file), grants of acknowledged cases, and reads of
+/// the checkpoint.
+async fn worker(h: Arc<Harness>, url: String, told: Arc<Mutex<Told>>, worker: usize, round: u64, seed: u64) {
+    let client = Client::new(&url).unwrap();
+    let trust = TrustStore::new(h.dir.join(format!("trust-{worker}")));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for step in 0u64.. {
+        let result = match rng.gen_range(0..10) {
+            0..=5 => submit(&h, &client, &trust, &told, (round, worker, step), &mut rng).await,
+            6..=7 => grant(&h, &client, &told, &mut rng).await,
+            _ => client
+                .checkpoint()
+                .await
+                .map(|note| told.lock().unwrap().checkpoints.push(note)),
+        };
+        match result {
+            Ok(()) => {}
+            // The server answered with an error: a bug, not the kill.
+            Err(e) if e.code().is_some() => {
+                told.lock().unwrap().refused.push(e.to_string());
+                return;
+            }
+            Err(_) => {
+                told.lock().unwrap().cut += 1;
+                return;
+            }
+        }
+    }
+}
+
+async fn submit(
+    h: &Harness,
+    client: &Client,
+    trust: &TrustStore,
+    told: &Mutex<Told>,
+    (round, worker, step): (u64, usize, u64),
+    rng: &mut impl Rng,
+) -> Result<(), custos::client::ClientError> {
+    let name = format!("r{round}-w{worker}-s{step}");
+    let folder = h.dir.join("in").join(&name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let statement = format!("statement {name}: they held me in room {}", rng.gen::<u16>()).into_bytes();
+    let mut sent = vec![(ObjectKind::Statement, statement)];
+    if rng.gen_ratio(1, 4) {
+        sent.push((ObjectKind::Evidence, util::bytes(rng.gen(), LARGE)));
+    }
+    let files: Vec<SubmitFile> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, bytes))| {
+            let path = folder.join(format!("{i}.bin"));
+            std::fs::write(&path, bytes).unwrap();
+            SubmitFile { path, kind: *kind }
+        })
+        .collect();
+    let done = flows::submit(client, trust, &[], &files, false).await?;
+    let mut told = told.lock().unwrap();
+    told.receipts += done.receipt.receipts.len() as u64;
+    told.checkpoints
+        .extend(done.receipt.receipts.iter().map(|r| r.checkpoint.clone()));
+    told.submissions.push(Acked {
+        case_id: done.case_id,
+        plaintexts: sent.into_iter().map(|(_, b)| b).collect(),
+    });
+    Ok(())
+}
+
+async fn grant(
+    h: &Harness,
+    client: &Client,
+    told: &Mutex<Told>,
+    rng: &mut impl Rng,
+) -> Result<(), custos::client::ClientError> {
+    let case = {
+        let told = told.lock().unwrap();
+        let open: Vec<&Acked> = told
+            .submissions
+            .iter()
+            .filter(|a| !told.grants.contains(&a.case_id))
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        open[rng.gen_range(0..open.len())].case_id.clone()
+    };
+    let receipt = flows::grant(client, &h.lawyer, &case, &h.colleague.key_id()).await;
+    let receipt = match receipt {
+        Ok(r) => r,
+        // Another worker granted it first: not a crash.
+        Err(e) if e.code() == Some("already_granted") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut told = told.lock().unwrap();
+    told.receipts += 1;
+    told.checkpoints.push(receipt.checkpoint);
+    if !told.grants.contains(&case) {
+        told.grants.push(case);
+    }
+    Ok(())
+}
+
+/// What one check after a restart found wrong.
+#[derive(Default)]
+struct Findings {
+    lost: Vec<String>,
+    audit: Vec<String>,
+}
+
+/// Download and decrypt a case; its plaintexts, sorted.
+async fn plaintexts(h: &Harness, client: &Client, case: &str) -> Result<Vec<Vec<u8>>, String> {
+    let out = h.dir.join("got").join(case);
+    let _ = std::fs::remove_dir_all(&out);
+    let got = flows::get_case(client, &h.lawyer, &h.log, case, &out)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut texts: Vec<Vec<u8>> = got.files.iter().map(|f| std::fs::read(&f.path).unwrap()).collect();
+    texts.sort();
+    std::fs::remove_dir_all(&out).unwrap();
+    Ok(texts)
+}
+
+/// Everything that must hold after a restart. `fresh` are the submissions
+/// acknowledged since the last check, which are downloaded; the older ones
+/// are checked for presence and object count (and downloaded at the end).
+async fn check(
+    h: &Harness,
+    url: &str,
+    told: &Told,
+    fresh: &[Acked],
+    unacked_seen: &mut HashSet<String>,
+    verified_checkpoint: &mut Option<(u64, [u8; 32])>,
+) -> Findings {
+    let mut f = Findings::default();
+    let client = Client::new(url).unwrap();
+
+    let visible: HashMap<String, usize> = flows::cases(&client, &h.lawyer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.case_id, c.objects))
+        .collect();
+    let acked: HashMap<&str, &Acked> = told.submissions.iter().map(|a| (a.case_id.as_str(), a)).collect();
+    for a in &told.submissions {
+        match visible.get(&a.case_id) {
+            None => f.lost.push(format!("case {} is gone", a.case_id)),
+            Some(&n) if n != a.plaintexts.len() => f.lost.push(format!(
+                "case {} has {n} objects, {} acknowledged",
+                a.case_id,
+                a.plaintexts.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for a in fresh {
+        let mut want = a.plaintexts.clone();
+        want.sort();
+        match plaintexts(h, &client, &a.case_id).await {
+            Ok(got) if got == want => {}
+            Ok(_) => f.lost.push(format!("case {} decrypts to other bytes", a.case_id)),
+            Err(e) => f.lost.push(format!("case {} does not download: {e}", a.case_id)),
+        }
+    }
+    // Submissions the kill cut off may have left a case with some of its
+    // objects; whatever is visible must be whole.
+    for case in visible.keys().filter(|c| !acked.contains_key(c.as_str())) {
+        if unacked_seen.insert(case.clone()) {
+            if let Err(e) = plaintexts(h, &client, case).await {
+                f.lost
+                    .push(format!("unacknowledged case {case} shows a damaged object: {e}"));
+            }
+        }
+    }
+    let granted: HashSet<String> = client
+        .cases(h.colleague.signing_key())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.case_id)
+        .collect();
+    for case in told.grants.iter().filter(|c| !granted.contains(*c)) {
+        f.lost.push(format!("the grant of case {case} is gone"));
+    }
+
+    let report = flows::audit(&client, &h.auditor, &h.log, Some(&h.dir.join("audit-state.json")))
+        .await
+        .unwrap();
+    if let Some(why) = report.failure {
+        f.audit.push(format!("audit: {why}"));
+    }
+
+    // The new checkpoint must extend every one handed out before.
+    let now = h.log.verify(&client.checkpoint().await.unwrap()).unwrap();
+    let mut old: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    for note in told.checkpoints.iter() {
+        let cp = h.log.verify(note).unwrap();
+        if let Some(root) = old.insert(cp.size, cp.root) {
+            if root != cp.root {
+                f.audit.push(format!("two checkpoints of size {} differ", cp.size));
+            }
+        }
+    }
+    old.extend(verified_checkpoint.iter().copied());
+    for (&size, root) in &old {
+        if size > now.size {
+            f.audit.push(format!(
+                "checkpoint of size {size} was handed out, the log now has {}",
+                now.size
+            ));
+            continue;
+        }
+        let proof = client.consistency(size, now.size).await.unwrap();
+        let hashes = custos::custody::audit::decode_hashes(&proof.proof).unwrap();
+        if let Err(e) = verify_consistency(size, now.size, &hashes, root, &now.root) {
+            f.audit.push(format!(
+                "checkpoint of size {size} is not a prefix of size {}: {e}",
+                now.size
+            ));
+        }
+    }
+    *verified_checkpoint = Some((now.size, now.root));
+    f
+}
+
+async fn setup(dir: PathBuf) -> Harness {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let colleague = Identity::generate("Colleague").unwrap();
+    let auditor = Identity::generate("Auditor").unwrap();
+    let log = custos::vault::init(&dir.join("data"), ORIGIN, &[admin.card()])
+        .await
+        .unwrap();
+    let server = start(&dir.join("data"));
+    let client = Client::new(&server.url).unwrap();
+    for (who, role, intake) in [
+        (&lawyer, Role::Lawyer, true),
+        (&colleague, Role::Lawyer, false),
+        (&auditor, Role::Auditor, false),
+    ] {
+        let body = PrincipalBody {
+            card: who.card(),
+            role,
+            intake,
+        };
+        client.add_principal(admin.signing_key(), &body).await.unwrap();
+    }
+    drop(server);
+    Harness {
+        dir,
+        lawyer,
+        colleague,
+        auditor,
+        log,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moments() {
+    let rounds: u64 = std::env::var("CUSTOS_CRASH_ROUNDS")
+        .ok()
+        .map(|r| r.parse().expect("CUSTOS_CRASH_ROUNDS is a number"))
+        .unwrap_or(SHORT_ROUNDS);
+    let seed: u64 = std::env::var("CUSTOS_CRASH_SEED")
+        .ok()
+        .map(|s| s.parse().expect("CUSTOS_CRASH_SEED is a number"))
+        .unwrap_or_else(rand::random);
+    eprintln!("crash harness: {rounds} rounds, seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let told = Arc::new(Mutex::new(Told::default()));
+    let (mut lost, mut audit_failures) = (Vec::new(), Vec::new());
+    let mut unacked_seen = HashSet::new();
+    let mut verified_checkpoint = None;
+    let mut checked = 0;
+
+    for round in 0..rounds {
+        let server = start(&h.data());
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| tokio::spawn(worker(h.clone(), server.url.clone(), told.clone(), w, round, rng.gen())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..2000))).await;
+        drop(server); // SIGKILL
+        for w in workers {
+            tokio::time::timeout(Duration::from_secs(120), w)
+                .await
+                .expect("a client hung after the server died")
+                .unwrap();
+        }
+
+        let server = start(&h.data());
+        let told = told.lock().unwrap().clone_view();
+        let fresh = &told.submissions[checked..];
+        let found = check(
+            &h,
+            &server.url,
+            &told,
+            fresh,
+            &mut unacked_seen,
+            &mut verified_checkpoint,
+        )
+        .await;
+        checked = told.submissions.len();
+        lost.extend(found.lost.into_iter().map(|l| format!("round {round}: {l}")));
+        audit_failures.extend(found.audit.into_iter().map(|l| format!("round {round}: {l}")));
+        drop(server);
+    }
+
+    // At the end, every acknowledged submission once more, byte for byte.
+    let server = start(&h.data());
+    let told = told.lock().unwrap().clone_view();
+    let found = check(
+        &h,
+        &server.url,
+        &told,
+        &told.submissions,
+        &mut unacked_seen,
+        &mut verified_checkpoint,
+    )
+    .await;
+    lost.extend(found.lost.into_iter().map(|l| format!("final: {l}")));
+    audit_failures.extend(found.audit.into_iter().map(|l| format!("final: {l}")));
+
+    eprintln!(
+        "crash harness: rounds {rounds}, acknowledged {} receipts ({} submissions, {} grants, {} checkpoints read or received), \
+         requests cut by the kill {}, cases left unfinished by a kill {}, lost {}, audit failures {}",
+        told.receipts,
+        told.submissions.len(),
+        told.grants.len(),
+        told.checkpoints.len(),
+        told.cut,
+        unacked_seen.len(),
+        lost.len(),
+        audit_failures.len(),
+    );
+    assert!(lost.is_empty(), "lost after a crash:\n{}", lost.join("\n"));
+    assert!(
+        audit_failures.is_empty(),
+        "audit failures:\n{}",
+        audit_failures.join("\n")
+    );
+    assert!(
+        told.refused.is_empty(),
+        "the live server refused requests:\n{}",
+        told.refused.join("\n")
+    );
+    assert!(
+        told.submissions.len() as u64 >= rounds,
+        "too little was acknowledged to prove anything"
+    );
+    assert_eq!(
+        told.cut,
+        rounds * WORKERS as u64,
+        "every round's kill must cut every client off"
+    );
+}
+
+impl Told {
+    fn clone_view(&self) -> Told {
+        Told {
+            submissions: self.submissions.clone(),
+            grants: self.grants.clone(),
+            checkpoints: self.checkpoints.clone(),
+            receipts: self.receipts,
+            cut: self.cut,
+            refused: self.refused.clone(),
+        }
+    }
+}
+
+/// sled recovers its log up to the first message whose checksum fails and
+/// drops the rest without a word. Damage anywhere in its files must make
+/// the vault refuse to start (sled's own check, or the high-water mark),
+/// never serve a log shorter than the one it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_store_files_are_refused_never_served_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let server = start(&h.data());
+    let told = Mutex::new(Told::default());
+    let client = Client::new(&server.url).unwrap();
+    let trust = TrustStore::new(h.dir.join("trust"));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for step in 0..6 {
+        submit(&h, &client, &trust, &told, (0, 0, step), &mut rng)
+            .await
+            .unwrap();
+    }
+    let full = h.log.verify(&client.checkpoint().await.unwrap()).unwrap();
+    drop(server); // SIGKILL: sled's last snapshot is older than its log.
+
+    let log = std::fs::read(h.data().join("db").join("db")).unwrap();
+    let used = log.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let (mut sled_refused, mut mark_refused, mut intact) = (0, 0, 0);
+    for trial in 0..40u64 {
+        let copy = h.dir.join(format!("damaged-{trial}"));
+        util::copy_dir(&h.data(), &copy);
+        let mut damaged = log.clone();
+        let at = rng.gen_range(0..used - 4);
+        damaged[at..at + 4].copy_from_slice(&[0xff, 0x00, 0xff, 0x00]);
+        std::fs::write(copy.join("db").join("db"), &damaged).unwrap();
+        match custos::vault::open(&copy) {
+            Err(e) if e.to_string().contains("a checkpoint of") => mark_refused += 1,
+            Err(e) if e.to_string().contains("sled found damaged data") => sled_refused += 1,
+            Err(e) => panic!("byte {at}: refused with an unclear message: {e}"),
+            Ok(vault) => {
+                let size = vault.store.log_size().unwrap();
+                let note = vault.store.checkpoint().unwrap().unwrap();
+                assert_eq!(
+                    (size, h.log.verify(&note).unwrap().root),
+                    (full.size, full.root),
+                    "byte {at}: damage rolled the log back and the vault opened it"
+                );
+                intact += 1;
+            }
+        }
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    eprintln!(
+        "damaged store: 40 trials, refused by sled {sled_refused}, refused by the high-water mark {mark_refused}, \
+         opened whole (damage in unused bytes) {intact}"
+    );
+    assert!(sled_refused + mark_refused > 0, "no damage was noticed at all");
+}
+
+/// The high-water mark on its own: a store put back to an older copy of
+/// sled's files (a rollback the operator or an intruder made) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_older_than_its_high_water_mark_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let old = h.dir.join("old");
+    util::copy_dir(&h.data(), &old);
+    let server = start(&h.data());
+    let client = Client::new(&server.url).unwrap();
+    let told = Mutex::new(Told::default());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    submit(
+        &h,
+        &client,
+        &TrustStore::new(h.dir.join("trust")),
+        &told,
+        (0, 0, 0),
+        &mut rng,
+    )
+    .await
+    .unwrap();
+    drop(server);
+    // Put the old sled files back under the new mark.
+    let db = h.data().join("db");
+    for name in ["db", "conf"] {
+        std::fs::copy(old.join("db").join(name), db.join(name)).unwrap();
+    }
+    for e in std::fs::read_dir(&db).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_str().unwrap().starts_with("snap.") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(old.join("db")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_str().unwrap().starts_with("snap.") {
+            std::fs::copy(&p, db.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let err = custos::vault::open(&h.data()).unwrap_err().to_string();
+    assert!(err.contains("but a checkpoint of"), "{err}");
+
+    // The command line says the same, in one line, and exits 1.
+    let out = Command::new(BIN)
+        .args(["serve", "--data", h.data().to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: integrity failure: the store holds")
+            && stderr.contains("restore the vault from a backup"),
+        "{stderr}"
+    );
+}
