@@ -137,12 +137,18 @@ async fn outsiders_are_refused_and_cannot_decrypt_the_ciphertext() {
 
     let detail = client.case(v.lawyer.signing_key(), &s.case_id).await.unwrap();
     let object = &detail.objects[0].object_id;
-    for who in [&other, &v.auditor, &v.admin] {
+    // Those who may not see the case are told it does not exist; an
+    // auditor, who sees its metadata, is told no.
+    for (who, code) in [
+        (&other, "not_found"),
+        (&v.auditor, "forbidden"),
+        (&v.admin, "not_found"),
+    ] {
         let err = client
             .download(who.signing_key(), &s.case_id, object, &mut Vec::new())
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Some("forbidden"), "{}", who.key_id());
+        assert_eq!(err.code(), Some(code), "{}", who.key_id());
     }
 
     // Even with the raw ciphertext and the lawyer's envelope in hand, the
@@ -241,7 +247,11 @@ async fn grant_then_revoke_works_and_both_are_logged() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("forbidden"));
+    assert_eq!(
+        err.code(),
+        Some("not_found"),
+        "a revoked lawyer no longer sees the case"
+    );
 
     // The last lawyer holding a case cannot be revoked: the case would
     // become unreadable to everyone but the submitter.

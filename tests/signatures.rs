@@ -113,7 +113,8 @@ async fn bad_signatures_are_refused_each_with_its_own_code() {
     );
 
     // Altered method.
-    let for_get = signed(&v.admin, &get, &format!("{}/v1/principals", v.url), None, now());
+    let mut for_get = signed(&v.admin, &get, &format!("{}/v1/principals", v.url), None, now());
+    for_get.push(("content-type", "application/json".into()));
     let (status, code) = raw(&v.url, Method::POST, "/v1/principals", &for_get, Some(b"{}".to_vec())).await;
     assert_eq!(
         (status, code.as_str()),
@@ -218,6 +219,7 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_urls() {
         public_urls: vec![public.into(), onion.into()],
         witnesses: Default::default(),
         stamp_bits: 0,
+        body_timeout: custos::api::BODY_IDLE_TIMEOUT,
     });
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(custos::api::serve(state, listener, std::future::pending()));

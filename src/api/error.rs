@@ -63,6 +63,9 @@ pub enum ApiError {
     /// Wrong content type.
     #[error("{0}")]
     UnsupportedMedia(&'static str),
+    /// The request body stalled for longer than the body timeout (seconds).
+    #[error("the request body sent nothing for {0} s; send the request again")]
+    BodyTimeout(u64),
     /// The store failed; details are logged, not returned.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -92,8 +95,15 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
-            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            ApiError::Store(e) => match io_kind(e) {
+                Some(std::io::ErrorKind::StorageFull) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+                Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_read_only")
+                }
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            },
         }
     }
 }
@@ -108,7 +118,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                "the vault could not complete the request; nothing was acknowledged".to_owned()
+                match io_kind(e) {
+                    Some(std::io::ErrorKind::StorageFull) => {
+                        "the vault's disk is full; nothing of this request was acknowledged; try again later"
+                    }
+                    Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
+                        "the vault cannot write to its disk; nothing of this request was acknowledged; try again later"
+                    }
+                    _ => "the vault could not complete the request; nothing was acknowledged",
+                }
+                .to_owned()
             }
             other => other.to_string(),
         };
@@ -125,6 +144,14 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+/// The kind of the I/O error under a store failure, if it is one.
+fn io_kind(e: &StoreError) -> Option<std::io::ErrorKind> {
+    match e {
+        StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => Some(e.kind()),
+        _ => None,
     }
 }
 

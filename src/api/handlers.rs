@@ -64,6 +64,18 @@ pub(super) fn access(state: &AppState, case_id: &str, actor: &Actor) -> Result<C
     })
 }
 
+/// Load a case and the actor's access to it. A case the actor may not see
+/// is "not found", exactly like one that does not exist, so no refusal
+/// tells an outsider that a case id is real.
+pub(super) fn visible_case(state: &AppState, case_id: &str, actor: &Actor) -> Result<(CaseRecord, CaseAccess)> {
+    let case = load_case(state, case_id)?;
+    let acc = access(state, case_id, actor)?;
+    if !policy::may_view_case(actor, case_id, acc) {
+        return Err(ApiError::NotFound("case"));
+    }
+    Ok((case, acc))
+}
+
 pub(super) fn with_body(mut req: SignedRequest, body: &[u8]) -> SignedRequest {
     req.body = Some(B64.encode(body));
     req
@@ -389,8 +401,8 @@ pub(super) async fn download(
     headers: HeaderMap,
     Signed { actor, request: signed }: Signed,
 ) -> Result<Response> {
-    load_case(&state, &case_id)?;
-    if !policy::may_download(&actor, &case_id, access(&state, &case_id, &actor)?) {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_download(&actor, &case_id, acc) {
         return Err(ApiError::Forbidden(
             "only holders of the case key may download its objects",
         ));
@@ -418,8 +430,8 @@ pub(super) async fn export_object(
     headers: HeaderMap,
     Signed { actor, request: signed }: Signed,
 ) -> Result<Response> {
-    load_case(&state, &case_id)?;
-    if !policy::may_export(&actor, access(&state, &case_id, &actor)?) {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_export(&actor, acc) {
         return Err(ApiError::Forbidden(
             "only auditors and holders of the case key may export it",
         ));
@@ -550,12 +562,12 @@ pub(super) async fn grant(
     }: SignedBody,
 ) -> Result<Response> {
     let req: GrantBody = parse_json(&body)?;
-    load_case(&state, &case_id)?;
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
     let store = &state.vault.store;
     let grantee: RegistryRecord = store
         .get_json(T::Registry, req.key_id.as_str())?
         .ok_or(ApiError::NotFound("principal"))?;
-    if !policy::may_grant(&actor, access(&state, &case_id, &actor)?, grantee.principal.role) {
+    if !policy::may_grant(&actor, acc, grantee.principal.role) {
         return Err(ApiError::Forbidden(
             "only a lawyer holding the case may grant it, and only to a lawyer",
         ));
@@ -592,7 +604,11 @@ pub(super) async fn revoke(
     Path((case_id, key_id)): Path<(String, String)>,
     Signed { actor, request: signed }: Signed,
 ) -> Result<Json<ReceiptBody>> {
-    if !policy::may_revoke(&actor, access(&state, &case_id, &actor)?) {
+    // Admins may revoke without seeing the case; anyone else who cannot
+    // see it is told it does not exist.
+    let acc = access(&state, &case_id, &actor)?;
+    if !policy::may_revoke(&actor, acc) {
+        visible_case(&state, &case_id, &actor)?;
         return Err(ApiError::Forbidden("only a holder of the case or an admin may revoke"));
     }
     let key_id: KeyId = key_id.parse().map_err(|_| ApiError::NotFound("grant"))?;
@@ -763,7 +779,7 @@ pub(super) async fn withdraw(
     }: SignedBody,
 ) -> Result<Response> {
     let req: WithdrawBody = parse_json(&body)?;
-    load_case(&state, &case_id)?;
+    visible_case(&state, &case_id, &actor)?;
     let Actor::Submitter { key_id, case_id: own } = &actor else {
         return Err(ApiError::Forbidden(
             "only the submitter, signing with a codename key of this case, can withdraw it",

@@ -32,6 +32,12 @@ pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
 /// Largest object. Set high: evidence can be hours of video.
 pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
 
+/// Longest a request body may send nothing before the request is refused
+/// (`408 body_timeout`). A body that trickles in holds a connection and a
+/// buffer; 30 s of silence is far beyond a slow Tor circuit's pauses, and
+/// the clients resume a cut upload from the vault's offset.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
@@ -39,12 +45,13 @@ pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 /// the API's own error codes.
 pub(crate) struct Body(pub axum::body::Bytes);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+impl axum::extract::FromRequest<Arc<AppState>> for Body {
     type Rejection = error::ApiError;
     /// Collected into one buffer sized from `Content-Length` (within the
     /// route's limit), so a PATCH costs its own size in memory once, not
     /// twice as when the pieces are gathered and then copied together.
-    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
+    /// A body that stalls longer than the vault's body timeout is refused.
+    async fn from_request(req: axum::extract::Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         use axum::RequestExt;
         use futures_util::StreamExt;
         let hint = req
@@ -54,14 +61,23 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
             .unwrap_or(0);
         // Never reserve more than the route could accept, whatever the
         // header claims: only tus PATCHes take more than a JSON body.
-        let cap = if req.method() == axum::http::Method::PATCH {
-            MAX_PATCH_BODY
-        } else {
-            MAX_JSON_BODY
-        };
+        let is_patch = req.method() == axum::http::Method::PATCH;
+        let cap = if is_patch { MAX_PATCH_BODY } else { MAX_JSON_BODY };
+        // Every body but a tus PATCH's is JSON, and must say so: a form or
+        // text post from another site's page is refused before it is read.
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         let mut stream = req.into_limited_body().into_data_stream();
         let mut buf = Vec::with_capacity(hint.min(cap));
-        while let Some(piece) = stream.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(state.body_timeout, stream.next()).await else {
+                return Err(error::ApiError::BodyTimeout(state.body_timeout.as_secs()));
+            };
+            let Some(piece) = next else { break };
             let piece = piece.map_err(|e| {
                 if e.into_inner().is::<http_body_util::LengthLimitError>() {
                     error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
@@ -70,6 +86,11 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
                 }
             })?;
             buf.extend_from_slice(&piece);
+        }
+        if !is_patch && !buf.is_empty() && !json {
+            return Err(error::ApiError::UnsupportedMedia(
+                "request bodies must be JSON, sent as Content-Type: application/json",
+            ));
         }
         Ok(Body(buf.into()))
     }
@@ -100,6 +121,9 @@ pub struct AppState {
     pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.
     pub witnesses: crate::witness::push::Witnesses,
+    /// Longest a request body may stall between two pieces before the
+    /// request is refused ([`BODY_IDLE_TIMEOUT`] in service).
+    pub body_timeout: std::time::Duration,
 }
 
 /// The complete router.

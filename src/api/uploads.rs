@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{unix_now, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
-use super::handlers::{access, draft, load_case, log_and_flush, parse_json, with_body};
+use super::handlers::{draft, log_and_flush, parse_json, visible_case, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
 use super::{AppState, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
 use crate::custody::Action;
@@ -141,8 +141,8 @@ pub(super) async fn create(
     SignedBody { actor, body, .. }: SignedBody,
 ) -> Result<Response> {
     check_tus(&headers)?;
-    load_case(&state, &case_id)?;
-    if !policy::may_upload(&actor, &case_id, access(&state, &case_id, &actor)?) {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_upload(&actor, &case_id, acc) {
         return Err(ApiError::Forbidden(
             "only the submitter or a lawyer holding the case may add to it",
         ));

@@ -542,6 +542,51 @@ impl Store {
         .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task failed: {e}"))))?
     }
 
+    /// SHA-256 over every record of every tree but the replay nonces, and
+    /// the name and size of every chunk file: two equal digests mean
+    /// nothing was written in between. Tests use it to show that refused
+    /// requests leave the store as it was. Nonces are left out because an
+    /// authenticated request spends its nonce even when it is then refused,
+    /// so that it cannot be replayed once it would pass.
+    pub fn digest(&self) -> Result<[u8; 32]> {
+        let mut h = Sha256::new();
+        for (t, name) in TREES.into_iter().filter(|(t, _)| *t != T::Nonces) {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name);
+            for kv in self.tree(t).iter() {
+                let (k, v) = kv?;
+                for part in [&k, &v] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        let mut dirs = vec![self.chunk_dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir)? {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    files.push((e.path(), e.metadata()?.len()));
+                }
+            }
+        }
+        files.sort();
+        for (path, len) in files {
+            let rel = path
+                .strip_prefix(&self.chunk_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            h.update((rel.len() as u64).to_be_bytes());
+            h.update(rel.as_bytes());
+            h.update(len.to_be_bytes());
+        }
+        Ok(h.finalize().into())
+    }
+
     /// How many group flushes have started since the store was opened.
     pub fn flush_count(&self) -> u64 {
         self.group.started.load(std::sync::atomic::Ordering::SeqCst)

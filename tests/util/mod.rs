@@ -36,6 +36,10 @@ pub struct TestVault {
     /// Proof-of-work difficulty (low in tests, so they stay fast; the
     /// default is tested on its own).
     pub stamp_bits: u8,
+    /// How long a request body may stall (short in the abuse tests).
+    pub body_timeout: std::time::Duration,
+    /// The running server's state, to look at its store.
+    pub state: Option<Arc<AppState>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -44,7 +48,14 @@ impl TestVault {
     /// Create a vault with an admin, an intake lawyer and an auditor, and
     /// serve it.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`TestVault::start`], after `prepare` has run on the temp dir (to
+    /// mount a file system where the data will go, say).
+    pub async fn start_with(prepare: impl FnOnce(&Path)) -> Self {
         let tmp = tempfile::tempdir().unwrap();
+        prepare(tmp.path());
         let admin = Identity::generate("Admin").unwrap();
         let lawyer = Identity::generate("Lawyer One").unwrap();
         let auditor = Identity::generate("Auditor").unwrap();
@@ -60,6 +71,8 @@ impl TestVault {
             log,
             witnesses: Vec::new(),
             stamp_bits: TEST_STAMP_BITS,
+            body_timeout: custos::api::BODY_IDLE_TIMEOUT,
+            state: None,
             stop: None,
             server: None,
         };
@@ -100,9 +113,11 @@ impl TestVault {
             public_urls: Vec::new(),
             witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
             stamp_bits: self.stamp_bits,
+            body_timeout: self.body_timeout,
         });
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();
+        self.state = Some(state.clone());
         self.server = Some(tokio::spawn(api::serve(state, listener, async move {
             let _ = rx.await;
         })));
@@ -112,6 +127,7 @@ impl TestVault {
 
     /// Stop the server and release the store.
     pub async fn stop(&mut self) {
+        self.state = None;
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
