@@ -154,7 +154,7 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
             "log.key does not match the vkey in vault.json".into(),
         ));
     }
-    let store = Store::open(&db_path(dir)).map_err(damaged)?;
+    let store = Store::open(&db_path(dir)).map_err(|e| unwritable(dir, e))?;
     store.check_log(&signer).map_err(damaged)?;
     Ok(Vault {
         store,
@@ -174,6 +174,25 @@ fn damaged(e: StoreError) -> StoreError {
                 .into(),
         ),
         other => other,
+    }
+}
+
+/// A store that cannot be opened because its folder is read-only, said
+/// plainly; anything else as [`damaged`] says it.
+fn unwritable(dir: &Path, e: StoreError) -> VaultError {
+    let io = match &e {
+        StoreError::Io(io) | StoreError::Sled(sled::Error::Io(io)) => Some(io.kind()),
+        _ => None,
+    };
+    match io {
+        Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
+            VaultError::Invalid(format!(
+                "cannot write to the data directory {} ({e}): custos writes there on every request, so it \
+             must be on a writable file system and owned by the user custos runs as",
+                dir.display()
+            ))
+        }
+        _ => VaultError::Store(damaged(e)),
     }
 }
 
