@@ -313,7 +313,9 @@ impl Identity {
         ))
     }
 
-    fn from_text(text: &str) -> Result<Self, IdentityError> {
+    /// Parse the unencrypted text of an identity file (what [`Self::load`]
+    /// reads, after decrypting it when it is encrypted).
+    pub fn from_text(text: &str) -> Result<Self, IdentityError> {
         let what = "identity file";
         let mut lines = text.lines();
         if lines.next() != Some(IDENTITY_HEADER) {
