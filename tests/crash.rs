@@ -14,7 +14,7 @@
 //!   checkpoint handed out before the crash.
 //!
 //! `cargo test` runs the short form (20 rounds). The long form, by hand:
-//! `CUSTOS_CRASH_ROUNDS=300 cargo test --release --test crash -- --nocapture`.
+//! `CUSTOS_CRASH_ROUNDS=300 cargo test --test crash -- --nocapture`.
 //! Either prints its figures: rounds, acknowledged, lost, audit failures.
 
 mod util;

@@ -219,7 +219,7 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_urls() {
         public_urls: vec![public.into(), onion.into()],
         witnesses: Default::default(),
         stamp_bits: 0,
-        body_timeout: custos::api::BODY_IDLE_TIMEOUT,
+        client_timeout: custos::api::CLIENT_TIMEOUT,
     });
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(custos::api::serve(state, listener, std::future::pending()));

@@ -46,7 +46,7 @@ fn world() -> &'static World {
             vault: custos::vault::open(&data).unwrap(),
             public_urls: vec![BASE.into()],
             stamp_bits: 0,
-            body_timeout: custos::api::BODY_IDLE_TIMEOUT,
+            client_timeout: custos::api::CLIENT_TIMEOUT,
             witnesses: custos::witness::push::Witnesses::new(vec![]),
         });
         World {

@@ -32,11 +32,16 @@ pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
 /// Largest object. Set high: evidence can be hours of video.
 pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
 
-/// Longest a request body may send nothing before the request is refused
-/// (`408 body_timeout`). A body that trickles in holds a connection and a
-/// buffer; 30 s of silence is far beyond a slow Tor circuit's pauses, and
-/// the clients resume a cut upload from the vault's offset.
-pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest a client may send nothing: before its request's headers are
+/// complete (hyper then closes the connection), or between two pieces of
+/// a body (`408 body_timeout`). A client that trickles or stalls would
+/// otherwise hold a connection, and a buffer, for ever (slowloris). 30 s of
+/// silence is far beyond a slow Tor circuit's pauses, and the clients
+/// resume a cut upload from the vault's offset.
+pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a stopping server lets requests in flight finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
@@ -74,8 +79,8 @@ impl axum::extract::FromRequest<Arc<AppState>> for Body {
         let mut stream = req.into_limited_body().into_data_stream();
         let mut buf = Vec::with_capacity(hint.min(cap));
         loop {
-            let Ok(next) = tokio::time::timeout(state.body_timeout, stream.next()).await else {
-                return Err(error::ApiError::BodyTimeout(state.body_timeout.as_secs()));
+            let Ok(next) = tokio::time::timeout(state.client_timeout, stream.next()).await else {
+                return Err(error::ApiError::BodyTimeout(state.client_timeout.as_secs()));
             };
             let Some(piece) = next else { break };
             let piece = piece.map_err(|e| {
@@ -121,9 +126,8 @@ pub struct AppState {
     pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.
     pub witnesses: crate::witness::push::Witnesses,
-    /// Longest a request body may stall between two pieces before the
-    /// request is refused ([`BODY_IDLE_TIMEOUT`] in service).
-    pub body_timeout: std::time::Duration,
+    /// Longest a client may stall ([`CLIENT_TIMEOUT`] in service).
+    pub client_timeout: std::time::Duration,
 }
 
 /// The complete router.
@@ -219,17 +223,65 @@ pub async fn serve(
         })
     };
     state.witnesses.wake();
-    let app = router(state.clone());
-    // No ConnectInfo: the peer address is never made available to handlers.
-    let result = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = accept_loop(router(state.clone()), listener, state.client_timeout, shutdown).await;
     pruner.abort();
     pusher.abort();
     let _ = pruner.await;
     let _ = pusher.await;
     state.vault.store.flush().await.map_err(std::io::Error::other)?;
     result
+}
+
+/// Serve connections until `shutdown`, then let those in flight finish
+/// (for at most [`SHUTDOWN_GRACE`]). axum's own `serve` sets no timer, so
+/// a client could hold a connection for ever by sending its headers one
+/// byte at a time; here hyper closes a connection whose request headers
+/// take longer than `stall` ([`CLIENT_TIMEOUT`]). The peer's address is dropped
+/// the moment the connection is accepted: nothing downstream can log it.
+async fn accept_loop(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    stall: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(stall);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            // hyper's header timer starts with a request's first byte; a
+            // connection that sends nothing at all is closed after as long.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(stall, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                return;
+            }
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            // A client that goes away mid-request is not the vault's error.
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("stopped with requests still in flight after the grace period");
+    }
+    Ok(())
 }
 
 /// Bind `addr` and report the bound address (for port 0).

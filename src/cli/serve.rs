@@ -65,7 +65,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
             .collect(),
         witnesses: crate::witness::push::Witnesses::new(args.witnesses),
         stamp_bits: args.stamp_bits,
-        body_timeout: api::BODY_IDLE_TIMEOUT,
+        client_timeout: api::CLIENT_TIMEOUT,
     });
     let (listener, addr) = api::bind(args.listen).await?;
     tracing::info!(%addr, %vkey, "custos is serving");

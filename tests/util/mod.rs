@@ -36,8 +36,8 @@ pub struct TestVault {
     /// Proof-of-work difficulty (low in tests, so they stay fast; the
     /// default is tested on its own).
     pub stamp_bits: u8,
-    /// How long a request body may stall (short in the abuse tests).
-    pub body_timeout: std::time::Duration,
+    /// How long a client may stall (short in the abuse tests).
+    pub client_timeout: std::time::Duration,
     /// The running server's state, to look at its store.
     pub state: Option<Arc<AppState>>,
     stop: Option<oneshot::Sender<()>>,
@@ -71,7 +71,7 @@ impl TestVault {
             log,
             witnesses: Vec::new(),
             stamp_bits: TEST_STAMP_BITS,
-            body_timeout: custos::api::BODY_IDLE_TIMEOUT,
+            client_timeout: custos::api::CLIENT_TIMEOUT,
             state: None,
             stop: None,
             server: None,
@@ -113,7 +113,7 @@ impl TestVault {
             public_urls: Vec::new(),
             witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
             stamp_bits: self.stamp_bits,
-            body_timeout: self.body_timeout,
+            client_timeout: self.client_timeout,
         });
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();
