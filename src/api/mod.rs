@@ -69,13 +69,19 @@ impl axum::extract::FromRequest<Arc<AppState>> for Body {
         let is_patch = req.method() == axum::http::Method::PATCH;
         let cap = if is_patch { MAX_PATCH_BODY } else { MAX_JSON_BODY };
         // Every body but a tus PATCH's is JSON, and must say so: a form or
-        // text post from another site's page is refused before it is read.
+        // text post from another site's page is refused, before it is read
+        // when its length is declared.
         let json = req
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        let not_json =
+            || error::ApiError::UnsupportedMedia("request bodies must be JSON, sent as Content-Type: application/json");
+        if !is_patch && !json && hint > 0 {
+            return Err(not_json());
+        }
         let mut stream = req.into_limited_body().into_data_stream();
         let mut buf = Vec::with_capacity(hint.min(cap));
         loop {
@@ -93,9 +99,7 @@ impl axum::extract::FromRequest<Arc<AppState>> for Body {
             buf.extend_from_slice(&piece);
         }
         if !is_patch && !buf.is_empty() && !json {
-            return Err(error::ApiError::UnsupportedMedia(
-                "request bodies must be JSON, sent as Content-Type: application/json",
-            ));
+            return Err(not_json());
         }
         Ok(Body(buf.into()))
     }
