@@ -180,11 +180,7 @@ fn damaged(e: StoreError) -> StoreError {
 /// A store that cannot be opened because its folder is read-only, said
 /// plainly; anything else as [`damaged`] says it.
 fn unwritable(dir: &Path, e: StoreError) -> VaultError {
-    let io = match &e {
-        StoreError::Io(io) | StoreError::Sled(sled::Error::Io(io)) => Some(io.kind()),
-        _ => None,
-    };
-    match io {
+    match e.io_kind() {
         Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
             VaultError::Invalid(format!(
                 "cannot write to the data directory {} ({e}): custos writes there on every request, so it \

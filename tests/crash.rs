@@ -97,7 +97,7 @@ struct Acked {
 }
 
 /// What the clients were told, shared between workers.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Told {
     submissions: Vec<Acked>,
     /// Cases granted to the second lawyer, acknowledged.
@@ -417,7 +417,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
         }
 
         let server = start(&h.data());
-        let told = told.lock().unwrap().clone_view();
+        let told = told.lock().unwrap().clone();
         let fresh = &told.submissions[checked..];
         let found = check(
             &h,
@@ -436,7 +436,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
 
     // At the end, every acknowledged submission once more, byte for byte.
     let server = start(&h.data());
-    let told = told.lock().unwrap().clone_view();
+    let told = told.lock().unwrap().clone();
     let found = check(
         &h,
         &server.url,
@@ -481,19 +481,6 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
         rounds * WORKERS as u64,
         "every round's kill must cut every client off"
     );
-}
-
-impl Told {
-    fn clone_view(&self) -> Told {
-        Told {
-            submissions: self.submissions.clone(),
-            grants: self.grants.clone(),
-            checkpoints: self.checkpoints.clone(),
-            receipts: self.receipts,
-            cut: self.cut,
-            refused: self.refused.clone(),
-        }
-    }
 }
 
 /// sled recovers its log up to the first message whose checksum fails and

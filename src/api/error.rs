@@ -97,7 +97,7 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
-            ApiError::Store(e) => match io_kind(e) {
+            ApiError::Store(e) => match e.io_kind() {
                 Some(std::io::ErrorKind::StorageFull) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
                 Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "storage_read_only")
@@ -118,7 +118,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                match io_kind(e) {
+                match e.io_kind() {
                     Some(std::io::ErrorKind::StorageFull) => {
                         "the vault's disk is full; nothing of this request was acknowledged; try again later"
                     }
@@ -144,14 +144,6 @@ impl IntoResponse for ApiError {
             );
         }
         resp
-    }
-}
-
-/// The kind of the I/O error under a store failure, if it is one.
-fn io_kind(e: &StoreError) -> Option<std::io::ErrorKind> {
-    match e {
-        StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => Some(e.kind()),
-        _ => None,
     }
 }
 

@@ -124,6 +124,17 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The kind of the I/O error under this failure, if it is one (a full
+    /// or read-only disk, say).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
 /// A set of writes applied atomically.
 #[derive(Default, Debug)]
 pub struct Batch {
@@ -562,16 +573,8 @@ impl Store {
             }
         }
         let mut files = Vec::new();
-        let mut dirs = vec![self.chunk_dir.clone()];
-        while let Some(dir) = dirs.pop() {
-            for e in std::fs::read_dir(&dir)? {
-                let e = e?;
-                if e.file_type()?.is_dir() {
-                    dirs.push(e.path());
-                } else {
-                    files.push((e.path(), e.metadata()?.len()));
-                }
-            }
+        for entry in self.chunk_files()? {
+            files.push((entry.path(), entry.metadata()?.len()));
         }
         files.sort();
         for (path, len) in files {
@@ -705,25 +708,34 @@ impl Store {
                 removed += 1;
             }
         }
+        for entry in self.chunk_files()? {
+            let name = entry.file_name();
+            let referenced = hex::decode(name.as_encoded_bytes())
+                .ok()
+                .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                .is_some_and(|h| live.contains(&h));
+            if !referenced {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every file in the chunk folders (`chunks/XX/`): chunks, and the
+    /// temporary files of writes a crash cut short.
+    fn chunk_files(&self) -> Result<Vec<std::fs::DirEntry>> {
+        let mut files = Vec::new();
         for fan in std::fs::read_dir(&self.chunk_dir)? {
             let fan = fan?;
             if !fan.file_type()?.is_dir() {
                 continue;
             }
             for entry in std::fs::read_dir(fan.path())? {
-                let entry = entry?;
-                let name = entry.file_name();
-                let referenced = hex::decode(name.as_encoded_bytes())
-                    .ok()
-                    .and_then(|b| Hash::try_from(b.as_slice()).ok())
-                    .is_some_and(|h| live.contains(&h));
-                if !referenced {
-                    std::fs::remove_file(entry.path())?;
-                    removed += 1;
-                }
+                files.push(entry?);
             }
         }
-        Ok(removed)
+        Ok(files)
     }
 
     /// The file a chunk is kept in (for operators' tools and the tests
@@ -1052,6 +1064,30 @@ mod tests {
             details: serde_json::Value::Null,
             request: None,
         }
+    }
+
+    /// A store from before the high-water mark gets one from its own
+    /// checkpoint when it is first checked (the crash tests hold stores to
+    /// their mark).
+    #[tokio::test]
+    async fn a_store_without_a_mark_gets_one_from_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = LogSigner::new("test.example", SigningKey::from_bytes(&[1; 32])).unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let g = store.writer().await;
+            store.append(&g, Batch::default(), vec![draft("c1")], &signer).unwrap();
+            drop(g);
+            store.flush().await.unwrap();
+        }
+        std::fs::remove_file(dir.path().join("high-water")).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.check_log(&signer).unwrap();
+        let note = store.checkpoint().unwrap().unwrap();
+        assert_eq!(
+            high_water::HighWater::open(dir.path()).unwrap().note(),
+            Some(note.as_str())
+        );
     }
 
     #[tokio::test]
