@@ -94,13 +94,13 @@ const TREES: [(T, &str); 17] = [
     (T::Nonces, "nonces"),
 ];
 
+/// Key of the latest signed checkpoint note in the meta tree.
+const CHECKPOINT_KEY: &str = "checkpoint";
+
 /// How long `open` waits for sled's file lock. sled lets go of it only once
 /// its background threads have finished with a dropped database, a moment
 /// after a vault is closed and reopened in one process (init, then serve);
 /// a second server on the same folder still fails, after this long.
-/// Key of the latest signed checkpoint note in the meta tree.
-const CHECKPOINT_KEY: &str = "checkpoint";
-
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Errors of the store.
