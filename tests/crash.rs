@@ -561,23 +561,11 @@ async fn a_store_older_than_its_high_water_mark_is_refused() {
     .await
     .unwrap();
     drop(server);
-    // Put the old sled files back under the new mark.
+    // Put the whole old store back, under the new mark.
     let db = h.data().join("db");
-    for name in ["db", "conf"] {
-        std::fs::copy(old.join("db").join(name), db.join(name)).unwrap();
-    }
-    for e in std::fs::read_dir(&db).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_str().unwrap().starts_with("snap.") {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    for e in std::fs::read_dir(old.join("db")).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_str().unwrap().starts_with("snap.") {
-            std::fs::copy(&p, db.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let mark = std::fs::read(db.join("high-water")).unwrap();
+    util::restore_dir(&old.join("db"), &db);
+    std::fs::write(db.join("high-water"), mark).unwrap();
     let err = custos::vault::open(&h.data()).unwrap_err().to_string();
     assert!(err.contains("but a checkpoint of"), "{err}");
 
