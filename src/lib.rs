@@ -17,6 +17,9 @@
 //! - [`web`]: the submitter's page at `/`, which encrypts in the browser and
 //!   then talks to [`api`] as any other client does.
 //! - [`cli`]: the `custos` command, one file per role; `main.rs` only calls it.
+//! - [`config`]: the server's settings, from `custos.toml`, `CUSTOS_*`
+//!   variables and flags; [`metrics`]: what `/metrics` reports, with no
+//!   label that could name a case or a person.
 //!
 //! The server never holds a key that decrypts case content; its access checks
 //! are a second layer behind the cryptography.
@@ -28,10 +31,12 @@ pub mod api;
 pub mod bundle;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod custody;
 pub mod envelope;
 pub mod httpsig;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod stamp;
 pub mod store;

@@ -214,13 +214,12 @@ async fn behind_a_proxy_signatures_are_checked_against_the_public_urls() {
     let vault = custos::vault::open(&v.data_dir()).unwrap();
     let public = "https://vault.example.org";
     let onion = "http://custosexampleonionaddressxxxxxxxxxxxxxxxxxxxxxxxxxx.onion";
-    let state = std::sync::Arc::new(custos::api::AppState {
-        vault,
+    let settings = custos::config::Settings {
         public_urls: vec![public.into(), onion.into()],
-        witnesses: Default::default(),
         stamp_bits: 0,
-        client_timeout: custos::api::CLIENT_TIMEOUT,
-    });
+        ..Default::default()
+    };
+    let state = std::sync::Arc::new(custos::api::AppState::new(vault, &settings));
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(custos::api::serve(state, listener, std::future::pending()));
     let local = format!("http://{addr}");

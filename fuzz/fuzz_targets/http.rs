@@ -42,13 +42,12 @@ fn world() -> &'static World {
         let data = dir.path().join("data");
         rt.block_on(custos::vault::init(&data, "fuzz.example/log", &[admin.card()]))
             .unwrap();
-        let state = Arc::new(AppState {
-            vault: custos::vault::open(&data).unwrap(),
+        let settings = custos::config::Settings {
             public_urls: vec![BASE.into()],
             stamp_bits: 0,
-            client_timeout: custos::api::CLIENT_TIMEOUT,
-            witnesses: custos::witness::push::Witnesses::new(vec![]),
-        });
+            ..Default::default()
+        };
+        let state = Arc::new(AppState::new(custos::vault::open(&data).unwrap(), &settings));
         World {
             rt,
             app: api::router(state),

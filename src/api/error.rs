@@ -66,6 +66,9 @@ pub enum ApiError {
     /// The request body stalled for longer than the body timeout (seconds).
     #[error("the request body sent nothing for {0} s; send the request again")]
     BodyTimeout(u64),
+    /// The server is stopping and takes no new requests.
+    #[error("the vault is restarting and takes no new requests; send this one again in a minute")]
+    ShuttingDown,
     /// The store failed; details are logged, not returned.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             ApiError::Store(e) => match e.io_kind() {
                 Some(std::io::ErrorKind::StorageFull) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
@@ -137,6 +141,16 @@ impl IntoResponse for ApiError {
         // HEAD replies carry no body, so the code also travels as a header.
         resp.headers_mut()
             .insert("custos-error", axum::http::HeaderValue::from_static(code));
+        if let ApiError::ShuttingDown = self {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+        }
         if let ApiError::RangeNotSatisfiable(size) = self {
             resp.headers_mut().insert(
                 axum::http::header::CONTENT_RANGE,

@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod error;
 mod handlers;
+mod health;
 mod uploads;
 
+pub use health::serve_metrics;
 pub use uploads::expire_uploads;
 pub mod wire;
 
@@ -130,8 +132,39 @@ pub struct AppState {
     pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.
     pub witnesses: crate::witness::push::Witnesses,
-    /// Longest a client may stall ([`CLIENT_TIMEOUT`] in service).
+    /// Longest a client may stall ([`CLIENT_TIMEOUT`] by default).
     pub client_timeout: std::time::Duration,
+    /// Largest object accepted ([`MAX_UPLOAD_LENGTH`] by default).
+    pub max_upload_bytes: u64,
+    /// How long a stopping server lets requests in flight finish.
+    pub shutdown_grace: std::time::Duration,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// Set once the server has been told to stop: new requests are refused
+    /// while those in flight finish.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// The state of a server for `vault` run with `settings`.
+    pub fn new(vault: Vault, settings: &crate::config::Settings) -> AppState {
+        AppState {
+            vault,
+            public_urls: settings.public_urls.clone(),
+            stamp_bits: settings.stamp_bits,
+            witnesses: crate::witness::push::Witnesses::new(settings.witnesses.clone()),
+            client_timeout: settings.client_timeout,
+            max_upload_bytes: settings.max_upload_bytes,
+            shutdown_grace: settings.shutdown_grace,
+            metrics: Default::default(),
+            draining: Default::default(),
+        }
+    }
+
+    /// Whether the server is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The complete router.
@@ -176,7 +209,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     patch
         .merge(json)
         .merge(crate::web::routes())
+        .merge(health::routes())
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::count_and_drain,
+        ))
         .with_state(state)
 }
 
@@ -227,7 +265,22 @@ pub async fn serve(
         })
     };
     state.witnesses.wake();
-    let result = accept_loop(router(state.clone()), listener, state.client_timeout, shutdown).await;
+    let draining = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!("stopping: refusing new requests, finishing those in flight");
+        }
+    };
+    let result = accept_loop(
+        router(state.clone()),
+        listener,
+        state.client_timeout,
+        state.shutdown_grace,
+        draining,
+    )
+    .await;
     pruner.abort();
     pusher.abort();
     let _ = pruner.await;
@@ -237,7 +290,7 @@ pub async fn serve(
 }
 
 /// Serve connections until `shutdown`, then let those in flight finish
-/// (for at most [`SHUTDOWN_GRACE`]). axum's own `serve` sets no timer, so
+/// (for at most `grace`, [`SHUTDOWN_GRACE`] by default). axum's own `serve` sets no timer, so
 /// a client could hold a connection for ever by sending its headers one
 /// byte at a time; here hyper closes a connection whose request headers
 /// take longer than `stall` ([`CLIENT_TIMEOUT`]). The peer's address is dropped
@@ -246,6 +299,7 @@ async fn accept_loop(
     app: Router,
     listener: tokio::net::TcpListener,
     stall: std::time::Duration,
+    grace: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -282,7 +336,7 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("stopped with requests still in flight after the grace period");
     }
     Ok(())

@@ -16,7 +16,7 @@ use super::auth::{unix_now, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
 use super::handlers::{draft, log_and_flush, parse_json, visible_case, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
-use super::{AppState, MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
+use super::{AppState, MAX_PATCH_BODY};
 use crate::custody::Action;
 use crate::envelope::MAX_LABEL_BYTES;
 use crate::policy::{self, Actor};
@@ -119,7 +119,7 @@ fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) 
 }
 
 /// tus discovery.
-pub(super) async fn options() -> Response {
+pub(super) async fn options(State(state): State<Arc<AppState>>) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     tus_headers(&mut resp);
     let h = resp.headers_mut();
@@ -128,7 +128,7 @@ pub(super) async fn options() -> Response {
         "tus-extension",
         HeaderValue::from_static("creation,checksum,termination,expiration"),
     );
-    h.insert("tus-max-size", HeaderValue::from(MAX_UPLOAD_LENGTH));
+    h.insert("tus-max-size", HeaderValue::from(state.max_upload_bytes));
     h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
     resp
 }
@@ -153,9 +153,10 @@ pub(super) async fn create(
         ));
     }
     let length = header_u64(&headers, "upload-length")?;
-    if length == 0 || length > MAX_UPLOAD_LENGTH {
+    if length == 0 || length > state.max_upload_bytes {
         return Err(ApiError::TooLarge(format!(
-            "Upload-Length must be 1 to {MAX_UPLOAD_LENGTH} bytes"
+            "Upload-Length must be 1 to {} bytes",
+            state.max_upload_bytes
         )));
     }
     let upload_id = hex::encode(rand::random::<[u8; 16]>());
@@ -291,6 +292,7 @@ pub(super) async fn patch(
         u
     };
     store.flush().await?;
+    state.metrics.uploaded(body_len);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     tus_headers(&mut resp);
     resp.headers_mut()

@@ -22,8 +22,7 @@ use crate::client::{Client, ClientError};
 use crate::custody::checkpoint::LogVerifier;
 use crate::identity::{Card, Identity, IdentityError};
 
-/// Default address of `custos serve`.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8630";
+pub use crate::config::DEFAULT_LISTEN;
 
 /// custos: an encrypted vault for complaints of torture and ill-treatment,
 /// with a custody log that anyone holding the public key can verify.
@@ -55,6 +54,9 @@ enum Command {
     Init(admin::Init),
     /// Run the vault server.
     Serve(serve::Serve),
+    /// Check the server's settings.
+    #[command(subcommand)]
+    Config(serve::ConfigCmd),
     /// Manage the registry of principals (admin).
     #[command(subcommand)]
     Principal(admin::PrincipalCmd),
@@ -91,7 +93,11 @@ enum Command {
 /// clear line on stderr on failure.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_) | Command::Witness(_)));
+    // The server sets its log up from its own settings (custos.toml).
+    if !matches!(cli.command, Command::Serve(_)) {
+        let server = matches!(cli.command, Command::Witness(_));
+        init_tracing(&std::env::var("CUSTOS_LOG").unwrap_or_else(|_| (if server { "info" } else { "warn" }).into()));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -108,10 +114,10 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_tracing(server: bool) {
-    let default = if server { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+/// Log to stderr through `filter` (an invalid filter logs warnings only).
+fn init_tracing(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -131,6 +137,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(c) => keys::keygen(&ctx, c),
         Command::Init(c) => admin::init(&ctx, c).await,
         Command::Serve(c) => serve::serve(&ctx, c).await,
+        Command::Config(c) => serve::config(&ctx, c),
         Command::Principal(c) => admin::principal(&ctx, c).await,
         Command::Submit(c) => submitter::submit(&ctx, c).await,
         Command::Submitter(c) => submitter::submitter(&ctx, c).await,

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Ctx, DEFAULT_LISTEN};
+use super::Ctx;
 use crate::api::wire::PrincipalBody;
 use crate::api::{self, AppState};
 use crate::client::Client;
+use crate::config;
 use crate::identity::{Identity, IdentityError, Role};
 
 /// Data directory of the demo vault.
@@ -23,26 +24,120 @@ pub struct Serve {
     /// Data directory of the vault (made by custos init).
     #[arg(long, env = "CUSTOS_DATA", required_unless_present = "dev")]
     data: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "CUSTOS_LISTEN", default_value = DEFAULT_LISTEN)]
-    listen: SocketAddr,
-    /// Public base URL clients use (scheme://host[:port]) when behind a
-    /// proxy or an onion service; repeat it for a vault reached at several
-    /// addresses (in the env variable, separate them with commas).
-    #[arg(long, env = "CUSTOS_PUBLIC_URL", value_delimiter = ',')]
-    public_url: Vec<String>,
     /// Run a demo vault in ./custos-dev with demo identities, ready to try.
     #[arg(long, conflicts_with = "data")]
     dev: bool,
-    /// A witness to send every new checkpoint to, as URL,VKEY (its
-    /// add-checkpoint prefix and its cosigning key). Repeat for several.
-    #[arg(long = "witness", value_name = "URL,VKEY")]
-    witnesses: Vec<crate::witness::push::WitnessConfig>,
+    #[command(flatten)]
+    config: ConfigFlags,
+}
+
+/// The server's settings as flags. Each may also be set in the data
+/// directory's custos.toml (same name, with underscores) or in a `CUSTOS_*`
+/// variable (the same name in capitals); a flag beats the variable, which
+/// beats the file. `custos config check` prints the result.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Settings (also custos.toml keys and CUSTOS_* variables)")]
+pub struct ConfigFlags {
+    /// Address to listen on [default: 127.0.0.1:8630] [env: CUSTOS_LISTEN].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// Public base URL clients use (scheme://host[:port]) when behind a
+    /// proxy or an onion service; repeat it, or separate with commas, for a
+    /// vault reached at several addresses [env: CUSTOS_PUBLIC_URL].
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    public_url: Vec<String>,
+    /// Serve Prometheus /metrics on this address, apart from the API; keep
+    /// it on loopback [default: off] [env: CUSTOS_METRICS_LISTEN].
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<String>,
     /// Proof-of-work difficulty for opening a case, in leading zero bits
-    /// (each step doubles the sender's cost; 18 is about a second in a browser).
-    #[arg(long, env = "CUSTOS_STAMP_BITS", default_value_t = crate::stamp::DEFAULT_BITS,
-          value_parser = clap::value_parser!(u8).range(0..=crate::stamp::MAX_BITS as i64))]
-    stamp_bits: u8,
+    /// (each step doubles the sender's cost; 18 is about a second in a
+    /// browser) [default: 18] [env: CUSTOS_STAMP_BITS].
+    #[arg(long, value_name = "BITS")]
+    stamp_bits: Option<u8>,
+    /// A witness to send every new checkpoint to, as URL,VKEY (its
+    /// add-checkpoint prefix and its cosigning key); repeat for several
+    /// [env: CUSTOS_WITNESS, separated by spaces].
+    #[arg(long, value_name = "URL,VKEY")]
+    witness: Vec<String>,
+    /// The server log's filter: error, warn, info, debug [default: info]
+    /// [env: CUSTOS_LOG].
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Largest object accepted, in bytes [default: 64 GiB]
+    /// [env: CUSTOS_MAX_UPLOAD_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    max_upload_bytes: Option<u64>,
+    /// Seconds a client may send nothing mid-request before it is cut off
+    /// [default: 30] [env: CUSTOS_CLIENT_TIMEOUT_SECS].
+    #[arg(long, value_name = "SECS")]
+    client_timeout_secs: Option<u64>,
+    /// Seconds a stopping server lets requests in flight finish
+    /// [default: 30] [env: CUSTOS_SHUTDOWN_GRACE_SECS].
+    #[arg(long, value_name = "SECS")]
+    shutdown_grace_secs: Option<u64>,
+}
+
+impl ConfigFlags {
+    /// The flags as the top layer of the settings.
+    fn layer(&self) -> config::Layer {
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        config::Layer {
+            listen: self.listen.clone(),
+            public_url: list(&self.public_url),
+            metrics_listen: self.metrics_listen.clone(),
+            stamp_bits: self.stamp_bits,
+            witness: list(&self.witness),
+            log: self.log.clone(),
+            max_upload_bytes: self.max_upload_bytes,
+            client_timeout_secs: self.client_timeout_secs,
+            shutdown_grace_secs: self.shutdown_grace_secs,
+        }
+    }
+}
+
+/// `custos config`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Validate the settings `custos serve` would run with (custos.toml in
+    /// the data directory, CUSTOS_* variables, these flags) and print them,
+    /// each with where it came from. Exits 1 if any is invalid.
+    Check {
+        /// Data directory whose custos.toml to read.
+        #[arg(long, env = "CUSTOS_DATA")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFlags,
+    },
+}
+
+pub(super) fn config(ctx: &Ctx, cmd: ConfigCmd) -> anyhow::Result<()> {
+    let ConfigCmd::Check { data, config: flags } = cmd;
+    let file = data.as_ref().map(|d| d.join(config::CONFIG_FILE));
+    let (settings, sources) = config::load(data.as_deref(), flags.layer())?;
+    let warnings = settings.warnings();
+    let file = file.filter(|f| f.exists());
+    ctx.print(
+        &serde_json::json!({
+            "file": file.as_ref().map(|f| f.display().to_string()),
+            "settings": settings.to_json(),
+            "sources": sources,
+            "warnings": warnings,
+        }),
+        || {
+            let head = match &file {
+                Some(f) => format!("# effective settings; file: {}", f.display()),
+                None => "# effective settings; no custos.toml read".to_owned(),
+            };
+            format!("{head}\n{}", settings.to_toml(&sources).trim_end())
+        },
+    );
+    if !ctx.json {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
@@ -54,27 +149,38 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
             dir
         }
     };
+    let (settings, _) = config::load(Some(&dir), args.config.layer())?;
+    super::init_tracing(&settings.log);
+    for w in settings.warnings() {
+        tracing::warn!("{w}");
+    }
     let vault = crate::vault::open(&dir)?;
     let vkey = vault.description.vkey.clone();
-    let state = Arc::new(AppState {
-        vault,
-        public_urls: args
-            .public_url
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
-        witnesses: crate::witness::push::Witnesses::new(args.witnesses),
-        stamp_bits: args.stamp_bits,
-        client_timeout: api::CLIENT_TIMEOUT,
-    });
-    let (listener, addr) = api::bind(args.listen).await?;
+    let state = Arc::new(AppState::new(vault, &settings));
+    let (listener, addr) = api::bind(settings.listen).await?;
+    let metrics = match settings.metrics_listen {
+        Some(m) => {
+            let (listener, addr) = api::bind(m).await?;
+            tracing::info!(%addr, "metrics are served");
+            Some(tokio::spawn(api::serve_metrics(
+                state.clone(),
+                listener,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(%addr, %vkey, "custos is serving");
     let server = tokio::spawn(api::serve(state.clone(), listener, shutdown_signal()));
     if args.dev {
         register_dev_principals(&dir, &format!("http://{addr}")).await?;
         print_dev_help(&dir, addr, &vkey);
     }
-    server.await??;
+    let served = server.await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    served??;
     // How many durable flushes served this run's writes (group commit).
     tracing::info!(flushes = state.vault.store.flush_count(), "custos stopped");
     Ok(())

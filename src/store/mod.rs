@@ -394,6 +394,8 @@ struct GroupFlush {
     log_file: std::fs::File,
     /// Where each flush records the checkpoint it made durable.
     high_water: std::sync::Mutex<high_water::HighWater>,
+    /// How long each flush took, from taking the writer lock to the mark.
+    latency: crate::metrics::Histogram,
 }
 
 fn node_key(level: u32, index: u64) -> [u8; 12] {
@@ -466,6 +468,7 @@ impl Store {
                 done: Default::default(),
                 log_file: std::fs::File::open(dir.join("db"))?,
                 high_water: std::sync::Mutex::new(high_water::HighWater::open(dir)?),
+                latency: Default::default(),
             }),
             chunk_gate: tokio::sync::RwLock::new(()),
             // A crash may have left chunks of a PATCH that never counted.
@@ -527,6 +530,7 @@ impl Store {
                 return Ok(());
             }
             let writer = writer.blocking_lock();
+            let began = std::time::Instant::now();
             let this = group.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             db.flush()?;
             // The checkpoint this flush covers; a later one may be written
@@ -546,6 +550,7 @@ impl Store {
                     .map_err(|_| StoreError::Integrity("stored checkpoint is not text".into()))?;
                 group.high_water.lock().expect("flushes do not panic").record(note)?;
             }
+            group.latency.observe(began.elapsed());
             *done = this;
             Ok(())
         })
@@ -593,6 +598,11 @@ impl Store {
     /// How many group flushes have started since the store was opened.
     pub fn flush_count(&self) -> u64 {
         self.group.started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How long group flushes have taken (for `/metrics`).
+    pub fn flush_latency(&self) -> &crate::metrics::Histogram {
+        &self.group.latency
     }
 
     /// Make everything written so far durable, from synchronous code.

@@ -108,13 +108,13 @@ impl TestVault {
     /// Serve the vault in the data dir (again).
     pub async fn serve(&mut self) {
         let vault = custos::vault::open(&self.data_dir()).unwrap();
-        let state = Arc::new(AppState {
-            vault,
-            public_urls: Vec::new(),
-            witnesses: custos::witness::push::Witnesses::new(self.witnesses.clone()),
+        let settings = custos::config::Settings {
+            witnesses: self.witnesses.clone(),
             stamp_bits: self.stamp_bits,
             client_timeout: self.client_timeout,
-        });
+            ..Default::default()
+        };
+        let state = Arc::new(AppState::new(vault, &settings));
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = oneshot::channel();
         self.state = Some(state.clone());

@@ -1,0 +1,101 @@
+//! Liveness, readiness and metrics: `/healthz` and `/readyz` on the API,
+//! and `/metrics` on a listener of its own. Request counts over time show
+//! when people submit, so the metrics stay off the public address (an
+//! onion service's visitors could otherwise watch the vault's activity)
+//! and are served only where the operator asks, normally loopback.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// `/healthz` and `/readyz`.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// The process is up and answering.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The vault takes requests: it is not stopping and its log reads. A proxy
+/// or orchestrator stops sending traffic when this fails.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "stopping" })),
+        )
+            .into_response();
+    }
+    match state.vault.store.log_size() {
+        Ok(size) => Json(serde_json::json!({ "status": "ready", "log_size": size })).into_response(),
+        Err(e) => ApiError::Store(e).into_response(),
+    }
+}
+
+/// Count every answered request by route template, and refuse new requests
+/// once the server is stopping (health checks still answer, so that the
+/// proxy sees the vault go).
+pub(super) async fn count_and_drain(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(crate::metrics::UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let health = route == "/healthz" || route == "/readyz";
+    let resp = if state.is_draining() && !health {
+        ApiError::ShuttingDown.into_response()
+    } else {
+        next.run(req).await
+    };
+    state.metrics.request(&route, &method, resp.status().as_u16());
+    resp
+}
+
+/// The metrics router: `/metrics`, plus the health checks.
+fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(routes())
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let store = &state.vault.store;
+    let text = state
+        .metrics
+        .render(store.log_size()?, store.flush_count(), store.flush_latency());
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
+
+/// Serve `/metrics` (and the health checks) on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stall = state.client_timeout;
+    super::accept_loop(
+        metrics_router(state),
+        listener,
+        stall,
+        std::time::Duration::from_secs(1),
+        shutdown,
+    )
+    .await
+}
