@@ -98,6 +98,12 @@ pub fn may_manage_registry(actor: &Actor) -> bool {
     actor.role() == Some(Role::Admin)
 }
 
+/// May the actor take a backup of the whole vault? Only an admin: a backup
+/// is ciphertext, but of every case.
+pub fn may_take_backup(actor: &Actor) -> bool {
+    actor.role() == Some(Role::Admin)
+}
+
 /// May the actor read the registry and the custody log entries?
 pub fn may_read_log(actor: &Actor) -> bool {
     actor.role().is_some()

@@ -4,6 +4,7 @@
 //! a request.
 
 pub mod auth;
+mod backup;
 pub mod error;
 mod handlers;
 mod health;
@@ -200,6 +201,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/principals/{key}",
             axum::routing::delete(handlers::remove_principal),
         )
+        .route("/v1/vault/backup", get(backup::backup))
         .route("/v1/log/checkpoint", get(handlers::checkpoint))
         .route("/v1/log/entries", get(handlers::entries))
         .route("/v1/log/inclusion", get(handlers::inclusion))

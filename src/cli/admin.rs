@@ -1,4 +1,5 @@
-//! The operator's and admin's commands: `init` and `principal`.
+//! The operator's and admin's commands: `init`, `principal`, `backup` and
+//! `restore`.
 
 use std::path::{Path, PathBuf};
 
@@ -126,5 +127,178 @@ pub(super) async fn principal(ctx: &Ctx, cmd: PrincipalCmd) -> anyhow::Result<()
             });
         }
     }
+    Ok(())
+}
+
+/// Arguments of `custos backup`.
+#[derive(clap::Args, Debug)]
+pub struct Backup {
+    /// File to write the backup to (a tar file; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Back up the stopped vault in this data directory directly, instead
+    /// of asking the running server (--server, as an admin --identity).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Put this log key file (the vault's DATA/log.key) into the backup,
+    /// encrypted with a passphrase (asked for, or CUSTOS_BACKUP_PASSPHRASE).
+    /// Without it the backup holds no private key at all.
+    #[arg(long, value_name = "LOG_KEY_FILE")]
+    with_log_key: Option<PathBuf>,
+}
+
+/// Arguments of `custos restore`.
+#[derive(clap::Args, Debug)]
+pub struct Restore {
+    /// The backup file.
+    file: PathBuf,
+    /// Folder to rebuild the vault in: new, or empty.
+    #[arg(long)]
+    data: PathBuf,
+    /// The vault's log key file, kept apart from the backup. Without it the
+    /// backup's own encrypted copy is used (made with --with-log-key; its
+    /// passphrase is asked for, or read from CUSTOS_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    log_key: Option<PathBuf>,
+}
+
+/// The passphrase that protects a backup's log key: CUSTOS_BACKUP_PASSPHRASE,
+/// else asked for on the terminal (twice when it is being set).
+fn backup_passphrase(confirm: bool) -> Result<age::secrecy::SecretString, crate::identity::IdentityError> {
+    use age::secrecy::ExposeSecret;
+    if let Ok(p) = std::env::var("CUSTOS_BACKUP_PASSPHRASE") {
+        return Ok(p.into());
+    }
+    let first = super::passphrase_prompt("Passphrase for the backup's log key: ")?;
+    if confirm {
+        let again = super::passphrase_prompt("The same passphrase again: ")?;
+        if again.expose_secret() != first.expose_secret() {
+            return Err(crate::identity::IdentityError::Io(std::io::Error::other(
+                "the two passphrases differ",
+            )));
+        }
+        if first.expose_secret().chars().count() < 12 {
+            return Err(crate::identity::IdentityError::Io(std::io::Error::other(
+                "use a passphrase of 12 characters or more: it is all that protects the log key",
+            )));
+        }
+    }
+    Ok(first)
+}
+
+pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
+    use crate::backup;
+    if args.out.exists() {
+        anyhow::bail!("{} exists; a backup never overwrites a file", args.out.display());
+    }
+    let mut partial = args.out.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial);
+    let result = async {
+        let mut file = crate::identity::private_file(&partial)?;
+        let vkey = match &args.data {
+            Some(dir) => {
+                let vault = crate::vault::open(dir).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}\n(is its server running? Then back it up through the server: \
+                         custos backup --out FILE --identity ADMIN)"
+                    )
+                })?;
+                let snapshot = backup::snapshot(&vault).await?;
+                snapshot.write(&vault.store, std::io::BufWriter::new(&mut file))?;
+                vault.description.vkey.clone()
+            }
+            None => {
+                let admin = ctx.load_identity()?;
+                let vkey = ctx.log_verifier(None).await?.vkey();
+                let mut out = std::io::BufWriter::new(&mut file);
+                ctx.client()?.backup(admin.signing_key(), &mut out).await?;
+                std::io::Write::flush(&mut out)?;
+                vkey
+            }
+        };
+        file.sync_all()?;
+        drop(file);
+        if let Some(key_file) = &args.with_log_key {
+            let key = crate::vault::read_key_file(key_file)?;
+            let encrypted = backup::encrypt_log_key(&key, backup_passphrase(true)?)?;
+            let (m, _) = backup::verify_file(&partial, Some(&vkey))?;
+            let signer = crate::custody::checkpoint::LogSigner::new(&m.origin, key)?;
+            if signer.verifier().vkey() != m.vkey {
+                anyhow::bail!("{} is not this vault's log key", key_file.display());
+            }
+            backup::append_log_key(&partial, &encrypted)?;
+        }
+        let (manifest, with_key) = backup::verify_file(&partial, Some(&vkey))?;
+        std::fs::rename(&partial, &args.out)?;
+        if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        anyhow::Ok((manifest, with_key))
+    }
+    .await;
+    let (manifest, with_key) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(&args.out)?.len();
+    ctx.print(
+        &serde_json::json!({
+            "file": args.out,
+            "bytes": bytes,
+            "log_size": manifest.log_size,
+            "checkpoint": manifest.checkpoint,
+            "chunk_files": manifest.chunk_files,
+            "created": manifest.created,
+            "log_key_included": with_key,
+        }),
+        || {
+            format!(
+                "backup written and verified: {} ({}), log of {} entries, {} chunk files{}",
+                args.out.display(),
+                super::bar::human(bytes),
+                manifest.log_size,
+                manifest.chunk_files,
+                if with_key {
+                    "; holds the log key, encrypted with your passphrase"
+                } else {
+                    "; holds no private key (keep log.key apart, safely)"
+                }
+            )
+        },
+    );
+    Ok(())
+}
+
+pub(super) async fn restore(ctx: &Ctx, args: Restore) -> anyhow::Result<()> {
+    use crate::backup::{self, LogKeySource};
+    let key = match &args.log_key {
+        Some(path) => LogKeySource::File(path),
+        None => LogKeySource::Backup(Box::new(|| backup_passphrase(false))),
+    };
+    let r = backup::restore(&args.file, &args.data, key).await?;
+    ctx.print(&r, || {
+        format!(
+            "restored into {}: log of {} entries (snapshot of {}); audit passed: {} entries, {} chains, \
+             {} signatures, {} objects ({}) re-hashed, {} principals.\n\
+             The restored log ends at entry {}. If the vault signed checkpoints beyond it after this \
+             backup, auditors will see the restored vault fork from them when it grows: tell them \
+             which entries were lost (SECURITY.md, \"If the vault will not start\").",
+            r.data.display(),
+            r.log_size,
+            r.snapshot_created,
+            r.audit.entries,
+            r.audit.chains,
+            r.audit.signatures,
+            r.audit.objects,
+            super::bar::human(r.audit.object_bytes),
+            r.audit.principals,
+            r.log_size,
+        )
+    });
     Ok(())
 }

@@ -57,6 +57,11 @@ enum Command {
     /// Check the server's settings.
     #[command(subcommand)]
     Config(serve::ConfigCmd),
+    /// Write a verified backup of the vault: ciphertext, log, registry and
+    /// settings (no private key unless asked).
+    Backup(admin::Backup),
+    /// Rebuild a vault from a backup into a new folder, then audit it.
+    Restore(admin::Restore),
     /// Manage the registry of principals (admin).
     #[command(subcommand)]
     Principal(admin::PrincipalCmd),
@@ -138,6 +143,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Init(c) => admin::init(&ctx, c).await,
         Command::Serve(c) => serve::serve(&ctx, c).await,
         Command::Config(c) => serve::config(&ctx, c),
+        Command::Backup(c) => admin::backup(&ctx, c).await,
+        Command::Restore(c) => admin::restore(&ctx, c).await,
         Command::Principal(c) => admin::principal(&ctx, c).await,
         Command::Submit(c) => submitter::submit(&ctx, c).await,
         Command::Submitter(c) => submitter::submitter(&ctx, c).await,
@@ -214,6 +221,11 @@ fn passphrase(prompt: &str) -> Result<SecretString, IdentityError> {
     if let Ok(p) = std::env::var("CUSTOS_PASSPHRASE") {
         return Ok(SecretString::from(p));
     }
+    passphrase_prompt(prompt)
+}
+
+/// A passphrase asked for on the terminal; none when there is no terminal.
+fn passphrase_prompt(prompt: &str) -> Result<SecretString, IdentityError> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(IdentityError::NeedPassphrase);
     }

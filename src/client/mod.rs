@@ -517,6 +517,29 @@ impl Client {
         Ok(receipt)
     }
 
+    /// Take a backup of the whole vault (admins) into `out`; returns its
+    /// size. The caller checks what arrived with [`crate::backup::verify_file`].
+    pub async fn backup(&self, key: &SigningKey, out: &mut impl Write) -> Result<u64> {
+        let mut resp = self
+            .send(Some(key), Method::GET, "/v1/vault/backup", RequestParts::default())
+            .await?;
+        let expected = resp.content_length();
+        let mut meter = self.progress.begin("backup", expected.unwrap_or(0));
+        let mut got = 0u64;
+        while let Some(piece) = resp.chunk().await? {
+            out.write_all(&piece)?;
+            got += piece.len() as u64;
+            meter.advance(piece.len() as u64);
+        }
+        if expected.is_some_and(|e| e != got) {
+            return Err(ClientError::Verify(format!(
+                "the backup stopped after {got} of {} bytes",
+                expected.unwrap_or(0)
+            )));
+        }
+        Ok(got)
+    }
+
     /// Grant a case.
     pub async fn grant(&self, key: &SigningKey, case_id: &str, body: &GrantBody) -> Result<Receipt> {
         Ok(self

@@ -3,7 +3,7 @@
 //! the log itself), the Merkle root against a signed checkpoint, and receipts.
 //! Needs only public keys and never sees content.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -99,6 +99,27 @@ impl LogAuditor {
         }
     }
 
+    /// The principals and roles the entries so far leave registered.
+    pub fn principals(&self) -> BTreeMap<KeyId, Role> {
+        self.principals
+            .iter()
+            .map(|(k, (_, role))| (k.clone(), *role))
+            .collect()
+    }
+
+    /// The submitter keys the entries so far registered, with their case.
+    pub fn submitters(&self) -> BTreeMap<KeyId, String> {
+        self.submitters
+            .iter()
+            .map(|(k, (case, _))| (k.clone(), case.clone()))
+            .collect()
+    }
+
+    /// Each chain's last sequence number and event hash (hex).
+    pub fn heads(&self) -> BTreeMap<String, (u64, String)> {
+        self.heads.iter().map(|(c, h)| (c.clone(), h.clone())).collect()
+    }
+
     /// Check and absorb the next entry's stored bytes.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
         let index = self.tree.size();
@@ -172,9 +193,12 @@ impl LogAuditor {
             }
             key
         } else if let Some((key, role)) = self.principals.get(&actor) {
-            let admin_only = matches!(e.action, Action::PrincipalAdded | Action::PrincipalRemoved);
+            let admin_only = matches!(
+                e.action,
+                Action::PrincipalAdded | Action::PrincipalRemoved | Action::VaultBackedUp
+            );
             if admin_only && *role != Role::Admin {
-                return Err(format!("{actor} changed the registry without being an admin"));
+                return Err(format!("{actor} did what only an admin may do ({:?})", e.action));
             }
             *key
         } else if let Some((case, key)) = self.submitters.get(&actor) {
@@ -227,6 +251,9 @@ impl LogAuditor {
                 if !target.ends_with(&direct) && !target.ends_with(&exported) {
                     return Err("accessed object differs from the signed request".into());
                 }
+            }
+            Action::VaultBackedUp if e.case != VAULT_CASE || !target.ends_with("/v1/vault/backup") => {
+                return Err("a backup event that is not the signed backup request".into());
             }
             Action::CaseExported if !target.ends_with(&format!("/v1/cases/{}/export", e.case)) => {
                 return Err("exported case differs from the signed request".into());

@@ -53,6 +53,9 @@ pub enum Action {
     PrincipalRemoved,
     /// A checkpoint was anchored elsewhere.
     CheckpointAnchored,
+    /// An admin took a backup of the whole vault (ciphertext, log and
+    /// registry): a copy of every case left the vault.
+    VaultBackedUp,
 }
 
 /// One custody event. The stored JSON bytes are what is hashed and proven;

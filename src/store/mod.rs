@@ -74,7 +74,8 @@ pub enum T {
     Nonces,
 }
 
-const TREES: [(T, &str); 17] = [
+/// Every tree and its name in sled.
+pub const TREES: [(T, &str); 17] = [
     (T::Chunks, "chunks"),
     (T::UploadChunks, "upload_chunks"),
     (T::ObjectChunks, "object_chunks"),
