@@ -15,8 +15,12 @@
 //! most common and most expensive kind of event. One signed request serves
 //! all the events of a case (the auditor checks each again all the same).
 //!
+//! Then, at that size, a backup: how long writes wait while the snapshot
+//! is cut, the whole backup file against a plain copy of the store's files
+//! measured in the same run, and its restore with the full audit.
+//!
 //! Usage: `cargo bench --bench log -- [EVENTS] [DIR]`; prints lines
-//! `log ...` that `bench/run.sh` reads.
+//! `log ...` that `bench/run.sh` reads, and `backup ...` lines.
 
 use std::time::Instant;
 
@@ -73,8 +77,9 @@ async fn main() {
         .unwrap_or(1_000_000);
     let keep = args.get(1).map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir_in(keep.as_deref().unwrap_or(&std::env::temp_dir())).expect("temp dir");
-    let store = Store::open(tmp.path()).expect("store");
-    let signer = LogSigner::new("bench.local/log", SigningKey::generate(&mut rand::rngs::OsRng)).expect("signer");
+    let store = Store::open(&custos::vault::db_path(tmp.path())).expect("store");
+    let log_key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let signer = LogSigner::new("bench.local/log", log_key.clone()).expect("signer");
 
     let admin = Identity::generate("Admin").expect("identity");
     let lawyer = Identity::generate("Lawyer").expect("identity");
@@ -108,6 +113,28 @@ async fn main() {
             )),
         },
     ];
+    // The registry the two events above build, as the vault keeps it (the
+    // restore's audit compares the two).
+    let mut registry = custos::store::Batch::default();
+    for (index, (id, role)) in [(&admin, Role::Admin), (&lawyer, Role::Lawyer)].into_iter().enumerate() {
+        let principal = custos::identity::Principal {
+            key_id: id.key_id(),
+            name: id.card().name.clone(),
+            role,
+            intake: role == Role::Lawyer,
+            card: id.card(),
+        };
+        let key = principal.key_id.to_string();
+        registry.put_json(
+            custos::store::T::Registry,
+            key,
+            &custos::store::RegistryRecord {
+                principal,
+                index: index as u64,
+            },
+        );
+    }
+    let mut registry = Some(registry);
     let object = hex::encode([7u8; 32]);
     let accesses: Vec<(String, SignedRequest)> = (0..CASES)
         .map(|c| {
@@ -139,7 +166,12 @@ async fn main() {
         let n = drafts.len() as u64;
         let guard = store.writer().await;
         store
-            .append(&guard, Default::default(), std::mem::take(&mut drafts), &signer)
+            .append(
+                &guard,
+                registry.take().unwrap_or_default(),
+                std::mem::take(&mut drafts),
+                &signer,
+            )
             .expect("append");
         drop(guard);
         written += n;
@@ -227,5 +259,77 @@ async fn main() {
         "log consistency size={size} make_us={:.1} verify_us={:.1}",
         per(make),
         per(check)
+    );
+
+    backup(store, signer, &log_key, &admin, tmp.path()).await;
+}
+
+/// The backup of this log: the snapshot's cut (the writer lock is held from
+/// its start to the end of the tree copy, so this bounds how long writes
+/// wait), the whole file, and its restore with the full audit; against a
+/// plain copy of the store's files.
+async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &Identity, dir: &std::path::Path) {
+    use custos::backup::{self, LogKeySource};
+    let description = custos::vault::Description {
+        origin: signer.origin().to_owned(),
+        anchors: vec![admin.card()],
+        vkey: signer.verifier().vkey(),
+    };
+    let vault = custos::vault::Vault {
+        store,
+        signer,
+        description,
+        dir: dir.to_owned(),
+    };
+    let t0 = Instant::now();
+    let snapshot = backup::snapshot(&vault).await.expect("snapshot");
+    let cut_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let file = dir.join("vault.backup");
+    let t0 = Instant::now();
+    let out = std::fs::File::create(&file).expect("backup file");
+    snapshot
+        .write(&vault.store, std::io::BufWriter::new(&out))
+        .expect("backup");
+    out.sync_all().expect("sync");
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&file).expect("size").len();
+
+    // The reference: copy sled's own files, as a backup of a stopped vault
+    // by `cp` would.
+    let copy = dir.join("copy");
+    std::fs::create_dir_all(&copy).expect("copy dir");
+    let t0 = Instant::now();
+    let mut copied = 0;
+    for entry in std::fs::read_dir(custos::vault::db_path(dir)).expect("db dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            let to = copy.join(entry.file_name());
+            copied += std::fs::copy(entry.path(), &to).expect("copy");
+            std::fs::File::open(&to).expect("copied").sync_all().expect("sync");
+        }
+    }
+    let copy_secs = t0.elapsed().as_secs_f64();
+    let mb = |b: u64, s: f64| b as f64 / s / (1024.0 * 1024.0);
+    println!(
+        "backup events={} cut_ms={cut_ms:.0} bytes={bytes} secs={secs:.2} rate_mib_s={:.0} copy_bytes={copied} copy_secs={copy_secs:.2} copy_rate_mib_s={:.0} ratio={:.2}",
+        vault.store.log_size().expect("size"),
+        mb(bytes, secs),
+        mb(copied, copy_secs),
+        mb(bytes, secs) / mb(copied, copy_secs),
+    );
+    drop(vault);
+
+    let key = dir.join("log.key");
+    std::fs::write(&key, B64.encode(log_key.to_bytes())).expect("key file");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("mode");
+    let t0 = Instant::now();
+    let restored = backup::restore(&file, &dir.join("restored"), LogKeySource::File(&key))
+        .await
+        .expect("the backup restores and audits");
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "backup restore events={} secs={secs:.2} rate={:.0}",
+        restored.audit.entries,
+        restored.audit.entries as f64 / secs
     );
 }

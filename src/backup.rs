@@ -207,6 +207,7 @@ pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
     let store = &vault.store;
     let spool = crate::vault::db_path(&vault.dir);
     let guard = store.writer().await;
+    let locked = std::time::Instant::now();
     // Everything so far durable, and nothing changes until the guard goes:
     // the snapshot is one instant of acknowledged state.
     store.flush_blocking()?;
@@ -249,6 +250,11 @@ pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
         );
     }
     drop(guard);
+    tracing::info!(
+        log_size,
+        writes_held_ms = locked.elapsed().as_millis() as u64,
+        "backup snapshot cut"
+    );
     // Chunks up to the small size live in the chunks tree, already copied;
     // the others are files.
     let mut chunks = Vec::new();
