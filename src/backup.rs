@@ -131,7 +131,6 @@ pub struct Snapshot {
     trees: Vec<std::fs::File>,
     /// Chunk files to copy, with their sizes.
     chunks: Vec<(Hash, u64)>,
-    chunk_dir_probe: PathBuf,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -167,33 +166,35 @@ fn write_record(w: &mut impl Write, key: &[u8], value: &[u8]) -> std::io::Result
     Ok(())
 }
 
-/// The next record of a tree file, or `None` at its end.
+/// The next record of a tree file, or `None` at its end. The file may end
+/// only between two records.
 fn read_record(r: &mut impl Read) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let short = || damaged("a tree file ends inside a record");
+    let mut first = [0u8; 1];
+    loop {
+        match r.read(&mut first) {
+            Ok(0) => return Ok(None),
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(cut(e)),
+        }
+    }
     let mut parts = Vec::with_capacity(2);
     for i in 0..2 {
         let mut len = [0u8; 4];
-        match r.read_exact(&mut len) {
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && i == 0 => {
-                // A clean end only between records.
-                let mut probe = [0u8; 1];
-                return match r.read(&mut probe)? {
-                    0 => Ok(None),
-                    _ => Err(damaged("a tree file ends inside a record")),
-                };
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(damaged("a tree file ends inside a record"))
-            }
-            Err(e) => return Err(e.into()),
-            Ok(()) => {}
-        }
+        let rest = if i == 0 {
+            len[0] = first[0];
+            &mut len[1..]
+        } else {
+            &mut len[..]
+        };
+        r.read_exact(rest).map_err(|_| short())?;
         let len = u32::from_be_bytes(len);
         if len > MAX_RECORD_PART {
             return Err(damaged("a tree record is impossibly large"));
         }
         let mut part = vec![0u8; len as usize];
-        r.read_exact(&mut part)
-            .map_err(|_| damaged("a tree file ends inside a record"))?;
+        r.read_exact(&mut part).map_err(|_| short())?;
         parts.push(part);
     }
     let value = parts.pop().expect("two parts");
@@ -290,7 +291,6 @@ pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
         config,
         trees: files,
         chunks,
-        chunk_dir_probe: spool,
     })
 }
 
@@ -337,7 +337,6 @@ impl Snapshot {
     /// against its hash as it is read, so a backup never carries a damaged
     /// chunk in silence.
     pub fn write(self, store: &Store, out: impl Write) -> Result<Manifest> {
-        debug_assert!(self.chunk_dir_probe.exists());
         let mut b = tar::Builder::new(out);
         let manifest = self.manifest_bytes();
         b.append_data(&mut header(manifest.len() as u64), MANIFEST, manifest.as_slice())?;
@@ -943,4 +942,43 @@ async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<
         audit,
         log_key_from_backup: from_backup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_files_round_trip_and_end_only_between_records() {
+        let mut file = Vec::new();
+        write_record(&mut file, b"key", b"value").unwrap();
+        write_record(&mut file, b"", &[7; 300]).unwrap();
+        let mut r = file.as_slice();
+        assert_eq!(read_record(&mut r).unwrap(), Some((b"key".to_vec(), b"value".to_vec())));
+        assert_eq!(read_record(&mut r).unwrap(), Some((vec![], vec![7; 300])));
+        assert_eq!(read_record(&mut r).unwrap(), None);
+        // Cut anywhere inside a record, or a stray byte or three at the end.
+        for cut in 1..file.len() {
+            let mut r = &file[..cut];
+            let all: Result<Vec<_>> = std::iter::from_fn(|| read_record(&mut r).transpose()).collect();
+            assert!(
+                matches!(all, Err(BackupError::Damaged(_))) || cut == 16,
+                "cut at {cut}: {all:?}"
+            );
+        }
+        for junk in 1..4 {
+            let mut longer = file.clone();
+            longer.extend(std::iter::repeat_n(0u8, junk));
+            let mut r = longer.as_slice();
+            let all: Result<Vec<_>> = std::iter::from_fn(|| read_record(&mut r).transpose()).collect();
+            assert!(matches!(all, Err(BackupError::Damaged(_))), "{junk} stray bytes");
+        }
+        // A length made to exhaust memory is refused before it is believed.
+        let mut huge = Vec::new();
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            read_record(&mut huge.as_slice()),
+            Err(BackupError::Damaged(_))
+        ));
+    }
 }
