@@ -15,6 +15,9 @@
 #   log       audit speed over 1,000,000 events against SHA-256 hashing of
 #             the same bytes; inclusion and consistency proof times at that
 #             size (benches/log.rs)      (targets 200,000 events/s, < 1 ms)
+#   backup    at that size: how long writes wait while a backup's snapshot
+#             is cut; the backup file against a plain copy of sled's files;
+#             the restore with its full audit against the audit alone
 # Usage: bench/run.sh [SIZE_MIB]   (default 1024; the memory runs are fixed)
 # Installs the Go age CLI (Debian package `age`) if it is missing.
 set -euo pipefail
@@ -170,6 +173,11 @@ incl_make=$(field "$incl" make_us); incl_verify=$(field "$incl" verify_us)
 cons_make=$(field "$cons" make_us); cons_verify=$(field "$cons" verify_us)
 write_rate=$(field "$wline" rate)
 sig_us=$(field "$(echo "$log" | grep '^log signature')" verify_us)
+bline=$(echo "$log" | grep '^backup events'); rline=$(echo "$log" | grep '^backup restore')
+cut_ms=$(field "$bline" cut_ms); backup_mib=$(( $(field "$bline" bytes) / 1048576 ))
+backup_rate=$(field "$bline" rate_mib_s); copy_rate=$(field "$bline" copy_rate_mib_s)
+backup_ratio=$(field "$bline" ratio); restore_rate=$(field "$rline" rate)
+restore_ratio=$(ratio "$restore_rate" "$audit_rate")
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 cat > "$root/BENCHMARKS.md" <<MD
@@ -195,6 +203,9 @@ reference measured in the same run.
 | log: inclusion proof at 1,000,000 | make ${incl_make} µs, verify ${incl_verify} µs | | | < 1 ms |
 | log: consistency proof at 1,000,000 | make ${cons_make} µs, verify ${cons_verify} µs | | | < 1 ms |
 | log: append through the store (10,000 per batch) | ${write_rate} events/s | | | |
+| backup at 1,000,000 events: writes held while the snapshot is cut | ${cut_ms} ms | | | |
+| backup at 1,000,000 events: the file, ${backup_mib} MiB | ${backup_rate} MiB/s | copy of sled's files: ${copy_rate} MiB/s | ${backup_ratio}x | |
+| restore at 1,000,000 events, with the full audit | ${restore_rate} events/s | the audit alone: ${audit_rate} events/s | ${restore_ratio}x | |
 
 bench/README.md says what each row measures, which targets are missed, by
 how much and why, and what would close them.

@@ -3,9 +3,11 @@
 //!
 //! A snapshot is cut with the log's writer lock held, after a flush, so it
 //! holds exactly what was durable at one instant: every acknowledged
-//! request before it and nothing after. Chunk files are content-addressed
-//! and never rewritten or removed while an object refers to them, so they
-//! are copied after the lock is let go. A backup holds ciphertext, the log,
+//! request before it and nothing after. Only the trees that change in place
+//! are copied under the lock. The log's entries, tree nodes and chain
+//! indices never change once written, and chunks are content-addressed and
+//! never rewritten or removed while an object refers to them: those are
+//! copied after the lock is let go, up to the cut. A backup holds ciphertext, the log,
 //! the registry and the public settings; never a private key, except the
 //! log key when the operator asks for it, and then only encrypted with a
 //! passphrase (added by the CLI, which reads the key file itself: the API
@@ -202,11 +204,72 @@ fn read_record(r: &mut impl Read) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
     Ok(Some((key, value)))
 }
 
+/// Copy tree `t`'s records that `keep` accepts into an unnamed file beside
+/// the store, hashing and counting them.
+fn spool_tree(
+    store: &Store,
+    t: T,
+    dir: &Path,
+    keep: impl Fn(&[u8], &[u8]) -> bool,
+) -> Result<(u64, u64, String, std::fs::File)> {
+    let mut file = tempfile::tempfile_in(dir)?;
+    let mut w = Hashing {
+        inner: std::io::BufWriter::new(file.try_clone()?),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let mut records = 0;
+    for kv in store.tree(t).iter() {
+        let (k, v) = kv?;
+        if keep(&k, &v) {
+            write_record(&mut w, &k, &v)?;
+            records += 1;
+        }
+    }
+    w.flush()?;
+    let sha = hex::encode(w.hash.finalize());
+    let bytes = w.bytes;
+    file.rewind()?;
+    Ok((records, bytes, sha, file))
+}
+
+/// A big-endian u64 at the start of `bytes`.
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// Trees whose records never change once written and that only grow with
+/// the log: entries, tree nodes, chain indices. Most of a large vault's
+/// metadata. Their part below the cut is copied after the writer lock is
+/// let go, so writes wait only for the trees that change in place.
+const APPEND_ONLY: [T; 3] = [T::Log, T::Nodes, T::Chains];
+
+/// Spooled trees, by [`T`] index: records, bytes, SHA-256, the file.
+type Spooled = BTreeMap<usize, (u64, u64, String, std::fs::File)>;
+
+/// What is taken under the writer lock: the trees that change in place,
+/// the log's size and checkpoint, and the chunks the objects use.
+struct Cut {
+    spooled: Spooled,
+    referenced: BTreeSet<Hash>,
+    log_size: u64,
+    checkpoint: String,
+}
+
 /// Cut a consistent snapshot of `vault` (see the module's documentation).
-/// Writes wait while the trees are copied; reads go on.
+/// Writes wait while the trees that change in place (cases, envelopes,
+/// registry, chain heads, objects) are copied; the log's own trees and the
+/// chunks, which never change once written, are copied afterwards up to
+/// the cut. Reads go on throughout.
 pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
+    let cut = cut_under_lock(vault).await?;
+    finish(vault, cut)
+}
+
+async fn cut_under_lock(vault: &Vault) -> Result<Cut> {
     let store = &vault.store;
     let spool = crate::vault::db_path(&vault.dir);
+    let mut spooled = Spooled::new();
     let guard = store.writer().await;
     let locked = std::time::Instant::now();
     // Everything so far durable, and nothing changes until the guard goes:
@@ -216,32 +279,10 @@ pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
         .checkpoint()?
         .ok_or_else(|| BackupError::Invalid("the vault has no checkpoint yet".into()))?;
     let log_size = store.log_size()?;
-    let mut trees = Vec::new();
-    let mut files = Vec::new();
-    for (t, name) in store::TREES.iter().filter(|(t, _)| !LEFT_OUT.contains(t)) {
-        let mut file = tempfile::tempfile_in(&spool)?;
-        let mut w = Hashing {
-            inner: std::io::BufWriter::new(file.try_clone()?),
-            hash: Sha256::new(),
-            bytes: 0,
-        };
-        let mut records = 0;
-        for kv in store.tree(*t).iter() {
-            let (k, v) = kv?;
-            write_record(&mut w, &k, &v)?;
-            records += 1;
+    for (t, _) in store::TREES.iter() {
+        if !LEFT_OUT.contains(t) && !APPEND_ONLY.contains(t) && *t != T::Chunks {
+            spooled.insert(*t as usize, spool_tree(store, *t, &spool, |_, _| true)?);
         }
-        w.flush()?;
-        let sha = hex::encode(w.hash.finalize());
-        let bytes = w.bytes;
-        file.rewind()?;
-        trees.push(TreeFile {
-            name: (*name).to_owned(),
-            records,
-            bytes,
-            sha256: sha,
-        });
-        files.push(file);
     }
     let mut referenced = BTreeSet::new();
     for v in store.tree(T::ObjectChunks).iter().values() {
@@ -256,6 +297,70 @@ pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
         writes_held_ms = locked.elapsed().as_millis() as u64,
         "backup snapshot cut"
     );
+    Ok(Cut {
+        spooled,
+        referenced,
+        log_size,
+        checkpoint,
+    })
+}
+
+/// Copy what never changes once written, up to the cut, and list the chunk
+/// files; writes may go on meanwhile.
+fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
+    let store = &vault.store;
+    let spool = crate::vault::db_path(&vault.dir);
+    let Cut {
+        mut spooled,
+        referenced,
+        log_size,
+        checkpoint,
+    } = cut;
+    // Below the cut these are as they were under the lock: entries and
+    // chain indices of the first `log_size` entries, and the tree nodes
+    // that cover only those.
+    let below = |index: Option<u64>| index.is_some_and(|i| i < log_size);
+    spooled.insert(
+        T::Log as usize,
+        spool_tree(store, T::Log, &spool, |k, _| below(be_u64(k)))?,
+    );
+    spooled.insert(
+        T::Chains as usize,
+        spool_tree(store, T::Chains, &spool, |_, v| below(be_u64(v)))?,
+    );
+    spooled.insert(
+        T::Nodes as usize,
+        spool_tree(store, T::Nodes, &spool, |k, _| {
+            let level = k
+                .get(..4)
+                .and_then(|l| <[u8; 4]>::try_from(l).ok())
+                .map(u32::from_be_bytes);
+            match (level, k.get(4..).and_then(be_u64)) {
+                (Some(level), Some(index)) if level < 64 => (u128::from(index) + 1) << level <= u128::from(log_size),
+                _ => false,
+            }
+        })?,
+    );
+    // Small chunks live in the chunks tree: those the snapshot's objects
+    // use, and no other (an upload's, say).
+    spooled.insert(
+        T::Chunks as usize,
+        spool_tree(store, T::Chunks, &spool, |k, _| {
+            Hash::try_from(k).is_ok_and(|h| referenced.contains(&h))
+        })?,
+    );
+    let mut trees = Vec::new();
+    let mut files = Vec::new();
+    for (t, name) in store::TREES.iter().filter(|(t, _)| !LEFT_OUT.contains(t)) {
+        let (records, bytes, sha256, file) = spooled.remove(&(*t as usize)).expect("every tree spooled");
+        trees.push(TreeFile {
+            name: (*name).to_owned(),
+            records,
+            bytes,
+            sha256,
+        });
+        files.push(file);
+    }
     // Chunks up to the small size live in the chunks tree, already copied;
     // the others are files.
     let mut chunks = Vec::new();
@@ -947,6 +1052,64 @@ async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::custody::{Action, EventDraft, VAULT_ACTOR, VAULT_CASE};
+
+    /// What is appended between the cut and the copy of the log's trees
+    /// must not be in the snapshot: entries, chain indices, tree nodes.
+    #[tokio::test]
+    async fn writes_after_the_cut_stay_out_of_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let admin = crate::identity::Identity::generate("Admin").unwrap();
+        crate::vault::init(&data, "cut.example/log", &[admin.card()])
+            .await
+            .unwrap();
+        let vault = crate::vault::open(&data).unwrap();
+        let at_cut = vault.store.log_size().unwrap();
+        let cut = cut_under_lock(&vault).await.unwrap();
+        // Seven more entries (past a power of two, so new tree nodes
+        // cover old leaves) land before the log's trees are copied.
+        {
+            let guard = vault.store.writer().await;
+            let drafts = (0..7)
+                .map(|_| EventDraft {
+                    case: VAULT_CASE.into(),
+                    actor: VAULT_ACTOR.into(),
+                    action: Action::CheckpointAnchored,
+                    objects: vec![],
+                    details: serde_json::Value::Null,
+                    request: None,
+                })
+                .collect();
+            vault
+                .store
+                .append(&guard, crate::store::Batch::default(), drafts, &vault.signer)
+                .unwrap();
+        }
+        vault.store.flush().await.unwrap();
+        let snapshot = finish(&vault, cut).unwrap();
+        assert_eq!(snapshot.manifest().log_size, at_cut);
+        let file = dir.path().join("cut.backup");
+        snapshot
+            .write(&vault.store, std::fs::File::create(&file).unwrap())
+            .unwrap();
+        drop(vault);
+        let restored = restore(
+            &file,
+            &dir.path().join("restored"),
+            LogKeySource::File(&data.join("log.key")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(restored.log_size, at_cut);
+        assert_eq!(restored.audit.entries, at_cut);
+        let vault = crate::vault::open(&dir.path().join("restored")).unwrap();
+        assert_eq!(vault.store.tree(T::Log).len() as u64, at_cut);
+        assert_eq!(vault.store.tree(T::Chains).len() as u64, at_cut);
+        // A tree of n leaves has n >> level complete nodes at each level.
+        let nodes: u64 = (0..64).map(|level| at_cut >> level).sum();
+        assert_eq!(vault.store.tree(T::Nodes).len() as u64, nodes);
+    }
 
     #[test]
     fn tree_files_round_trip_and_end_only_between_records() {
