@@ -283,7 +283,8 @@ async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &I
     };
     let t0 = Instant::now();
     let snapshot = backup::snapshot(&vault).await.expect("snapshot");
-    let cut_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let snapshot_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let held_ms = snapshot.writes_held().as_secs_f64() * 1e3;
     let file = dir.join("vault.backup");
     let t0 = Instant::now();
     let out = std::fs::File::create(&file).expect("backup file");
@@ -311,7 +312,7 @@ async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &I
     let copy_secs = t0.elapsed().as_secs_f64();
     let mb = |b: u64, s: f64| b as f64 / s / (1024.0 * 1024.0);
     println!(
-        "backup events={} cut_ms={cut_ms:.0} bytes={bytes} secs={secs:.2} rate_mib_s={:.0} copy_bytes={copied} copy_secs={copy_secs:.2} copy_rate_mib_s={:.0} ratio={:.2}",
+        "backup events={} held_ms={held_ms:.1} snapshot_ms={snapshot_ms:.0} bytes={bytes} secs={secs:.2} rate_mib_s={:.0} copy_bytes={copied} copy_secs={copy_secs:.2} copy_rate_mib_s={:.0} ratio={:.2}",
         vault.store.log_size().expect("size"),
         mb(bytes, secs),
         mb(copied, copy_secs),

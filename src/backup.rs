@@ -133,6 +133,8 @@ pub struct Snapshot {
     trees: Vec<std::fs::File>,
     /// Chunk files to copy, with their sizes.
     chunks: Vec<(Hash, u64)>,
+    /// How long writes waited while it was cut.
+    writes_held: std::time::Duration,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -254,6 +256,8 @@ struct Cut {
     referenced: BTreeSet<Hash>,
     log_size: u64,
     checkpoint: String,
+    /// How long writes waited.
+    held: std::time::Duration,
 }
 
 /// Cut a consistent snapshot of `vault` (see the module's documentation).
@@ -292,9 +296,10 @@ async fn cut_under_lock(vault: &Vault) -> Result<Cut> {
         );
     }
     drop(guard);
+    let held = locked.elapsed();
     tracing::info!(
         log_size,
-        writes_held_ms = locked.elapsed().as_millis() as u64,
+        writes_held_ms = held.as_millis() as u64,
         "backup snapshot cut"
     );
     Ok(Cut {
@@ -302,6 +307,7 @@ async fn cut_under_lock(vault: &Vault) -> Result<Cut> {
         referenced,
         log_size,
         checkpoint,
+        held,
     })
 }
 
@@ -315,6 +321,7 @@ fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         referenced,
         log_size,
         checkpoint,
+        held,
     } = cut;
     // Below the cut these are as they were under the lock: entries and
     // chain indices of the first `log_size` entries, and the tree nodes
@@ -396,6 +403,7 @@ fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         config,
         trees: files,
         chunks,
+        writes_held: held,
     })
 }
 
@@ -420,6 +428,11 @@ impl Snapshot {
     /// What the snapshot holds.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// How long the vault's writes waited while the snapshot was cut.
+    pub fn writes_held(&self) -> std::time::Duration {
+        self.writes_held
     }
 
     fn manifest_bytes(&self) -> Vec<u8> {
