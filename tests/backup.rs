@@ -169,6 +169,14 @@ async fn a_backup_under_load_restores_every_acknowledged_case_and_passes_audit()
         in_backup.len(),
         after.len()
     );
+    eprintln!(
+        "backup under load: cut at {n} log entries ({acked_before_backup} before the command ran); \
+         {} submissions whole in it, {} cut through, {} after it; {} chunk files",
+        in_backup.len(),
+        split.len(),
+        after.len(),
+        taken["chunk_files"]
+    );
     // The backup holds no private key: no identity, no log key.
     let mut names = Vec::new();
     backup::read(std::fs::File::open(&out).unwrap(), |m| {
