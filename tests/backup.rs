@@ -585,3 +585,45 @@ fn the_log_key_travels_only_encrypted_and_only_when_asked() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("holds no log key"));
 }
+
+#[tokio::test]
+async fn only_an_admin_may_take_a_backup_and_every_one_is_logged() {
+    let v = TestVault::start().await;
+    v.submit(b"statement", &[]).await;
+    let client = v.client();
+    let size = |v: &TestVault| v.state.as_ref().unwrap().vault.store.log_size().unwrap();
+    let before = size(&v);
+    for who in [&v.lawyer, &v.auditor] {
+        let e = client.backup(who.signing_key(), &mut Vec::new()).await.unwrap_err();
+        assert_eq!(e.code(), Some("forbidden"), "{}", who.key_id());
+    }
+    let stranger = custos::identity::Identity::generate("Stranger").unwrap();
+    let e = client
+        .backup(stranger.signing_key(), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("unknown_key"));
+    let unsigned = reqwest::get(format!("{}/v1/vault/backup", v.url)).await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    assert_eq!(size(&v), before, "refused requests log nothing");
+
+    // The admin's backup is logged first, signed by the admin, and is in
+    // the backup it names.
+    let mut file = Vec::new();
+    client.backup(v.admin.signing_key(), &mut file).await.unwrap();
+    assert_eq!(size(&v), before + 1);
+    let page = client.entries(v.auditor.signing_key(), before, 1).await.unwrap();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &page.entries[0]).unwrap();
+    let event: custos::custody::Event = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(event.action, Action::VaultBackedUp);
+    assert_eq!(event.actor, v.admin.key_id().to_string());
+    assert!(event.request.is_some(), "the admin's own signed request is stored");
+    let path = v.tmp.path().join("admin.backup");
+    std::fs::write(&path, &file).unwrap();
+    let (manifest, with_key) = backup::verify_file(&path, Some(&v.log.vkey())).unwrap();
+    assert_eq!(manifest.log_size, before + 1);
+    assert!(!with_key);
+    // And the auditor's audit accepts it.
+    let report = flows::audit(&client, &v.auditor, &v.log, None).await.unwrap();
+    assert!(report.passed(), "{report:?}");
+}
