@@ -30,7 +30,7 @@ use custos::api::wire::PrincipalBody;
 use custos::custody::audit::LogAuditor;
 use custos::custody::checkpoint::LogSigner;
 use custos::custody::{merkle, Action, EventDraft};
-use custos::httpsig::{self, SignatureParams, SignedRequest};
+use custos::httpsig::SignedRequest;
 use custos::identity::{Identity, Role};
 use custos::store::Store;
 use ed25519_dalek::SigningKey;
@@ -45,27 +45,7 @@ const PROOFS: u32 = 2000;
 /// A request signed by `key` as a client would sign it, stored as the
 /// vault stores it.
 fn signed(key: &SigningKey, method: &str, uri: &str, body: Option<&[u8]>) -> SignedRequest {
-    let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
-    let mut values = vec![method.to_owned(), uri.to_owned()];
-    if let Some(b) = body {
-        components.push("content-digest".into());
-        values.push(httpsig::content_digest(b));
-    }
-    let params = SignatureParams {
-        components,
-        created: 1_790_000_000,
-        expires: 1_790_000_060,
-        nonce: hex::encode(rand::random::<[u8; 16]>()),
-        keyid: custos::identity::KeyId::of(&key.verifying_key()).to_string(),
-    };
-    let (input, sig) = httpsig::sign(key, &params, &values);
-    let (_, text, sig) = httpsig::parse_headers(&input, &sig).expect("own signature parses");
-    SignedRequest {
-        params: text,
-        values,
-        signature: sig,
-        body: body.map(|b| B64.encode(b)),
-    }
+    SignedRequest::sign(key, method, uri, body, 1_790_000_000)
 }
 
 #[tokio::main]

@@ -201,6 +201,33 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
+    /// `method url` (and `body`, with its `content-digest`) signed by `key`
+    /// as a client signs it at `created`, in the form events store: for
+    /// tools that build logs directly (benchmarks, tests of the verifier).
+    pub fn sign(key: &SigningKey, method: &str, url: &str, body: Option<&[u8]>, created: i64) -> SignedRequest {
+        let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
+        let mut values = vec![method.to_owned(), url.to_owned()];
+        if let Some(b) = body {
+            components.push("content-digest".into());
+            values.push(content_digest(b));
+        }
+        let params = SignatureParams {
+            components,
+            created,
+            expires: created + 60,
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+            keyid: crate::identity::KeyId::of(&key.verifying_key()).to_string(),
+        };
+        let text = params.serialize();
+        let base = signature_base(&params, &values);
+        SignedRequest {
+            params: text,
+            values,
+            signature: B64.encode(key.sign(base.as_bytes()).to_bytes()),
+            body: body.map(|b| B64.encode(b)),
+        }
+    }
+
     /// Parsed parameters.
     pub fn parsed(&self) -> Result<SignatureParams, SignatureError> {
         SignatureParams::parse(&self.params)

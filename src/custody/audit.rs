@@ -358,3 +358,88 @@ pub fn decode_hashes(items: &[String]) -> Option<Vec<Hash>> {
         .map(|h| B64.decode(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::custody::EventDraft;
+    use crate::httpsig::SignedRequest;
+    use crate::identity::Identity;
+
+    /// A request signed by `who` for `method url` (and `body`), as stored.
+    fn signed(who: &Identity, method: &str, url: &str, body: Option<&[u8]>) -> SignedRequest {
+        SignedRequest::sign(who.signing_key(), method, url, body, 1_790_000_000)
+    }
+
+    /// The stored bytes of `draft` as the `seq`th event of the vault chain.
+    fn place(draft: EventDraft, seq: u64, prev: Option<String>) -> Vec<u8> {
+        serde_json::to_vec(&draft.place(seq, prev, "2026-11-23T00:00:00Z".into())).unwrap()
+    }
+
+    /// A backup event is an admin's, for the backup endpoint, in the vault
+    /// chain; the auditor refuses any other.
+    #[test]
+    fn only_an_admins_signed_backup_request_is_a_backup_event() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let base = "https://vault.example.org";
+        let registration = serde_json::json!({ "card": lawyer.card(), "role": "lawyer", "intake": true });
+        let registration = serde_json::to_vec(&registration).unwrap();
+        let mut log = vec![place(
+            EventDraft {
+                case: VAULT_CASE.into(),
+                actor: VAULT_ACTOR.into(),
+                action: Action::PrincipalAdded,
+                objects: vec![],
+                details: serde_json::json!({ "card": admin.card() }),
+                request: None,
+            },
+            0,
+            None,
+        )];
+        log.push(place(
+            EventDraft {
+                case: VAULT_CASE.into(),
+                actor: admin.key_id().to_string(),
+                action: Action::PrincipalAdded,
+                objects: vec![],
+                details: serde_json::json!({ "key_id": lawyer.key_id() }),
+                request: Some(signed(
+                    &admin,
+                    "POST",
+                    &format!("{base}/v1/principals"),
+                    Some(&registration),
+                )),
+            },
+            1,
+            Some(event_hash(&log[0])),
+        ));
+        let backup = |who: &Identity, url: &str| {
+            place(
+                EventDraft {
+                    case: VAULT_CASE.into(),
+                    actor: who.key_id().to_string(),
+                    action: Action::VaultBackedUp,
+                    objects: vec![],
+                    details: serde_json::json!({}),
+                    request: Some(signed(who, "GET", url, None)),
+                },
+                2,
+                Some(event_hash(&log[1])),
+            )
+        };
+        let audit = |last: Vec<u8>| {
+            let mut a = LogAuditor::new();
+            for e in &log {
+                a.push(e).unwrap();
+            }
+            a.push(&last)
+        };
+        let url = format!("{base}/v1/vault/backup");
+        assert!(audit(backup(&admin, &url)).is_ok());
+        let e = audit(backup(&lawyer, &url)).unwrap_err();
+        assert!(e.problem.contains("only an admin"), "{e}");
+        let e = audit(backup(&admin, &format!("{base}/v1/principals"))).unwrap_err();
+        assert!(e.problem.contains("not the signed backup request"), "{e}");
+    }
+}
