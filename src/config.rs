@@ -362,32 +362,30 @@ impl Settings {
 
     /// The settings as JSON values, keyed as in the file.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        for (key, value) in self.entries() {
-            let value = value.map_or(serde_json::Value::Null, |v| {
-                let parsed = toml::from_str::<toml::Table>(&format!("v = {v}"))
-                    .ok()
-                    .and_then(|mut t| t.remove("v"))
-                    .expect("entries are TOML");
-                serde_json::to_value(parsed).expect("TOML values are JSON values")
-            });
-            map.insert(key.into(), value);
-        }
+        let map = self
+            .entries()
+            .into_iter()
+            .map(|(key, value)| {
+                let value = value.map_or(serde_json::Value::Null, |v| {
+                    serde_json::to_value(v).expect("TOML values are JSON values")
+                });
+                (key.to_owned(), value)
+            })
+            .collect();
         serde_json::Value::Object(map)
     }
 
-    /// Each key and its value as TOML text (`None`: not set).
-    fn entries(&self) -> Vec<(&'static str, Option<String>)> {
-        let s = |v: &str| toml::Value::String(v.to_owned()).to_string();
-        let list = |items: Vec<String>| {
-            let items: Vec<String> = items.iter().map(|i| s(i)).collect();
-            format!("[{}]", items.join(", "))
-        };
+    /// Each key and its value (`None`: not set).
+    fn entries(&self) -> Vec<(&'static str, Option<toml::Value>)> {
+        let text = |v: String| toml::Value::String(v);
+        let list = |items: Vec<String>| toml::Value::Array(items.into_iter().map(text).collect());
+        // Every limit is far below i64::MAX (validated in `resolve`).
+        let int = |n: u64| toml::Value::Integer(n as i64);
         vec![
-            ("listen", Some(s(&self.listen.to_string()))),
+            ("listen", Some(text(self.listen.to_string()))),
             ("public_url", Some(list(self.public_urls.clone()))),
-            ("metrics_listen", self.metrics_listen.map(|a| s(&a.to_string()))),
-            ("stamp_bits", Some(self.stamp_bits.to_string())),
+            ("metrics_listen", self.metrics_listen.map(|a| text(a.to_string()))),
+            ("stamp_bits", Some(int(self.stamp_bits.into()))),
             (
                 "witness",
                 Some(list(
@@ -397,10 +395,10 @@ impl Settings {
                         .collect(),
                 )),
             ),
-            ("log", Some(s(&self.log))),
-            ("max_upload_bytes", Some(self.max_upload_bytes.to_string())),
-            ("client_timeout_secs", Some(self.client_timeout.as_secs().to_string())),
-            ("shutdown_grace_secs", Some(self.shutdown_grace.as_secs().to_string())),
+            ("log", Some(text(self.log.clone()))),
+            ("max_upload_bytes", Some(int(self.max_upload_bytes))),
+            ("client_timeout_secs", Some(int(self.client_timeout.as_secs()))),
+            ("shutdown_grace_secs", Some(int(self.shutdown_grace.as_secs()))),
         ]
     }
 
