@@ -520,6 +520,38 @@ fn the_log_key_travels_only_encrypted_and_only_when_asked() {
     let raw = std::fs::read(&out).unwrap();
     let seed = std::fs::read_to_string(&key).unwrap();
     assert!(!raw.windows(seed.trim().len()).any(|w| w == seed.trim().as_bytes()));
+    // Another vault's log key is refused before anything is written.
+    let other = rt.block_on(TestVault::start());
+    let refused = tmp.join("other-key.backup");
+    let o = run(
+        &[
+            "backup",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            refused.to_str().unwrap(),
+            "--with-log-key",
+            other.data_dir().join("log.key").to_str().unwrap(),
+        ],
+        Some(pass),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not this vault's log key"));
+    assert!(!refused.exists() && !tmp.join("other-key.backup.partial").exists());
+    // A running vault is backed up through its server, not from its folder.
+    let o = run(
+        &[
+            "backup",
+            "--data",
+            other.data_dir().to_str().unwrap(),
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is its server running?"));
+    assert!(!refused.exists() && !tmp.join("other-key.backup.partial").exists());
     // A backup file is never overwritten.
     let o = run(
         &[

@@ -221,13 +221,15 @@ pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
         file.sync_all()?;
         drop(file);
         if let Some(key_file) = &args.with_log_key {
+            // Checked against the vault's vkey before anything is asked;
+            // the one read of the file below checks the backup against it.
             let key = crate::vault::read_key_file(key_file)?;
-            let encrypted = backup::encrypt_log_key(&key, backup_passphrase(true)?)?;
-            let (m, _) = backup::verify_file(&partial, Some(&vkey))?;
-            let signer = crate::custody::checkpoint::LogSigner::new(&m.origin, key)?;
-            if signer.verifier().vkey() != m.vkey {
+            let origin = crate::custody::checkpoint::LogVerifier::parse(&vkey)?.name().to_owned();
+            let signer = crate::custody::checkpoint::LogSigner::new(&origin, key.clone())?;
+            if signer.verifier().vkey() != vkey {
                 anyhow::bail!("{} is not this vault's log key", key_file.display());
             }
+            let encrypted = backup::encrypt_log_key(&key, backup_passphrase(true)?)?;
             backup::append_log_key(&partial, &encrypted)?;
         }
         let (manifest, with_key) = backup::verify_file(&partial, Some(&vkey))?;
