@@ -20,9 +20,8 @@
 mod util;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,48 +44,9 @@ const WORKERS: usize = 4;
 /// Evidence large enough to span two chunk files (4 MiB + 1 MiB).
 const LARGE: usize = 5 << 20;
 
-/// A `custos serve` process; killed with SIGKILL when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `custos serve` on the data directory. A server that refuses to
-/// start fails the harness with what it printed.
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(["--stamp-bits", "4"])
-        .env("CUSTOS_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let addr = loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("custos is serving") => {
-                let rest = line.split("addr=").nth(1).unwrap();
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-            Some(Ok(line)) => seen.push(line),
-            _ => panic!("the server did not start after a crash:\n{}", seen.join("\n")),
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
+/// Start `custos serve` on the data directory (SIGKILLed when dropped).
+fn start(data: &Path) -> util::ServerProcess {
+    util::ServerProcess::start(data, &[])
 }
 
 /// A submission the vault acknowledged: its case and the plaintexts sent.

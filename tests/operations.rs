@@ -5,9 +5,9 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use custos::client::{Client, RequestParts};
@@ -162,78 +162,13 @@ async fn metrics_count_the_work_and_name_no_case_person_or_key() {
     state.draining.store(false, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// A `custos serve` process whose log lines arrive on a channel; killed
-/// when the test ends, however it ends.
-struct Served {
-    child: Child,
-    addr: String,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(data: &Path, extra: &[&str]) -> Served {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .args(["--stamp-bits", "4"])
-            .args(extra)
-            .env("CUSTOS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut served = Served {
-            child,
-            addr: String::new(),
-            lines,
-        };
-        let line = served.wait_for("custos is serving");
-        served.addr = line
-            .split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
-        served
-    }
-
-    /// The first log line from now on that contains `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("the server never logged {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_the_upload_in_flight_and_takes_no_new_work() {
     let mut v = TestVault::start().await;
     let sub = v.submit(b"statement", &[]).await;
     v.stop().await;
-    let server = Served::start(&v.data_dir(), &["--shutdown-grace-secs", "20"]);
-    let url = format!("http://{}", server.addr);
+    let server = util::ServerProcess::start(&v.data_dir(), &["--shutdown-grace-secs", "20"]);
+    let url = server.url.clone();
     let client = Client::new(&url).unwrap();
     let lawyer = v.lawyer.signing_key().clone();
     let key = &lawyer;

@@ -220,3 +220,85 @@ pub fn restore_dir(from: &Path, to: &Path) {
     std::fs::remove_dir_all(to).unwrap();
     copy_dir(from, to);
 }
+
+/// A real `custos serve` process on 127.0.0.1:0 (proof of work at 4 bits,
+/// log at info), its log lines arriving on a channel; killed when dropped,
+/// however the test ends.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `IP:PORT` it listens on.
+    pub addr: String,
+    /// `http://IP:PORT`.
+    pub url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Start `custos serve --data DATA` with `extra` flags, and wait until
+    /// it serves. A server that does not start fails the test with what it
+    /// printed.
+    pub fn start(data: &Path, extra: &[&str]) -> ServerProcess {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["--stamp-bits", "4"])
+            .args(extra)
+            .env("CUSTOS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            match lines.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(line) if line.contains("custos is serving") => {
+                    break line
+                        .split("addr=")
+                        .nth(1)
+                        .unwrap()
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_owned();
+                }
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the server did not start:\n{}", seen.join("\n")),
+            }
+        };
+        ServerProcess {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            lines,
+        }
+    }
+
+    /// The first log line from now on that contains `needle`.
+    pub fn wait_for(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("the server never logged {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
