@@ -5,7 +5,8 @@
 //!
 //! Profile: one signature labelled `sig1`; parameters `created`, `expires`,
 //! `nonce`, `keyid`, `alg="ed25519"`; covered components are a list of
-//! derived components (`@method`, `@target-uri`) and lower-case header names.
+//! derived components (`@method`, `@target-uri`) and lower-case header names;
+//! the target is in its one canonical form ([`canonical_target`]).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -271,6 +272,56 @@ impl SignedRequest {
     }
 }
 
+/// Whether `path` and `query` are the one form of a request to a route
+/// that takes the query `names` (see [`SIGNED_QUERIES`]): segments of
+/// unreserved characters only (so no percent-escape, whose decoded form
+/// the router would see instead of the signed one), no empty, `.` or `..`
+/// segment, no trailing slash; and a query, if any, of the given names in
+/// order, each once, each a decimal number without leading zeros. Pure, so
+/// the server, the auditor and the fuzz target agree on it.
+pub fn canonical_target(path: &str, query: Option<&str>, names: &[(&str, bool)]) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let segments_ok = rest.split('/').all(|seg| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    });
+    if !segments_ok {
+        return false;
+    }
+    let Some(query) = query else {
+        return names.iter().all(|(_, required)| !required);
+    };
+    let mut allowed = names.iter();
+    for pair in query.split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            return false;
+        };
+        // Names must come in the listed order: skip optional ones not sent.
+        let found = loop {
+            match allowed.next() {
+                Some((n, _)) if *n == name => break true,
+                Some((_, false)) => continue,
+                _ => break false,
+            }
+        };
+        let decimal = !value.is_empty()
+            && value.len() <= 20
+            && value.bytes().all(|b| b.is_ascii_digit())
+            && (value == "0" || !value.starts_with('0'))
+            && value.parse::<u64>().is_ok();
+        if !found || !decimal {
+            return false;
+        }
+    }
+    allowed.all(|(_, required)| !required)
+}
+
 /// RFC 9421 section 2.5 signature base.
 pub fn signature_base(params: &SignatureParams, values: &[String]) -> String {
     let mut base = String::new();
@@ -357,6 +408,50 @@ mod tests {
         ] {
             assert!(SignatureParams::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_the_one_form_of_a_target_is_canonical() {
+        let none: &[(&str, bool)] = &[];
+        let entries: &[(&str, bool)] = &[("start", true), ("limit", false)];
+        for good in ["/v1/cases", "/v1/cases/0a1b/withdraw", "/v1/a-b_c.d~e"] {
+            assert!(canonical_target(good, None, none), "{good}");
+        }
+        for (path, query) in [
+            ("/v1/cases/c/withdraw", Some("x=1")),
+            ("/v1/cases/c/withdraw", Some("")),
+            ("/v1/cases/%63/withdraw", None),
+            ("/v1/cases/c/./withdraw", None),
+            ("/v1/cases/c/../c/withdraw", None),
+            ("/v1/cases//c", None),
+            ("/v1/cases/", None),
+            ("/", None),
+            ("", None),
+            ("v1/cases", None),
+            ("/v1/cases/c d", None),
+            ("/v1/cases/c;x", None),
+        ] {
+            assert!(!canonical_target(path, query, none), "{path} {query:?}");
+        }
+        for good in ["start=0", "start=10", "start=10&limit=5"] {
+            assert!(canonical_target("/v1/log/entries", Some(good), entries), "{good}");
+        }
+        for bad in [
+            "start=01",
+            "limit=5&start=0",
+            "start=0&x=1",
+            "start=0&start=1",
+            "start=",
+            "start=-1",
+            "start=+1",
+            "start=99999999999999999999",
+            "start=0&limit=5&",
+            "limit=5",
+            "start",
+        ] {
+            assert!(!canonical_target("/v1/log/entries", Some(bad), entries), "{bad}");
+        }
+        assert!(!canonical_target("/v1/log/entries", None, entries));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct LogAuditor {
     heads: HashMap<String, (u64, String)>,
     principals: HashMap<KeyId, (VerifyingKey, Role)>,
     submitters: HashMap<KeyId, (String, VerifyingKey)>,
+    /// Keys removed from the registry, each with the signature of the
+    /// admin's request that removed it last: the request the case chains'
+    /// revocations of that removal carry.
+    retired: HashMap<KeyId, String>,
     signed_seen: bool,
     summary: AuditSummary,
 }
@@ -105,6 +109,11 @@ impl LogAuditor {
             .iter()
             .map(|(k, (_, role))| (k.clone(), *role))
             .collect()
+    }
+
+    /// The keys the entries so far removed from the registry.
+    pub fn retired(&self) -> std::collections::BTreeSet<KeyId> {
+        self.retired.keys().cloned().collect()
     }
 
     /// The submitter keys the entries so far registered, with their case.
@@ -189,7 +198,16 @@ impl LogAuditor {
                 .find(|k| KeyId::of(k) == actor)
                 .ok_or("case creator is not one of the submitter keys")?;
             for k in keys {
-                self.submitters.insert(KeyId::of(&k), (e.case.clone(), k));
+                let id = KeyId::of(&k);
+                // A key serves one case, and is a submitter's or a
+                // principal's for good: never both.
+                if self.principals.contains_key(&id) || self.retired.contains_key(&id) {
+                    return Err(format!("submitter key {id} is or was a principal's key"));
+                }
+                if self.submitters.contains_key(&id) {
+                    return Err(format!("submitter key {id} was already registered for a case"));
+                }
+                self.submitters.insert(id, (e.case.clone(), k));
             }
             key
         } else if let Some((key, role)) = self.principals.get(&actor) {
@@ -217,51 +235,57 @@ impl LogAuditor {
         self.check_action(e, &body)
     }
 
-    /// Check that the signed request says what the event records.
+    /// Check that the signed request is exactly the one request of the API
+    /// that makes this event: its method, and its path segment by segment,
+    /// naming this event's case, objects and keys. Nothing else may ride in
+    /// the signed target (no query, no escape): the server refuses such
+    /// requests, so a log that holds one was not made by it.
     fn check_action(&mut self, e: &Event, body: &Option<Vec<u8>>) -> Result<(), String> {
         let req = e.request.as_ref().expect("checked by the caller");
-        let target = req.value("@target-uri").unwrap_or_default();
-        match e.action {
-            Action::PrincipalAdded => {
-                let b: PrincipalBody = parse_body(body)?;
-                if e.details["key_id"] != b.card.key_id().as_str() {
-                    return Err("registered key differs from the signed card".into());
-                }
-                self.principals.insert(b.card.key_id(), (b.card.verifying_key, b.role));
-            }
-            Action::PrincipalRemoved => {
-                let id: KeyId = serde_json::from_value(e.details["key_id"].clone()).map_err(|_| "no key id")?;
-                if !target.ends_with(&format!("/v1/principals/{id}")) {
-                    return Err("removed key differs from the signed request".into());
-                }
-                self.principals.remove(&id);
-            }
-            Action::ObjectStored => {
+        let method = req.value("@method").ok_or("the signature does not cover the method")?;
+        let path = signed_path(
+            req.value("@target-uri")
+                .ok_or("the signature does not cover the target")?,
+        )?;
+        let case = e.case.as_str();
+        let in_case = case != VAULT_CASE;
+        let key_of = || {
+            serde_json::from_value::<KeyId>(e.details["key_id"].clone())
+                .map_err(|_| "the event names no key id".to_string())
+        };
+        let bound = match (e.action, method, path.as_slice()) {
+            (Action::CaseCreated, "POST", ["v1", "cases"]) => in_case,
+            (Action::ObjectStored, "POST", ["v1", "cases", c, "uploads", _, "commit"]) => {
                 let b: CommitBody = parse_body(body)?;
                 if e.objects != [b.sha256] {
                     return Err("stored object differs from the signed commit".into());
                 }
+                *c == case
             }
-            Action::ObjectAccessed => {
-                let [object] = e.objects.as_slice() else {
-                    return Err("access event must name one object".into());
-                };
-                let direct = format!("/v1/cases/{}/objects/{object}", e.case);
-                let exported = format!("/v1/cases/{}/export/objects/{object}", e.case);
-                if !target.ends_with(&direct) && !target.ends_with(&exported) {
-                    return Err("accessed object differs from the signed request".into());
+            (Action::ObjectAccessed, "GET", ["v1", "cases", c, "objects", o])
+            | (Action::ObjectAccessed, "GET", ["v1", "cases", c, "export", "objects", o]) => {
+                *c == case && e.objects == [*o]
+            }
+            (Action::EnvelopeGranted, "POST", ["v1", "cases", c, "grants"]) => {
+                let b: GrantBody = parse_body(body)?;
+                if e.details["key_id"] != b.key_id.as_str() {
+                    return Err("grantee differs from the signed grant".into());
                 }
+                *c == case
             }
-            Action::VaultBackedUp if e.case != VAULT_CASE || !target.ends_with("/v1/vault/backup") => {
-                return Err("a backup event that is not the signed backup request".into());
+            (Action::EnvelopeRevoked, "DELETE", ["v1", "cases", c, "grants", k]) => {
+                *c == case && key_of()?.as_str() == *k
             }
-            Action::CaseExported if !target.ends_with(&format!("/v1/cases/{}/export", e.case)) => {
-                return Err("exported case differs from the signed request".into());
-            }
-            Action::Withdrawn => {
-                if !target.ends_with(&format!("/v1/cases/{}/withdraw", e.case)) {
-                    return Err("withdrawn case differs from the signed request".into());
+            // A principal's removal revokes every envelope it held, each in
+            // its case's chain, with the admin's one signed request.
+            (Action::EnvelopeRevoked, "DELETE", ["v1", "principals", k]) => {
+                let id = key_of()?;
+                if self.retired.get(&id) != Some(&req.signature) {
+                    return Err("a revocation by removal that follows no removal of that key".into());
                 }
+                in_case && id.as_str() == *k
+            }
+            (Action::Withdrawn, "POST", ["v1", "cases", c, "withdraw"]) => {
                 let by_submitter = e
                     .actor
                     .parse::<KeyId>()
@@ -269,26 +293,42 @@ impl LogAuditor {
                 if !by_submitter {
                     return Err("a withdrawal not signed by one of the case's submitter keys".into());
                 }
+                *c == case
             }
-            Action::EnvelopeGranted => {
-                let b: GrantBody = parse_body(body)?;
-                if e.details["key_id"] != b.key_id.as_str() {
-                    return Err("grantee differs from the signed grant".into());
+            (Action::CaseExported, "POST", ["v1", "cases", c, "export"]) => *c == case,
+            (Action::PrincipalAdded, "POST", ["v1", "principals"]) => {
+                let b: PrincipalBody = parse_body(body)?;
+                let id = b.card.key_id();
+                if e.details["key_id"] != id.as_str() {
+                    return Err("registered key differs from the signed card".into());
                 }
-            }
-            Action::EnvelopeRevoked => {
-                let id = e.details["key_id"].as_str().unwrap_or_default();
-                if !target.ends_with(&format!("/v1/cases/{}/grants/{id}", e.case)) {
-                    return Err("revoked key differs from the signed request".into());
+                if self.submitters.contains_key(&id) {
+                    return Err(format!("principal {id} is a submitter's key"));
                 }
+                if self.retired.contains_key(&id) {
+                    return Err(format!("principal {id} was removed and may not come back"));
+                }
+                self.principals.insert(id, (b.card.verifying_key, b.role));
+                !in_case
             }
-            _ => {}
-        }
-        if e.action != Action::CaseCreated
-            && e.case != VAULT_CASE
-            && !target.contains(&format!("/v1/cases/{}/", e.case))
-        {
-            return Err("signed request was for another case".into());
+            (Action::PrincipalRemoved, "DELETE", ["v1", "principals", k]) => {
+                let id = key_of()?;
+                if id.as_str() != *k {
+                    return Err("removed key differs from the signed request".into());
+                }
+                self.principals.remove(&id);
+                self.retired.insert(id, req.signature.clone());
+                !in_case
+            }
+            (Action::VaultBackedUp, "GET", ["v1", "vault", "backup"]) => !in_case,
+            _ => false,
+        };
+        if !bound {
+            return Err(format!(
+                "the signed request ({method} {}) is not the one that makes a {:?} event of {case}",
+                path.join("/"),
+                e.action
+            ));
         }
         Ok(())
     }
@@ -310,6 +350,22 @@ impl LogAuditor {
         }
         Ok(())
     }
+}
+
+/// The path of a signed `@target-uri` (`scheme://authority/path`), as its
+/// segments, if it is in the one form the server accepts: no query or
+/// fragment, no percent-escape, no empty or dot segment.
+fn signed_path(target: &str) -> Result<Vec<&str>, String> {
+    let bad = || format!("the signed target {target:?} is not a canonical URL of the API");
+    let rest = target
+        .strip_prefix("https://")
+        .or_else(|| target.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let path = &rest[rest.find('/').ok_or_else(bad)?..];
+    if !crate::httpsig::canonical_target(path, None, &[]) {
+        return Err(bad());
+    }
+    Ok(path[1..].split('/').collect())
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Option<Vec<u8>>) -> Result<T, String> {
@@ -366,15 +422,116 @@ mod tests {
     use crate::httpsig::SignedRequest;
     use crate::identity::Identity;
 
-    /// A request signed by `who` for `method url` (and `body`), as stored.
-    fn signed(who: &Identity, method: &str, url: &str, body: Option<&[u8]>) -> SignedRequest {
-        SignedRequest::sign(who.signing_key(), method, url, body, 1_790_000_000)
+    const BASE: &str = "https://vault.example.org";
+
+    /// A request signed by `who` for `method path` (and `body`), as stored.
+    fn signed(who: &Identity, method: &str, path: &str, body: Option<&[u8]>) -> SignedRequest {
+        SignedRequest::sign(who.signing_key(), method, &format!("{BASE}{path}"), body, 1_790_000_000)
     }
 
-    /// The stored bytes of `draft` as the `seq`th event of the vault chain.
-    fn place(draft: EventDraft, seq: u64, prev: Option<String>) -> Vec<u8> {
-        serde_json::to_vec(&draft.place(seq, prev, "2026-11-23T00:00:00Z".into())).unwrap()
+    /// A log under construction: each event placed in its case's chain.
+    struct Log {
+        events: Vec<Vec<u8>>,
+        heads: HashMap<String, (u64, String)>,
     }
+
+    impl Log {
+        /// A log whose trust anchor is `admin`, with `lawyer` registered.
+        fn new(admin: &Identity, lawyer: &Identity) -> Log {
+            let mut log = Log {
+                events: Vec::new(),
+                heads: HashMap::new(),
+            };
+            log.push(VAULT_CASE, VAULT_ACTOR, Action::PrincipalAdded, vec![], None, {
+                serde_json::json!({ "card": admin.card() })
+            });
+            log.register(admin, lawyer, "lawyer");
+            log
+        }
+
+        fn push(
+            &mut self,
+            case: &str,
+            actor: &str,
+            action: Action,
+            objects: Vec<String>,
+            request: Option<SignedRequest>,
+            details: serde_json::Value,
+        ) -> Vec<u8> {
+            let (seq, prev) = match self.heads.get(case) {
+                None => (0, None),
+                Some((seq, hash)) => (seq + 1, Some(hash.clone())),
+            };
+            let draft = EventDraft {
+                case: case.into(),
+                actor: actor.into(),
+                action,
+                objects,
+                details,
+                request,
+            };
+            let bytes = serde_json::to_vec(&draft.place(seq, prev, "2026-11-23T00:00:00Z".into())).unwrap();
+            self.heads.insert(case.into(), (seq, event_hash(&bytes)));
+            self.events.push(bytes.clone());
+            bytes
+        }
+
+        /// `who` signs `method path` (with `body`) and it is logged as `action`.
+        fn act(&mut self, who: &Identity, case: &str, action: Action, method: &str, path: &str, body: Option<&[u8]>) {
+            let req = signed(who, method, path, body);
+            self.push_signed(who, case, action, vec![], req, serde_json::json!({}));
+        }
+
+        fn push_signed(
+            &mut self,
+            who: &Identity,
+            case: &str,
+            action: Action,
+            objects: Vec<String>,
+            mut req: SignedRequest,
+            details: serde_json::Value,
+        ) {
+            if req.body.is_none() && req.value("content-digest").is_some() {
+                req.body = Some(B64.encode(b""));
+            }
+            self.push(case, who.key_id().as_str(), action, objects, Some(req), details);
+        }
+
+        fn register(&mut self, admin: &Identity, who: &Identity, role: &str) {
+            let body = serde_json::json!({ "card": who.card(), "role": role, "intake": role == "lawyer" });
+            let body = serde_json::to_vec(&body).unwrap();
+            let req = signed(admin, "POST", "/v1/principals", Some(&body));
+            self.push_signed(
+                admin,
+                VAULT_CASE,
+                Action::PrincipalAdded,
+                vec![],
+                req,
+                serde_json::json!({ "key_id": who.key_id() }),
+            );
+        }
+
+        /// A case opened by `submitter` (whose key is its one submitter key).
+        fn open_case(&mut self, submitter: &Identity, case: &str) {
+            let body = serde_json::json!({ "submitter_keys": [
+                { "verifying_key": B64.encode(submitter.signing_key().verifying_key().as_bytes()) }
+            ]});
+            let body = serde_json::to_vec(&body).unwrap();
+            let req = signed(submitter, "POST", "/v1/cases", Some(&body));
+            self.push_signed(submitter, case, Action::CaseCreated, vec![], req, serde_json::json!({}));
+        }
+
+        /// Audit the whole log; the first failure, if any.
+        fn audit(&self) -> Result<(), AuditError> {
+            let mut a = LogAuditor::new();
+            for e in &self.events {
+                a.push(e)?;
+            }
+            Ok(())
+        }
+    }
+
+    const CASE: &str = "0123456789abcdef01234567";
 
     /// A backup event is an admin's, for the backup endpoint, in the vault
     /// chain; the auditor refuses any other.
@@ -382,64 +539,270 @@ mod tests {
     fn only_an_admins_signed_backup_request_is_a_backup_event() {
         let admin = Identity::generate("Admin").unwrap();
         let lawyer = Identity::generate("Lawyer").unwrap();
-        let base = "https://vault.example.org";
-        let registration = serde_json::json!({ "card": lawyer.card(), "role": "lawyer", "intake": true });
-        let registration = serde_json::to_vec(&registration).unwrap();
-        let mut log = vec![place(
-            EventDraft {
-                case: VAULT_CASE.into(),
-                actor: VAULT_ACTOR.into(),
-                action: Action::PrincipalAdded,
-                objects: vec![],
-                details: serde_json::json!({ "card": admin.card() }),
-                request: None,
-            },
-            0,
-            None,
-        )];
-        log.push(place(
-            EventDraft {
-                case: VAULT_CASE.into(),
-                actor: admin.key_id().to_string(),
-                action: Action::PrincipalAdded,
-                objects: vec![],
-                details: serde_json::json!({ "key_id": lawyer.key_id() }),
-                request: Some(signed(
-                    &admin,
-                    "POST",
-                    &format!("{base}/v1/principals"),
-                    Some(&registration),
-                )),
-            },
-            1,
-            Some(event_hash(&log[0])),
-        ));
-        let backup = |who: &Identity, url: &str| {
-            place(
-                EventDraft {
-                    case: VAULT_CASE.into(),
-                    actor: who.key_id().to_string(),
-                    action: Action::VaultBackedUp,
-                    objects: vec![],
-                    details: serde_json::json!({}),
-                    request: Some(signed(who, "GET", url, None)),
-                },
-                2,
-                Some(event_hash(&log[1])),
+        let with_backup = |who: &Identity, path: &str| {
+            let mut log = Log::new(&admin, &lawyer);
+            log.act(who, VAULT_CASE, Action::VaultBackedUp, "GET", path, None);
+            log.audit()
+        };
+        assert!(with_backup(&admin, "/v1/vault/backup").is_ok());
+        let e = with_backup(&lawyer, "/v1/vault/backup").unwrap_err();
+        assert!(e.problem.contains("only an admin"), "{e}");
+        let e = with_backup(&admin, "/v1/principals").unwrap_err();
+        assert!(e.problem.contains("not the one that makes"), "{e}");
+    }
+
+    /// Each event is bound to its request's method and exact path: a query,
+    /// an escape, another method or another case's path fails the audit
+    /// (the server refuses such requests, so only a forged log has them).
+    #[test]
+    fn an_event_is_bound_to_its_signed_method_and_exact_path() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let submitter = Identity::generate("Submitter").unwrap();
+        let object = "ab".repeat(32);
+        let with = |who: &Identity, action: Action, method: &str, path: &str| {
+            let mut log = Log::new(&admin, &lawyer);
+            log.open_case(&submitter, CASE);
+            let objects = if action == Action::ObjectAccessed {
+                vec![object.clone()]
+            } else {
+                vec![]
+            };
+            let req = signed(who, method, path, (method == "POST").then_some(&b"{}"[..]));
+            log.push_signed(who, CASE, action, objects, req, serde_json::json!({}));
+            log.audit()
+        };
+        let withdraw = format!("/v1/cases/{CASE}/withdraw");
+        let download = format!("/v1/cases/{CASE}/objects/{object}");
+        assert!(with(&submitter, Action::Withdrawn, "POST", &withdraw).is_ok());
+        assert!(with(&lawyer, Action::ObjectAccessed, "GET", &download).is_ok());
+        for (who, action, method, path) in [
+            (&submitter, Action::Withdrawn, "POST", format!("{withdraw}?x=1")),
+            (
+                &submitter,
+                Action::Withdrawn,
+                "POST",
+                format!("/v1/cases/{CASE}/withdraw/"),
+            ),
+            (
+                &submitter,
+                Action::Withdrawn,
+                "POST",
+                format!("/v1/cases/{CASE}/./withdraw"),
+            ),
+            (&submitter, Action::Withdrawn, "GET", withdraw.clone()),
+            (
+                &submitter,
+                Action::Withdrawn,
+                "POST",
+                format!("/x/v1/cases/{CASE}/withdraw"),
+            ),
+            (&lawyer, Action::ObjectAccessed, "GET", format!("{download}?x")),
+            (
+                &lawyer,
+                Action::ObjectAccessed,
+                "GET",
+                download.replacen("ab", "%61b", 1),
+            ),
+            (&lawyer, Action::ObjectAccessed, "POST", download.clone()),
+            (
+                &lawyer,
+                Action::ObjectAccessed,
+                "GET",
+                format!("/v1/cases/{CASE}/export"),
+            ),
+            (
+                &lawyer,
+                Action::ObjectAccessed,
+                "GET",
+                download.replace(CASE, "ffffffffffffffffffffffff"),
+            ),
+            (&lawyer, Action::CaseSealed, "POST", format!("/v1/cases/{CASE}/export")),
+        ] {
+            assert!(
+                with(who, action, method, &path).is_err(),
+                "a {action:?} event for {method} {path} passed the audit"
+            );
+        }
+    }
+
+    /// What an event names (its object, grantee or key) must be what its
+    /// signed request names, in the body or the path.
+    #[test]
+    fn an_event_names_exactly_what_its_signed_request_names() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let submitter = Identity::generate("Submitter").unwrap();
+        let (ours, other) = ("ab".repeat(32), "cd".repeat(32));
+        let upload = "00".repeat(16);
+        let with = |who: &Identity,
+                    action: Action,
+                    method: &str,
+                    path: &str,
+                    body: Option<Vec<u8>>,
+                    objects: Vec<String>,
+                    details: serde_json::Value| {
+            let mut log = Log::new(&admin, &lawyer);
+            log.open_case(&submitter, CASE);
+            let req = signed(who, method, path, body.as_deref());
+            log.push_signed(who, CASE, action, objects, req, details);
+            log.audit()
+        };
+        let commit = format!("/v1/cases/{CASE}/uploads/{upload}/commit");
+        let commit_body =
+            |sha: &str| Some(serde_json::to_vec(&serde_json::json!({ "sha256": sha, "label": "AA" })).unwrap());
+        let stored = |sha: &str, objects: Vec<String>| {
+            with(
+                &submitter,
+                Action::ObjectStored,
+                "POST",
+                &commit,
+                commit_body(sha),
+                objects,
+                serde_json::json!({}),
             )
         };
-        let audit = |last: Vec<u8>| {
-            let mut a = LogAuditor::new();
-            for e in &log {
-                a.push(e).unwrap();
-            }
-            a.push(&last)
+        assert!(stored(&ours, vec![ours.clone()]).is_ok());
+        assert!(
+            stored(&ours, vec![other.clone()]).is_err(),
+            "another object than committed"
+        );
+        assert!(
+            stored(&ours, vec![ours.clone(), other.clone()]).is_err(),
+            "more objects than committed"
+        );
+
+        let grants = format!("/v1/cases/{CASE}/grants");
+        let grant_body =
+            Some(serde_json::to_vec(&serde_json::json!({ "key_id": admin.key_id(), "envelope": "AA" })).unwrap());
+        let granted = |to: &Identity| {
+            with(
+                &lawyer,
+                Action::EnvelopeGranted,
+                "POST",
+                &grants,
+                grant_body.clone(),
+                vec![],
+                serde_json::json!({ "key_id": to.key_id() }),
+            )
         };
-        let url = format!("{base}/v1/vault/backup");
-        assert!(audit(backup(&admin, &url)).is_ok());
-        let e = audit(backup(&lawyer, &url)).unwrap_err();
-        assert!(e.problem.contains("only an admin"), "{e}");
-        let e = audit(backup(&admin, &format!("{base}/v1/principals"))).unwrap_err();
-        assert!(e.problem.contains("not the signed backup request"), "{e}");
+        assert!(granted(&admin).is_ok());
+        assert!(granted(&lawyer).is_err(), "another grantee than signed");
+
+        let revoked = |path_key: &Identity, named: &Identity| {
+            let path = format!("/v1/cases/{CASE}/grants/{}", path_key.key_id());
+            with(
+                &lawyer,
+                Action::EnvelopeRevoked,
+                "DELETE",
+                &path,
+                None,
+                vec![],
+                serde_json::json!({ "key_id": named.key_id() }),
+            )
+        };
+        assert!(revoked(&admin, &admin).is_ok());
+        assert!(revoked(&admin, &submitter).is_err(), "another key than the path's");
+
+        let mut log = Log::new(&admin, &lawyer);
+        let path = format!("/v1/principals/{}", lawyer.key_id());
+        let req = signed(&admin, "DELETE", &path, None);
+        log.push_signed(
+            &admin,
+            VAULT_CASE,
+            Action::PrincipalRemoved,
+            vec![],
+            req,
+            serde_json::json!({ "key_id": admin.key_id() }),
+        );
+        assert!(log.audit().is_err(), "a removal of another key than the path's");
+    }
+
+    /// A principal's removal revokes its envelopes in each case's chain with
+    /// the admin's one request; the auditor accepts exactly that, and no key
+    /// crosses between principals and submitters.
+    #[test]
+    fn removal_revokes_with_its_own_request_and_keys_never_cross_roles() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let submitter = Identity::generate("Submitter").unwrap();
+        let removal = signed(&admin, "DELETE", &format!("/v1/principals/{}", lawyer.key_id()), None);
+        let details = serde_json::json!({ "key_id": lawyer.key_id() });
+        let base = || {
+            let mut log = Log::new(&admin, &lawyer);
+            log.open_case(&submitter, CASE);
+            log
+        };
+        let mut log = base();
+        log.push_signed(
+            &admin,
+            VAULT_CASE,
+            Action::PrincipalRemoved,
+            vec![],
+            removal.clone(),
+            details.clone(),
+        );
+        log.push_signed(
+            &admin,
+            CASE,
+            Action::EnvelopeRevoked,
+            vec![],
+            removal.clone(),
+            details.clone(),
+        );
+        log.audit().unwrap();
+
+        // The same revocation without the removal before it, or with
+        // another request than the removal's, is not one.
+        let mut log = base();
+        log.push_signed(
+            &admin,
+            CASE,
+            Action::EnvelopeRevoked,
+            vec![],
+            removal.clone(),
+            details.clone(),
+        );
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("follows no removal"), "{e}");
+        let mut log = base();
+        log.push_signed(
+            &admin,
+            VAULT_CASE,
+            Action::PrincipalRemoved,
+            vec![],
+            removal.clone(),
+            details.clone(),
+        );
+        let other = signed(&admin, "DELETE", &format!("/v1/principals/{}", lawyer.key_id()), None);
+        log.push_signed(&admin, CASE, Action::EnvelopeRevoked, vec![], other, details.clone());
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("follows no removal"), "{e}");
+
+        // A removed key registered again.
+        let mut log = base();
+        log.push_signed(
+            &admin,
+            VAULT_CASE,
+            Action::PrincipalRemoved,
+            vec![],
+            removal.clone(),
+            details.clone(),
+        );
+        log.register(&admin, &lawyer, "lawyer");
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("may not come back"), "{e}");
+
+        // A removed principal's key opening a case, or a submitter's key
+        // made a principal.
+        let mut log = base();
+        log.push_signed(&admin, VAULT_CASE, Action::PrincipalRemoved, vec![], removal, details);
+        log.open_case(&lawyer, "ffffffffffffffffffffffff");
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("is or was a principal"), "{e}");
+        let mut log = base();
+        log.register(&admin, &submitter, "lawyer");
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("a submitter's key"), "{e}");
     }
 }
