@@ -17,6 +17,8 @@
 //! - [`web`]: the submitter's page at `/`, which encrypts in the browser and
 //!   then talks to [`api`] as any other client does.
 //! - [`cli`]: the `custos` command, one file per role; `main.rs` only calls it.
+//! - [`accept`]: the accept loop every server here runs on, with its
+//!   header timer, connection cap and graceful stop.
 //! - [`config`]: the server's settings, from `custos.toml`, `CUSTOS_*`
 //!   variables and flags; [`metrics`]: what `/metrics` reports, with no
 //!   label that could name a case or a person.
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod api;
 pub mod backup;
 pub mod bundle;

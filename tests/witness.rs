@@ -21,10 +21,19 @@ struct RunningWitness {
 }
 
 async fn witness(dir: &std::path::Path, name: &str, v: &TestVault) -> RunningWitness {
+    witness_with(dir, name, v, custos::witness::LIMITS).await
+}
+
+async fn witness_with(
+    dir: &std::path::Path,
+    name: &str,
+    v: &TestVault,
+    limits: custos::accept::Limits,
+) -> RunningWitness {
     let witness = Arc::new(Witness::open(dir, name, std::slice::from_ref(&v.log)).unwrap());
     let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(custos::witness::serve(witness.clone(), listener, async move {
+    tokio::spawn(custos::witness::serve(witness.clone(), listener, limits, async move {
         let _ = rx.await;
     }));
     RunningWitness {
@@ -213,5 +222,95 @@ async fn an_export_is_cosigned_even_while_other_writes_land() {
         }
         let (report, _) = bundle::verify_dir(&dir, &v.log, &policy(&[w.witness.verifier()], 1));
         assert!(report.passed, "round {round}: {:?}", report.failure());
+    }
+}
+
+/// A witness that answers with a real cosignature buried in a megabyte of
+/// other lines is not believed: the vault reads at most a few KiB of any
+/// witness's answer, so a hostile witness cannot fill its memory.
+#[tokio::test]
+async fn a_witness_answer_longer_than_any_cosignature_is_refused() {
+    let mut v = TestVault::start().await;
+    let honest = witness(&v.tmp.path().join("w"), "witness.example/w", &v).await;
+    // In front of the honest witness: the same cosignature, padded.
+    let upstream = format!("{}/add-checkpoint", honest.url);
+    let padded = axum::Router::new().route(
+        "/add-checkpoint",
+        axum::routing::post(move |body: String| async move {
+            let answer = reqwest::Client::new().post(&upstream).body(body).send().await.unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap();
+            let padding = "\u{2014} not a cosignature\n".repeat(50_000);
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                format!("{text}{padding}"),
+            )
+        }),
+    );
+    let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, padded).await });
+    v.stop().await;
+    v.witnesses = vec![format!("http://{addr},{}", honest.witness.verifier().vkey())
+        .parse()
+        .unwrap()];
+    v.serve().await;
+    let s = v.submit(b"statement", &[]).await;
+    export_to(&v, &s.case_id, "bundle").await;
+    assert!(
+        honest.witness.seen(v.log.name()).await.is_some(),
+        "the honest witness behind the padding did cosign"
+    );
+    let note = v.client().checkpoint().await.unwrap();
+    let now = custos::custody::cosignature::unix_now();
+    assert!(
+        honest.witness.verifier().cosigned_at(&note, now).is_none(),
+        "a cosignature was taken from an oversized answer: {note}"
+    );
+}
+
+/// The witness serves with the vault's accept loop: a connection that
+/// stalls in its headers, or a body that never arrives whole, is cut off
+/// after the stall time rather than held for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_witness_cuts_off_stalled_headers_and_bodies() {
+    let v = TestVault::start().await;
+    let limits = custos::accept::Limits {
+        stall: std::time::Duration::from_secs(1),
+        ..custos::witness::LIMITS
+    };
+    let w = witness_with(&v.tmp.path().join("w"), "witness.example/w", &v, limits).await;
+    let addr = w.url.trim_start_matches("http://").to_owned();
+    for (what, sent) in [
+        (
+            "headers that never end",
+            "POST /add-checkpoint HTTP/1.1\r\nhost: w\r\n".to_owned(),
+        ),
+        (
+            "a body that never arrives whole",
+            "POST /add-checkpoint HTTP/1.1\r\nhost: w\r\ncontent-length: 100\r\n\r\nold 0\n".to_owned(),
+        ),
+    ] {
+        let addr = addr.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            s.write_all(sent.as_bytes()).unwrap();
+            let mut got = Vec::new();
+            // Whatever was answered, the connection must end: a read that
+            // times out means the witness is still holding it.
+            match s.read_to_end(&mut got) {
+                Ok(_) => Ok(String::from_utf8_lossy(&got).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(String::new()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+        .unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("{what}: the witness held the connection ({e})"));
+        assert!(
+            answer.is_empty() || !answer.starts_with("HTTP/1.1 2"),
+            "{what}: answered {answer}"
+        );
     }
 }

@@ -57,6 +57,12 @@ pub(super) async fn witness(_ctx: &Ctx, cmd: WitnessCmd) -> anyhow::Result<()> {
     // The one line scripts wait for: where to push and which key to trust.
     println!("witness listening on http://{addr} with vkey {vkey}");
     tracing::info!(%addr, %vkey, logs = logs.len(), "witness is serving");
-    crate::witness::serve(witness, listener, super::serve::shutdown_signal()).await?;
+    crate::witness::serve(
+        witness,
+        listener,
+        crate::witness::LIMITS,
+        super::serve::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

@@ -291,15 +291,27 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: axum::body::Bytes) 
     }
 }
 
-/// Serve the witness on `listener` until `shutdown` completes.
+/// The limits a witness serves with by default: the vault's header and
+/// body timer, a short grace (a cosignature takes milliseconds), and a
+/// connection cap sized for the few logs one witness serves.
+pub const LIMITS: crate::accept::Limits = crate::accept::Limits {
+    stall: crate::api::CLIENT_TIMEOUT,
+    grace: std::time::Duration::from_secs(5),
+    max_connections: 64,
+};
+
+/// Serve the witness on `listener` with `limits` until `shutdown`
+/// completes: the same accept loop as the vault's (header timer,
+/// connection cap), and a body that must arrive whole within
+/// `limits.stall`.
 pub async fn serve(
     witness: Arc<Witness>,
     listener: tokio::net::TcpListener,
+    limits: crate::accept::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(witness).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(witness).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.stall));
+    crate::accept::serve_router(app, listener, limits, shutdown).await
 }
 
 #[cfg(test)]

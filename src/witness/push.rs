@@ -15,6 +15,26 @@ use crate::store::Store;
 /// for this checkpoint.
 const WITNESS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest answer read from a witness: cosignature lines are about a
+/// hundred bytes each, so a witness that sends more is not one.
+const MAX_WITNESS_ANSWER: usize = 16 * 1024;
+
+/// Read an answer's body, refusing one longer than [`MAX_WITNESS_ANSWER`]
+/// as it arrives, so a hostile witness cannot fill the vault's memory.
+async fn read_answer(mut resp: reqwest::Response) -> Result<String, String> {
+    if resp.content_length().is_some_and(|n| n > MAX_WITNESS_ANSWER as u64) {
+        return Err(format!("answered with more than {MAX_WITNESS_ANSWER} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = resp.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
+        if body.len() + piece.len() > MAX_WITNESS_ANSWER {
+            return Err(format!("answered with more than {MAX_WITNESS_ANSWER} bytes"));
+        }
+        body.extend_from_slice(&piece);
+    }
+    String::from_utf8(body).map_err(|_| "answered with text that is not UTF-8".to_string())
+}
+
 /// A witness the vault pushes to: its URL (the submission prefix) and key.
 #[derive(Debug, Clone)]
 pub struct WitnessConfig {
@@ -149,7 +169,7 @@ impl Witnesses {
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"text/x.tlog.size"));
-            let text = resp.text().await.map_err(|e| format!("reading the answer: {e}"))?;
+            let text = read_answer(resp).await?;
             if status == reqwest::StatusCode::CONFLICT && is_size {
                 old = text
                     .trim()
