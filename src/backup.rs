@@ -44,7 +44,7 @@ const TREES: &str = "custos-backup/trees/";
 const CHUNKS: &str = "custos-backup/chunks/";
 
 /// Trees a backup leaves out: uploads in progress, never acknowledged.
-const LEFT_OUT: [T; 2] = [T::Uploads, T::UploadChunks];
+const LEFT_OUT: [T; 3] = [T::Uploads, T::UploadChunks, T::CaseUploads];
 
 /// Largest small member (manifest, vault.json, custos.toml, the log key):
 /// all are a few KiB; a bigger one is not a custos backup.
@@ -799,6 +799,18 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
     }
     if submitters != auditor.submitters() {
         return Err(audit_failed("the submitter keys differ from those the log registered"));
+    }
+    let mut retired = BTreeSet::new();
+    for key in store.tree(T::Retired).iter().keys() {
+        let key = key?;
+        retired.insert(
+            String::from_utf8_lossy(&key)
+                .parse::<crate::identity::KeyId>()
+                .map_err(|_| audit_failed("a retired key id is malformed"))?,
+        );
+    }
+    if retired != auditor.retired() {
+        return Err(audit_failed("the retired keys differ from those the log removed"));
     }
     let mut heads = BTreeMap::new();
     for kv in store.tree(T::Heads).iter() {

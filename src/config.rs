@@ -97,10 +97,18 @@ pub struct Layer {
     pub client_timeout_secs: Option<u64>,
     /// Longest a stopping server lets requests in flight finish.
     pub shutdown_grace_secs: Option<u64>,
+    /// Most connections served at once.
+    pub max_connections: Option<u64>,
+    /// Most bytes of request bodies held at once, across all requests.
+    pub max_body_bytes_in_flight: Option<u64>,
+    /// Most ciphertext one case may hold, stored and being uploaded.
+    pub max_case_bytes: Option<u64>,
+    /// Most uploads open at once on one case.
+    pub max_case_open_uploads: Option<u64>,
 }
 
 /// Every key, in the order they are printed, with its environment variable.
-pub const KEYS: [(&str, &str); 9] = [
+pub const KEYS: [(&str, &str); 13] = [
     ("listen", "CUSTOS_LISTEN"),
     ("public_url", "CUSTOS_PUBLIC_URL"),
     ("metrics_listen", "CUSTOS_METRICS_LISTEN"),
@@ -110,7 +118,19 @@ pub const KEYS: [(&str, &str); 9] = [
     ("max_upload_bytes", "CUSTOS_MAX_UPLOAD_BYTES"),
     ("client_timeout_secs", "CUSTOS_CLIENT_TIMEOUT_SECS"),
     ("shutdown_grace_secs", "CUSTOS_SHUTDOWN_GRACE_SECS"),
+    ("max_connections", "CUSTOS_MAX_CONNECTIONS"),
+    ("max_body_bytes_in_flight", "CUSTOS_MAX_BODY_BYTES_IN_FLIGHT"),
+    ("max_case_bytes", "CUSTOS_MAX_CASE_BYTES"),
+    ("max_case_open_uploads", "CUSTOS_MAX_CASE_OPEN_UPLOADS"),
 ];
+
+/// Most connections (or open uploads per case) a setting may allow: far
+/// beyond what one machine serves, low enough to stay a sane number.
+pub const MAX_CONNECTIONS_LIMIT: u64 = 1 << 20;
+
+/// Most body bytes in flight a setting may allow: 1 TiB, and within what
+/// the body budget's semaphore counts in KiB.
+pub const MAX_BODY_BYTES_LIMIT: u64 = 1 << 40;
 
 /// Longest client timeout or shutdown grace accepted: an hour. Longer would
 /// let one silent client, or one stuck request, hold the vault for good.
@@ -177,6 +197,10 @@ impl Layer {
             max_upload_bytes: number("max_upload_bytes")?,
             client_timeout_secs: number("client_timeout_secs")?,
             shutdown_grace_secs: number("shutdown_grace_secs")?,
+            max_connections: number("max_connections")?,
+            max_body_bytes_in_flight: number("max_body_bytes_in_flight")?,
+            max_case_bytes: number("max_case_bytes")?,
+            max_case_open_uploads: number("max_case_open_uploads")?,
         })
     }
 }
@@ -222,6 +246,17 @@ pub struct Settings {
     pub client_timeout: Duration,
     /// Longest a stopping server lets requests in flight finish.
     pub shutdown_grace: Duration,
+    /// Most connections served at once; more are answered
+    /// `503 too_many_connections` and closed.
+    pub max_connections: usize,
+    /// Most bytes of request bodies held at once across all requests; a
+    /// body that would pass it is answered `503 server_busy`.
+    pub max_body_bytes_in_flight: u64,
+    /// Most ciphertext one case may hold: its objects plus the declared
+    /// lengths of its open uploads.
+    pub max_case_bytes: u64,
+    /// Most uploads open at once on one case.
+    pub max_case_open_uploads: usize,
 }
 
 impl Default for Settings {
@@ -236,6 +271,10 @@ impl Default for Settings {
             max_upload_bytes: crate::api::MAX_UPLOAD_LENGTH,
             client_timeout: crate::api::CLIENT_TIMEOUT,
             shutdown_grace: crate::api::SHUTDOWN_GRACE,
+            max_connections: crate::api::MAX_CONNECTIONS,
+            max_body_bytes_in_flight: crate::api::MAX_BODY_BYTES_IN_FLIGHT,
+            max_case_bytes: crate::api::MAX_CASE_BYTES,
+            max_case_open_uploads: crate::api::MAX_CASE_OPEN_UPLOADS,
         }
     }
 }
@@ -342,6 +381,42 @@ impl Settings {
                 *slot = Duration::from_secs(n);
             }
         }
+        // Limits: zero would refuse everything; the upper bounds keep the
+        // numbers meaningful (and within what a semaphore counts).
+        let mut limit = |key: &'static str, layers, max: u64| match pick(&mut src, key, layers) {
+            Some((from, n)) if n == 0 || n > max => Err(bad(key, from, format!("must be 1 to {max}"))),
+            picked => Ok(picked.map(|(_, n)| n)),
+        };
+        if let Some(n) = limit("max_connections", layers!(max_connections), MAX_CONNECTIONS_LIMIT)? {
+            s.max_connections = n as usize;
+        }
+        if let Some(n) = limit(
+            "max_body_bytes_in_flight",
+            layers!(max_body_bytes_in_flight),
+            MAX_BODY_BYTES_LIMIT,
+        )? {
+            s.max_body_bytes_in_flight = n;
+        }
+        if let Some(n) = limit("max_case_bytes", layers!(max_case_bytes), u64::MAX / 2)? {
+            s.max_case_bytes = n;
+        }
+        if let Some(n) = limit(
+            "max_case_open_uploads",
+            layers!(max_case_open_uploads),
+            MAX_CONNECTIONS_LIMIT,
+        )? {
+            s.max_case_open_uploads = n as usize;
+        }
+        if s.max_body_bytes_in_flight < crate::api::MAX_PATCH_BODY as u64 {
+            return Err(ConfigError::Value {
+                key: "max_body_bytes_in_flight",
+                from: src["max_body_bytes_in_flight"],
+                message: format!(
+                    "must be at least {} (one upload request's body)",
+                    crate::api::MAX_PATCH_BODY
+                ),
+            });
+        }
         Ok((s, src))
     }
 
@@ -399,6 +474,10 @@ impl Settings {
             ("max_upload_bytes", Some(int(self.max_upload_bytes))),
             ("client_timeout_secs", Some(int(self.client_timeout.as_secs()))),
             ("shutdown_grace_secs", Some(int(self.shutdown_grace.as_secs()))),
+            ("max_connections", Some(int(self.max_connections as u64))),
+            ("max_body_bytes_in_flight", Some(int(self.max_body_bytes_in_flight))),
+            ("max_case_bytes", Some(int(self.max_case_bytes))),
+            ("max_case_open_uploads", Some(int(self.max_case_open_uploads as u64))),
         ]
     }
 
@@ -423,8 +502,14 @@ impl Settings {
                 out.push("metrics_listen is the same address as listen; one of them will fail".into());
             }
         }
-        if self.public_urls.is_empty() && !self.listen.ip().is_loopback() {
-            out.push("public_url is not set: requests are checked against the Host they name".into());
+        // Also on loopback: behind an onion service or a proxy, clients sign
+        // for its address, which the vault cannot guess.
+        if self.public_urls.is_empty() {
+            out.push(
+                "public_url is not set: only requests signed for the address custos listens on are \
+                 accepted; behind a proxy or an onion service, set it to every URL clients use"
+                    .into(),
+            );
         }
         out
     }

@@ -56,9 +56,12 @@ pub enum ListScope {
 }
 
 /// May the actor see a case's metadata (status, object ids, sizes, labels
-/// as ciphertext, its own envelope)?
+/// as ciphertext, its own envelope)? An envelope counts only in a lawyer's
+/// hands: whatever key holds one, the role decides.
 pub fn may_view_case(actor: &Actor, case: &str, access: CaseAccess) -> bool {
-    actor.submitter_of(case) || access.holds_envelope || actor.role() == Some(Role::Auditor)
+    actor.submitter_of(case)
+        || (actor.role() == Some(Role::Lawyer) && access.holds_envelope)
+        || actor.role() == Some(Role::Auditor)
 }
 
 /// May the actor add an object to the case?
@@ -104,9 +107,15 @@ pub fn may_take_backup(actor: &Actor) -> bool {
     actor.role() == Some(Role::Admin)
 }
 
-/// May the actor read the registry and the custody log entries?
-pub fn may_read_log(actor: &Actor) -> bool {
+/// May the actor read the registry (who the principals are)?
+pub fn may_read_registry(actor: &Actor) -> bool {
     actor.role().is_some()
+}
+
+/// May the actor read the custody log's entries and proofs by index? They
+/// name every case, when it moved and who touched it: auditors only.
+pub fn may_read_log_entries(actor: &Actor) -> bool {
+    actor.role() == Some(Role::Auditor)
 }
 
 /// Which cases the actor's listing shows, if any.
@@ -169,7 +178,12 @@ mod tests {
         for a in [principal(Role::Lawyer), principal(Role::Auditor), submitter("c")] {
             assert!(!may_manage_registry(&a));
         }
-        assert!(!may_read_log(&submitter("c")));
+        assert!(!may_read_registry(&submitter("c")));
+        assert!(may_read_registry(&principal(Role::Lawyer)));
+        assert!(may_read_log_entries(&principal(Role::Auditor)));
+        for a in [principal(Role::Lawyer), principal(Role::Admin), submitter("c")] {
+            assert!(!may_read_log_entries(&a));
+        }
     }
 
     #[test]
@@ -188,6 +202,9 @@ mod tests {
         assert!(may_view_case(&principal(Role::Auditor), "c", NONE));
         assert!(!may_view_case(&principal(Role::Admin), "c", NONE));
         assert!(!may_view_case(&principal(Role::Lawyer), "c", NONE));
+        // An envelope in an admin's hands (a key that was a lawyer's, say)
+        // opens nothing.
+        assert!(!may_view_case(&principal(Role::Admin), "c", HOLDS));
         assert!(may_upload(&submitter("c"), "c", NONE));
         assert!(!may_upload(&principal(Role::Auditor), "c", HOLDS));
         assert_eq!(list_scope(&principal(Role::Lawyer)), Some(ListScope::Holding));

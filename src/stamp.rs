@@ -41,13 +41,13 @@ pub enum StampError {
     TooWeak,
 }
 
-/// The hash a stamp is judged by.
-fn stamp_hash(origin: &str, body: &[u8], time: i64, counter: u64) -> [u8; 32] {
+/// The hash a stamp is judged by, from the SHA-256 of the body.
+fn stamp_hash(origin: &str, body_digest: &[u8; 32], time: i64, counter: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"custos stamp v1\n");
     h.update(origin.as_bytes());
     h.update(b"\n");
-    h.update(Sha256::digest(body));
+    h.update(body_digest);
     h.update(time.to_be_bytes());
     h.update(counter.to_be_bytes());
     h.finalize().into()
@@ -90,6 +90,20 @@ pub fn mint(origin: &str, body: &[u8], bits: u8, time: i64) -> String {
 /// Check a stamp; returns its hash, which the server remembers so the same
 /// stamp is not accepted twice.
 pub fn check(stamp: &str, origin: &str, body: &[u8], bits: u8, now: i64) -> Result<[u8; 32], StampError> {
+    check_digest(stamp, origin, &Sha256::digest(body).into(), bits, now)
+}
+
+/// [`check`], given the SHA-256 of the body instead of the body: the
+/// server checks a stamp against the body's signed `Content-Digest`
+/// before it reads the body, so that an anonymous sender without a stamp
+/// costs it nothing but the request's head.
+pub fn check_digest(
+    stamp: &str,
+    origin: &str,
+    body_digest: &[u8; 32],
+    bits: u8,
+    now: i64,
+) -> Result<[u8; 32], StampError> {
     let mut parts = stamp.split(' ');
     let (Some("v1"), Some(time), Some(counter), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(StampError::Malformed);
@@ -101,7 +115,7 @@ pub fn check(stamp: &str, origin: &str, body: &[u8], bits: u8, now: i64) -> Resu
     if (now - time).abs() > MAX_SKEW_SECONDS {
         return Err(StampError::Stale);
     }
-    let hash = stamp_hash(origin, body, time, counter);
+    let hash = stamp_hash(origin, body_digest, time, counter);
     if leading_zero_bits(&hash) < u32::from(bits) {
         return Err(StampError::TooWeak);
     }

@@ -156,6 +156,7 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
     }
     let store = Store::open(&db_path(dir)).map_err(|e| unwritable(dir, e))?;
     store.check_log(&signer).map_err(damaged)?;
+    store.build_missing_indexes().map_err(damaged)?;
     Ok(Vault {
         store,
         signer,

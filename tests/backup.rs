@@ -402,6 +402,12 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
         ));
         recs.sort();
     });
+    // A key marked retired that no event removed: it would keep a real
+    // submitter key out, or hide that a principal was never removed.
+    let retired = with_tree(&all, "retired_principals", |recs| {
+        recs.push((rogue.key_id().to_string().into_bytes(), 0u64.to_be_bytes().to_vec()));
+        recs.sort();
+    });
     // One event's bytes changed: the log no longer matches its checkpoint.
     let altered = with_tree(&all, "log", |recs| {
         let last = recs.len() - 1;
@@ -419,6 +425,12 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
 
     let cases: Vec<(&str, Members, bool, &str)> = vec![
         ("rogue admin", registry, true, "the registry differs"),
+        (
+            "retired key without a removal",
+            retired,
+            true,
+            "the retired keys differ",
+        ),
         ("altered event", altered, true, "does not match"),
         ("dropped event", shortened, true, "does not match"),
         ("flipped chunk byte", flipped, false, "does not match its hash"),

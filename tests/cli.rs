@@ -735,17 +735,15 @@ fn long_transfers_show_a_progress_bar_on_a_terminal_only() {
 fn a_killed_submission_resumes_from_the_vaults_offset_when_run_again() {
     const VIDEO: usize = 40 << 20;
     let mut env = Env::new();
-    let (_server, url) = served_vault_with_lawyer(&mut env);
+    // The client talks to the vault through a proxy that counts its bytes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(proxy::CutProxy::ahead(u64::MAX));
+    let _server = served_vault_behind(&mut env, &proxy);
     std::fs::write(env.path("statement.txt"), "They filmed it.").unwrap();
     let video: Vec<u8> = (0..VIDEO as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     std::fs::write(env.path("video.mp4"), &video).unwrap();
-
-    // The client talks to the vault through a proxy that counts its bytes.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let proxy = rt.block_on(proxy::CutProxy::start(url.trim_start_matches("http://"), u64::MAX));
-    env.server = proxy.url.clone();
     let args = [
         "--json",
         "submit",
@@ -800,6 +798,17 @@ fn served_vault_with_lawyer(env: &mut Env) -> (ServerProcess, String) {
     (server, url)
 }
 
+/// [`served_vault_with_lawyer`], reached only through `proxy`: the vault
+/// is told that its clients sign for the proxy's address.
+fn served_vault_behind(env: &mut Env, proxy: &proxy::CutProxy) -> ServerProcess {
+    env.identities_and_vault(&["admin", "lawyer"]);
+    let (server, url, _log) = start_server_with(env, &env.path("vault"), &["--public-url", &proxy.url]);
+    proxy.forward_to(url.trim_start_matches("http://"));
+    env.server = proxy.url.clone();
+    env.register("lawyer");
+    server
+}
+
 /// Start `custos ARGS` quietly, let it run until `moved()` passes `bytes`,
 /// then kill it.
 fn kill_after(env: &Env, args: &[&str], bytes: u64, moved: impl Fn() -> u64) {
@@ -829,7 +838,9 @@ fn kill_after(env: &Env, args: &[&str], bytes: u64, moved: impl Fn() -> u64) {
 fn a_killed_download_resumes_where_it_stopped_when_run_again() {
     const VIDEO: usize = 40 << 20;
     let mut env = Env::new();
-    let (_server, url) = served_vault_with_lawyer(&mut env);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(proxy::CutProxy::ahead(u64::MAX));
+    let _server = served_vault_behind(&mut env, &proxy);
     std::fs::write(env.path("statement.txt"), "They filmed it.").unwrap();
     let video: Vec<u8> = (0..VIDEO as u32)
         .map(|i| (i.wrapping_mul(2_246_822_519) >> 9) as u8)
@@ -837,10 +848,6 @@ fn a_killed_download_resumes_where_it_stopped_when_run_again() {
     std::fs::write(env.path("video.mp4"), &video).unwrap();
     let sub = env.json(&["submit", "--statement", "statement.txt", "--evidence", "video.mp4"]);
     let case = sub["case_id"].as_str().unwrap().to_owned();
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let proxy = rt.block_on(proxy::CutProxy::start(url.trim_start_matches("http://"), u64::MAX));
-    env.server = proxy.url.clone();
     let args = ["--identity", "lawyer", "get", &case, "--out", "got"];
     kill_after(&env, &args, 16 << 20, || proxy.received());
     let before = proxy.received();

@@ -373,10 +373,15 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
 async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
     const SIZE: usize = 24 * 1024 * 1024;
     const PATCH: u64 = 4 * 1024 * 1024;
-    let v = TestVault::start().await;
+    let mut v = TestVault::start().await;
     // Cut once the browser has sent about 10 MiB: the statement and form are
-    // long done, and the large file is in its third PATCH.
-    let proxy = CutProxy::start(v.url.trim_start_matches("http://"), 10 * 1024 * 1024).await;
+    // long done, and the large file is in its third PATCH. The page signs
+    // for the proxy's address, so the vault is told it is reached there.
+    let proxy = CutProxy::ahead(10 * 1024 * 1024).await;
+    v.stop().await;
+    v.settings.public_urls = vec![proxy.url.clone()];
+    v.serve().await;
+    proxy.forward_to(v.url.trim_start_matches("http://"));
     let b = Browser::start().await;
     b.goto(&format!("{}/en/", proxy.url)).await;
     let video = v.file("video.mp4", &util::bytes(7, SIZE));
@@ -413,6 +418,8 @@ async fn an_upload_cut_mid_file_resumes_where_it_stopped() {
         "sent {} bytes for a {ciphertext}-byte ciphertext: the upload was restarted",
         proxy.sent()
     );
+    // The vault is reached at the proxy's address alone, the lawyer too.
+    v.url = proxy.url.clone();
     let (_, got) = lawyer_get(&v, &case);
     assert_eq!(file_of(&got, "evidence", "video.mp4"), std::fs::read(&video).unwrap());
 }

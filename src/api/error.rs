@@ -19,6 +19,22 @@ pub enum ApiError {
     /// Request signature problems, one code each.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// A signed request's target is not the one form of its route: a query
+    /// where the route takes none, a percent-escape, a dot or empty
+    /// segment. What the router would ignore must not be signed and logged.
+    #[error(
+        "the signed request's target must be its route's canonical path: no query where the route takes none, \
+         no percent-escape, no empty, '.' or '..' segment, no trailing slash"
+    )]
+    TargetNotCanonical,
+    /// A signed JSON body is not the compact serialisation of its fields
+    /// in order, which is all the log keeps room for.
+    #[error("a signed body must be compact JSON with its fields in the API's order and nothing else")]
+    BodyNotCanonical,
+    /// A signed HEAD where the route has none of its own (the router would
+    /// run the GET's action, and log it, under another method).
+    #[error("this route takes no signed HEAD; send GET")]
+    MethodNotAllowed,
     /// The signing key is neither a principal nor a submitter of this vault.
     #[error("the signing key is not known to this vault")]
     UnknownKey,
@@ -53,6 +69,12 @@ pub enum ApiError {
     /// Body or upload too large.
     #[error("{0}")]
     TooLarge(String),
+    /// An upload would take the case past its quota (bytes).
+    #[error("this case may hold at most {0} bytes, stored and being uploaded")]
+    CaseQuota(u64),
+    /// The vault holds as many request bodies as it may at once.
+    #[error("the vault is receiving as much as it can hold; send this again in a moment")]
+    Busy,
     /// A resumed download asked to start at or past the object's end
     /// (its size).
     #[error("the object is {0} bytes; the range starts past its end")]
@@ -80,6 +102,9 @@ impl ApiError {
         use SignatureError as S;
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::TargetNotCanonical => (StatusCode::BAD_REQUEST, "target_not_canonical"),
+            ApiError::BodyNotCanonical => (StatusCode::BAD_REQUEST, "body_not_canonical"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Signature(S::Missing) => (StatusCode::UNAUTHORIZED, "signature_missing"),
             ApiError::Signature(S::Malformed(_)) => (StatusCode::BAD_REQUEST, "signature_malformed"),
             ApiError::Signature(S::MissingComponent(_)) => (StatusCode::BAD_REQUEST, "signature_incomplete"),
@@ -95,6 +120,8 @@ impl ApiError {
             ApiError::Mismatch { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::ChecksumMismatch => (StatusCode::from_u16(460).expect("valid status"), "checksum_mismatch"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::CaseQuota(_) => (StatusCode::PAYLOAD_TOO_LARGE, "case_quota_exceeded"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
             ApiError::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
@@ -141,6 +168,12 @@ impl IntoResponse for ApiError {
         // HEAD replies carry no body, so the code also travels as a header.
         resp.headers_mut()
             .insert("custos-error", axum::http::HeaderValue::from_static(code));
+        if let ApiError::Busy = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
         if let ApiError::ShuttingDown = self {
             resp.headers_mut().insert(
                 axum::http::header::CONNECTION,

@@ -5,20 +5,20 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::auth::{authenticate, Signed, SignedBody};
+use super::auth::{authenticate, check_body, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
 use super::wire::*;
-use super::{AppState, Body as RequestBody, MAX_ENTRIES_PER_PAGE, Q};
+use super::{AppState, MAX_ENTRIES_PER_PAGE, Q};
 use crate::custody::{Action, EventDraft, Receipt, VAULT_CASE};
 use crate::envelope::MAX_ENVELOPE_BYTES;
-use crate::httpsig::SignedRequest;
+use crate::httpsig::{SignatureError, SignedRequest};
 use crate::identity::{self, KeyId, Principal, Role};
 use crate::policy::{self, Actor, CaseAccess, ListScope};
 use crate::store::{self, pair_key, Batch, CaseObject, CaseRecord, RegistryRecord, SubmitterKey, WriterGuard, T};
@@ -37,6 +37,19 @@ const MAX_NOTE_BYTES: usize = 4096;
 
 pub(super) fn parse_json<V: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<V> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+}
+
+/// Parse a signed body that the custody log keeps, refusing any that is
+/// not byte for byte its own compact serialisation: no padding, no
+/// reordering, no field the API does not define (`deny_unknown_fields`).
+/// The log then holds only what each request needs, and one meaning has
+/// one form.
+pub(super) fn parse_canonical<V: for<'de> Deserialize<'de> + serde::Serialize>(body: &[u8]) -> Result<V> {
+    let value: V = parse_json(body)?;
+    if serde_json::to_vec(&value).expect("wire types serialise") != body {
+        return Err(ApiError::BodyNotCanonical);
+    }
+    Ok(value)
 }
 
 pub(super) fn valid_case_id(id: &str) -> bool {
@@ -92,18 +105,49 @@ fn decode_b64(what: &'static str, s: &str, max: usize) -> Result<Vec<u8>> {
 }
 
 /// Append the events with the batch, release the writer, make it durable.
-/// Only then may the caller acknowledge.
+/// Only then may the caller acknowledge. Each event's actor is checked
+/// again first, under the lock (see [`still_allowed`]).
 pub(super) async fn log_and_flush(
     state: &AppState,
     guard: WriterGuard<'_>,
     batch: Batch,
     drafts: Vec<EventDraft>,
 ) -> Result<Vec<Receipt>> {
+    for d in &drafts {
+        still_allowed(&state.vault.store, d)?;
+    }
     let receipts = state.vault.store.append(&guard, batch, drafts, &state.vault.signer)?;
     drop(guard);
     state.vault.store.flush().await?;
     state.witnesses.wake();
     Ok(receipts)
+}
+
+/// Whether a draft's actor may still act, checked under the writer lock:
+/// the signature was checked before the lock, and a removal or a
+/// revocation may have landed in between. A principal must still be
+/// registered, and a lawyer acting on a case must still hold it; submitter
+/// keys are never removed. Without this, an event by a key the log had
+/// just removed would fail every later audit, and a revoked lawyer would
+/// get one more download.
+fn still_allowed(store: &store::Store, d: &EventDraft) -> Result<()> {
+    if d.request.is_none() {
+        return Ok(());
+    }
+    if let Some(rec) = store.get_json::<RegistryRecord>(T::Registry, &d.actor)? {
+        let on_case = d.case != VAULT_CASE;
+        if on_case
+            && rec.principal.role == Role::Lawyer
+            && !store.tree(T::Envelopes).contains_key(pair_key(&d.case, &d.actor))?
+        {
+            return Err(ApiError::NotFound("case"));
+        }
+        return Ok(());
+    }
+    if d.action == Action::CaseCreated || store.tree(T::Submitters).contains_key(&d.actor)? {
+        return Ok(());
+    }
+    Err(ApiError::UnknownKey)
 }
 
 pub(super) fn draft(
@@ -128,7 +172,14 @@ fn one(mut receipts: Vec<Receipt>) -> Receipt {
     receipts.pop().expect("one event appended")
 }
 
-pub(super) async fn not_found() -> ApiError {
+/// No route: a signed request whose target is not canonical is told so
+/// (as on any route), so that a client learns why its signed request
+/// went nowhere; anything else is "not found".
+pub(super) async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> ApiError {
+    let signed = headers.contains_key("signature") || headers.contains_key("signature-input");
+    if signed && super::auth::check_target(&uri, None).is_err() {
+        return ApiError::TargetNotCanonical;
+    }
     ApiError::NotFound("route")
 }
 
@@ -157,15 +208,17 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
     }))
 }
 
-pub(super) async fn create_case(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RequestBody(body): RequestBody,
-) -> Result<Response> {
-    // The proof-of-work stamp is checked first: it is one hash, and it is
-    // what stands between an anonymous sender and the vault's disk.
+pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::extract::Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    // The opener's keys are in the body, so its signature can be checked
+    // only once the body is read. The proof-of-work stamp comes first: it
+    // is bound to the body's SHA-256, which the signed Content-Digest names,
+    // so an anonymous sender without one costs the vault a request head.
+    if !headers.contains_key("signature") || !headers.contains_key("signature-input") {
+        return Err(SignatureError::Missing.into());
+    }
+    super::auth::check_target(uri, None)?;
     let stamp = headers
         .get(crate::stamp::HEADER)
         .and_then(|v| v.to_str().ok())
@@ -175,10 +228,12 @@ pub(super) async fn create_case(
                 "opening a case needs a proof-of-work stamp (Custos-Stamp header)",
             )
         })?;
-    let stamp_hash = crate::stamp::check(
+    let digest =
+        super::auth::digest_header(headers).ok_or_else(|| SignatureError::MissingComponent("content-digest".into()))?;
+    let stamp_hash = crate::stamp::check_digest(
         stamp,
         &state.vault.description.origin,
-        &body,
+        &digest,
         state.stamp_bits,
         super::auth::unix_now(),
     )
@@ -194,7 +249,17 @@ pub(super) async fn create_case(
     {
         return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
     }
-    let req: CreateCase = parse_json(&body)?;
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let (method, uri, headers) = (method.clone(), uri.clone(), headers.clone());
+    let (body, _budget) = super::read_body(&state, axum::extract::Request::from_parts(parts, body)).await?;
+    // The stamp was judged by this digest: the body must be what it names.
+    if <sha2::Sha256 as sha2::Digest>::digest(&body).as_slice() != digest {
+        return Err(SignatureError::DigestMismatch.into());
+    }
+    let req: CreateCase = parse_canonical(&body)?;
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
     }
@@ -205,7 +270,8 @@ pub(super) async fn create_case(
         keys.push(vk);
     }
     identity::parse_recipient(&req.case_recipient).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, &body, &keys)?;
+    let (actor, signed) = authenticate(&state, &method, &uri, &headers, route.as_deref(), &keys)?;
+    check_body(&signed, &body)?;
     if !matches!(&actor, Actor::Submitter { case_id, .. } if case_id.is_empty()) {
         return Err(ApiError::Forbidden("a case is opened by a new submitter key"));
     }
@@ -231,7 +297,9 @@ pub(super) async fn create_case(
     }
     // Every intake principal and every submitter key must get an envelope,
     // and nobody else: the server cannot add a reader, and neither can a
-    // submitter's client by accident.
+    // submitter's client by accident. Read under the writer lock, so that a
+    // principal removed meanwhile gets no envelope of the new case.
+    let guard = store.writer().await;
     let mut expected: Vec<KeyId> = store
         .scan_json::<RegistryRecord>(T::Registry, "")?
         .into_iter()
@@ -275,10 +343,10 @@ pub(super) async fn create_case(
     }
 
     let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
-    let guard = store.writer().await;
     for k in &submitter_keys {
         if store.tree(T::Submitters).contains_key(k.key_id.as_str())?
             || store.tree(T::Registry).contains_key(k.key_id.as_str())?
+            || store.tree(T::Retired).contains_key(k.key_id.as_str())?
         {
             return Err(conflict(
                 "key_in_use",
@@ -318,7 +386,6 @@ pub(super) async fn create_case(
         with_body(signed, &body),
     );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
-    tracing::info!(case = %case_id, "case created");
     Ok((StatusCode::CREATED, Json(CaseCreated { case_id, receipt })).into_response())
 }
 
@@ -352,11 +419,7 @@ pub(super) async fn case_detail(
     Path(case_id): Path<String>,
     Signed { actor, .. }: Signed,
 ) -> Result<Json<CaseDetail>> {
-    let case = load_case(&state, &case_id)?;
-    let acc = access(&state, &case_id, &actor)?;
-    if !policy::may_view_case(&actor, &case_id, acc) {
-        return Err(ApiError::NotFound("case"));
-    }
+    let (case, _) = visible_case(&state, &case_id, &actor)?;
     let store = &state.vault.store;
     let mut objects: Vec<CaseObject> = store.scan_json(T::CaseObjects, format!("{case_id}/"))?;
     if matches!(actor, Actor::Submitter { .. }) {
@@ -368,14 +431,7 @@ pub(super) async fn case_detail(
         .tree(T::Envelopes)
         .get(pair_key(&case_id, actor.key_id().as_str()))?
         .map(|e| B64.encode(e));
-    let mut holders = Vec::new();
-    for kv in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")) {
-        let (k, _) = kv.map_err(store::StoreError::from)?;
-        let k = String::from_utf8_lossy(&k);
-        if let Some(id) = k.rsplit('/').next().and_then(|id| id.parse().ok()) {
-            holders.push(id);
-        }
-    }
+    let holders = holders(store, &case_id)?;
     let note_envelope = store
         .tree(T::NoteEnvelopes)
         .get(pair_key(&case_id, actor.key_id().as_str()))?
@@ -491,7 +547,6 @@ async fn send_object(
         signed,
     );
     let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
-    tracing::info!(case = %case_id, object = %object_id, "object accessed");
 
     let stream_state = state.clone();
     let chunks = manifest.chunks;
@@ -559,9 +614,10 @@ pub(super) async fn grant(
         actor,
         request: signed,
         body,
+        ..
     }: SignedBody,
 ) -> Result<Response> {
-    let req: GrantBody = parse_json(&body)?;
+    let req: GrantBody = parse_canonical(&body)?;
     let (_, acc) = visible_case(&state, &case_id, &actor)?;
     let store = &state.vault.store;
     let grantee: RegistryRecord = store
@@ -574,6 +630,11 @@ pub(super) async fn grant(
     }
     let env = decode_b64("envelope", &req.envelope, MAX_ENVELOPE_BYTES)?;
     let guard = store.writer().await;
+    // The grantee again, under the lock: a removal may have landed since,
+    // and a removed key must get no envelope.
+    if !store.tree(T::Registry).contains_key(req.key_id.as_str())? {
+        return Err(ApiError::NotFound("principal"));
+    }
     let key = pair_key(&case_id, req.key_id.as_str());
     if store.tree(T::Envelopes).contains_key(&key)? {
         return Err(conflict("already_granted", "this principal already holds the case"));
@@ -601,44 +662,39 @@ pub(super) async fn grant(
 
 pub(super) async fn revoke(
     State(state): State<Arc<AppState>>,
-    Path((case_id, key_id)): Path<(String, String)>,
     Signed { actor, request: signed }: Signed,
+    Path((case_id, key_id)): Path<(String, String)>,
 ) -> Result<Json<ReceiptBody>> {
-    // Admins may revoke without seeing the case; anyone else who cannot
-    // see it is told it does not exist.
+    // Admins may revoke without seeing the case. To them, a case that does
+    // not exist and a grant that does not exist are one answer, so that no
+    // refusal tells them a case id is real; anyone else who cannot see the
+    // case is told it does not exist.
     let acc = access(&state, &case_id, &actor)?;
     if !policy::may_revoke(&actor, acc) {
         visible_case(&state, &case_id, &actor)?;
         return Err(ApiError::Forbidden("only a holder of the case or an admin may revoke"));
     }
-    let key_id: KeyId = key_id.parse().map_err(|_| ApiError::NotFound("grant"))?;
+    let no_grant = || ApiError::NotFound("grant");
+    let key_id: KeyId = key_id.parse().map_err(|_| no_grant())?;
     let store = &state.vault.store;
+    let guard = store.writer().await;
+    let key = pair_key(&case_id, key_id.as_str());
+    if !valid_case_id(&case_id) || !store.tree(T::Envelopes).contains_key(&key)? {
+        return Err(no_grant());
+    }
     let case = load_case(&state, &case_id)?;
     if case.submitter_keys.iter().any(|k| k.key_id == key_id) {
         return Err(ApiError::Forbidden(
             "the submitter's own access to their case cannot be revoked",
         ));
     }
-    let guard = store.writer().await;
-    let key = pair_key(&case_id, key_id.as_str());
-    if !store.tree(T::Envelopes).contains_key(&key)? {
-        return Err(ApiError::NotFound("grant"));
-    }
-    // A principal removed from the registry may still hold an envelope;
-    // revoking it must stay possible, and only lawyers count as holders
-    // who keep the case readable.
+    // Only lawyers count as holders who keep the case readable.
     let is_lawyer = |id: &str| -> Result<bool> {
         Ok(matches!(store.get_json::<RegistryRecord>(T::Registry, id)?, Some(r) if r.principal.role == Role::Lawyer))
     };
     let mut lawyers = 0;
-    for kv in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")) {
-        let (k, _) = kv.map_err(store::StoreError::from)?;
-        let holder = String::from_utf8_lossy(&k)
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if is_lawyer(&holder)? {
+    for holder in holders(store, &case_id)? {
+        if is_lawyer(holder.as_str())? {
             lawyers += 1;
         }
     }
@@ -651,6 +707,7 @@ pub(super) async fn revoke(
     let mut batch = Batch::default();
     batch.remove(T::NoteEnvelopes, key.clone());
     batch.remove(T::Envelopes, key);
+    let ended = super::uploads::terminate_uploads_of(store, &mut batch, &key_id, Some(&case_id))?;
     let d = draft(
         &case_id,
         &actor,
@@ -660,14 +717,33 @@ pub(super) async fn revoke(
         signed,
     );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
+    if ended > 0 {
+        state.vault.store.mark_garbage();
+    }
     Ok(Json(ReceiptBody { receipt }))
+}
+
+/// The key ids holding an envelope of the case.
+fn holders(store: &store::Store, case_id: &str) -> Result<Vec<KeyId>> {
+    let mut out = Vec::new();
+    for k in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")).keys() {
+        let k = k.map_err(store::StoreError::from)?;
+        if let Some(id) = String::from_utf8_lossy(&k)
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok())
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) async fn list_principals(
     State(state): State<Arc<AppState>>,
     Signed { actor, .. }: Signed,
 ) -> Result<Json<Vec<Principal>>> {
-    if !policy::may_read_log(&actor) {
+    if !policy::may_read_registry(&actor) {
         return Err(ApiError::Forbidden("only registered principals may read the registry"));
     }
     let recs: Vec<RegistryRecord> = state.vault.store.scan_json(T::Registry, "")?;
@@ -680,22 +756,36 @@ pub(super) async fn add_principal(
         actor,
         request: signed,
         body,
+        ..
     }: SignedBody,
 ) -> Result<Response> {
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
     }
-    let req: PrincipalBody = parse_json(&body)?;
+    let req: PrincipalBody = parse_canonical(&body)?;
     if req.intake && req.role != Role::Lawyer {
         return Err(ApiError::BadRequest("only lawyers can receive intake".into()));
     }
     let store = &state.vault.store;
     let key_id = req.card.key_id();
     let guard = store.writer().await;
-    if store.tree(T::Registry).contains_key(key_id.as_str())?
-        || store.tree(T::Submitters).contains_key(key_id.as_str())?
-    {
+    if store.tree(T::Registry).contains_key(key_id.as_str())? {
         return Err(conflict("principal_exists", format!("{key_id} is already registered")));
+    }
+    // A removed key stays removed: whoever held it gets a new one.
+    if store.tree(T::Retired).contains_key(key_id.as_str())? {
+        return Err(conflict(
+            "key_retired",
+            format!("{key_id} was removed from this vault and cannot come back; make a new key"),
+        ));
+    }
+    // A key is a submitter's or a principal's for good, never both: a
+    // principal could otherwise read a case as its submitter.
+    if store.tree(T::Submitters).contains_key(key_id.as_str())? {
+        return Err(conflict(
+            "key_in_use",
+            format!("{key_id} is a submitter's key; a principal needs a key of its own"),
+        ));
     }
     let principal = Principal {
         key_id: key_id.clone(),
@@ -724,14 +814,20 @@ pub(super) async fn add_principal(
         with_body(signed, &body),
     );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
-    tracing::info!(key_id = %key_id, role = %req.role, "principal added");
     Ok((StatusCode::CREATED, Json(ReceiptBody { receipt })).into_response())
 }
 
+/// Remove a principal: its registry record, and in the same batch every
+/// envelope and note envelope it holds and every upload it has open, so
+/// that nothing it could read or send outlives it. The log gets the
+/// removal in the vault's chain and, in each case it held, a revocation
+/// carrying the same signed request, so each case's chain shows when the
+/// key lost it. Its key id is kept among the retired ones: it can never
+/// come back as a submitter key.
 pub(super) async fn remove_principal(
     State(state): State<Arc<AppState>>,
-    Path(key_id): Path<String>,
     Signed { actor, request: signed }: Signed,
+    Path(key_id): Path<String>,
 ) -> Result<Json<ReceiptBody>> {
     if !policy::may_manage_registry(&actor) {
         return Err(ApiError::Forbidden("only an admin may change the registry"));
@@ -754,15 +850,41 @@ pub(super) async fn remove_principal(
     }
     let mut batch = Batch::default();
     batch.remove(T::Registry, key_id.as_str());
-    let d = draft(
+    batch.put(T::Retired, key_id.as_str(), store.log_size()?.to_be_bytes().to_vec());
+    let mut drafts = vec![draft(
         VAULT_CASE,
         &actor,
         Action::PrincipalRemoved,
         vec![],
         serde_json::json!({ "key_id": key_id }),
-        signed,
-    );
-    let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
+        signed.clone(),
+    )];
+    let suffix = format!("/{key_id}");
+    for t in [T::Envelopes, T::NoteEnvelopes] {
+        for k in store.tree(t).iter().keys() {
+            let k = k.map_err(store::StoreError::from)?;
+            let Some(case_id) = String::from_utf8_lossy(&k).strip_suffix(&suffix).map(str::to_owned) else {
+                continue;
+            };
+            if t == T::Envelopes {
+                drafts.push(draft(
+                    &case_id,
+                    &actor,
+                    Action::EnvelopeRevoked,
+                    vec![],
+                    serde_json::json!({ "key_id": key_id }),
+                    signed.clone(),
+                ));
+            }
+            batch.remove(t, k.to_vec());
+        }
+    }
+    let ended = super::uploads::terminate_uploads_of(store, &mut batch, &key_id, None)?;
+    let receipts = log_and_flush(&state, guard, batch, drafts).await?;
+    if ended > 0 {
+        state.vault.store.mark_garbage();
+    }
+    let receipt = receipts.into_iter().next().expect("the removal was logged first");
     Ok(Json(ReceiptBody { receipt }))
 }
 
@@ -776,9 +898,10 @@ pub(super) async fn withdraw(
         actor,
         request: signed,
         body,
+        ..
     }: SignedBody,
 ) -> Result<Response> {
-    let req: WithdrawBody = parse_json(&body)?;
+    let req: WithdrawBody = parse_canonical(&body)?;
     visible_case(&state, &case_id, &actor)?;
     let Actor::Submitter { key_id, case_id: own } = &actor else {
         return Err(ApiError::Forbidden(
@@ -814,7 +937,6 @@ pub(super) async fn withdraw(
         with_body(signed, &body),
     );
     let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
-    tracing::info!(case = %case_id, "case withdrawn");
     Ok((StatusCode::CREATED, Json(ReceiptBody { receipt })).into_response())
 }
 
@@ -824,11 +946,11 @@ pub(super) async fn withdraw(
 /// first (through `export_object`), so those accesses are in the export.
 pub(super) async fn export(
     State(state): State<Arc<AppState>>,
-    Path(case_id): Path<String>,
     Signed { actor, request: signed }: Signed,
+    Path(case_id): Path<String>,
 ) -> Result<Json<ExportBody>> {
-    load_case(&state, &case_id)?;
-    if !policy::may_export(&actor, access(&state, &case_id, &actor)?) {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_export(&actor, acc) {
         return Err(ApiError::Forbidden(
             "only auditors and holders of the case key may export it",
         ));
@@ -882,7 +1004,6 @@ pub(super) async fn export(
             proof: proof.iter().map(|h| B64.encode(h)).collect(),
         });
     }
-    tracing::info!(case = %case_id, events = entries.len(), "case exported");
     Ok(Json(ExportBody {
         case_id,
         checkpoint,
@@ -910,13 +1031,16 @@ pub(super) struct EntriesQuery {
     limit: Option<u64>,
 }
 
+/// The log's entries by index: every case id, time and access in the
+/// vault, so for auditors only. Lawyers learn their cases' events from
+/// receipts and exports; admins must see no case at all.
 pub(super) async fn entries(
     State(state): State<Arc<AppState>>,
-    Q(q): Q<EntriesQuery>,
     Signed { actor, .. }: Signed,
+    Q(q): Q<EntriesQuery>,
 ) -> Result<Json<Entries>> {
-    if !policy::may_read_log(&actor) {
-        return Err(ApiError::Forbidden("only registered principals may read the log"));
+    if !policy::may_read_log_entries(&actor) {
+        return Err(ApiError::Forbidden("only auditors may read the log's entries"));
     }
     let store = &state.vault.store;
     let size = store.log_size()?;
@@ -949,7 +1073,17 @@ fn proof_body(proof: Vec<crate::custody::merkle::Hash>) -> Json<ProofBody> {
     })
 }
 
-pub(super) async fn inclusion(State(state): State<Arc<AppState>>, Q(q): Q<InclusionQuery>) -> Result<Json<ProofBody>> {
+/// An inclusion proof by index. Proofs by index would let anyone walk the
+/// log's shape entry by entry, so they are for auditors, like the entries;
+/// receipts carry their own proofs, and consistency proofs stay public.
+pub(super) async fn inclusion(
+    State(state): State<Arc<AppState>>,
+    Signed { actor, .. }: Signed,
+    Q(q): Q<InclusionQuery>,
+) -> Result<Json<ProofBody>> {
+    if !policy::may_read_log_entries(&actor) {
+        return Err(ApiError::Forbidden("only auditors may read proofs by index"));
+    }
     let store = &state.vault.store;
     if q.size > store.log_size()? {
         return Err(ApiError::BadRequest("size is beyond the log".into()));

@@ -89,13 +89,10 @@ pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stall = state.client_timeout;
-    super::accept_loop(
-        metrics_router(state),
-        listener,
-        stall,
-        std::time::Duration::from_secs(1),
-        shutdown,
-    )
-    .await
+    let limits = crate::accept::Limits {
+        stall: state.client_timeout,
+        grace: std::time::Duration::from_secs(1),
+        max_connections: state.max_connections,
+    };
+    crate::accept::serve_router(metrics_router(state), listener, limits, shutdown).await
 }

@@ -5,11 +5,14 @@
 
 pub mod auth;
 mod backup;
+mod body;
 pub mod error;
 mod handlers;
 mod health;
 mod uploads;
 
+pub use body::MIN_BODY_RATE;
+pub(crate) use body::{read_body, BodyBudget};
 pub use health::serve_metrics;
 pub use uploads::expire_uploads;
 pub mod wire;
@@ -49,64 +52,26 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
-/// A request body, with axum's rejections (too large, cut off) mapped to
-/// the API's own error codes.
-pub(crate) struct Body(pub axum::body::Bytes);
+/// Most connections served at once by default. A small vault behind Tor
+/// or a proxy sees a handful at a time; 256 leaves room for bursts while
+/// keeping a flood of idle connections from taking every file descriptor.
+pub const MAX_CONNECTIONS: usize = 256;
 
-impl axum::extract::FromRequest<Arc<AppState>> for Body {
-    type Rejection = error::ApiError;
-    /// Collected into one buffer sized from `Content-Length` (within the
-    /// route's limit), so a PATCH costs its own size in memory once, not
-    /// twice as when the pieces are gathered and then copied together.
-    /// A body that stalls longer than the vault's body timeout is refused.
-    async fn from_request(req: axum::extract::Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        use axum::RequestExt;
-        use futures_util::StreamExt;
-        let hint = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .unwrap_or(0);
-        // Never reserve more than the route could accept, whatever the
-        // header claims: only tus PATCHes take more than a JSON body.
-        let is_patch = req.method() == axum::http::Method::PATCH;
-        let cap = if is_patch { MAX_PATCH_BODY } else { MAX_JSON_BODY };
-        // Every body but a tus PATCH's is JSON, and must say so: a form or
-        // text post from another site's page is refused, before it is read
-        // when its length is declared.
-        let json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        let not_json =
-            || error::ApiError::UnsupportedMedia("request bodies must be JSON, sent as Content-Type: application/json");
-        if !is_patch && !json && hint > 0 {
-            return Err(not_json());
-        }
-        let mut stream = req.into_limited_body().into_data_stream();
-        let mut buf = Vec::with_capacity(hint.min(cap));
-        loop {
-            let Ok(next) = tokio::time::timeout(state.client_timeout, stream.next()).await else {
-                return Err(error::ApiError::BodyTimeout(state.client_timeout.as_secs()));
-            };
-            let Some(piece) = next else { break };
-            let piece = piece.map_err(|e| {
-                if e.into_inner().is::<http_body_util::LengthLimitError>() {
-                    error::ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
-                } else {
-                    error::ApiError::BadRequest("the request body could not be read completely".into())
-                }
-            })?;
-            buf.extend_from_slice(&piece);
-        }
-        if !is_patch && !buf.is_empty() && !json {
-            return Err(not_json());
-        }
-        Ok(Body(buf.into()))
-    }
-}
+/// Most bytes of request bodies held in memory at once by default, across
+/// all requests: 32 uploads' PATCHes of one chunk each. Bodies are buffered
+/// whole (a PATCH is checked against its digest before it counts), so
+/// without a budget a few slow senders could hold the vault's memory.
+pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
+
+/// Most ciphertext one case may hold by default: one object of the largest
+/// size. An anonymous submitter pays only a proof-of-work stamp for a case,
+/// so a case cannot be a way to fill the disk without end; operators whose
+/// cases hold days of video raise it.
+pub const MAX_CASE_BYTES: u64 = MAX_UPLOAD_LENGTH;
+
+/// Most uploads open at once on one case by default: the page and the CLI
+/// send one file at a time, and a few resumes may overlap.
+pub const MAX_CASE_OPEN_UPLOADS: usize = 8;
 
 /// Query parameters, with malformed ones mapped to `bad_request`.
 pub(crate) struct Q<T>(pub T);
@@ -144,6 +109,17 @@ pub struct AppState {
     /// Set once the server has been told to stop: new requests are refused
     /// while those in flight finish.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The base URLs of the addresses the server listens on, set by
+    /// [`serve`]: what requests are signed for when no public URL is set.
+    pub listen_urls: std::sync::OnceLock<Vec<String>>,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// The bytes of request bodies held at once, as they arrive.
+    pub body_budget: Arc<body::Budget>,
+    /// Most ciphertext one case may hold, stored and being uploaded.
+    pub max_case_bytes: u64,
+    /// Most uploads open at once on one case.
+    pub max_case_open_uploads: usize,
 }
 
 impl AppState {
@@ -159,6 +135,11 @@ impl AppState {
             shutdown_grace: settings.shutdown_grace,
             metrics: Default::default(),
             draining: Default::default(),
+            listen_urls: Default::default(),
+            max_connections: settings.max_connections,
+            body_budget: Arc::new(body::Budget::new(settings.max_body_bytes_in_flight)),
+            max_case_bytes: settings.max_case_bytes,
+            max_case_open_uploads: settings.max_case_open_uploads,
         }
     }
 
@@ -172,7 +153,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let patch = Router::new()
         .route(
-            "/v1/cases/{case}/uploads/{upload}",
+            auth::TUS_UPLOAD_ROUTE,
             axum::routing::patch(uploads::patch)
                 .head(uploads::head)
                 .delete(uploads::terminate),
@@ -275,14 +256,15 @@ pub async fn serve(
             tracing::info!("stopping: refusing new requests, finishing those in flight");
         }
     };
-    let result = accept_loop(
-        router(state.clone()),
-        listener,
-        state.client_timeout,
-        state.shutdown_grace,
-        draining,
-    )
-    .await;
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.listen_urls.set(listen_urls(addr));
+    }
+    let limits = crate::accept::Limits {
+        stall: state.client_timeout,
+        grace: state.shutdown_grace,
+        max_connections: state.max_connections,
+    };
+    let result = crate::accept::serve_router(router(state.clone()), listener, limits, draining).await;
     pruner.abort();
     pusher.abort();
     let _ = pruner.await;
@@ -291,57 +273,24 @@ pub async fn serve(
     result
 }
 
-/// Serve connections until `shutdown`, then let those in flight finish
-/// (for at most `grace`, [`SHUTDOWN_GRACE`] by default). axum's own `serve` sets no timer, so
-/// a client could hold a connection for ever by sending its headers one
-/// byte at a time; here hyper closes a connection whose request headers
-/// take longer than `stall` ([`CLIENT_TIMEOUT`]). The peer's address is dropped
-/// the moment the connection is accepted: nothing downstream can log it.
-async fn accept_loop(
-    app: Router,
-    listener: tokio::net::TcpListener,
-    stall: std::time::Duration,
-    grace: std::time::Duration,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(stall);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "could not accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            // hyper's header timer starts with a request's first byte; a
-            // connection that sends nothing at all is closed after as long.
-            let mut first = [0u8; 1];
-            if !matches!(tokio::time::timeout(stall, stream.peek(&mut first)).await, Ok(Ok(1))) {
-                return;
-            }
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            // A client that goes away mid-request is not the vault's error.
-            let _ = watcher.watch(conn).await;
-        });
+/// The base URLs requests to a server listening on `addr` are signed for,
+/// when no public URL is set: the address itself, and `localhost` for a
+/// loopback one. A server on every address (`0.0.0.0`, in a container, say)
+/// is reached through the host's loopback; behind anything else it needs
+/// `public_url`.
+pub fn listen_urls(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    if addr.ip().is_unspecified() {
+        vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://[::1]:{port}"),
+            format!("http://localhost:{port}"),
+        ]
+    } else if addr.ip().is_loopback() {
+        vec![format!("http://{addr}"), format!("http://localhost:{port}")]
+    } else {
+        vec![format!("http://{addr}")]
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("stopped with requests still in flight after the grace period");
-    }
-    Ok(())
 }
 
 /// Bind `addr` and report the bound address (for port 0).

@@ -12,9 +12,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::auth::{unix_now, Signed, SignedBody};
+use super::auth::{check_body, unix_now, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
-use super::handlers::{draft, log_and_flush, parse_json, visible_case, with_body};
+use super::handlers::{draft, log_and_flush, parse_canonical, visible_case, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
 use super::{AppState, MAX_PATCH_BODY};
 use crate::custody::Action;
@@ -56,31 +56,83 @@ fn expires_header(resp: &mut Response, u: &UploadRecord) {
 /// Drop every upload that has not moved for
 /// [`UPLOAD_TTL_SECS`](crate::store::UPLOAD_TTL_SECS) by `now`,
 /// as a termination would; returns how many. The server runs this every
-/// minute. Their chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
+/// minute. The uploads are found without the writer lock, so a vault with
+/// many open uploads does not stall its writes for the scan; each is read
+/// again under the lock, where one that moved meanwhile is kept. Their
+/// chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
 pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
+    let mut candidates = Vec::new();
+    for item in store.tree(T::Uploads).iter() {
+        let (key, value) = item?;
+        if serde_json::from_slice::<UploadRecord>(&value).is_ok_and(|u| u.expires() <= now) {
+            candidates.push(String::from_utf8_lossy(&key).into_owned());
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
     let mut expired = 0;
     {
         let guard = store.writer().await;
         let mut batch = Batch::default();
-        for item in store.tree(T::Uploads).iter() {
-            let (key, value) = item?;
-            let Ok(u) = serde_json::from_slice::<UploadRecord>(&value) else {
-                continue;
-            };
-            if u.expires() <= now {
-                remove_upload(&mut batch, &String::from_utf8_lossy(&key), &u);
+        for id in candidates {
+            if let Some(u) = store
+                .get_json::<UploadRecord>(T::Uploads, &id)?
+                .filter(|u| u.expires() <= now)
+            {
+                remove_upload(&mut batch, &id, &u);
                 expired += 1;
             }
         }
-        if expired > 0 {
-            store.apply(&guard, batch)?;
+        if expired == 0 {
+            return Ok(0);
+        }
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    store.mark_garbage();
+    Ok(expired)
+}
+
+/// Remove, in `batch`, every open upload on `case` (every case when
+/// `None`) that `owner` opened: when the owner loses the case or leaves
+/// the vault, what it was sending goes too. Returns how many.
+pub(super) fn terminate_uploads_of(
+    store: &store::Store,
+    batch: &mut Batch,
+    owner: &crate::identity::KeyId,
+    case: Option<&str>,
+) -> std::result::Result<usize, store::StoreError> {
+    let ids: Vec<String> = match case {
+        Some(case) => store
+            .tree(T::CaseUploads)
+            .scan_prefix(format!("{case}/"))
+            .keys()
+            .map(|k| {
+                Ok(String::from_utf8_lossy(&k?)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned())
+            })
+            .collect::<std::result::Result<_, sled::Error>>()?,
+        None => store
+            .tree(T::Uploads)
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect::<std::result::Result<_, sled::Error>>()?,
+    };
+    let mut n = 0;
+    for id in ids {
+        if let Some(u) = store.get_json::<UploadRecord>(T::Uploads, &id)? {
+            if u.owner == *owner {
+                remove_upload(batch, &id, &u);
+                n += 1;
+            }
         }
     }
-    if expired > 0 {
-        store.flush().await?;
-        store.mark_garbage();
-    }
-    Ok(expired)
+    Ok(n)
 }
 
 fn check_tus(headers: &HeaderMap) -> Result<()> {
@@ -106,10 +158,15 @@ fn valid_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Load an upload that belongs to `case_id` and was created by `actor`.
-/// Anything else is "not found", so upload ids cannot be probed.
+/// Load an upload that belongs to `case_id` and was created by `actor`,
+/// who must still be allowed to add to the case: access is checked again
+/// on every request of an upload, not only when it was opened, so a
+/// revoked lawyer's upload goes no further. A case the actor cannot see is
+/// "not found" as one that does not exist; any other upload is "not
+/// found" too, so upload ids cannot be probed.
 fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) -> Result<UploadRecord> {
-    if !valid_upload_id(upload_id) {
+    let (_, acc) = visible_case(state, case_id, actor)?;
+    if !policy::may_upload(actor, case_id, acc) || !valid_upload_id(upload_id) {
         return Err(ApiError::NotFound("upload"));
     }
     match state.vault.store.get_json::<UploadRecord>(T::Uploads, upload_id)? {
@@ -172,8 +229,16 @@ pub(super) async fn create(
     let store = &state.vault.store;
     {
         let guard = store.writer().await;
+        // Access again, under the lock: a revocation that landed since has
+        // already ended this key's uploads, and must not miss this one.
+        let (_, acc) = visible_case(&state, &case_id, &actor)?;
+        if !policy::may_upload(&actor, &case_id, acc) {
+            return Err(ApiError::NotFound("case"));
+        }
+        check_case_quota(&state, &case_id, length)?;
         let mut batch = Batch::default();
         batch.put_json(T::Uploads, upload_id.as_bytes(), &record);
+        batch.put(T::CaseUploads, pair_key(&case_id, &upload_id), Vec::new());
         store.apply(&guard, batch)?;
     }
     store.flush().await?;
@@ -185,6 +250,42 @@ pub(super) async fn create(
     resp.headers_mut().insert("upload-offset", HeaderValue::from(0u64));
     expires_header(&mut resp, &record);
     Ok(resp)
+}
+
+/// Refuse a new upload of `length` bytes that would take the case past its
+/// quotas: the bytes of its objects and open uploads, and the number of
+/// open uploads. The caller holds the writer lock, so two uploads cannot
+/// both squeeze under the limit.
+fn check_case_quota(state: &AppState, case_id: &str, length: u64) -> Result<()> {
+    let store = &state.vault.store;
+    let mut open = 0;
+    let mut bytes: u64 = store
+        .scan_json::<CaseObject>(T::CaseObjects, format!("{case_id}/"))?
+        .iter()
+        .map(|o| o.size)
+        .sum();
+    for key in store.tree(T::CaseUploads).scan_prefix(format!("{case_id}/")).keys() {
+        let key = key.map_err(store::StoreError::from)?;
+        let id = String::from_utf8_lossy(&key)
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(u) = store.get_json::<UploadRecord>(T::Uploads, &id)? {
+            open += 1;
+            bytes = bytes.saturating_add(u.length);
+        }
+    }
+    if open >= state.max_case_open_uploads {
+        return Err(conflict(
+            "case_uploads_exceeded",
+            format!("this case has {open} uploads open, the most it may; finish or cancel one first"),
+        ));
+    }
+    if bytes.saturating_add(length) > state.max_case_bytes {
+        return Err(ApiError::CaseQuota(state.max_case_bytes));
+    }
+    Ok(())
 }
 
 /// tus core: `HEAD` reports the durable offset.
@@ -204,15 +305,20 @@ pub(super) async fn head(
     Ok(resp)
 }
 
-/// tus core: `PATCH` appends at `Upload-Offset`. The body is checked against
-/// its signed `Content-Digest` (and `Upload-Checksum` if sent) before any of
-/// it counts; the new offset is durable before the reply.
+/// tus core: `PATCH` appends at `Upload-Offset`. Everything its head says
+/// is checked before a byte of its body is read (the upload is the
+/// signer's, on a case it may still add to, at this offset, and the
+/// declared length fits), so a body is never held for a PATCH that would
+/// be refused anyway. The body is then checked against its signed
+/// `Content-Digest` (and `Upload-Checksum` if sent) before any of it
+/// counts; the new offset is durable before the reply.
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    SignedBody { actor, body, .. }: SignedBody,
+    Signed { actor, request }: Signed,
+    req: axum::extract::Request,
 ) -> Result<Response> {
+    let headers = req.headers().clone();
     check_tus(&headers)?;
     if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
         return Err(ApiError::UnsupportedMedia(
@@ -220,29 +326,23 @@ pub(super) async fn patch(
         ));
     }
     let offset = header_u64(&headers, "upload-offset")?;
-    if body.len() > MAX_PATCH_BODY {
+    let declared = header_u64(&headers, "content-length")?;
+    if declared > MAX_PATCH_BODY as u64 {
         return Err(ApiError::TooLarge(format!(
             "a PATCH may carry at most {MAX_PATCH_BODY} bytes"
         )));
     }
-    if let Some(sum) = headers.get("upload-checksum") {
-        let sum = sum
-            .to_str()
-            .map_err(|_| ApiError::BadRequest("bad Upload-Checksum".into()))?;
-        let (alg, value) = sum
-            .split_once(' ')
-            .ok_or_else(|| ApiError::BadRequest("bad Upload-Checksum".into()))?;
-        if alg != "sha256" {
-            return Err(ApiError::BadRequest("only sha256 checksums are supported".into()));
+    let checksum = match headers.get("upload-checksum") {
+        None => None,
+        Some(sum) => {
+            let bad = || ApiError::BadRequest("bad Upload-Checksum".into());
+            let (alg, value) = sum.to_str().map_err(|_| bad())?.split_once(' ').ok_or_else(bad)?;
+            if alg != "sha256" {
+                return Err(ApiError::BadRequest("only sha256 checksums are supported".into()));
+            }
+            Some(value.to_owned())
         }
-        // The signed Content-Digest was checked against the body already;
-        // a checksum that names the same SHA-256 needs no second pass.
-        let digest = headers.get("content-digest").and_then(|v| v.to_str().ok());
-        let same = digest.is_some_and(|d| d.trim() == format!("sha-256=:{value}:"));
-        if !same && B64.decode(value).ok().as_deref() != Some(Sha256::digest(&body).as_slice()) {
-            return Err(ApiError::ChecksumMismatch);
-        }
-    }
+    };
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
     if offset != u.offset {
         return Err(conflict(
@@ -250,17 +350,28 @@ pub(super) async fn patch(
             format!("the upload is at offset {}, not {offset}", u.offset),
         ));
     }
-    if offset + body.len() as u64 > u.length {
+    if offset + declared > u.length {
         return Err(ApiError::TooLarge("the data goes past Upload-Length".into()));
+    }
+    let (body, _budget) = super::read_body(&state, req).await?;
+    check_body(&request, &body)?;
+    if let Some(value) = checksum {
+        // The signed Content-Digest was checked against the body already;
+        // a checksum that names the same SHA-256 needs no second pass.
+        let digest = headers.get("content-digest").and_then(|v| v.to_str().ok());
+        let same = digest.is_some_and(|d| d.trim() == format!("sha-256=:{value}:"));
+        if !same && B64.decode(&value).ok().as_deref() != Some(Sha256::digest(&body).as_slice()) {
+            return Err(ApiError::ChecksumMismatch);
+        }
     }
     let store = &state.vault.store;
     // Chunks are content-addressed, so storing them before the offset moves
     // is harmless if the request then fails (the collector takes them).
     let _chunk_writes = store.chunk_writes().await;
     let body_len = body.len() as u64;
-    // A body of one chunk is already hashed: the signature check compared
-    // its Content-Digest with it.
-    let digest = verified_digest(&headers).filter(|_| body.len() <= CHUNK_SIZE);
+    // A body of one chunk is already hashed: the body check compared its
+    // signed Content-Digest with it.
+    let digest = super::auth::digest_header(&headers).filter(|_| body.len() <= CHUNK_SIZE);
     let writing = state.clone();
     let hashes = tokio::task::spawn_blocking(move || match digest {
         Some(hash) => writing.vault.store.put_chunk_prehashed(hash, &body).map(|h| vec![h]),
@@ -301,14 +412,6 @@ pub(super) async fn patch(
     Ok(resp)
 }
 
-/// The SHA-256 named by a request's `Content-Digest`. Only for a request
-/// whose signature was checked: that check compared it with the body.
-fn verified_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let value = headers.get("content-digest")?.to_str().ok()?.trim();
-    let b64 = value.strip_prefix("sha-256=:")?.strip_suffix(':')?;
-    B64.decode(b64).ok()?.try_into().ok()
-}
-
 /// tus termination.
 pub(super) async fn terminate(
     State(state): State<Arc<AppState>>,
@@ -337,6 +440,7 @@ fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
         batch.remove(T::UploadChunks, indexed_key(upload_id.as_bytes(), i));
     }
     batch.remove(T::Uploads, upload_id.as_bytes());
+    batch.remove(T::CaseUploads, pair_key(&u.case_id, upload_id));
 }
 
 /// Commit a complete upload as an object of the case: the server re-reads
@@ -349,9 +453,10 @@ pub(super) async fn commit(
         actor,
         request: signed,
         body,
+        ..
     }: SignedBody,
 ) -> Result<Response> {
-    let req: CommitUpload = parse_json(&body)?;
+    let req: CommitUpload = parse_canonical(&body)?;
     let object =
         store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
     let object_id = hex::encode(object);
@@ -452,6 +557,5 @@ pub(super) async fn commit(
     );
     let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
     let receipt = receipts.pop().expect("one event");
-    tracing::info!(case = %case_id, object = %object_id, size = u.length, "object stored");
     Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
 }

@@ -1,5 +1,8 @@
 //! Request and response bodies of the HTTP API, shared by the server and the
-//! client so the two cannot drift apart.
+//! client so the two cannot drift apart. A signed request body must be
+//! exactly the compact serialisation of its type (fields in this order,
+//! absent options left out): the server refuses any other form, because
+//! the custody log keeps these bodies for ever.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +39,7 @@ pub struct IntakePrincipal {
 
 /// A submitter key at case creation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct NewSubmitterKey {
     /// Ed25519 verifying key, base64.
     pub verifying_key: String,
@@ -45,6 +49,7 @@ pub struct NewSubmitterKey {
 
 /// One envelope: the case key wrapped to a key id's recipient.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnvelopeBody {
     /// Whose envelope.
     pub key_id: KeyId,
@@ -66,7 +71,7 @@ pub struct CreateCase {
     /// ciphertext, base64, encrypted to a note key that only lawyers get
     /// (never the submitter keys, so a coercer holding the duress codename
     /// cannot read it). Opaque to the server.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// The note key wrapped to each intake principal (exactly those).
     #[serde(default)]
@@ -132,7 +137,7 @@ pub struct CaseDetail {
 #[serde(deny_unknown_fields)]
 pub struct WithdrawBody {
     /// The submitter's reason, encrypted to the case key, base64.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 

@@ -76,6 +76,22 @@ pub struct ConfigFlags {
     /// [default: 30] [env: CUSTOS_SHUTDOWN_GRACE_SECS].
     #[arg(long, value_name = "SECS")]
     shutdown_grace_secs: Option<u64>,
+    /// Most connections served at once; more are refused with 503
+    /// [default: 256] [env: CUSTOS_MAX_CONNECTIONS].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u64>,
+    /// Most bytes of request bodies held at once, across all requests
+    /// [default: 128 MiB] [env: CUSTOS_MAX_BODY_BYTES_IN_FLIGHT].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes_in_flight: Option<u64>,
+    /// Most ciphertext one case may hold, stored and being uploaded
+    /// [default: 64 GiB] [env: CUSTOS_MAX_CASE_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    max_case_bytes: Option<u64>,
+    /// Most uploads open at once on one case [default: 8]
+    /// [env: CUSTOS_MAX_CASE_OPEN_UPLOADS].
+    #[arg(long, value_name = "N")]
+    max_case_open_uploads: Option<u64>,
 }
 
 impl ConfigFlags {
@@ -92,6 +108,10 @@ impl ConfigFlags {
             max_upload_bytes: self.max_upload_bytes,
             client_timeout_secs: self.client_timeout_secs,
             shutdown_grace_secs: self.shutdown_grace_secs,
+            max_connections: self.max_connections,
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
+            max_case_bytes: self.max_case_bytes,
+            max_case_open_uploads: self.max_case_open_uploads,
         }
     }
 }

@@ -49,6 +49,8 @@ pub enum T {
     CaseObjects,
     /// upload id -> [`UploadRecord`].
     Uploads,
+    /// case id / upload id -> nothing: a case's open uploads, for its quota.
+    CaseUploads,
     /// case id -> [`CaseRecord`].
     Cases,
     /// case id / key id -> envelope bytes.
@@ -59,6 +61,10 @@ pub enum T {
     Registry,
     /// submitter key id -> case id.
     Submitters,
+    /// key id -> log index of its `principal_removed` event: every key that
+    /// was ever a principal and was removed, so that it can never come back
+    /// as a submitter key.
+    Retired,
     /// log index (u64 BE) -> event bytes.
     Log,
     /// level (u32 BE) + index (u64 BE) -> perfect subtree hash.
@@ -75,18 +81,20 @@ pub enum T {
 }
 
 /// Every tree and its name in sled.
-pub const TREES: [(T, &str); 17] = [
+pub const TREES: [(T, &str); 19] = [
     (T::Chunks, "chunks"),
     (T::UploadChunks, "upload_chunks"),
     (T::ObjectChunks, "object_chunks"),
     (T::Objects, "objects"),
     (T::CaseObjects, "case_objects"),
     (T::Uploads, "uploads"),
+    (T::CaseUploads, "case_uploads"),
     (T::Cases, "cases"),
     (T::Envelopes, "envelopes"),
     (T::NoteEnvelopes, "note_envelopes"),
     (T::Registry, "registry"),
     (T::Submitters, "submitters"),
+    (T::Retired, "retired_principals"),
     (T::Log, "log"),
     (T::Nodes, "log_nodes"),
     (T::Heads, "log_heads"),
@@ -1016,6 +1024,48 @@ impl Store {
         Ok(())
     }
 
+    /// Build, once, the indexes a store made before they existed lacks:
+    /// the retired principals (from the log's `principal_removed` events,
+    /// so building it changes nothing the log says) and each case's open
+    /// uploads (from the upload records).
+    pub fn build_missing_indexes(&self) -> Result<()> {
+        self.index_retired_principals()?;
+        const UPLOADS_DONE: &str = "case_uploads_indexed";
+        if !self.tree(T::Meta).contains_key(UPLOADS_DONE)? {
+            for kv in self.tree(T::Uploads).iter() {
+                let (id, record) = kv?;
+                let u: UploadRecord = serde_json::from_slice(&record).map_err(|e| StoreError::Decode(e.to_string()))?;
+                self.tree(T::CaseUploads)
+                    .insert(pair_key(&u.case_id, &String::from_utf8_lossy(&id)), &[])?;
+            }
+            self.tree(T::Meta).insert(UPLOADS_DONE, &[])?;
+        }
+        Ok(())
+    }
+
+    /// See [`Store::build_missing_indexes`].
+    fn index_retired_principals(&self) -> Result<()> {
+        const DONE: &str = "retired_indexed";
+        if self.tree(T::Meta).contains_key(DONE)? {
+            return Ok(());
+        }
+        let size = self.log_size()?;
+        for index in self.chain_indices(crate::custody::VAULT_CASE, size)? {
+            let bytes = self
+                .entry(index)?
+                .ok_or_else(|| StoreError::Integrity(format!("log entry {index} is missing")))?;
+            let event: crate::custody::Event =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Decode(e.to_string()))?;
+            if event.action == crate::custody::Action::PrincipalRemoved {
+                if let Some(key) = event.details["key_id"].as_str() {
+                    self.tree(T::Retired).insert(key, &index.to_be_bytes())?;
+                }
+            }
+        }
+        self.tree(T::Meta).insert(DONE, &[])?;
+        Ok(())
+    }
+
     /// Startup check: the stored tree must match the stored checkpoint and
     /// every entry must be present, or the server refuses to serve.
     pub fn check_log(&self, signer: &LogSigner) -> Result<()> {
@@ -1099,6 +1149,55 @@ mod tests {
             high_water::HighWater::open(dir.path()).unwrap().note(),
             Some(note.as_str())
         );
+    }
+
+    /// A store from before the retired principals' and open uploads'
+    /// indexes gets them when first opened as a vault, once.
+    #[tokio::test]
+    async fn a_store_without_the_new_indexes_builds_them_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = LogSigner::new("test.example", SigningKey::from_bytes(&[1; 32])).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let removal = EventDraft {
+            action: Action::PrincipalRemoved,
+            details: serde_json::json!({ "key_id": "0123456789abcdef" }),
+            ..draft(VAULT_CASE)
+        };
+        let g = store.writer().await;
+        store
+            .append(
+                &g,
+                Batch::default(),
+                vec![draft(VAULT_CASE), draft("c1"), removal],
+                &signer,
+            )
+            .unwrap();
+        drop(g);
+        let upload = UploadRecord {
+            case_id: "c1".into(),
+            length: 10,
+            offset: 0,
+            chunks: 0,
+            owner: "0123456789abcdef".parse().unwrap(),
+            created: 0,
+            touched: 0,
+        };
+        store
+            .tree(T::Uploads)
+            .insert("u1", serde_json::to_vec(&upload).unwrap())
+            .unwrap();
+        assert!(store.tree(T::Retired).is_empty());
+        store.build_missing_indexes().unwrap();
+        let retired: Vec<_> = store.tree(T::Retired).iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(&retired[0].0[..], b"0123456789abcdef");
+        assert_eq!(&retired[0].1[..], &2u64.to_be_bytes());
+        assert!(store.tree(T::CaseUploads).contains_key("c1/u1").unwrap());
+        // Once built, it is not rebuilt: later removals are written with
+        // their events.
+        store.tree(T::Retired).clear().unwrap();
+        store.build_missing_indexes().unwrap();
+        assert!(store.tree(T::Retired).is_empty());
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ pub struct CutProxy {
 }
 
 struct ProxyState {
-    upstream: String,
+    upstream: Mutex<String>,
     cut_at: u64,
     sent: AtomicU64,
     received: AtomicU64,
@@ -38,10 +38,19 @@ const OUTAGE: Duration = Duration::from_secs(2);
 impl CutProxy {
     /// Proxy to `upstream` (host:port), cutting after `cut_at` bytes.
     pub async fn start(upstream: &str, cut_at: u64) -> Self {
+        let proxy = Self::ahead(cut_at).await;
+        proxy.forward_to(upstream);
+        proxy
+    }
+
+    /// A proxy whose address is known before the server it forwards to
+    /// ([`CutProxy::forward_to`]): the vault must be told the address its
+    /// clients sign for (`public_url`) when it starts.
+    pub async fn ahead(cut_at: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(ProxyState {
-            upstream: upstream.to_owned(),
+            upstream: Mutex::new(String::new()),
             cut_at,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -62,6 +71,11 @@ impl CutProxy {
             }
         });
         CutProxy { url, state }
+    }
+
+    /// Forward from now on to `upstream` (host:port).
+    pub fn forward_to(&self, upstream: &str) {
+        *self.state.upstream.lock().unwrap() = upstream.to_owned();
     }
 
     /// Bytes the browser sent through the proxy.
@@ -87,7 +101,8 @@ impl CutProxy {
 }
 
 async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
-    let Ok(mut server) = TcpStream::connect(&s.upstream).await else {
+    let upstream = s.upstream.lock().unwrap().clone();
+    let Ok(mut server) = TcpStream::connect(&upstream).await else {
         return;
     };
     let mut gen = s.generation.subscribe();

@@ -38,6 +38,8 @@ pub struct TestVault {
     pub stamp_bits: u8,
     /// How long a client may stall (short in the abuse tests).
     pub client_timeout: std::time::Duration,
+    /// Every other setting `serve` runs with (limits, public URLs).
+    pub settings: custos::config::Settings,
     /// The running server's state, to look at its store.
     pub state: Option<Arc<AppState>>,
     stop: Option<oneshot::Sender<()>>,
@@ -72,6 +74,7 @@ impl TestVault {
             witnesses: Vec::new(),
             stamp_bits: TEST_STAMP_BITS,
             client_timeout: custos::api::CLIENT_TIMEOUT,
+            settings: Default::default(),
             state: None,
             stop: None,
             server: None,
@@ -112,7 +115,7 @@ impl TestVault {
             witnesses: self.witnesses.clone(),
             stamp_bits: self.stamp_bits,
             client_timeout: self.client_timeout,
-            ..Default::default()
+            ..self.settings.clone()
         };
         let state = Arc::new(AppState::new(vault, &settings));
         let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
