@@ -115,6 +115,14 @@ async fn send(url: &str, row: &Row) -> (u16, String) {
         .unwrap()
 }
 
+/// [`raw_exchange`] of `text`, off the async threads.
+async fn exchange_text(addr: &str, text: String) -> (u16, String) {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || raw_exchange(&addr, text.as_bytes()))
+        .await
+        .unwrap()
+}
+
 /// Write `request` on a new connection (from another thread, ignoring a
 /// connection the server closes early) and read the answer's status and
 /// `Custos-Error` code. A sender that stops short of its declared body
@@ -857,24 +865,14 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
     let stalled = format!(
         "POST /v1/principals HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{stalled_sig}content-length: 100\r\n\r\n{{\"card\":"
     );
-    let got = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || raw_exchange(&addr, stalled.as_bytes())
-    })
-    .await
-    .unwrap();
+    let got = exchange_text(&addr, stalled).await;
     if got != (408, "body_timeout".into()) {
         wrong.push(format!("a stalled body: got {got:?}, want (408, \"body_timeout\")"));
     }
     let unsent = format!(
         "PATCH {patch_path} HTTP/1.1\r\nhost: {addr}\r\ntus-resumable: 1.0.0\r\nupload-offset: 0\r\ncontent-type: application/offset+octet-stream\r\ncontent-length: 8388608\r\n\r\n"
     );
-    let got = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || raw_exchange(&addr, unsent.as_bytes())
-    })
-    .await
-    .unwrap();
+    let got = exchange_text(&addr, unsent).await;
     if got != (401, "signature_missing".into()) {
         wrong.push(format!(
             "an unsigned body never sent: got {got:?}, want (401, \"signature_missing\")"
@@ -890,12 +888,7 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
         ("a connection that sends nothing", String::new()),
     ] {
         let started = std::time::Instant::now();
-        let got = tokio::task::spawn_blocking({
-            let addr = addr.clone();
-            move || raw_exchange(&addr, head.as_bytes())
-        })
-        .await
-        .unwrap();
+        let got = exchange_text(&addr, head).await;
         if got != (0, String::new()) || started.elapsed() > Duration::from_secs(15) {
             wrong.push(format!(
                 "{what}: got {got:?} after {:?}, want the connection closed",
@@ -907,12 +900,7 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
         "GET /v1/intake HTTP/1.1\r\nhost: {addr}\r\nx-filler: {}\r\n\r\n",
         "a".repeat(1 << 20)
     );
-    let got = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || raw_exchange(&addr, huge.as_bytes())
-    })
-    .await
-    .unwrap();
+    let got = exchange_text(&addr, huge).await;
     if got.0 != 431 {
         wrong.push(format!("1 MiB of headers: got {got:?}, want 431"));
     }

@@ -183,14 +183,6 @@ async fn assert_audit_passes(v: &TestVault) {
     assert_eq!(report.failure, None);
 }
 
-async fn all_events(v: &TestVault) -> Vec<Event> {
-    let page = v.client().entries(v.auditor.signing_key(), 0, 1000).await.unwrap();
-    page.entries
-        .iter()
-        .map(|e| serde_json::from_slice(&B64.decode(e).unwrap()).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn grant_then_revoke_works_and_both_are_logged() {
     let v = TestVault::start().await;
@@ -278,7 +270,7 @@ async fn grant_then_revoke_works_and_both_are_logged() {
         .unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
 
-    let events = all_events(&v).await;
+    let events = v.events().await;
     let on_case: Vec<&Event> = events.iter().filter(|e| e.case == s.case_id).collect();
     let granted = on_case
         .iter()
@@ -366,7 +358,7 @@ async fn registry_changes_need_an_admin_and_keep_one_admin() {
         Some("unknown_key"),
         "a removed key is refused"
     );
-    let events = all_events(&v).await;
+    let events = v.events().await;
     assert!(events
         .iter()
         .any(|e| e.action == Action::PrincipalRemoved && e.details["key_id"] == newcomer.key_id().as_str()));

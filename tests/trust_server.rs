@@ -248,14 +248,6 @@ async fn add_lawyer(v: &TestVault, who: &Identity, intake: bool) {
         .unwrap();
 }
 
-async fn all_events(v: &TestVault) -> Vec<Event> {
-    let page = v.client().entries(v.auditor.signing_key(), 0, 1000).await.unwrap();
-    page.entries
-        .iter()
-        .map(|e| serde_json::from_slice(&B64.decode(e).unwrap()).unwrap())
-        .collect()
-}
-
 /// (status, code, message) of a client call that must fail.
 fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
     match r {
@@ -623,7 +615,7 @@ async fn removing_a_principal_revokes_and_logs_every_envelope_it_held() {
         let d = c.case(l.signing_key(), case).await.unwrap();
         assert!(d.envelope.is_some() && d.note_envelope.is_some(), "L holds {case}");
     }
-    let before = all_events(&v).await.len();
+    let before = v.events().await.len();
 
     c.remove_principal(v.admin.signing_key(), &l.key_id()).await.unwrap();
 
@@ -642,7 +634,7 @@ async fn removing_a_principal_revokes_and_logs_every_envelope_it_held() {
             }
         }
     }
-    let events = all_events(&v).await;
+    let events = v.events().await;
     let new = &events[before..];
     let l_id = l.key_id();
     if !new
@@ -1182,85 +1174,6 @@ async fn only_auditors_read_log_entries_and_inclusion_proofs() {
 // ---------------------------------------------------------------------------
 // G. The server's own log names nothing.
 
-/// A `custos serve` process whose every stderr line is kept; killed when
-/// dropped.
-struct LoggedServer {
-    child: std::process::Child,
-    url: String,
-    lines: Arc<std::sync::Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for LoggedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl LoggedServer {
-    fn start(data: &std::path::Path) -> LoggedServer {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
-            .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .args(["--stamp-bits", "4"])
-            .env("CUSTOS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let reader = std::thread::spawn({
-            let lines = lines.clone();
-            move || {
-                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("custos is serving") {
-                        let _ = tx.send(line.clone());
-                    }
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the server did not start:\n{}", lines.lock().unwrap().join("\n")));
-        let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-        LoggedServer {
-            child,
-            url: format!("http://{addr}"),
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    /// Stop with SIGTERM and return every line it printed.
-    fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        for _ in 0..300 {
-            if self.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(
-            self.child.try_wait().unwrap().is_some(),
-            "the server did not stop on SIGTERM"
-        );
-        self.reader.take().unwrap().join().unwrap();
-        let lines = self.lines.lock().unwrap().clone();
-        lines
-    }
-}
-
 /// Whether `line` has a field of value `n`, whatever its name (`size=N`,
 /// `bytes=N`, ...).
 fn has_size_field(line: &str, n: u64) -> bool {
@@ -1276,7 +1189,7 @@ fn has_size_field(line: &str, n: u64) -> bool {
 async fn the_server_log_names_no_case_object_or_size() {
     let mut v = TestVault::start().await;
     v.stop().await;
-    let server = LoggedServer::start(&v.data_dir());
+    let server = util::ServerProcess::start(&v.data_dir(), &[]);
     let client = Client::new(&server.url).unwrap();
 
     let files = vec![
@@ -1394,7 +1307,7 @@ async fn a_removal_or_revocation_that_lands_first_refuses_the_request_in_flight(
             want,
             "a download by a key just {what}: {got:?}"
         );
-        assert_eq!(accesses_by(&all_events(&v).await, &colleague.key_id()), 0, "{what}");
+        assert_eq!(accesses_by(&v.events().await, &colleague.key_id()), 0, "{what}");
         store.tree(lose).insert(key.as_bytes(), saved).unwrap();
     }
     let audit = flows::audit(&c, &v.auditor, &v.log, None).await.unwrap();

@@ -511,6 +511,12 @@ mod tests {
             );
         }
 
+        /// `admin`'s removal of `who`, with the signed request `removal`.
+        fn remove(&mut self, admin: &Identity, who: &Identity, removal: SignedRequest) {
+            let details = serde_json::json!({ "key_id": who.key_id() });
+            self.push_signed(admin, VAULT_CASE, Action::PrincipalRemoved, vec![], removal, details);
+        }
+
         /// A case opened by `submitter` (whose key is its one submitter key).
         fn open_case(&mut self, submitter: &Identity, case: &str) {
             let body = serde_json::json!({ "submitter_keys": [
@@ -734,14 +740,7 @@ mod tests {
             log
         };
         let mut log = base();
-        log.push_signed(
-            &admin,
-            VAULT_CASE,
-            Action::PrincipalRemoved,
-            vec![],
-            removal.clone(),
-            details.clone(),
-        );
+        log.remove(&admin, &lawyer, removal.clone());
         log.push_signed(
             &admin,
             CASE,
@@ -766,14 +765,7 @@ mod tests {
         let e = log.audit().unwrap_err();
         assert!(e.problem.contains("follows no removal"), "{e}");
         let mut log = base();
-        log.push_signed(
-            &admin,
-            VAULT_CASE,
-            Action::PrincipalRemoved,
-            vec![],
-            removal.clone(),
-            details.clone(),
-        );
+        log.remove(&admin, &lawyer, removal.clone());
         let other = signed(&admin, "DELETE", &format!("/v1/principals/{}", lawyer.key_id()), None);
         log.push_signed(&admin, CASE, Action::EnvelopeRevoked, vec![], other, details.clone());
         let e = log.audit().unwrap_err();
@@ -781,14 +773,7 @@ mod tests {
 
         // A removed key registered again.
         let mut log = base();
-        log.push_signed(
-            &admin,
-            VAULT_CASE,
-            Action::PrincipalRemoved,
-            vec![],
-            removal.clone(),
-            details.clone(),
-        );
+        log.remove(&admin, &lawyer, removal.clone());
         log.register(&admin, &lawyer, "lawyer");
         let e = log.audit().unwrap_err();
         assert!(e.problem.contains("may not come back"), "{e}");
@@ -796,7 +781,7 @@ mod tests {
         // A removed principal's key opening a case, or a submitter's key
         // made a principal.
         let mut log = base();
-        log.push_signed(&admin, VAULT_CASE, Action::PrincipalRemoved, vec![], removal, details);
+        log.remove(&admin, &lawyer, removal);
         log.open_case(&lawyer, "ffffffffffffffffffffffff");
         let e = log.audit().unwrap_err();
         assert!(e.problem.contains("is or was a principal"), "{e}");

@@ -143,6 +143,23 @@ impl TestVault {
         Client::new(&self.url).unwrap()
     }
 
+    /// Every event of the log (up to 1,000), read as the auditor reads them.
+    pub async fn events(&self) -> Vec<custos::custody::Event> {
+        use base64::Engine;
+        let page = self
+            .client()
+            .entries(self.auditor.signing_key(), 0, 1000)
+            .await
+            .unwrap();
+        page.entries
+            .iter()
+            .map(|e| {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(e).unwrap();
+                serde_json::from_slice(&bytes).unwrap()
+            })
+            .collect()
+    }
+
     /// A trust store private to this test.
     pub fn trust(&self) -> TrustStore {
         TrustStore::new(self.tmp.path().join("trust"))
@@ -233,6 +250,8 @@ pub struct ServerProcess {
     pub addr: String,
     /// `http://IP:PORT`.
     pub url: String,
+    /// What it printed before it served.
+    early: Vec<String>,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -288,8 +307,23 @@ impl ServerProcess {
             child,
             url: format!("http://{addr}"),
             addr,
+            early: seen,
             lines,
         }
+    }
+
+    /// Stop it with SIGTERM, wait for it to exit, and return every line it
+    /// printed but those a [`ServerProcess::wait_for`] took.
+    pub fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let term = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(term.unwrap().success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the server exited with {status}");
+        let mut lines = std::mem::take(&mut self.early);
+        // The reader ends, and the channel with it, once stderr closes.
+        lines.extend(self.lines.iter());
+        lines
     }
 
     /// The first log line from now on that contains `needle`.
