@@ -876,8 +876,10 @@ async fn an_unauthenticated_patch_is_answered_before_its_body_is_sent() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// A body trickled a byte at a time, each byte well within the stall
+/// timer, is cut off: a body must keep a pace, not only keep moving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trickled_body_meets_a_total_deadline() {
+async fn a_trickled_body_is_cut_off_before_it_is_whole() {
     let mut v = TestVault::start().await;
     let colleague = Identity::generate("Colleague").unwrap();
     add_lawyer(&v, &colleague, false).await;
