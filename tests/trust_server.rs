@@ -1341,3 +1341,40 @@ async fn a_removed_principal_cannot_be_registered_again() {
     assert_eq!((got.0, got.1.as_str()), (409, "key_retired"), "{got:?}");
     assert_eq!(digest(&v), before);
 }
+
+/// A request whose signature expires while it waits for the writer lock is
+/// not logged: an event dated after its request's expiry would fail the
+/// audit, so the vault refuses it and the client signs anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_expires_while_it_waits_is_not_logged() {
+    let v = TestVault::start().await;
+    let s = v.submit(b"statement", &[("photo.jpg", util::bytes(22, 3_000))]).await;
+    let lawyer = v.lawyer.signing_key().clone();
+    let object = v.client().case(&lawyer, &s.case_id).await.unwrap().objects[0]
+        .object_id
+        .clone();
+    // Signed 58 s ago: valid for 2 s more.
+    let target = format!("/v1/cases/{}/objects/{object}", s.case_id);
+    let mut req = Req::new(Method::GET, &target);
+    for (n, val) in Client::signature_headers(
+        &lawyer,
+        &Method::GET,
+        &format!("{}{target}", v.url),
+        &RequestParts::default(),
+        now() - 58,
+    ) {
+        req = req.header(n, val);
+    }
+    let state = v.state.clone().unwrap();
+    let before = v.events().await.len();
+    let guard = state.vault.store.writer().await;
+    let answer = tokio::spawn({
+        let url = v.url.clone();
+        async move { send(&url, &req).await }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(guard);
+    let got = answer.await.unwrap();
+    assert_eq!(got.pair(), (401, "signature_expired".to_owned()), "{got:?}");
+    assert_eq!(v.events().await.len(), before, "the expired request was logged");
+}

@@ -123,16 +123,23 @@ pub(super) async fn log_and_flush(
     Ok(receipts)
 }
 
-/// Whether a draft's actor may still act, checked under the writer lock:
-/// the signature was checked before the lock, and a removal or a
-/// revocation may have landed in between. A principal must still be
+/// Whether a draft may still be logged, checked under the writer lock: its
+/// request has not expired, and its actor may still act. The signature was
+/// checked before the lock, and a removal or a revocation may have landed
+/// in between. A principal must still be
 /// registered, and a lawyer acting on a case must still hold it; submitter
 /// keys are never removed. Without this, an event by a key the log had
 /// just removed would fail every later audit, and a revoked lawyer would
 /// get one more download.
 fn still_allowed(store: &store::Store, d: &EventDraft) -> Result<()> {
-    if d.request.is_none() {
+    let Some(request) = &d.request else {
         return Ok(());
+    };
+    // An event is dated when it is logged, and auditors refuse one dated
+    // after its request expired: a request that waited past its expiry
+    // (behind a slow body, say) is refused, and the client signs anew.
+    if request.parsed()?.expires <= super::auth::unix_now() {
+        return Err(crate::httpsig::SignatureError::Expired.into());
     }
     if let Some(rec) = store.get_json::<RegistryRecord>(T::Registry, &d.actor)? {
         let on_case = d.case != VAULT_CASE;

@@ -75,6 +75,9 @@ pub struct LogAuditor {
     /// admin's request that removed it last: the request the case chains'
     /// revocations of that removal carry.
     retired: HashMap<KeyId, String>,
+    /// Every signed request seen, by its signer and nonce (the first 16
+    /// bytes of their SHA-256: a false match needs 2^64 requests).
+    spent: std::collections::HashSet<[u8; 16]>,
     signed_seen: bool,
     summary: AuditSummary,
 }
@@ -232,7 +235,17 @@ impl LogAuditor {
             return Err("signature key id differs from the actor".into());
         }
         self.summary.signatures += 1;
-        self.check_action(e, &body)
+        check_time(e, &params)?;
+        let rides_on_removal = self.check_action(e, &body)?;
+        // A signed request is used once: the server spends its nonce. Only
+        // a removal's revocations carry the removal's own request again.
+        if !rides_on_removal && !self.spent.insert(spent_key(&params)) {
+            return Err(format!(
+                "a signed request of {} is logged a second time (nonce {})",
+                params.keyid, params.nonce
+            ));
+        }
+        Ok(())
     }
 
     /// Check that the signed request is exactly the one request of the API
@@ -240,7 +253,10 @@ impl LogAuditor {
     /// naming this event's case, objects and keys. Nothing else may ride in
     /// the signed target (no query, no escape): the server refuses such
     /// requests, so a log that holds one was not made by it.
-    fn check_action(&mut self, e: &Event, body: &Option<Vec<u8>>) -> Result<(), String> {
+    ///
+    /// Returns whether the event is one of a removal's revocations, which
+    /// carry the removal's request again.
+    fn check_action(&mut self, e: &Event, body: &Option<Vec<u8>>) -> Result<bool, String> {
         let req = e.request.as_ref().expect("checked by the caller");
         let method = req.value("@method").ok_or("the signature does not cover the method")?;
         let path = signed_path(
@@ -330,7 +346,7 @@ impl LogAuditor {
                 e.action
             ));
         }
-        Ok(())
+        Ok(e.action == Action::EnvelopeRevoked && path.get(1) == Some(&"principals"))
     }
 
     /// Check that everything pushed so far is exactly the tree of `checkpoint`.
@@ -350,6 +366,32 @@ impl LogAuditor {
         }
         Ok(())
     }
+}
+
+/// The key a signed request is remembered by: its signer and its nonce.
+fn spent_key(params: &crate::httpsig::SignatureParams) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(params.keyid.as_bytes());
+    h.update([0]);
+    h.update(params.nonce.as_bytes());
+    h.finalize()[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// An event must be dated within its request's validity: the server
+/// refuses a request before `created` (but for clock skew) and logs none
+/// after `expires`, so an event outside it was backdated or re-dated.
+fn check_time(e: &Event, params: &crate::httpsig::SignatureParams) -> Result<(), String> {
+    let time = time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("the event's time {:?} is not RFC 3339", e.time))?
+        .unix_timestamp();
+    if time < params.created - crate::httpsig::MAX_FUTURE_SKEW_SECS || time > params.expires {
+        return Err(format!(
+            "the event is dated {} but its request was valid from {} to {}",
+            e.time, params.created, params.expires
+        ));
+    }
+    Ok(())
 }
 
 /// The path of a signed `@target-uri` (`scheme://authority/path`), as its
@@ -424,15 +466,27 @@ mod tests {
 
     const BASE: &str = "https://vault.example.org";
 
+    /// When the test requests are signed, and (ten seconds later) logged.
+    const SIGNED_AT: i64 = 1_790_000_000;
+
     /// A request signed by `who` for `method path` (and `body`), as stored.
     fn signed(who: &Identity, method: &str, path: &str, body: Option<&[u8]>) -> SignedRequest {
-        SignedRequest::sign(who.signing_key(), method, &format!("{BASE}{path}"), body, 1_790_000_000)
+        SignedRequest::sign(who.signing_key(), method, &format!("{BASE}{path}"), body, SIGNED_AT)
+    }
+
+    fn rfc3339(t: i64) -> String {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
     }
 
     /// A log under construction: each event placed in its case's chain.
     struct Log {
         events: Vec<Vec<u8>>,
         heads: HashMap<String, (u64, String)>,
+        /// The time the next events are logged at.
+        time: String,
     }
 
     impl Log {
@@ -441,6 +495,7 @@ mod tests {
             let mut log = Log {
                 events: Vec::new(),
                 heads: HashMap::new(),
+                time: rfc3339(SIGNED_AT + 10),
             };
             log.push(VAULT_CASE, VAULT_ACTOR, Action::PrincipalAdded, vec![], None, {
                 serde_json::json!({ "card": admin.card() })
@@ -470,7 +525,7 @@ mod tests {
                 details,
                 request,
             };
-            let bytes = serde_json::to_vec(&draft.place(seq, prev, "2026-11-23T00:00:00Z".into())).unwrap();
+            let bytes = serde_json::to_vec(&draft.place(seq, prev, self.time.clone())).unwrap();
             self.heads.insert(case.into(), (seq, event_hash(&bytes)));
             self.events.push(bytes.clone());
             bytes
@@ -722,6 +777,59 @@ mod tests {
             serde_json::json!({ "key_id": admin.key_id() }),
         );
         assert!(log.audit().is_err(), "a removal of another key than the path's");
+    }
+
+    /// A signed request is logged once, and within its validity: an
+    /// operator with the log key cannot log an old grant again after a
+    /// revocation, nor date an event outside its request's window.
+    #[test]
+    fn a_replayed_or_redated_request_fails_the_audit() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let colleague = Identity::generate("Colleague").unwrap();
+        let submitter = Identity::generate("Submitter").unwrap();
+        let grants = format!("/v1/cases/{CASE}/grants");
+        let body = serde_json::to_vec(&serde_json::json!({ "key_id": colleague.key_id(), "envelope": "AA" })).unwrap();
+        let grant = signed(&lawyer, "POST", &grants, Some(&body));
+        let to = serde_json::json!({ "key_id": colleague.key_id() });
+        let base = || {
+            let mut log = Log::new(&admin, &lawyer);
+            log.register(&admin, &colleague, "lawyer");
+            log.open_case(&submitter, CASE);
+            log.push_signed(
+                &lawyer,
+                CASE,
+                Action::EnvelopeGranted,
+                vec![],
+                grant.clone(),
+                to.clone(),
+            );
+            let revoke = signed(&lawyer, "DELETE", &format!("{grants}/{}", colleague.key_id()), None);
+            log.push_signed(&lawyer, CASE, Action::EnvelopeRevoked, vec![], revoke, to.clone());
+            log
+        };
+        base().audit().unwrap();
+        let mut replayed = base();
+        replayed.push_signed(
+            &lawyer,
+            CASE,
+            Action::EnvelopeGranted,
+            vec![],
+            grant.clone(),
+            to.clone(),
+        );
+        let e = replayed.audit().unwrap_err();
+        assert!(e.problem.contains("a second time"), "{e}");
+
+        // Dated after the request expired, or long before it was made.
+        for t in [SIGNED_AT + 61, SIGNED_AT - 31] {
+            let mut log = base();
+            log.time = rfc3339(t);
+            let again = signed(&lawyer, "POST", &grants, Some(&body));
+            log.push_signed(&lawyer, CASE, Action::EnvelopeGranted, vec![], again, to.clone());
+            let e = log.audit().unwrap_err();
+            assert!(e.problem.contains("valid from"), "{t}: {e}");
+        }
     }
 
     /// A principal's removal revokes its envelopes in each case's chain with
