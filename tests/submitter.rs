@@ -263,6 +263,14 @@ async fn a_duress_withdrawal_is_flagged_to_lawyers_and_looks_like_any_other_to_e
     assert_same_shape(&a, &b, "submitter's view");
     assert_eq!(a["status"], "withdrawn");
     assert_eq!(b["status"], "withdrawn");
+    // A submitter is not told which key withdrew: a coercer holding one
+    // codename must not learn whether the other withdrew. The lawyers are.
+    for view in [&a, &b] {
+        assert!(view["withdrawal"]["time"].is_string(), "{view}");
+        assert!(view["withdrawal"].get("key_id").is_none(), "{view}");
+    }
+    let lawyers = detail(v.lawyer.signing_key(), &forced.case_id).await;
+    assert!(lawyers["withdrawal"]["key_id"].is_string(), "{lawyers}");
     assert_same_shape(
         &detail(v.lawyer.signing_key(), &real.case_id).await,
         &detail(v.lawyer.signing_key(), &forced.case_id).await,

@@ -429,7 +429,10 @@ pub(super) async fn case_detail(
     let (case, _) = visible_case(&state, &case_id, &actor)?;
     let store = &state.vault.store;
     let mut objects: Vec<CaseObject> = store.scan_json(T::CaseObjects, format!("{case_id}/"))?;
-    if matches!(actor, Actor::Submitter { .. }) {
+    // What would tell one codename that the other is in use stays hidden
+    // from submitters: who added each object, which key withdrew.
+    let is_submitter = matches!(actor, Actor::Submitter { .. });
+    if is_submitter {
         for o in &mut objects {
             o.added_by = None;
         }
@@ -454,7 +457,11 @@ pub(super) async fn case_detail(
         submitter_recipients: case.submitter_keys.iter().map(|k| k.recipient.clone()).collect(),
         note: case.note,
         note_envelope,
-        withdrawal: case.withdrawal,
+        withdrawal: case.withdrawal.map(|w| WithdrawalView {
+            time: w.time,
+            key_id: (!is_submitter).then_some(w.key_id),
+            reason: w.reason,
+        }),
     }))
 }
 

@@ -129,7 +129,22 @@ pub struct CaseDetail {
     pub note_envelope: Option<String>,
     /// The withdrawal, once the submitter withdrew.
     #[serde(default)]
-    pub withdrawal: Option<crate::store::Withdrawal>,
+    pub withdrawal: Option<WithdrawalView>,
+}
+
+/// A withdrawal as a case's reader is shown it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WithdrawalView {
+    /// Time, RFC 3339.
+    pub time: String,
+    /// The submitter key that signed it; shown to the case's lawyers, never
+    /// to its submitters: a coercer holding one codename must not learn
+    /// whether the other one withdrew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+    /// Reason encrypted to the case key, base64.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// `POST /v1/cases/{case}/withdraw`, signed by a submitter key.

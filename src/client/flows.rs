@@ -296,7 +296,7 @@ pub fn holder_status(identity: &Identity, detail: &CaseDetail) -> String {
         let note = B64.decode(detail.note.as_ref()?).ok()?;
         read_duress_note(&crate::envelope::decrypt_bytes(&note, note_key.identity()).ok()?)
     })();
-    if duress.as_ref() == Some(&w.key_id) {
+    if duress.is_some() && duress == w.key_id {
         "withdrawn_under_duress".into()
     } else {
         "withdrawn".into()
