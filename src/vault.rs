@@ -208,7 +208,7 @@ pub(crate) fn write_key_file(path: &Path, key: &SigningKey) -> Result<(), VaultE
 }
 
 /// Read a key written by [`write_key_file`], refusing one others can read.
-pub(crate) fn read_key_file(path: &Path) -> Result<SigningKey, VaultError> {
+pub fn read_key_file(path: &Path) -> Result<SigningKey, VaultError> {
     let damaged = || VaultError::Invalid(format!("{} is damaged", path.display()));
     identity::check_private(path)?;
     let seed = Zeroizing::new(std::fs::read_to_string(path)?);

@@ -12,7 +12,7 @@ use custos::api::{self, AppState};
 use custos::backup::{self, BackupError, LogKeySource, Manifest, Member, TreeFile};
 use custos::client::flows::{self, SubmitFile};
 use custos::client::Client;
-use custos::custody::checkpoint::LogVerifier;
+use custos::custody::checkpoint::{LogSigner, LogVerifier};
 use custos::custody::Action;
 use custos::envelope::ObjectKind;
 use sha2::{Digest, Sha256};
@@ -338,7 +338,7 @@ fn encode(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 
 /// Write `members` as a backup whose manifest lists each tree's true hash,
 /// size and record count: a forger's careful work, not an accident.
-fn forge(path: &Path, mut members: Members) {
+fn forge(path: &Path, mut members: Members, signer: Option<&LogSigner>) {
     let mut manifest: Manifest = serde_json::from_slice(&members[0].1).unwrap();
     manifest.trees = members
         .iter()
@@ -352,6 +352,12 @@ fn forge(path: &Path, mut members: Members) {
         })
         .collect();
     members[0].1 = serde_json::to_vec(&manifest).unwrap();
+    // An insider who also holds the log key signs the forged manifest;
+    // one who does not leaves the old signature.
+    if let Some(signer) = signer {
+        assert_eq!(members[1].0, "custos-backup/manifest.sig");
+        members[1].1 = signer.sign_manifest(&members[0].1).into_bytes();
+    }
     write_tar(path, members);
 }
 
@@ -365,6 +371,12 @@ fn write_tar(path: &Path, members: Members) {
         b.append_data(&mut h, name, bytes.as_slice()).unwrap();
     }
     b.finish().unwrap();
+}
+
+/// A key's Ed25519 public half, base64, as submitter keys are stored.
+fn base64_key(who: &custos::identity::Identity) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(who.signing_key().verifying_key().as_bytes())
 }
 
 /// `members` with the records of tree `name` changed by `change`.
@@ -408,6 +420,40 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
         recs.push((rogue.key_id().to_string().into_bytes(), 0u64.to_be_bytes().to_vec()));
         recs.sort();
     });
+    // The trees the log determines, edited as a host would to mislead a
+    // lawyer: a case's duress note dropped, a submitter key swapped for the
+    // host's, an envelope for the host, a lawyer's note envelope gone, an
+    // object's label replaced, an intake flag set.
+    let edit_json = |tree: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        with_tree(&all, tree, |recs| {
+            let mut rec: serde_json::Value = serde_json::from_slice(&recs[0].1).unwrap();
+            change(&mut rec);
+            recs[0].1 = serde_json::to_vec(&rec).unwrap();
+        })
+    };
+    let note_dropped = edit_json("cases", &|c| c["note"] = serde_json::Value::Null);
+    let key_swapped = edit_json("cases", &|c| {
+        c["submitter_keys"][0]["verifying_key"] = base64_key(&rogue).into();
+    });
+    let label_replaced = edit_json("case_objects", &|o| o["label"] = "AAAA".into());
+    let intake_set = with_tree(&all, "registry", |recs| {
+        let admin = recs
+            .iter_mut()
+            .find(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap()["principal"]["role"] == "admin")
+            .unwrap();
+        let mut rec: serde_json::Value = serde_json::from_slice(&admin.1).unwrap();
+        rec["principal"]["intake"] = true.into();
+        admin.1 = serde_json::to_vec(&rec).unwrap();
+    });
+    let envelope_added = with_tree(&all, "envelopes", |recs| {
+        let (k, v) = recs[0].clone();
+        let case = String::from_utf8(k).unwrap().split('/').next().unwrap().to_owned();
+        recs.push((format!("{case}/{}", rogue.key_id()).into_bytes(), v));
+        recs.sort();
+    });
+    let note_envelope_gone = with_tree(&all, "note_envelopes", |recs| {
+        recs.remove(0);
+    });
     // One event's bytes changed: the log no longer matches its checkpoint.
     let altered = with_tree(&all, "log", |recs| {
         let last = recs.len() - 1;
@@ -425,8 +471,45 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
     let chunk = flipped.iter_mut().find(|(n, _)| n.contains("/chunks/")).unwrap();
     chunk.1[100] ^= 1;
 
+    let signer = LogSigner::new(&m.origin, custos::vault::read_key_file(&key).unwrap()).unwrap();
     let cases: Vec<(&str, Members, bool, &str)> = vec![
-        ("rogue admin", registry, true, "the registry differs"),
+        (
+            "rogue admin",
+            registry.clone(),
+            true,
+            "the registry hold a record the log never made",
+        ),
+        ("intake flag set", intake_set, true, "the registry differ from the log"),
+        (
+            "duress note dropped",
+            note_dropped,
+            true,
+            "the cases differ from the log",
+        ),
+        (
+            "submitter key swapped",
+            key_swapped,
+            true,
+            "the cases differ from the log",
+        ),
+        (
+            "envelope added",
+            envelope_added,
+            true,
+            "the envelopes hold a record the log never made",
+        ),
+        (
+            "note envelope gone",
+            note_envelope_gone,
+            true,
+            "the note envelopes lack a record",
+        ),
+        (
+            "label replaced",
+            label_replaced,
+            true,
+            "the case objects differ from the log",
+        ),
         (
             "retired key without a removal",
             retired,
@@ -440,7 +523,7 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
     for (what, members, forged, expect) in cases {
         let file = work.join(what.replace(' ', "-"));
         if forged {
-            forge(&file, members);
+            forge(&file, members, Some(&signer));
         } else {
             write_tar(&file, members);
         }
@@ -459,6 +542,17 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
             "{what}: something was left behind"
         );
     }
+
+    // Without the log key, any edit shows at once: the manifest's
+    // signature no longer fits the manifest.
+    let file = work.join("unsigned-forgery");
+    forge(&file, registry, None);
+    let target = work.join("unsigned-forgery-restored");
+    let e = backup::restore(&file, &target, LogKeySource::File(&key))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not signed by the log key"), "{e}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 
     // A backup cut short, at several places.
     let bytes = std::fs::read(&good).unwrap();

@@ -12,6 +12,19 @@ use super::merkle::Hash;
 /// signed-note signature type byte for Ed25519.
 const ALG_ED25519: u8 = 0x01;
 
+/// What the log key signs over a backup's manifest, before the manifest's
+/// SHA-256: the key signs checkpoints too, and a signature over one kind of
+/// message must never pass for the other. A checkpoint is a signed note,
+/// whose text holds no control character; this context holds a NUL, so no
+/// note's text is ever a manifest message, nor the reverse.
+const MANIFEST_CONTEXT: &[u8] = b"custos backup manifest v1\0";
+
+fn manifest_message(manifest: &[u8]) -> Vec<u8> {
+    let mut m = MANIFEST_CONTEXT.to_vec();
+    m.extend_from_slice(&Sha256::digest(manifest));
+    m
+}
+
 /// Longest origin line we accept; the spec requires a non-empty single line,
 /// and a short schema-less name keeps notes readable.
 const MAX_ORIGIN_LEN: usize = 256;
@@ -203,6 +216,20 @@ impl std::fmt::Debug for LogVerifier {
 }
 
 impl LogVerifier {
+    /// Check the log key's signature (base64) over a backup's manifest.
+    pub fn verify_manifest(&self, manifest: &[u8], signature: &str) -> Result<(), CheckpointError> {
+        let sig = B64
+            .decode(signature.trim())
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or(CheckpointError::Malformed(
+                "the manifest's signature is not 64 bytes of base64",
+            ))?;
+        self.key
+            .verify(&manifest_message(manifest), &sig)
+            .map_err(|_| CheckpointError::BadSignature)
+    }
+
     /// Parse a C2SP `vkey`: `name+hexkeyid+base64(0x01 || key)`.
     pub fn parse(vkey: &str) -> Result<Self, CheckpointError> {
         let (name, key) = parse_vkey(vkey, ALG_ED25519)?;
@@ -290,6 +317,11 @@ impl LogSigner {
         &self.name
     }
 
+    /// Sign a backup's manifest (see [`MANIFEST_CONTEXT`]); base64.
+    pub fn sign_manifest(&self, manifest: &[u8]) -> String {
+        B64.encode(self.key.sign(&manifest_message(manifest)).to_bytes())
+    }
+
     /// Sign a checkpoint for `size` and `root`, returning the full note text.
     pub fn sign(&self, size: u64, root: Hash) -> String {
         let body = Checkpoint {
@@ -336,6 +368,27 @@ mod tests {
             let Ok(text) = String::from_utf8(bytes) else { continue };
             assert!(s.verifier().verify(&text).is_err(), "byte {i}");
         }
+    }
+
+    /// A manifest's signature verifies for that manifest only, and never
+    /// as a checkpoint's, nor a checkpoint's as a manifest's.
+    #[test]
+    fn manifest_signatures_are_their_own_kind() {
+        let s = signer();
+        let sig = s.sign_manifest(b"{\"format\":1}");
+        s.verifier().verify_manifest(b"{\"format\":1}", &sig).unwrap();
+        assert!(s.verifier().verify_manifest(b"{\"format\":2}", &sig).is_err());
+        // A checkpoint's signature over its body is not a manifest's.
+        let note = s.sign(5, [9u8; 32]);
+        let raw = B64.decode(note.trim_end().rsplit(' ').next().unwrap()).unwrap();
+        let note_sig = B64.encode(&raw[4..]);
+        let body = note.split("\n\n").next().unwrap().to_owned() + "\n";
+        assert!(s.verifier().verify_manifest(body.as_bytes(), &note_sig).is_err());
+        // And a manifest signature spliced into a note is no checkpoint's.
+        let mut spliced = raw[..4].to_vec();
+        spliced.extend_from_slice(&B64.decode(&sig).unwrap());
+        let forged = format!("{body}\n\u{2014} example.org/custos {}\n", B64.encode(spliced));
+        assert_eq!(s.verifier().verify(&forged), Err(CheckpointError::BadSignature));
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub struct SubmitterKey {
 }
 
 /// A case.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CaseRecord {
     /// Case id.
     pub case_id: String,
@@ -248,7 +248,7 @@ pub struct Withdrawal {
 
 /// A registry entry: the principal and the log index of the event that
 /// registered it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegistryRecord {
     /// The principal.
     pub principal: crate::identity::Principal,

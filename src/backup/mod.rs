@@ -33,10 +33,14 @@ use crate::custody::merkle::Hash;
 use crate::store::{self, ObjectManifest, Store, StoreError, T};
 use crate::vault::{Description, Vault, VaultError};
 
+mod derived;
+
 /// The format written in every manifest.
-pub const FORMAT: &str = "custos-backup-v1";
+pub const FORMAT: &str = "custos-backup-v2";
 
 const MANIFEST: &str = "custos-backup/manifest.json";
+/// The log key's signature over the manifest (base64), right after it.
+const MANIFEST_SIG: &str = "custos-backup/manifest.sig";
 const VAULT_JSON: &str = "custos-backup/vault.json";
 const CONFIG: &str = "custos-backup/custos.toml";
 const LOG_KEY: &str = "custos-backup/log.key.age";
@@ -127,6 +131,9 @@ pub struct TreeFile {
 /// A snapshot cut from a vault, ready to be written out.
 pub struct Snapshot {
     manifest: Manifest,
+    /// The manifest as written, and the log key's signature over it.
+    manifest_bytes: Vec<u8>,
+    manifest_signature: String,
     vault_json: Vec<u8>,
     config: Option<Vec<u8>>,
     /// Each tree's records, spooled to an unnamed file beside the store.
@@ -397,8 +404,11 @@ fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         chunk_files: chunks.len() as u64,
         config: config.is_some(),
     };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     Ok(Snapshot {
         vault_json: serde_json::to_vec_pretty(&vault.description).expect("serialisable"),
+        manifest_signature: vault.signer.sign_manifest(&manifest_bytes),
+        manifest_bytes,
         manifest,
         config,
         trees: files,
@@ -435,13 +445,11 @@ impl Snapshot {
         self.writes_held
     }
 
-    fn manifest_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(&self.manifest).expect("serialisable")
-    }
-
     /// The exact size of the tar file [`Snapshot::write`] produces.
     pub fn tar_len(&self) -> u64 {
-        let mut len = member_len(self.manifest_bytes().len() as u64) + member_len(self.vault_json.len() as u64);
+        let mut len = member_len(self.manifest_bytes.len() as u64)
+            + member_len(self.manifest_signature.len() as u64)
+            + member_len(self.vault_json.len() as u64);
         if let Some(c) = &self.config {
             len += member_len(c.len() as u64);
         }
@@ -456,8 +464,10 @@ impl Snapshot {
     /// chunk in silence.
     pub fn write(self, store: &Store, out: impl Write) -> Result<Manifest> {
         let mut b = tar::Builder::new(out);
-        let manifest = self.manifest_bytes();
+        let manifest = &self.manifest_bytes;
         b.append_data(&mut header(manifest.len() as u64), MANIFEST, manifest.as_slice())?;
+        let signature = self.manifest_signature.as_bytes();
+        b.append_data(&mut header(signature.len() as u64), MANIFEST_SIG, signature)?;
         b.append_data(
             &mut header(self.vault_json.len() as u64),
             VAULT_JSON,
@@ -563,6 +573,8 @@ pub fn read(r: impl Read, mut visit: impl FnMut(Member<'_>) -> Result<()>) -> Re
     let mut archive = tar::Archive::new(r);
     let mut entries = archive.entries().map_err(cut)?;
     let mut manifest: Option<Manifest> = None;
+    let mut manifest_bytes = Vec::new();
+    let mut signature_seen = false;
     let mut trees_seen = BTreeSet::new();
     let (mut chunks_seen, mut vault_seen, mut config_seen, mut key_seen) = (0u64, false, false, false);
     for entry in &mut entries {
@@ -584,15 +596,36 @@ pub fn read(r: impl Read, mut visit: impl FnMut(Member<'_>) -> Result<()>) -> Re
             }
             let bytes = read_small(&mut entry, size, "the manifest")?;
             let parsed: Manifest = serde_json::from_slice(&bytes).map_err(|e| damaged(format!("manifest: {e}")))?;
+            if parsed.format == "custos-backup-v1" {
+                return Err(damaged(
+                    "it was made by an older custos (custos-backup-v1), whose manifests are unsigned; \
+                     restore it with that version and take a new backup",
+                ));
+            }
             if parsed.format != FORMAT {
                 return Err(damaged(format!(
                     "its format is {:?}; this custos reads {FORMAT}",
                     parsed.format
                 )));
             }
+            manifest_bytes = bytes;
             manifest = Some(parsed);
             continue;
         };
+        if !signature_seen {
+            // The manifest is signed by the log key it names; the caller
+            // then holds that key to the one it trusts (check_manifest).
+            if path != MANIFEST_SIG {
+                return Err(damaged(format!("{MANIFEST_SIG} does not follow the manifest")));
+            }
+            let signature = read_small(&mut entry, size, "the manifest's signature")?;
+            let verifier = LogVerifier::parse(&m.vkey).map_err(|e| damaged(format!("vkey: {e}")))?;
+            verifier
+                .verify_manifest(&manifest_bytes, &String::from_utf8_lossy(&signature))
+                .map_err(|_| damaged("its manifest is not signed by the log key it names"))?;
+            signature_seen = true;
+            continue;
+        }
         if path == VAULT_JSON && !vault_seen {
             vault_seen = true;
             visit(Member::VaultJson(&read_small(&mut entry, size, "vault.json")?))?;
@@ -757,6 +790,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         .verify(&note)
         .map_err(|e| audit_failed(format!("the checkpoint does not verify: {e}")))?;
     let mut auditor = LogAuditor::new();
+    let mut derived = derived::Derived::default();
     let mut stored_objects = BTreeSet::new();
     for i in 0..size {
         let bytes = store
@@ -764,6 +798,9 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
             .ok_or_else(|| audit_failed(format!("log entry {i} is missing")))?;
         auditor.push(&bytes).map_err(|e| audit_failed(e.to_string()))?;
         let event: crate::custody::Event = serde_json::from_slice(&bytes).expect("the auditor parsed it");
+        derived
+            .apply(i, &event)
+            .map_err(|e| audit_failed(format!("entry {i}: {e}")))?;
         let chained = store
             .tree(T::Chains)
             .get(store::indexed_key(format!("{}/", event.case).as_bytes(), event.seq))?;
@@ -781,14 +818,10 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         return Err(audit_failed("the chain index holds entries the log does not"));
     }
     // Derived state must be what the log says, or a doctored backup could
-    // slip in an admin or a submitter key that no signed event added.
-    let mut registry = BTreeMap::new();
-    for rec in store.scan_json::<store::RegistryRecord>(T::Registry, "")? {
-        registry.insert(rec.principal.key_id.clone(), rec.principal.role);
-    }
-    if registry != auditor.principals() {
-        return Err(audit_failed("the registry differs from the one the log builds"));
-    }
+    // slip in an admin, a submitter key, an envelope or a case's note that
+    // no signed event made.
+    derived.check(store).map_err(audit_failed)?;
+    let registry = store.tree(T::Registry).len();
     let mut submitters = BTreeMap::new();
     for kv in store.tree(T::Submitters).iter() {
         let (k, v) = kv?;
@@ -823,7 +856,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         return Err(audit_failed("the chain heads differ from the log's"));
     }
     let mut audit = LocalAudit::from(&auditor.summary());
-    audit.principals = registry.len();
+    audit.principals = registry;
     for kv in store.tree(T::Objects).iter() {
         let (k, v) = kv?;
         let m: ObjectManifest =
