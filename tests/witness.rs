@@ -314,3 +314,80 @@ async fn the_witness_cuts_off_stalled_headers_and_bodies() {
         );
     }
 }
+
+/// `custos audit` with a witness quorum: a fresh auditor, with no state,
+/// sees a fork the moment the vault's newest checkpoint lacks its
+/// witnesses' cosignatures; the witnesses and quorum given once are kept
+/// in the state file and required again, and so are the log's anchors.
+#[tokio::test]
+async fn an_audit_with_a_witness_quorum_sees_a_fork_and_remembers_its_witnesses() {
+    use custos::client::flows::{self, AuditOptions};
+    let mut v = TestVault::start().await;
+    let w = witness(&v.tmp.path().join("w"), "witness.example/w", &v).await;
+    vault_with(&[&w], &mut v).await;
+    v.submit(b"the true account", &[]).await;
+    let options = |quorum| AuditOptions {
+        witnesses: Some(policy(&[w.witness.verifier()], quorum)),
+        cosign_wait: std::time::Duration::from_secs(3),
+    };
+    let state = v.tmp.path().join("audit-state.json");
+    let report = flows::audit_with(&v.client(), &v.auditor, &v.log, Some(&state), options(1))
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert_eq!(report.cosigned_by, ["witness.example/w"]);
+    assert_eq!(report.anchors.len(), 1);
+    assert!(
+        report.anchors[0].starts_with(v.admin.key_id().as_str()),
+        "{:?}",
+        report.anchors
+    );
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["witnesses"][0], w.witness.verifier().vkey());
+    assert_eq!(saved["quorum"], 1);
+
+    // The operator rolls the vault back and writes another history; the
+    // witness will not cosign it.
+    v.stop().await;
+    let snapshot = v.tmp.path().join("snapshot");
+    copy_dir(&v.data_dir(), &snapshot);
+    v.serve().await;
+    v.submit(b"a later submission", &[]).await;
+    flows::audit_with(&v.client(), &v.auditor, &v.log, Some(&state), AuditOptions::default())
+        .await
+        .unwrap();
+    v.stop().await;
+    restore_dir(&snapshot, &v.data_dir());
+    v.serve().await;
+    v.submit(b"a forged withdrawal", &[]).await;
+    v.submit(b"and more", &[]).await;
+
+    // A fresh auditor with the witness sees it...
+    let fresh = flows::audit_with(&v.client(), &v.auditor, &v.log, None, options(1))
+        .await
+        .unwrap();
+    let failure = fresh.failure.expect("the forked checkpoint is not cosigned");
+    assert!(failure.contains("cosigned by 0 of the 1 witnesses"), "{failure}");
+    // ... and so does one with the state file alone, which asks the
+    // witness again without being told.
+    let kept = flows::audit_with(
+        &v.client(),
+        &v.auditor,
+        &v.log,
+        Some(&state),
+        AuditOptions {
+            cosign_wait: std::time::Duration::from_secs(3),
+            ..AuditOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept.quorum, 1);
+    assert!(kept.failure.is_some(), "{kept:?}");
+    // Without the witness, a fresh auditor sees nothing wrong: that is
+    // what witnesses are for (SECURITY.md says so).
+    assert!(flows::audit(&v.client(), &v.auditor, &v.log, None)
+        .await
+        .unwrap()
+        .passed());
+}

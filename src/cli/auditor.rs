@@ -36,12 +36,34 @@ pub struct Audit {
     /// The log's verifier key to check against (default: the pinned one).
     #[arg(long)]
     vkey: Option<String>,
+    /// A witness's verifier key (or a file holding it) whose cosignature
+    /// the checkpoint must carry. Repeat for several. Kept in the state
+    /// file, and required on every later audit with it.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many of the given witnesses must have cosigned the checkpoint
+    /// (default: all of them).
+    #[arg(long, requires = "witnesses")]
+    quorum: Option<usize>,
 }
 
 pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
     let log = ctx.log_verifier(args.vkey.as_deref()).await?;
-    let report = flows::audit(&ctx.client()?, &id, &log, args.state.as_deref()).await?;
+    let witnesses = args
+        .witnesses
+        .iter()
+        .map(|w| Ok(crate::custody::cosignature::WitnessVerifier::parse(&key_arg(w)?)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let policy = (!witnesses.is_empty()).then(|| crate::bundle::Policy {
+        quorum: args.quorum.unwrap_or(witnesses.len()),
+        witnesses,
+    });
+    let options = flows::AuditOptions {
+        witnesses: policy,
+        ..Default::default()
+    };
+    let report = flows::audit_with(&ctx.client()?, &id, &log, args.state.as_deref(), options).await?;
     ctx.print(&report, || {
         let mut lines = vec![format!(
             "checkpoint: size {} root {} signed by {}",
@@ -49,6 +71,15 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
             report.checkpoint_root,
             log.vkey()
         )];
+        if report.quorum > 0 {
+            lines.push(format!(
+                "witnesses:  cosigned by {} (quorum {}): {}",
+                report.cosigned_by.len(),
+                report.quorum,
+                report.cosigned_by.join(", ")
+            ));
+        }
+        lines.push(format!("anchors:    {}", report.anchors.join("; ")));
         lines.push(format!("entries:    {} verified", report.entries));
         lines.push(format!("chains:     {} hash chains intact", report.chains));
         lines.push(format!("signatures: {} actor signatures verified", report.signatures));

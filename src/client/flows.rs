@@ -18,6 +18,7 @@ use super::{Client, ClientError};
 use crate::api::wire::*;
 use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
 use crate::custody::checkpoint::LogVerifier;
+use crate::custody::cosignature::WitnessVerifier;
 use crate::custody::{merkle, Action, Receipt};
 use crate::envelope::{encrypt_bytes, encrypt_stream, CaseKey, HashingWriter, Label, ObjectKind};
 use crate::identity::codename::Codename;
@@ -813,7 +814,22 @@ pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &Key
 pub struct AuditState {
     /// The last verified checkpoint note.
     pub checkpoint: String,
+    /// Witnesses (vkeys) whose cosignatures every audited checkpoint must
+    /// carry, kept from the first audit that named them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
+    /// How many of them.
+    #[serde(default)]
+    pub quorum: usize,
+    /// The log's trust anchors as the first audit saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<Card>,
 }
+
+/// How long an audit waits for the witnesses to cosign the newest
+/// checkpoint: the vault sends each new one as soon as it is signed, and a
+/// witness answers in milliseconds, but a write may have just landed.
+const COSIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Result of an audit: what was verified, and the first failure if any.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -831,6 +847,13 @@ pub struct AuditReport {
     /// Size of the previous checkpoint proven consistent, if a state file
     /// was given and held one.
     pub consistent_with: Option<u64>,
+    /// The witnesses whose cosignatures on the checkpoint verified, when a
+    /// quorum was asked for (given, or kept in the state file).
+    pub cosigned_by: Vec<String>,
+    /// The quorum asked for (0: none).
+    pub quorum: usize,
+    /// The log's trust anchors, as `key id name`.
+    pub anchors: Vec<String>,
     /// The first check that failed; `None` when the audit passed.
     pub failure: Option<String>,
 }
@@ -856,9 +879,40 @@ pub async fn audit(
     log: &LogVerifier,
     state: Option<&Path>,
 ) -> Result<AuditReport> {
+    audit_with(client, identity, log, state, AuditOptions::default()).await
+}
+
+/// What an audit asks beyond the log's own signature.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Witnesses whose cosignatures the checkpoint must carry, and how
+    /// many. Given once, they are kept in the state file and required on
+    /// every later audit with it.
+    pub witnesses: Option<crate::bundle::Policy>,
+    /// How long to wait for the newest checkpoint's cosignatures.
+    pub cosign_wait: std::time::Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            witnesses: None,
+            cosign_wait: COSIGN_WAIT,
+        }
+    }
+}
+
+/// [`audit`], with [`AuditOptions`].
+pub async fn audit_with(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+    options: AuditOptions,
+) -> Result<AuditReport> {
     let mut report = AuditReport::default();
     let mut auditor = LogAuditor::new();
-    let outcome = run_audit(client, identity, log, state, &mut auditor, &mut report).await;
+    let outcome = run_audit(client, identity, log, state, options, &mut auditor, &mut report).await;
     let AuditSummary {
         entries,
         chains,
@@ -880,10 +934,31 @@ async fn run_audit(
     identity: &Identity,
     log: &LogVerifier,
     state: Option<&Path>,
+    options: AuditOptions,
     auditor: &mut LogAuditor,
     report: &mut AuditReport,
 ) -> Result<()> {
-    let note = client.checkpoint().await?;
+    let old: Option<AuditState> = match state.filter(|p| p.exists()) {
+        Some(path) => Some(
+            serde_json::from_slice(&std::fs::read(path)?)
+                .map_err(|e| verify(format!("state file {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let policy = match (options.witnesses, &old) {
+        (Some(p), _) => p,
+        (None, Some(old)) => crate::bundle::Policy {
+            witnesses: old
+                .witnesses
+                .iter()
+                .map(|w| WitnessVerifier::parse(w).map_err(|e| verify(format!("state file witness: {e}"))))
+                .collect::<Result<_>>()?,
+            quorum: old.quorum,
+        },
+        (None, None) => crate::bundle::Policy::default(),
+    };
+    report.quorum = policy.quorum;
+    let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, report).await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
     (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
     while auditor.size() < cp.size {
@@ -910,10 +985,18 @@ async fn run_audit(
         }
     }
     auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
+    report.anchors = auditor
+        .anchors()
+        .iter()
+        .map(|c| format!("{} {}", c.key_id(), c.name))
+        .collect();
 
-    if let Some(path) = state.filter(|p| p.exists()) {
-        let old: AuditState = serde_json::from_slice(&std::fs::read(path)?)
-            .map_err(|e| verify(format!("state file {}: {e}", path.display())))?;
+    if let Some(old) = &old {
+        if !old.anchors.is_empty() && old.anchors != auditor.anchors() {
+            return Err(verify(
+                "the log's trust anchors are not the admin cards pinned by the first audit",
+            ));
+        }
         let old_cp = log
             .verify(&old.checkpoint)
             .map_err(|e| verify(format!("state file checkpoint: {e}")))?;
@@ -938,8 +1021,45 @@ async fn run_audit(
         report.consistent_with = Some(old_cp.size);
     }
     if let Some(path) = state {
-        let saved = AuditState { checkpoint: note };
+        let saved = AuditState {
+            checkpoint: note,
+            witnesses: policy.witnesses.iter().map(WitnessVerifier::vkey).collect(),
+            quorum: policy.quorum,
+            anchors: auditor.anchors().to_vec(),
+        };
         write_atomically(path, &serde_json::to_vec_pretty(&saved).expect("serialisable"))?;
     }
     Ok(())
+}
+
+/// The vault's newest checkpoint, once a quorum of `policy`'s witnesses
+/// cosigned it (waiting up to `wait` for them to catch up with a write
+/// that has just landed); at once when no quorum is asked for.
+async fn cosigned_checkpoint(
+    client: &Client,
+    log: &LogVerifier,
+    policy: &crate::bundle::Policy,
+    wait: std::time::Duration,
+    report: &mut AuditReport,
+) -> Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let note = client.checkpoint().await?;
+        log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
+        let now = crate::custody::cosignature::unix_now();
+        let names = crate::custody::cosignature::cosigners(&note, &policy.witnesses, now);
+        report.cosigned_by = names.iter().map(|n| (*n).to_owned()).collect();
+        if names.len() >= policy.quorum {
+            return Ok(note);
+        }
+        if started.elapsed() >= wait {
+            return Err(verify(format!(
+                "the checkpoint is cosigned by {} of the {} witnesses; the quorum is {}",
+                names.len(),
+                policy.witnesses.len(),
+                policy.quorum
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

@@ -78,6 +78,8 @@ pub struct LogAuditor {
     /// Every signed request seen, by its signer and nonce (the first 16
     /// bytes of their SHA-256: a false match needs 2^64 requests).
     spent: std::collections::HashSet<[u8; 16]>,
+    /// The admin cards `custos init` wrote, unsigned, at the log's start.
+    anchors: Vec<Card>,
     signed_seen: bool,
     summary: AuditSummary,
 }
@@ -112,6 +114,12 @@ impl LogAuditor {
             .iter()
             .map(|(k, (_, role))| (k.clone(), *role))
             .collect()
+    }
+
+    /// The log's trust anchors: the admin cards its first, unsigned
+    /// events name.
+    pub fn anchors(&self) -> &[Card] {
+        &self.anchors
     }
 
     /// The keys the entries so far removed from the registry.
@@ -182,6 +190,7 @@ impl LogAuditor {
             }
             let card: Card = serde_json::from_value(e.details["card"].clone()).map_err(|_| "anchor without a card")?;
             self.principals.insert(card.key_id(), (card.verifying_key, Role::Admin));
+            self.anchors.push(card);
             return Ok(());
         }
         self.signed_seen = true;
