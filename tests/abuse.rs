@@ -186,10 +186,10 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
         .submit(b"case A: they beat me", &[("photo.jpg", util::bytes(1, 200_000))])
         .await;
     let b = v.submit(b"case B: they threatened me", &[]).await;
-    custos::client::flows::grant(&c, &v.lawyer, &b.case_id, &colleague.key_id())
+    custos::client::flows::grant(&c, &v.lawyer, &v.log, &b.case_id, &colleague.key_id())
         .await
         .unwrap();
-    custos::client::flows::grant(&c, &v.lawyer, &a.case_id, &colleague.key_id())
+    custos::client::flows::grant(&c, &v.lawyer, &v.log, &a.case_id, &colleague.key_id())
         .await
         .unwrap();
     c.revoke(&lawyer, &a.case_id, &colleague.key_id()).await.unwrap();

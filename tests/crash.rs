@@ -172,7 +172,7 @@ async fn grant(
         }
         open[rng.gen_range(0..open.len())].case_id.clone()
     };
-    let receipt = flows::grant(client, &h.lawyer, &case, &h.colleague.key_id()).await;
+    let receipt = flows::grant(client, &h.lawyer, &h.log, &case, &h.colleague.key_id()).await;
     let receipt = match receipt {
         Ok(r) => r,
         // Another worker granted it first: not a crash.
@@ -222,7 +222,7 @@ async fn check(
     let mut f = Findings::default();
     let client = Client::new(url).unwrap();
 
-    let visible: HashMap<String, usize> = flows::cases(&client, &h.lawyer)
+    let visible: HashMap<String, usize> = flows::cases(&client, &h.lawyer, &h.log)
         .await
         .unwrap()
         .into_iter()

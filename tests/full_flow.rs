@@ -202,12 +202,12 @@ async fn grant_then_revoke_works_and_both_are_logged() {
         .unwrap();
 
     // An auditor cannot be granted content.
-    let err = flows::grant(&client, &v.lawyer, &s.case_id, &v.auditor.key_id())
+    let err = flows::grant(&client, &v.lawyer, &v.log, &s.case_id, &v.auditor.key_id())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("forbidden"));
 
-    let receipt = flows::grant(&client, &v.lawyer, &s.case_id, &colleague.key_id())
+    let receipt = flows::grant(&client, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await
         .unwrap();
     flows::check_receipt(&receipt, &v.log, Action::EnvelopeGranted).unwrap();
@@ -217,7 +217,7 @@ async fn grant_then_revoke_works_and_both_are_logged() {
         .unwrap();
     assert_eq!(std::fs::read(out.join("statement.txt")).unwrap(), b"statement");
 
-    let err = flows::grant(&client, &v.lawyer, &s.case_id, &colleague.key_id())
+    let err = flows::grant(&client, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("already_granted"));
@@ -255,7 +255,7 @@ async fn grant_then_revoke_works_and_both_are_logged() {
 
     // Removing a principal from the registry takes its envelope with it:
     // there is nothing left to revoke.
-    flows::grant(&client, &v.lawyer, &s.case_id, &colleague.key_id())
+    flows::grant(&client, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await
         .unwrap();
     client

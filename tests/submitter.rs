@@ -76,15 +76,33 @@ async fn a_follow_up_by_codename_reaches_the_lawyer_and_a_reply_comes_back() {
     flows::reply(
         &v.client(),
         &v.lawyer,
+        &v.log,
         &s.case_id,
         &v.file("reply.txt", text.as_bytes()),
     )
     .await
     .unwrap();
     let me = session(&v, &s.codename, &s.case_id).await;
+    // A message labelled a reply that no lawyer signed: anyone who can
+    // encrypt to the case (a coercer holding a codename, or the host) could
+    // plant one. It is not shown, and the submitter is told so.
+    let planted = SubmitFile {
+        path: v.file("planted.txt", b"Withdraw your complaint. -- your lawyer"),
+        kind: ObjectKind::Reply,
+    };
+    me.add(&[planted], &v.tmp.path().join("journal")).await.unwrap();
+    let me = session(&v, &s.codename, &s.case_id).await;
     let replies = me.replies().await.unwrap();
+    assert_eq!(replies.unproven.len(), 1, "{replies:?}");
+    assert!(!replies.replies.iter().any(|r| r.text.contains("Withdraw")));
+    let replies = replies.replies;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].text, text);
+    // The log proves who wrote it: the intake lawyer, by name and key.
+    assert_eq!(
+        replies[0].from,
+        format!("{} ({})", v.lawyer.card().name, v.lawyer.key_id())
+    );
     // A reply is not readable by an outsider holding only the ciphertext.
     let outsider = custos::identity::Identity::generate("outsider").unwrap();
     let mut raw = Vec::new();
@@ -168,7 +186,7 @@ async fn only_a_codename_key_of_the_case_can_withdraw_it() {
     assert_eq!(err.code(), Some("already_withdrawn"));
     let after = session(&v, &s.codename, &s.case_id).await.status().unwrap();
     assert_eq!((after.status.as_str(), after.objects.len()), ("withdrawn", 1));
-    let cases = flows::cases(&v.client(), &v.lawyer).await.unwrap();
+    let cases = flows::cases(&v.client(), &v.lawyer, &v.log).await.unwrap();
     let c = cases.iter().find(|c| c.case_id == s.case_id).unwrap();
     assert_eq!(c.status, "withdrawn");
     // The whole log, withdrawal included, audits.
@@ -234,7 +252,7 @@ async fn a_duress_withdrawal_is_flagged_to_lawyers_and_looks_like_any_other_to_e
     let r2 = coerced.withdraw(Some("reason two")).await.unwrap();
 
     // Lawyers see the difference.
-    let cases = flows::cases(&v.client(), &v.lawyer).await.unwrap();
+    let cases = flows::cases(&v.client(), &v.lawyer, &v.log).await.unwrap();
     let status = |id: &str| cases.iter().find(|c| c.case_id == id).unwrap().status.clone();
     assert_eq!(status(&real.case_id), "withdrawn");
     assert_eq!(status(&forced.case_id), "withdrawn_under_duress");
@@ -382,9 +400,14 @@ async fn a_missing_weak_stale_or_reused_stamp_is_refused() {
         .find(|s| custos::stamp::check(s, ORIGIN, &body, v.stamp_bits, now).is_err())
         .unwrap();
     assert_eq!(post_case(&v, key, &body, Some(weak)).await, Err("stamp_invalid".into()));
-    // Paid for another body, or long ago, or for another vault.
-    let (_, other_body) = creation_body(&v);
-    let elsewhere = custos::stamp::mint(ORIGIN, &other_body, v.stamp_bits, now);
+    // Paid for another body, or long ago, or for another vault. A stamp
+    // for something else passes for this body by chance once in 2^bits
+    // tries; the test takes one that does not, so it cannot pass by luck.
+    let fails_here = |stamp: &String| custos::stamp::check(stamp, ORIGIN, &body, v.stamp_bits, now).is_err();
+    let elsewhere = (0..)
+        .map(|_| custos::stamp::mint(ORIGIN, &creation_body(&v).1, v.stamp_bits, now))
+        .find(fails_here)
+        .unwrap();
     assert_eq!(
         post_case(&v, key, &body, Some(elsewhere)).await,
         Err("stamp_invalid".into())
@@ -394,7 +417,10 @@ async fn a_missing_weak_stale_or_reused_stamp_is_refused() {
         post_case(&v, key, &body, Some(stale)).await,
         Err("stamp_invalid".into())
     );
-    let other_vault = custos::stamp::mint("other.example/log", &body, v.stamp_bits, now);
+    let other_vault = (0..)
+        .map(|i| custos::stamp::mint(&format!("other{i}.example/log"), &body, v.stamp_bits, now))
+        .find(fails_here)
+        .unwrap();
     assert_eq!(
         post_case(&v, key, &body, Some(other_vault)).await,
         Err("stamp_invalid".into())

@@ -563,7 +563,9 @@ async fn a_removed_lawyers_key_cannot_come_back_as_a_submitter_key() {
     let l = Identity::generate("Lawyer L").unwrap();
     add_lawyer(&v, &l, false).await;
     let s = v.submit(b"statement", &[]).await;
-    flows::grant(&c, &v.lawyer, &s.case_id, &l.key_id()).await.unwrap();
+    flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &l.key_id())
+        .await
+        .unwrap();
     assert!(c.case(l.signing_key(), &s.case_id).await.unwrap().envelope.is_some());
     c.remove_principal(v.admin.signing_key(), &l.key_id()).await.unwrap();
 
@@ -610,7 +612,7 @@ async fn removing_a_principal_revokes_and_logs_every_envelope_it_held() {
     let l = Identity::generate("Lawyer L").unwrap();
     add_lawyer(&v, &l, true).await;
     let c1 = v.submit(b"case one", &[]).await.case_id;
-    flows::grant(&c, &v.lawyer, &c2, &l.key_id()).await.unwrap();
+    flows::grant(&c, &v.lawyer, &v.log, &c2, &l.key_id()).await.unwrap();
     for case in [&c1, &c2] {
         let d = c.case(l.signing_key(), case).await.unwrap();
         assert!(d.envelope.is_some() && d.note_envelope.is_some(), "L holds {case}");
@@ -710,7 +712,7 @@ async fn lawyer_with_half_an_upload(v: &TestVault, case: &str, name: &str) -> (I
     let c = v.client();
     let who = Identity::generate(name).unwrap();
     add_lawyer(v, &who, false).await;
-    flows::grant(&c, &v.lawyer, case, &who.key_id()).await.unwrap();
+    flows::grant(&c, &v.lawyer, &v.log, case, &who.key_id()).await.unwrap();
     let data = util::bytes(4, 3000);
     let upload = c.create_upload(who.signing_key(), case, 3000).await.unwrap();
     assert_eq!(
@@ -1264,7 +1266,7 @@ async fn a_removal_or_revocation_that_lands_first_refuses_the_request_in_flight(
         .clone();
     let colleague = Identity::generate("Colleague").unwrap();
     add_lawyer(&v, &colleague, false).await;
-    flows::grant(&c, &v.lawyer, &s.case_id, &colleague.key_id())
+    flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await
         .unwrap();
     let state = v.state.clone().unwrap();

@@ -190,20 +190,92 @@ pub(super) async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> ApiEr
     ApiError::NotFound("route")
 }
 
+/// The registered lawyers new cases are wrapped to, now.
+fn intake_lawyers(store: &store::Store) -> Result<std::collections::BTreeSet<KeyId>> {
+    Ok(store
+        .scan_json::<RegistryRecord>(T::Registry, "")?
+        .into_iter()
+        .filter(|r| r.principal.intake)
+        .map(|r| r.principal.key_id)
+        .collect())
+}
+
+/// The intake parameters, all from the log at one checkpoint: the intake
+/// lawyers, each with its admin-signed registration and that event's
+/// inclusion proof, and the log's last registry change, whose details name
+/// the intake lawyers after it (a registry state the log commits to, and
+/// auditors check), with its proof. A client holds the list to that state,
+/// so a host cannot list a lawyer it removed without saying so in its log.
 pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<IntakeParams>> {
     let store = &state.vault.store;
-    let mut intake = Vec::new();
-    for rec in store.scan_json::<RegistryRecord>(T::Registry, "")? {
-        if rec.principal.intake {
-            let event = store
-                .entry(rec.index)?
-                .ok_or_else(|| store::StoreError::Integrity("registry event missing".into()))?;
-            intake.push(IntakePrincipal {
-                principal: rec.principal,
-                index: rec.index,
-                event: B64.encode(event),
-            });
+    store.flush().await?;
+    let note = store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
+    let size = crate::custody::checkpoint::Checkpoint::parse_body(
+        crate::custody::checkpoint::split_note(&note)
+            .map_err(|e| store::StoreError::Integrity(e.to_string()))?
+            .0,
+    )
+    .map_err(|e| store::StoreError::Integrity(e.to_string()))?
+    .size;
+    let proven = |index: u64| -> Result<ExportEntry> {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
+        let proof = store
+            .inclusion_proof(index, size)?
+            .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
+        Ok(ExportEntry {
+            index,
+            event: B64.encode(bytes),
+            proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        })
+    };
+    // The registry as the log has it at this size.
+    let mut registered: std::collections::BTreeMap<KeyId, (u64, Principal)> = Default::default();
+    let mut last_change = None;
+    for index in store.chain_indices(VAULT_CASE, size)? {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
+        let e: crate::custody::Event =
+            serde_json::from_slice(&bytes).map_err(|e| store::StoreError::Integrity(e.to_string()))?;
+        match e.action {
+            Action::PrincipalAdded => {
+                let body: Option<PrincipalBody> = e
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.body_bytes())
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if let Some(b) = body {
+                    let principal = Principal {
+                        key_id: b.card.key_id(),
+                        name: b.card.name.clone(),
+                        role: b.role,
+                        intake: b.intake,
+                        card: b.card,
+                    };
+                    registered.insert(principal.key_id.clone(), (index, principal));
+                }
+                last_change = Some(index);
+            }
+            Action::PrincipalRemoved => {
+                if let Ok(key) = serde_json::from_value::<KeyId>(e.details["key_id"].clone()) {
+                    registered.remove(&key);
+                }
+                last_change = Some(index);
+            }
+            _ => {}
         }
+    }
+    let mut intake = Vec::new();
+    for (index, principal) in registered.into_values().filter(|(_, p)| p.intake) {
+        let entry = proven(index)?;
+        intake.push(IntakePrincipal {
+            principal,
+            index,
+            event: entry.event,
+            proof: entry.proof,
+        });
     }
     let d = &state.vault.description;
     Ok(Json(IntakeParams {
@@ -212,6 +284,8 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
         anchors: d.anchors.clone(),
         intake,
         stamp_bits: state.stamp_bits,
+        checkpoint: state.witnesses.cosigned(&note),
+        registry: last_change.map(proven).transpose()?,
     }))
 }
 
@@ -817,8 +891,17 @@ pub(super) async fn add_principal(
             index: store.log_size()?,
         },
     );
-    let details =
-        serde_json::json!({ "key_id": key_id, "name": req.card.name, "role": req.role, "intake": req.intake });
+    let mut intake = intake_lawyers(store)?;
+    if req.intake {
+        intake.insert(key_id.clone());
+    }
+    let details = serde_json::json!({
+        "key_id": key_id,
+        "name": req.card.name,
+        "role": req.role,
+        "intake": req.intake,
+        "registry_intake": intake,
+    });
     let d = draft(
         VAULT_CASE,
         &actor,
@@ -865,12 +948,14 @@ pub(super) async fn remove_principal(
     let mut batch = Batch::default();
     batch.remove(T::Registry, key_id.as_str());
     batch.put(T::Retired, key_id.as_str(), store.log_size()?.to_be_bytes().to_vec());
+    let mut intake = intake_lawyers(store)?;
+    intake.remove(&key_id);
     let mut drafts = vec![draft(
         VAULT_CASE,
         &actor,
         Action::PrincipalRemoved,
         vec![],
-        serde_json::json!({ "key_id": key_id }),
+        serde_json::json!({ "key_id": key_id, "registry_intake": intake }),
         signed.clone(),
     )];
     let suffix = format!("/{key_id}");

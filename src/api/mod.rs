@@ -6,6 +6,7 @@
 pub mod auth;
 mod backup;
 mod body;
+mod case_log;
 pub mod error;
 mod handlers;
 mod health;
@@ -170,6 +171,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
         .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
         .route("/v1/cases/{case}/export", post(handlers::export))
+        .route("/v1/cases/{case}/log", get(case_log::case_log))
         .route("/v1/cases/{case}/withdraw", post(handlers::withdraw))
         .route("/v1/cases/{case}/export/objects/{object}", get(handlers::export_object))
         .route("/v1/cases/{case}/grants", post(handlers::grant))

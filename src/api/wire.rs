@@ -24,6 +24,14 @@ pub struct IntakeParams {
     pub intake: Vec<IntakePrincipal>,
     /// Proof-of-work difficulty for case creation, in leading zero bits.
     pub stamp_bits: u8,
+    /// The checkpoint the registrations below are proven against.
+    #[serde(default)]
+    pub checkpoint: String,
+    /// The log's last registry change: its details name the intake lawyers
+    /// after it (`registry_intake`), a state the log commits to and
+    /// auditors check. The `intake` list must be exactly those.
+    #[serde(default)]
+    pub registry: Option<ExportEntry>,
 }
 
 /// One intake principal and the proof of its registration.
@@ -35,6 +43,9 @@ pub struct IntakePrincipal {
     pub index: u64,
     /// That event's stored bytes, base64.
     pub event: String,
+    /// Its inclusion proof against [`IntakeParams::checkpoint`], base64.
+    #[serde(default)]
+    pub proof: Vec<String>,
 }
 
 /// A submitter key at case creation.
@@ -240,6 +251,18 @@ pub struct ExportEntry {
 /// one checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportBody {
+    /// The case.
+    pub case_id: String,
+    /// The checkpoint, with any witness cosignatures.
+    pub checkpoint: String,
+    /// Events in log order.
+    pub entries: Vec<ExportEntry>,
+}
+
+/// `GET /v1/cases/{case}/log`: the case's events a holder may see, each with
+/// its inclusion proof against one checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseLog {
     /// The case.
     pub case_id: String,
     /// The checkpoint, with any witness cosignatures.

@@ -9,7 +9,8 @@ use crate::identity::KeyId;
 
 pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
-    let list = flows::cases(&ctx.client()?, &id).await?;
+    let log = ctx.log_verifier(None).await?;
+    let list = flows::cases(&ctx.client()?, &id, &log).await?;
     ctx.print(&list, || {
         if list.is_empty() {
             return "no cases".into();
@@ -73,7 +74,7 @@ pub(super) async fn reply(ctx: &Ctx, args: Reply) -> anyhow::Result<()> {
     if !args.message.is_file() {
         anyhow::bail!("{} is not a readable file", args.message.display());
     }
-    let receipt = flows::reply(&ctx.client()?, &id, &args.case, &args.message).await?;
+    let receipt = flows::reply(&ctx.client()?, &id, &log, &args.case, &args.message).await?;
     let event = check_receipt(&receipt, &log, Action::ObjectStored)?;
     ctx.print(
         &serde_json::json!({ "case_id": args.case, "object_id": event.objects.first(), "receipt": receipt }),
@@ -100,7 +101,7 @@ pub struct Grant {
 pub(super) async fn grant(ctx: &Ctx, args: Grant) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
     let log = ctx.log_verifier(None).await?;
-    let receipt = flows::grant(&ctx.client()?, &id, &args.case, &args.to).await?;
+    let receipt = flows::grant(&ctx.client()?, &id, &log, &args.case, &args.to).await?;
     check_receipt(&receipt, &log, Action::EnvelopeGranted)?;
     ctx.print(
         &serde_json::json!({ "case_id": args.case, "to": args.to, "receipt": receipt }),

@@ -172,7 +172,9 @@ struct Ctx {
 
 impl Ctx {
     fn client(&self) -> Result<Client, ClientError> {
-        let client = Client::new(&self.server)?;
+        // The last checkpoint accepted from each vault is kept beside the
+        // pins, so a later one must extend it.
+        let client = Client::new(&self.server)?.with_pins(TrustStore::default_location());
         Ok(if self.progress {
             client.with_progress(std::sync::Arc::new(bar::TerminalBar))
         } else {

@@ -213,12 +213,21 @@ pub(super) async fn submitter(ctx: &Ctx, cmd: SubmitterCmd) -> anyhow::Result<()
             let replies = session.replies().await?;
             if ctx.json {
                 ctx.print(&replies, String::new);
-            } else if replies.is_empty() {
-                eprintln!("no replies yet");
             } else {
-                for r in &replies {
+                if replies.replies.is_empty() {
+                    eprintln!("no replies yet");
+                }
+                for r in &replies.replies {
+                    println!("from {}:", r.from);
                     println!("{}", r.text.trim_end());
                     println!();
+                }
+                if !replies.unproven.is_empty() {
+                    eprintln!(
+                        "warning: {} message(s) labelled as replies were not shown: the vault's log does not show \
+                         them sent by a lawyer holding your case",
+                        replies.unproven.len()
+                    );
                 }
             }
         }

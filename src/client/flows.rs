@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::proven::{prove_case, ProvenCase, Reader};
 use super::resume::{FilesDone, Journal, PendingUpload};
 use super::trust::{write_atomically, TrustStore, Trusted};
 use super::{Client, ClientError};
@@ -35,6 +36,13 @@ pub(super) fn verify(msg: impl Into<String>) -> ClientError {
 pub async fn trusted_vault(client: &Client, store: &TrustStore, explicit: &[Card]) -> Result<(IntakeParams, Trusted)> {
     let params = client.intake().await?;
     let trusted = store.check(client.base(), &params, explicit)?;
+    // The parameters' checkpoint must extend the last one this client
+    // accepted from the vault: a host that shows it an older registry, or a
+    // fork, is refused.
+    if let (Some(pins), Ok(cp)) = (client.pins(), trusted.log.verify(&params.checkpoint)) {
+        pins.advance_checkpoint(client, &trusted.log, &params.checkpoint, &cp)
+            .await?;
+    }
     Ok((params, trusted))
 }
 
@@ -95,13 +103,17 @@ fn duress_note(duress: Option<&KeyId>) -> String {
     }
 }
 
-/// Read a duress note: the duress key id, if any.
-fn read_duress_note(text: &[u8]) -> Option<KeyId> {
-    std::str::from_utf8(text)
-        .ok()?
-        .strip_prefix("custos-note-v1 duress=")?
-        .parse()
+/// Read a duress note: the duress key id, if any; an error if the text is
+/// not a duress note at all.
+fn read_duress_note(text: &[u8]) -> std::result::Result<Option<KeyId>, ()> {
+    let key = std::str::from_utf8(text)
         .ok()
+        .and_then(|t| t.strip_prefix("custos-note-v1 duress="))
+        .ok_or(())?;
+    if key == "-".repeat(16) {
+        return Ok(None);
+    }
+    key.parse().map(Some).map_err(|_| ())
 }
 
 /// What an unfinished `submit` keeps in its journal: the secrets it cannot
@@ -284,51 +296,71 @@ pub async fn submit(
     })
 }
 
-/// What a holder of the case sees as its status: `open`, `withdrawn`, or,
-/// when the holder can read the duress note and the withdrawal was signed
-/// with the duress key, `withdrawn_under_duress`.
-pub fn holder_status(identity: &Identity, detail: &CaseDetail) -> String {
-    let Some(w) = &detail.withdrawal else {
-        return detail.status.clone();
+/// What a holder of the case sees as its status, from the signed log:
+/// `open`, `withdrawn`, or, when the withdrawal was signed with the key the
+/// duress note names, `withdrawn_under_duress`. The note and the holder's
+/// key to it come from the submitter's and the granting lawyers' signed
+/// requests; a withdrawn case whose note this holder cannot read is an
+/// error that names the case, never a plain "withdrawn".
+pub fn holder_status(identity: &Identity, case: &ProvenCase) -> Result<String> {
+    let Some((withdrawn_by, _, _)) = &case.withdrawal else {
+        return Ok("open".into());
     };
-    let duress = (|| {
-        let env = B64.decode(detail.note_envelope.as_ref()?).ok()?;
-        let note_key = CaseKey::open(&env, identity.age_identity()).ok()?;
-        let note = B64.decode(detail.note.as_ref()?).ok()?;
-        read_duress_note(&crate::envelope::decrypt_bytes(&note, note_key.identity()).ok()?)
-    })();
-    if duress.is_some() && duress == w.key_id {
+    let unreadable = |why: &str| {
+        verify(format!(
+            "case {} was withdrawn, but its duress note {why}: whether the withdrawal was coerced cannot be told",
+            case.case_id
+        ))
+    };
+    let note = case
+        .creation
+        .note
+        .as_ref()
+        .ok_or_else(|| unreadable("is missing from the signed creation"))?;
+    let envelope = case
+        .note_envelopes
+        .get(&identity.key_id())
+        .ok_or_else(|| unreadable("was never wrapped to you"))?;
+    let env = B64.decode(envelope).map_err(|_| unreadable("key is not base64"))?;
+    let note_key = CaseKey::open(&env, identity.age_identity()).map_err(|_| unreadable("key does not open"))?;
+    let note = B64.decode(note).map_err(|_| unreadable("is not base64"))?;
+    let text = crate::envelope::decrypt_bytes(&note, note_key.identity()).map_err(|_| unreadable("does not open"))?;
+    let duress = read_duress_note(&text).map_err(|()| unreadable("is not a duress note"))?;
+    Ok(if duress.as_ref() == Some(withdrawn_by) {
         "withdrawn_under_duress".into()
     } else {
         "withdrawn".into()
-    }
+    })
 }
 
 /// The cases an identity can open, with each withdrawn one's status as this
-/// holder sees it (see [`holder_status`]).
-pub async fn cases(client: &Client, identity: &Identity) -> Result<Vec<CaseSummary>> {
+/// holder sees it, proven from the log (see [`holder_status`]).
+pub async fn cases(client: &Client, identity: &Identity, log: &LogVerifier) -> Result<Vec<CaseSummary>> {
     let mut cases = client.cases(identity.signing_key()).await?;
     for c in cases.iter_mut().filter(|c| c.status != "open") {
-        let detail = client.case(identity.signing_key(), &c.case_id).await?;
-        c.status = holder_status(identity, &detail);
+        let (_, proven) = held_proven(client, identity, log, &c.case_id).await?;
+        c.status = holder_status(identity, &proven)?;
     }
     Ok(cases)
 }
 
 /// A lawyer's reply to the submitter: encrypted to the case key and to the
 /// submitter's keys, stored as an object of kind `reply`, and logged.
-pub async fn reply(client: &Client, identity: &Identity, case_id: &str, message: &Path) -> Result<Receipt> {
-    let detail = held_case(client, identity, case_id).await?;
-    let envelope = detail.envelope.as_ref().ok_or_else(|| no_envelope(identity, case_id))?;
-    let case_key = CaseKey::open(
-        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
-        identity.age_identity(),
-    )?;
-    if case_key.recipient().to_string() != detail.case_recipient {
-        return Err(verify("the envelope does not hold this case's key"));
-    }
-    let submitters = detail
-        .submitter_recipients
+///
+/// The submitter's recipients come from the submitter's own signed request
+/// in the log, never from the host's record, so a host cannot add a
+/// recipient of its own and read the reply.
+pub async fn reply(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    message: &Path,
+) -> Result<Receipt> {
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
+    let submitters = proven
+        .submitter_recipients()
         .iter()
         .map(|r| crate::identity::parse_recipient(r).map_err(|e| verify(format!("submitter recipient: {e}"))))
         .collect::<Result<Vec<_>>>()?;
@@ -522,13 +554,9 @@ pub async fn get_case(
     case_id: &str,
     out: &Path,
 ) -> Result<Retrieved> {
-    let detail = held_case(client, identity, case_id).await?;
-    let envelope = detail.envelope.as_ref().ok_or_else(|| no_envelope(identity, case_id))?;
-    let envelope = B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?;
-    let case_key = CaseKey::open(&envelope, identity.age_identity())?;
-    if case_key.recipient().to_string() != detail.case_recipient {
-        return Err(verify("the envelope does not hold this case's key"));
-    }
+    let (detail, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
+    let status = holder_status(identity, &proven)?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -648,7 +676,7 @@ pub async fn get_case(
     std::fs::remove_dir_all(&staging)?;
     Ok(Retrieved {
         case_id: case_id.to_owned(),
-        status: holder_status(identity, &detail),
+        status,
         files,
     })
 }
@@ -761,6 +789,36 @@ async fn held_case(client: &Client, identity: &Identity, case_id: &str) -> Resul
     }
 }
 
+/// The case as this identity sees it, and as the signed log proves it; the
+/// host's record is held to the log, and any difference refused.
+async fn held_proven(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+) -> Result<(CaseDetail, ProvenCase)> {
+    let detail = held_case(client, identity, case_id).await?;
+    let proven = prove_case(client, identity.signing_key(), log, &[], case_id, Reader::Principal).await?;
+    proven.check_record(&detail, &identity.key_id(), Reader::Principal)?;
+    Ok((detail, proven))
+}
+
+/// This identity's case key, from its envelope in the signed log.
+fn case_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
+    let envelope = proven
+        .envelopes
+        .get(&identity.key_id())
+        .ok_or_else(|| no_envelope(identity, &proven.case_id))?;
+    let case_key = CaseKey::open(
+        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
+        identity.age_identity(),
+    )?;
+    if case_key.recipient().to_string() != proven.creation.case_recipient {
+        return Err(verify("the envelope does not hold this case's key"));
+    }
+    Ok(case_key)
+}
+
 pub(crate) fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
     let mut candidate = name.to_owned();
     let mut n = 1;
@@ -776,13 +834,15 @@ pub(crate) fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
 
 /// Grant a case to another lawyer: open this identity's envelope, wrap the
 /// case key to the grantee's registered card, and send the signed grant.
-pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &KeyId) -> Result<Receipt> {
-    let detail = held_case(client, identity, case_id).await?;
-    let envelope = detail.envelope.ok_or_else(|| no_envelope(identity, case_id))?;
-    let case_key = CaseKey::open(
-        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
-        identity.age_identity(),
-    )?;
+pub async fn grant(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    to: &KeyId,
+) -> Result<Receipt> {
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
     let grantee = client
         .principals(identity.signing_key())
         .await?
@@ -791,7 +851,7 @@ pub async fn grant(client: &Client, identity: &Identity, case_id: &str, to: &Key
         .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
     // Pass on the duress note's key too, so the new lawyer can tell a
     // coerced withdrawal from a real one.
-    let note_envelope = match &detail.note_envelope {
+    let note_envelope = match proven.note_envelopes.get(&identity.key_id()) {
         Some(env) => {
             let note_key = CaseKey::open(
                 &B64.decode(env).map_err(|_| verify("note envelope is not base64"))?,

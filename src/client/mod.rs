@@ -6,6 +6,7 @@
 pub mod export;
 pub mod flows;
 pub mod progress;
+pub mod proven;
 pub mod resume;
 pub mod submitter;
 pub mod trust;
@@ -97,6 +98,10 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     progress: progress::Sink,
+    /// Where the last checkpoint this client accepted from the vault is
+    /// kept, so that a later one must extend it (see
+    /// [`trust::TrustStore::advance_checkpoint`]).
+    pins: Option<trust::TrustStore>,
 }
 
 impl Client {
@@ -107,7 +112,20 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
             progress: progress::Sink::default(),
+            pins: None,
         })
+    }
+
+    /// Keep the last accepted checkpoint in `pins`, and hold every later
+    /// one to it.
+    pub fn with_pins(mut self, pins: trust::TrustStore) -> Self {
+        self.pins = Some(pins);
+        self
+    }
+
+    /// Where this client keeps its last accepted checkpoint, if anywhere.
+    pub fn pins(&self) -> Option<&trust::TrustStore> {
+        self.pins.as_ref()
     }
 
     /// Report uploads and downloads to `progress` (the CLI's bar).
@@ -607,6 +625,12 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// A case's events with their inclusion proofs, as `key` may read them.
+    pub async fn case_log(&self, key: &SigningKey, case_id: &str) -> Result<CaseLog> {
+        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}/log"), None::<&()>)
+            .await
     }
 
     /// A consistency proof.

@@ -28,6 +28,9 @@ pub struct Session {
     case_key: CaseKey,
     detail: CaseDetail,
     log: crate::custody::checkpoint::LogVerifier,
+    /// The admin cards this client trusts, which replies' signers must
+    /// trace their registrations to.
+    anchors: Vec<crate::identity::Card>,
 }
 
 impl std::fmt::Debug for Session {
@@ -73,6 +76,7 @@ pub async fn open(client: &Client, trust: &TrustStore, codename: Codename, case_
         case_key,
         detail,
         log: trusted.log,
+        anchors: trusted.admins,
     })
 }
 
@@ -112,8 +116,23 @@ pub struct Reply {
     pub object_id: String,
     /// Log index of its `object_stored` event.
     pub index: u64,
+    /// Who wrote it: the registered name and key id of the lawyer whose
+    /// signed request stored it, proven by the log to hold the case then.
+    pub from: String,
     /// The message.
     pub text: String,
+}
+
+/// The replies to a case: those the log proves came from a lawyer holding
+/// it, and the ids of any other message labelled a reply, which are not
+/// shown (anyone who can encrypt to the case, a coercer holding the duress
+/// codename or the host, could have planted them).
+#[derive(Debug, Clone, Serialize)]
+pub struct Replies {
+    /// Proven replies, oldest first.
+    pub replies: Vec<Reply>,
+    /// Messages labelled replies that no lawyer holding the case signed.
+    pub unproven: Vec<String>,
 }
 
 impl Session {
@@ -182,13 +201,36 @@ impl Session {
         Ok(done.receipts)
     }
 
-    /// Download and decrypt the lawyers' replies, oldest first.
-    pub async fn replies(&self) -> Result<Vec<Reply>> {
+    /// Download and decrypt the lawyers' replies, oldest first: only those
+    /// whose storing the case's log proves was signed by a lawyer holding
+    /// the case (see [`Replies`]).
+    pub async fn replies(&self) -> Result<Replies> {
+        use super::proven::{prove_case, Reader};
+        let proven = prove_case(
+            &self.client,
+            self.keys.signing_key(),
+            &self.log,
+            &self.anchors,
+            &self.case_id,
+            Reader::Submitter,
+        )
+        .await?;
+        proven.check_record(&self.detail, &self.keys.key_id(), Reader::Submitter)?;
         let mut out = Vec::new();
+        let mut unproven = Vec::new();
         for (label, o) in self.labelled()? {
             if label.kind != ObjectKind::Reply {
                 continue;
             }
+            let from = match proven.stored.get(&o.object_id) {
+                Some(by) if by.held_the_case => {
+                    format!("{} ({})", by.principal.as_deref().unwrap_or_default(), by.key_id)
+                }
+                _ => {
+                    unproven.push(o.object_id.clone());
+                    continue;
+                }
+            };
             if o.size > MAX_REPLY_BYTES as u64 {
                 return Err(ClientError::Verify(format!(
                     "reply {} is too large to print",
@@ -211,11 +253,12 @@ impl Session {
             out.push(Reply {
                 object_id: o.object_id.clone(),
                 index: o.index,
+                from,
                 text: String::from_utf8_lossy(&plain).into_owned(),
             });
         }
         out.sort_by_key(|r| r.index);
-        Ok(out)
+        Ok(Replies { replies: out, unproven })
     }
 
     /// Withdraw the complaint. Evidence stays; the reason, if any, is

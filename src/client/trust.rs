@@ -124,6 +124,72 @@ impl TrustStore {
     }
 }
 
+impl TrustStore {
+    fn checkpoint_path(&self, server: &str) -> PathBuf {
+        let h = hex::encode(&Sha256::digest(server.as_bytes())[..8]);
+        self.dir.join("checkpoints").join(format!("{h}.txt"))
+    }
+
+    /// Accept `note` (already verified as `checkpoint`) from the vault at
+    /// the client's server only if it is consistent with the last
+    /// checkpoint this client accepted from it (an RFC 9162 proof the vault
+    /// must give), and remember it when it is newer: a vault that rolls its
+    /// log back, or shows this client a fork, is refused.
+    pub async fn advance_checkpoint(
+        &self,
+        client: &super::Client,
+        log: &LogVerifier,
+        note: &str,
+        checkpoint: &crate::custody::checkpoint::Checkpoint,
+    ) -> Result<(), ClientError> {
+        let path = self.checkpoint_path(client.base());
+        let fail = |what: String| {
+            ClientError::Verify(format!(
+                "{what}; the vault is not showing you the history it showed before"
+            ))
+        };
+        if path.exists() {
+            let old_note = std::fs::read_to_string(&path)?;
+            let old = log
+                .verify(&old_note)
+                .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
+            if old.size > checkpoint.size {
+                return Err(fail(format!(
+                    "the log shrank from {} entries, seen before, to {}",
+                    old.size, checkpoint.size
+                )));
+            }
+            if old.size == checkpoint.size {
+                if old.root != checkpoint.root {
+                    return Err(fail(format!("the log of {} entries has another root", old.size)));
+                }
+                return Ok(());
+            }
+            if old.size > 0 {
+                let proof = client.consistency(old.size, checkpoint.size).await?;
+                let proof = crate::custody::audit::decode_hashes(&proof.proof)
+                    .ok_or_else(|| ClientError::Verify("a consistency proof is malformed".into()))?;
+                crate::custody::merkle::verify_consistency(
+                    old.size,
+                    checkpoint.size,
+                    &proof,
+                    &old.root,
+                    &checkpoint.root,
+                )
+                .map_err(|e| {
+                    fail(format!(
+                        "the log of {} entries is not a prefix of the one of {}: {e}",
+                        old.size, checkpoint.size
+                    ))
+                })?;
+            }
+        }
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        write_atomically(&path, note.as_bytes())?;
+        Ok(())
+    }
+}
+
 /// Write a file by way of a temporary file and a rename, so a crash never
 /// leaves half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -149,6 +215,56 @@ impl Trusted {
     /// `principal_added` event signed by a trusted admin, naming this exact
     /// card as an intake lawyer. Returns the principals to wrap cases to.
     pub fn verify_intake(&self, params: &IntakeParams) -> Result<Vec<Principal>, ClientError> {
+        let trust = |what: String| ClientError::Trust(what);
+        let checkpoint = self
+            .log
+            .verify(&params.checkpoint)
+            .map_err(|e| trust(format!("the intake parameters' checkpoint: {e}")))?;
+        let included = |index: u64, event: &str, proof: &[String]| -> Result<Event, ClientError> {
+            let bytes = B64
+                .decode(event)
+                .map_err(|_| trust(format!("event {index} is not base64")))?;
+            let proof = crate::custody::audit::decode_hashes(proof)
+                .ok_or_else(|| trust(format!("the proof of event {index} is malformed")))?;
+            crate::custody::merkle::verify_inclusion(
+                index,
+                checkpoint.size,
+                &crate::custody::merkle::leaf_hash(&bytes),
+                &proof,
+                &checkpoint.root,
+            )
+            .map_err(|e| trust(format!("event {index} is not in the signed log: {e}")))?;
+            serde_json::from_slice(&bytes).map_err(|_| trust(format!("event {index} is malformed")))
+        };
+        // The intake lawyers the log says there are, at its last registry
+        // change: the list must be exactly those, so a host cannot list a
+        // lawyer it removed (or never made intake) without its log saying so.
+        let registry = params
+            .registry
+            .as_ref()
+            .ok_or_else(|| trust("the vault shows no registry change in its log".into()))?;
+        let change = included(registry.index, &registry.event, &registry.proof)?;
+        if change.case != crate::custody::VAULT_CASE
+            || !matches!(change.action, Action::PrincipalAdded | Action::PrincipalRemoved)
+        {
+            return Err(trust("the vault's last registry change is not one".into()));
+        }
+        let committed: std::collections::BTreeSet<crate::identity::KeyId> = change
+            .details
+            .get("registry_intake")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or_else(|| trust("the vault's log does not say who its intake lawyers are".into()))?;
+        let listed: std::collections::BTreeSet<crate::identity::KeyId> =
+            params.intake.iter().map(|ip| ip.principal.key_id.clone()).collect();
+        if listed != committed {
+            let extra: Vec<String> = listed.difference(&committed).map(|k| k.to_string()).collect();
+            let missing: Vec<String> = committed.difference(&listed).map(|k| k.to_string()).collect();
+            return Err(trust(format!(
+                "the vault lists other intake lawyers than its log names (listed but not in the log: {}; in the log but not listed: {}); refusing to send",
+                if extra.is_empty() { "none".into() } else { extra.join(", ") },
+                if missing.is_empty() { "none".into() } else { missing.join(", ") },
+            )));
+        }
         let mut out = Vec::new();
         for ip in &params.intake {
             let fail = |why: &str| {
@@ -157,10 +273,7 @@ impl Trusted {
                     ip.principal.key_id, ip.principal.name
                 ))
             };
-            let bytes = B64
-                .decode(&ip.event)
-                .map_err(|_| fail("registration event is not base64"))?;
-            let event: Event = serde_json::from_slice(&bytes).map_err(|_| fail("registration event is malformed"))?;
+            let event = included(ip.index, &ip.event, &ip.proof).map_err(|e| fail(&e.to_string()))?;
             if event.action != Action::PrincipalAdded {
                 return Err(fail("registration event is not principal_added"));
             }

@@ -41,6 +41,8 @@ pub struct AuditSummary {
 #[derive(Deserialize)]
 struct CaseCreation {
     submitter_keys: Vec<SubmitterKeyBody>,
+    #[serde(default)]
+    envelopes: Vec<GrantBody>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +54,8 @@ struct SubmitterKeyBody {
 struct PrincipalBody {
     card: Card,
     role: Role,
+    #[serde(default)]
+    intake: bool,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +84,10 @@ pub struct LogAuditor {
     spent: std::collections::HashSet<[u8; 16]>,
     /// The admin cards `custos init` wrote, unsigned, at the log's start.
     anchors: Vec<Card>,
+    /// The registered lawyers new cases are wrapped to.
+    intake: std::collections::BTreeSet<KeyId>,
+    /// Checking a selection of events, not whole chains.
+    partial: bool,
     signed_seen: bool,
     summary: AuditSummary,
 }
@@ -88,6 +96,26 @@ impl LogAuditor {
     /// A verifier for a log starting at index 0.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A verifier for a selection of events that need not be whole chains
+    /// (what a submitter's client is shown of its case): every event is
+    /// checked as in a whole log (signature, the request that makes it,
+    /// replays, time, who may act) but for its place in its chain, whose
+    /// other events may be left out. Trusts `anchors` as admins from the
+    /// start, as their own unsigned events may be left out too.
+    pub fn selection(anchors: &[Card]) -> Self {
+        let mut auditor = Self {
+            partial: true,
+            ..Self::default()
+        };
+        for card in anchors {
+            auditor
+                .principals
+                .insert(card.key_id(), (card.verifying_key, Role::Admin));
+            auditor.anchors.push(card.clone());
+        }
+        auditor
     }
 
     /// Number of entries checked so far.
@@ -162,13 +190,17 @@ impl LogAuditor {
             None => (0, None),
             Some((seq, hash)) => (seq + 1, Some(hash.clone())),
         };
-        if event.seq != want_seq {
+        if self.partial {
+            if self.heads.get(&event.case).is_some_and(|(seq, _)| event.seq <= *seq) {
+                return Err(format!("case {} events are out of order", event.case));
+            }
+        } else if event.seq != want_seq {
             return Err(format!(
                 "case {} sequence is {} where {} was expected",
                 event.case, event.seq, want_seq
             ));
         }
-        if event.prev != want_prev {
+        if !self.partial && event.prev != want_prev {
             return Err(format!(
                 "case {} chain link does not match the previous event",
                 event.case
@@ -189,6 +221,13 @@ impl LogAuditor {
                 return Err("unsigned event outside the initial trust anchors".into());
             }
             let card: Card = serde_json::from_value(e.details["card"].clone()).map_err(|_| "anchor without a card")?;
+            if self.partial {
+                // A selection's anchors are the ones its reader trusts.
+                if !self.anchors.contains(&card) {
+                    return Err(format!("{} is not one of the trusted anchors", card.key_id()));
+                }
+                return Ok(());
+            }
             self.principals.insert(card.key_id(), (card.verifying_key, Role::Admin));
             self.anchors.push(card);
             return Ok(());
@@ -209,6 +248,21 @@ impl LogAuditor {
                 .iter()
                 .find(|k| KeyId::of(k) == actor)
                 .ok_or("case creator is not one of the submitter keys")?;
+            // The case is wrapped to exactly the intake lawyers registered
+            // (and not removed) at this point, and to its submitter keys: a
+            // host that lists a removed intake lawyer to a submitter, to
+            // read what comes next, is caught here.
+            let mut wrapped: Vec<KeyId> = body.envelopes.iter().map(|env| env.key_id.clone()).collect();
+            let mut expected: Vec<KeyId> = self.intake.iter().cloned().collect();
+            expected.extend(keys.iter().map(KeyId::of));
+            wrapped.sort();
+            expected.sort();
+            if wrapped != expected {
+                return Err(
+                    "the case is wrapped to other keys than the intake lawyers registered then and its submitter keys"
+                        .into(),
+                );
+            }
             for k in keys {
                 let id = KeyId::of(&k);
                 // A key serves one case, and is a submitter's or a
@@ -333,6 +387,9 @@ impl LogAuditor {
                 if self.retired.contains_key(&id) {
                     return Err(format!("principal {id} was removed and may not come back"));
                 }
+                if b.intake {
+                    self.intake.insert(id.clone());
+                }
                 self.principals.insert(id, (b.card.verifying_key, b.role));
                 !in_case
             }
@@ -342,6 +399,7 @@ impl LogAuditor {
                     return Err("removed key differs from the signed request".into());
                 }
                 self.principals.remove(&id);
+                self.intake.remove(&id);
                 self.retired.insert(id, req.signature.clone());
                 !in_case
             }
@@ -354,6 +412,18 @@ impl LogAuditor {
                 path.join("/"),
                 e.action
             ));
+        }
+        // A registry change names the intake lawyers after it: the state
+        // clients hold a vault's intake list to. (Logs from before it was
+        // written have none.)
+        if matches!(e.action, Action::PrincipalAdded | Action::PrincipalRemoved) {
+            if let Some(named) = e.details.get("registry_intake") {
+                let named: std::collections::BTreeSet<KeyId> = serde_json::from_value(named.clone())
+                    .map_err(|_| "the registry change's intake list is malformed")?;
+                if named != self.intake {
+                    return Err("the registry change names other intake lawyers than the registry has".into());
+                }
+            }
         }
         Ok(e.action == Action::EnvelopeRevoked && path.get(1) == Some(&"principals"))
     }
@@ -491,11 +561,14 @@ mod tests {
     }
 
     /// A log under construction: each event placed in its case's chain.
+    #[derive(Clone)]
     struct Log {
         events: Vec<Vec<u8>>,
         heads: HashMap<String, (u64, String)>,
         /// The time the next events are logged at.
         time: String,
+        /// The intake lawyers registered so far: new cases are wrapped to them.
+        intake: Vec<KeyId>,
     }
 
     impl Log {
@@ -505,6 +578,7 @@ mod tests {
                 events: Vec::new(),
                 heads: HashMap::new(),
                 time: rfc3339(SIGNED_AT + 10),
+                intake: Vec::new(),
             };
             log.push(VAULT_CASE, VAULT_ACTOR, Action::PrincipalAdded, vec![], None, {
                 serde_json::json!({ "card": admin.card() })
@@ -562,6 +636,9 @@ mod tests {
         }
 
         fn register(&mut self, admin: &Identity, who: &Identity, role: &str) {
+            if role == "lawyer" {
+                self.intake.push(who.key_id());
+            }
             let body = serde_json::json!({ "card": who.card(), "role": role, "intake": role == "lawyer" });
             let body = serde_json::to_vec(&body).unwrap();
             let req = signed(admin, "POST", "/v1/principals", Some(&body));
@@ -577,15 +654,25 @@ mod tests {
 
         /// `admin`'s removal of `who`, with the signed request `removal`.
         fn remove(&mut self, admin: &Identity, who: &Identity, removal: SignedRequest) {
+            self.intake.retain(|k| *k != who.key_id());
             let details = serde_json::json!({ "key_id": who.key_id() });
             self.push_signed(admin, VAULT_CASE, Action::PrincipalRemoved, vec![], removal, details);
         }
 
         /// A case opened by `submitter` (whose key is its one submitter key).
         fn open_case(&mut self, submitter: &Identity, case: &str) {
-            let body = serde_json::json!({ "submitter_keys": [
-                { "verifying_key": B64.encode(submitter.signing_key().verifying_key().as_bytes()) }
-            ]});
+            let mut wrapped = self.intake.clone();
+            wrapped.push(submitter.key_id());
+            let envelopes: Vec<_> = wrapped
+                .iter()
+                .map(|k| serde_json::json!({ "key_id": k, "envelope": "AA" }))
+                .collect();
+            let body = serde_json::json!({
+                "submitter_keys": [
+                    { "verifying_key": B64.encode(submitter.signing_key().verifying_key().as_bytes()) }
+                ],
+                "envelopes": envelopes,
+            });
             let body = serde_json::to_vec(&body).unwrap();
             let req = signed(submitter, "POST", "/v1/cases", Some(&body));
             self.push_signed(submitter, case, Action::CaseCreated, vec![], req, serde_json::json!({}));
@@ -839,6 +926,29 @@ mod tests {
             let e = log.audit().unwrap_err();
             assert!(e.problem.contains("valid from"), "{t}: {e}");
         }
+    }
+
+    /// A case is wrapped to exactly the intake lawyers registered when it was
+    /// opened: not to a removed one (a host re-listing it to read new cases),
+    /// nor to one who was never intake, and to no fewer.
+    #[test]
+    fn a_case_wrapped_to_other_keys_than_the_current_intake_fails_the_audit() {
+        let admin = Identity::generate("Admin").unwrap();
+        let lawyer = Identity::generate("Lawyer").unwrap();
+        let gone = Identity::generate("Gone").unwrap();
+        let submitter = Identity::generate("Submitter").unwrap();
+        let mut log = Log::new(&admin, &lawyer);
+        log.register(&admin, &gone, "lawyer");
+        let removal = signed(&admin, "DELETE", &format!("/v1/principals/{}", gone.key_id()), None);
+        log.remove(&admin, &gone, removal);
+        let mut honest = log.clone();
+        honest.open_case(&submitter, CASE);
+        honest.audit().unwrap();
+        // The host listed the removed lawyer, and the client wrapped to it.
+        log.intake.push(gone.key_id());
+        log.open_case(&submitter, CASE);
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("wrapped to other keys"), "{e}");
     }
 
     /// A principal's removal revokes its envelopes in each case's chain with

@@ -1,0 +1,292 @@
+//! A hostile vault: a proxy in front of a real one that edits what it
+//! answers, as a seized or compelled host would. Each client must refuse,
+//! with a message that names what was wrong, and write and send nothing:
+//! the lawyer's client when the duress note is dropped or a submitter's
+//! recipient is swapped or added, the submitter's when a removed intake
+//! lawyer is listed again, and either when the vault shows a fork of the
+//! history it showed before.
+
+mod proxy;
+mod util;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use base64::Engine;
+use custos::api::wire::PrincipalBody;
+use custos::client::flows::{self, SubmitFile};
+use custos::client::trust::TrustStore;
+use custos::client::{Client, ClientError};
+use custos::envelope::ObjectKind;
+use custos::identity::{Identity, Role};
+use serde_json::Value;
+use util::TestVault;
+
+/// How the host edits an answer: the request's method and path, and the
+/// JSON it would have sent.
+type Edit = Box<dyn Fn(&str, &str, &mut Value) + Send + Sync>;
+
+struct Hostile {
+    upstream: Mutex<String>,
+    edit: Mutex<Option<Edit>>,
+    http: reqwest::Client,
+}
+
+async fn relay(State(h): State<Arc<Hostile>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut out = h
+        .http
+        .request(method.clone(), format!("{}{target}", h.upstream.lock().unwrap()));
+    for (name, value) in req.headers() {
+        if name != "host" && name != "content-length" {
+            out = out.header(name, value);
+        }
+    }
+    let body = axum::body::to_bytes(req.into_body(), 64 << 20).await.unwrap();
+    let answer = out.body(body).send().await.unwrap();
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let mut bytes = answer.bytes().await.unwrap().to_vec();
+    if let (Some(edit), Ok(mut json)) = (h.edit.lock().unwrap().as_ref(), serde_json::from_slice::<Value>(&bytes)) {
+        edit(method.as_str(), req_path(&target), &mut json);
+        bytes = serde_json::to_vec(&json).unwrap();
+    }
+    let mut resp = Response::builder().status(status);
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            resp = resp.header(name, value);
+        }
+    }
+    resp.body(Body::from(bytes)).unwrap()
+}
+
+fn req_path(target: &str) -> &str {
+    target.split('?').next().unwrap()
+}
+
+/// A vault reached only through a hostile host, which it must believe is
+/// its public address (clients sign for it).
+async fn behind_a_hostile_host() -> (TestVault, Arc<Hostile>, String) {
+    let mut v = TestVault::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hostile = Arc::new(Hostile {
+        upstream: Mutex::new(String::new()),
+        edit: Mutex::new(None),
+        http: reqwest::Client::new(),
+    });
+    let app = axum::Router::new().fallback(relay).with_state(hostile.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    v.stop().await;
+    v.settings.public_urls = vec![url.clone()];
+    v.serve().await;
+    *hostile.upstream.lock().unwrap() = v.url.clone();
+    (v, hostile, url)
+}
+
+/// A submission through the host.
+async fn submit(v: &TestVault, url: &str, statement: &[u8]) -> flows::Submitted {
+    let files = [SubmitFile {
+        path: v.file("statement.txt", statement),
+        kind: ObjectKind::Statement,
+    }];
+    let trust = TrustStore::new(v.tmp.path().join("submitter-pins"));
+    flows::submit(&Client::new(url).unwrap(), &trust, &[], &files, false)
+        .await
+        .unwrap()
+}
+
+fn refused(r: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String {
+    match r {
+        Err(e @ (ClientError::Verify(_) | ClientError::Trust(_))) => e.to_string(),
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// Objects, uploads and cases in the vault: nothing may have been sent.
+fn sent(v: &TestVault) -> (usize, usize, usize) {
+    let store = &v.state.as_ref().unwrap().vault.store;
+    (
+        store.tree(custos::store::T::CaseObjects).len(),
+        store.tree(custos::store::T::Uploads).len(),
+        store.tree(custos::store::T::Cases).len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lawyer_refuses_a_record_that_differs_from_the_log() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    // A case withdrawn with its duress codename.
+    let files = [SubmitFile {
+        path: v.file("statement.txt", b"they beat me"),
+        kind: ObjectKind::Statement,
+    }];
+    let s = flows::submit(&c, &v.trust(), &[], &files, true).await.unwrap();
+    let forced = custos::client::submitter::open(&c, &v.trust(), s.duress_codename.unwrap(), &s.case_id)
+        .await
+        .unwrap();
+    forced.withdraw(None).await.unwrap();
+    let status = |c: Client| {
+        let (v, id) = (&v, s.case_id.clone());
+        async move {
+            flows::cases(&c, &v.lawyer, &v.log)
+                .await
+                .map(|cases| cases.into_iter().find(|x| x.case_id == id).unwrap().status)
+        }
+    };
+    assert_eq!(status(c.clone()).await.unwrap(), "withdrawn_under_duress");
+
+    // The host drops the duress note: the lawyer would see a plain
+    // withdrawal. It is refused instead, naming the note.
+    *hostile.edit.lock().unwrap() = Some(Box::new(|method, path, json| {
+        if method == "GET" && path.starts_with("/v1/cases/") && path.matches('/').count() == 3 {
+            json["note"] = Value::Null;
+            json["note_envelope"] = Value::Null;
+        }
+    }));
+    let e = refused(status(c.clone()).await, "a dropped note");
+    assert!(e.contains("the duress note") && e.contains(&s.case_id), "{e}");
+    let out = v.tmp.path().join("got");
+    let e = refused(
+        flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &out).await,
+        "a dropped note, on get",
+    );
+    assert!(e.contains("differs from its signed log"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+
+    // The host swaps a submitter's recipient for its own, or adds its own:
+    // a reply would be readable by it. Refused, and nothing is sent.
+    let host = custos::envelope::CaseKey::generate().recipient().to_string();
+    for add in [false, true] {
+        let host = host.clone();
+        *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+            if method == "GET" && path.starts_with("/v1/cases/") && path.matches('/').count() == 3 {
+                let list = json["submitter_recipients"].as_array_mut().unwrap();
+                if add {
+                    list.push(host.clone().into());
+                } else {
+                    list[0] = host.clone().into();
+                }
+            }
+        }));
+        let before = sent(&v);
+        let e = refused(
+            flows::reply(
+                &c,
+                &v.lawyer,
+                &v.log,
+                &s.case_id,
+                &v.file("reply.txt", b"We are with you."),
+            )
+            .await,
+            "another recipient",
+        );
+        assert!(e.contains("the submitter's recipients"), "{e}");
+        assert_eq!(sent(&v), before, "nothing is sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_refuses_a_removed_intake_lawyer_listed_again() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    // A second intake lawyer, whose key is later stolen, and removed.
+    let stolen = Identity::generate("Stolen").unwrap();
+    c.add_principal(
+        v.admin.signing_key(),
+        &PrincipalBody {
+            card: stolen.card(),
+            role: Role::Lawyer,
+            intake: true,
+        },
+    )
+    .await
+    .unwrap();
+    let before_removal = c.intake().await.unwrap();
+    let entry = before_removal
+        .intake
+        .iter()
+        .find(|ip| ip.principal.key_id == stolen.key_id())
+        .unwrap()
+        .clone();
+    c.remove_principal(v.admin.signing_key(), &stolen.key_id())
+        .await
+        .unwrap();
+
+    // The host lists it again, with its genuine registration, proven
+    // against the current checkpoint as a host with the store can.
+    let state = v.state.clone().unwrap();
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == "/v1/intake" {
+            let store = &state.vault.store;
+            let size = store.log_size().unwrap();
+            let proof: Vec<String> = store
+                .inclusion_proof(entry.index, size)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+                .collect();
+            let mut relisted = serde_json::to_value(&entry).unwrap();
+            relisted["proof"] = proof.into();
+            json["intake"].as_array_mut().unwrap().push(relisted);
+        }
+    }));
+    let before = sent(&v);
+    let files = [SubmitFile {
+        path: v.file("statement.txt", b"they beat me"),
+        kind: ObjectKind::Statement,
+    }];
+    let trust = TrustStore::new(v.tmp.path().join("submitter-trust"));
+    let e = refused(flows::submit(&c, &trust, &[], &files, false).await, "a relisted lawyer");
+    assert!(
+        e.contains("other intake lawyers than its log names") && e.contains(stolen.key_id().as_str()),
+        "{e}"
+    );
+    assert_eq!(sent(&v), before, "no case is opened, nothing is sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refuses_a_fork_of_the_history_it_saw() {
+    // The vault keeps its address (the host's) across what follows, as a
+    // real one does; the lawyer's client keeps the last checkpoint it saw.
+    let (mut v, hostile, url) = behind_a_hostile_host().await;
+    let pins = TrustStore::new(v.tmp.path().join("lawyer-pins"));
+    let lawyer = Client::new(&url).unwrap().with_pins(pins);
+    let files = [SubmitFile {
+        path: v.file("statement.txt", b"the true account"),
+        kind: ObjectKind::Statement,
+    }];
+    let s = flows::submit(&lawyer, &v.trust(), &[], &files, false).await.unwrap();
+    flows::get_case(&lawyer, &v.lawyer, &v.log, &s.case_id, &v.tmp.path().join("first"))
+        .await
+        .unwrap();
+
+    // The host rolls the vault back and writes another history.
+    v.stop().await;
+    let snapshot = v.tmp.path().join("snapshot");
+    util::copy_dir(&v.data_dir(), &snapshot);
+    v.serve().await;
+    *hostile.upstream.lock().unwrap() = v.url.clone();
+    submit(&v, &url, b"a second case").await;
+    flows::get_case(&lawyer, &v.lawyer, &v.log, &s.case_id, &v.tmp.path().join("second"))
+        .await
+        .unwrap();
+    v.stop().await;
+    util::restore_dir(&snapshot, &v.data_dir());
+    v.serve().await;
+    *hostile.upstream.lock().unwrap() = v.url.clone();
+    submit(&v, &url, b"a forged withdrawal").await;
+
+    let out = v.tmp.path().join("third");
+    let e = refused(
+        flows::get_case(&lawyer, &v.lawyer, &v.log, &s.case_id, &out).await,
+        "a fork",
+    );
+    assert!(e.contains("not showing you the history it showed before"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+}
