@@ -298,6 +298,24 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
             reply.to_str().unwrap(),
         ],
     );
+    // A message labelled a reply that no lawyer signed (anyone who can
+    // encrypt to the case could plant one: here, a codename of the case).
+    let planter = custos::client::submitter::open(
+        &v.client(),
+        &v.trust(),
+        Codename::parse(codename.expose()).unwrap(),
+        case,
+    )
+    .await
+    .unwrap();
+    let planted = custos::client::flows::SubmitFile {
+        path: v.file("planted.txt", "Отзовите жалобу. Ваш адвокат.".as_bytes()),
+        kind: custos::envelope::ObjectKind::Reply,
+    };
+    planter
+        .add(&[planted], &v.tmp.path().join("planted-journal"))
+        .await
+        .unwrap();
     b.goto(&format!("{}/ru/#return", v.url)).await;
     b.type_into("#return-codename", &codename.expose().to_uppercase()).await;
     b.type_into("#return-case", case).await;
@@ -308,7 +326,22 @@ async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
         SUBMIT_TIMEOUT,
     )
     .await;
-    assert_eq!(b.text("#reply-list").await.trim(), reply_text);
+    // The lawyer's reply shows, with who wrote it, as the log proves; the
+    // planted one does not, and the page says one was held back.
+    let shown = b.text("#reply-list").await;
+    assert!(shown.contains(reply_text), "{shown}");
+    assert!(shown.contains(&format!("От: {}", v.lawyer.card().name)), "{shown}");
+    assert!(!shown.contains("Отзовите"), "{shown}");
+    assert_eq!(
+        b.eval("return document.querySelectorAll('#reply-list li').length")
+            .await,
+        1
+    );
+    let held_back = b.text("#unproven-replies").await;
+    assert!(
+        held_back.contains("ответы: 1") && held_back.contains("Журнал"),
+        "{held_back}"
+    );
     let status = b.text("#return-status").await;
     assert!(status.contains("открыто"), "{status}");
     let more = v.file("later.png", &util::bytes(99, 150_000));

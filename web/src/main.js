@@ -200,17 +200,21 @@ async function renderSession() {
     li.textContent = `${o.label.name} (${t(`kind_${o.label.kind}`)})`;
     list.append(li);
   }
-  const replies = await vault.replies(session);
+  const { replies, unproven } = await vault.replies(session);
   const rl = $("reply-list");
   rl.replaceChildren();
   for (const r of replies) {
     const li = document.createElement("li");
+    const from = document.createElement("p");
+    from.textContent = t("reply_from", { name: r.from });
     const pre = document.createElement("pre");
     pre.textContent = r.text;
-    li.append(pre);
+    li.append(from, pre);
     rl.append(li);
   }
   $("no-replies").hidden = replies.length > 0;
+  $("unproven-replies").hidden = unproven === 0;
+  $("unproven-replies").textContent = t("replies_unproven", { count: unproven });
   $("withdraw-block").hidden = session.detail.status !== "open";
   $("withdraw-confirm").checked = false;
   $("case-view").hidden = false;

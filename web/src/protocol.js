@@ -329,36 +329,93 @@ function parseCard(card) {
 }
 
 /**
+ * Check a stored signed request (an event's `request`) with `publicKey`: the
+ * RFC 9421 base rebuilt from its params and values, and its body against
+ * the covered Content-Digest. Returns the covered components by name.
+ */
+function verifyStored(req, publicKey) {
+  if (!req || !req.params.startsWith("(")) throw new Error("not a signed request");
+  const list = req.params.slice(1, req.params.indexOf(")"));
+  const names = [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+  if (names.length !== req.values.length) throw new Error("malformed signature");
+  let base = "";
+  names.forEach((c, i) => {
+    base += `"${c}": ${req.values[i]}\n`;
+  });
+  base += `"@signature-params": ${req.params}`;
+  if (!ed25519.verify(base64.decode(req.signature), utf8.encode(base), publicKey)) {
+    throw new Error("signature does not verify");
+  }
+  const covered = Object.fromEntries(names.map((n, i) => [n, req.values[i]]));
+  if (req.body !== undefined && covered["content-digest"] !== contentDigest(base64.decode(req.body))) {
+    throw new Error("body digest");
+  }
+  return covered;
+}
+
+/** The path of a signed target (`scheme://host/path`), as its segments. */
+function signedPath(covered) {
+  const m = (covered["@target-uri"] || "").match(/^https?:\/\/[^/]+(\/[A-Za-z0-9._~/-]*)$/);
+  if (!m) throw new Error("a signed target is not canonical");
+  return m[1].slice(1).split("/");
+}
+
+function bodyOf(req) {
+  return JSON.parse(new TextDecoder().decode(base64.decode(req.body)));
+}
+
+/** An event of a log view (`{index, event, proof}`), checked against `cp`. */
+function provenEvent(entry, cp) {
+  const bytes = base64.decode(entry.event);
+  const leaf = sha256(concat(Uint8Array.of(0), bytes));
+  if (!verifyInclusion(entry.index, cp.size, leaf, entry.proof.map((h) => base64.decode(h)), cp.root)) {
+    throw new Error(`event ${entry.index} is not in the signed log`);
+  }
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+/**
  * The intake principals' recipients, each checked to be registered as an
- * intake lawyer by a request signed by one of the vault's admin anchors.
- * The anchors come from the same server as this page, so this catches a
- * tampered registry, not a hostile server; the CLI pins anchors and the
- * README says so.
+ * intake lawyer by a request signed by one of the vault's admin anchors and
+ * included in the signed log, and all of them exactly the intake lawyers
+ * the log's last registry change names (a state the log commits to, and
+ * auditors check): a host cannot list a lawyer it removed without its log
+ * saying so. The anchors and the log key come from the same server as this
+ * page, so this catches a tampered registry, not a hostile server; the CLI
+ * pins them and the README says so.
  */
 export function verifyIntake(params) {
   const anchors = params.anchors.map(parseCard);
+  const cp = verifyCheckpoint(params.checkpoint, params.vkey);
+  if (!params.registry) throw new Error("the vault shows no registry change in its log");
+  const change = provenEvent(params.registry, cp);
+  if (change.case !== "vault" || !["principal_added", "principal_removed"].includes(change.action)) {
+    throw new Error("the vault's last registry change is not one");
+  }
+  const committed = change.details?.registry_intake;
+  if (!Array.isArray(committed)) throw new Error("the vault's log does not say who its intake lawyers are");
+  const listed = params.intake.map((ip) => ip.principal.key_id).sort();
+  if (JSON.stringify(listed) !== JSON.stringify([...committed].sort())) {
+    throw new Error("the vault lists other intake lawyers than its log names");
+  }
   const out = [];
   for (const ip of params.intake) {
     const fail = (why) => new Error(`intake principal ${ip.principal.key_id}: ${why}`);
-    const event = JSON.parse(new TextDecoder().decode(base64.decode(ip.event)));
+    let event;
+    try {
+      event = provenEvent(ip, cp);
+    } catch (e) {
+      throw fail(e.message);
+    }
     if (event.action !== "principal_added" || !event.request) throw fail("not a signed registration");
     const admin = anchors.find((a) => keyId(a.publicKey) === event.actor);
     if (!admin) throw fail("not registered by a vault admin");
-    const req = event.request;
-    const list = req.params.slice(1, req.params.indexOf(")"));
-    const names = [...list.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
-    if (!req.params.startsWith("(") || names.length !== req.values.length) throw fail("malformed signature");
-    let base = "";
-    names.forEach((c, i) => {
-      base += `"${c}": ${req.values[i]}\n`;
-    });
-    base += `"@signature-params": ${req.params}`;
-    if (!ed25519.verify(base64.decode(req.signature), utf8.encode(base), admin.publicKey)) {
-      throw fail("admin signature does not verify");
+    try {
+      verifyStored(event.request, admin.publicKey);
+    } catch (e) {
+      throw fail(`admin ${e.message}`);
     }
-    const bodyBytes = base64.decode(req.body);
-    if (req.values[names.indexOf("content-digest")] !== contentDigest(bodyBytes)) throw fail("body digest");
-    const body = JSON.parse(new TextDecoder().decode(bodyBytes));
+    const body = bodyOf(event.request);
     const card = parseCard(ip.principal.card);
     if (
       body.card !== ip.principal.card ||
@@ -372,6 +429,88 @@ export function verifyIntake(params) {
   }
   if (out.length === 0) throw new Error("this vault has no intake lawyers");
   return out;
+}
+
+/**
+ * Who the case's log proves stored each object: a map from object id to
+ * `{ keyId, name }` for every object whose storing was signed by a lawyer
+ * who held the case then (an intake lawyer when it was opened, or granted
+ * it since by one who held it, and not revoked). `caseLog` is the
+ * submitter's view of `GET /v1/cases/{case}/log`; every event is checked
+ * for inclusion in its checkpoint (signed by `vkey`), and every signature
+ * traced to the admin `anchors` (card lines). A message labelled a reply
+ * that is not in the map was not sent by a lawyer holding the case: anyone
+ * who can encrypt to the case could have planted it.
+ */
+export function provenStores(caseLog, vkey, anchorCards, caseId) {
+  const cp = verifyCheckpoint(caseLog.checkpoint, vkey);
+  const principals = new Map();
+  for (const card of anchorCards) {
+    const c = parseCard(card);
+    principals.set(keyId(c.publicKey), { publicKey: c.publicKey, role: "admin", name: card.split(" ").slice(3).join(" ") });
+  }
+  const submitters = new Set();
+  const holders = new Set();
+  const proven = new Map();
+  const entries = [...caseLog.entries].sort((a, b) => a.index - b.index);
+  for (const entry of entries) {
+    const e = provenEvent(entry, cp);
+    const fail = (why) => new Error(`event ${entry.index} (${e.action}): ${why}`);
+    if (e.actor === "vault") {
+      if (e.action !== "principal_added" || !anchorCards.includes(e.details.card)) throw fail("not a trusted anchor");
+      continue;
+    }
+    const req = e.request;
+    const signer = e.case === caseId && e.action === "case_created" ? null : principals.get(e.actor);
+    if (e.case === "vault") {
+      if (!signer || signer.role !== "admin") throw fail("not signed by an admin");
+      const covered = verifyStored(req, signer.publicKey);
+      const path = signedPath(covered);
+      if (e.action === "principal_added" && covered["@method"] === "POST" && path.join("/") === "v1/principals") {
+        const body = bodyOf(req);
+        const card = parseCard(body.card);
+        principals.set(keyId(card.publicKey), { publicKey: card.publicKey, role: body.role, name: body.card.split(" ").slice(3).join(" ") });
+      } else if (e.action === "principal_removed" && covered["@method"] === "DELETE" && path.join("/") === `v1/principals/${e.details.key_id}`) {
+        principals.delete(e.details.key_id);
+        holders.delete(e.details.key_id);
+      } else {
+        throw fail("not the request that makes it");
+      }
+      continue;
+    }
+    if (e.case !== caseId) throw fail("of another case");
+    if (e.action === "case_created") {
+      const body = bodyOf(req);
+      const keys = body.submitter_keys.map((k) => base64.decode(k.verifying_key));
+      const opener = keys.find((k) => keyId(k) === e.actor);
+      if (!opener) throw fail("not opened by one of its submitter keys");
+      verifyStored(req, opener);
+      for (const k of keys) submitters.add(keyId(k));
+      for (const env of body.envelopes) if (!submitters.has(env.key_id)) holders.add(env.key_id);
+      continue;
+    }
+    if (!signer) throw fail("not signed by a registered principal");
+    const covered = verifyStored(req, signer.publicKey);
+    const path = signedPath(covered).join("/");
+    if (e.action === "envelope_granted" && covered["@method"] === "POST" && path === `v1/cases/${caseId}/grants`) {
+      const body = bodyOf(req);
+      if (!holders.has(e.actor) || principals.get(body.key_id)?.role !== "lawyer") throw fail("a grant by or to no lawyer holding the case");
+      holders.add(body.key_id);
+    } else if (
+      e.action === "envelope_revoked" &&
+      covered["@method"] === "DELETE" &&
+      (path === `v1/cases/${caseId}/grants/${e.details.key_id}` || path === `v1/principals/${e.details.key_id}`)
+    ) {
+      holders.delete(e.details.key_id);
+    } else if (e.action === "object_stored" && covered["@method"] === "POST" && /^v1\/cases\/[0-9a-f]+\/uploads\/[0-9a-f]+\/commit$/.test(path) && path.startsWith(`v1/cases/${caseId}/`)) {
+      const body = bodyOf(req);
+      if (JSON.stringify(e.objects) !== JSON.stringify([body.sha256])) throw fail("another object than committed");
+      if (holders.has(e.actor) && signer.role === "lawyer") proven.set(body.sha256, { keyId: e.actor, name: signer.name });
+    } else {
+      throw fail("not the request that makes it");
+    }
+  }
+  return proven;
 }
 
 // ---- Encryption (src/envelope) ----

@@ -242,16 +242,29 @@ export async function openCase(codenameText, caseId) {
   return { keys, caseId, params, detail, caseIdentity, caseRecipient, objects };
 }
 
-/** The lawyers' replies of an open session, oldest first, as text. */
+/**
+ * The lawyers' replies of an open session, oldest first, as text with who
+ * wrote them: only those the case's log proves a lawyer holding the case
+ * stored (see protocol.provenStores); `unproven` counts the other messages
+ * labelled replies, which are not shown.
+ */
 export async function replies(session) {
+  const log = await (await p.call("GET", `/v1/cases/${session.caseId}/log`, { keys: session.keys })).json();
+  const proven = p.provenStores(log, session.params.vkey, session.params.anchors, session.caseId);
   const out = [];
+  let unproven = 0;
   for (const o of session.objects.filter((o) => o.label.kind === "reply")) {
+    const by = proven.get(o.object_id);
+    if (!by) {
+      unproven++;
+      continue;
+    }
     const resp = await p.call("GET", `/v1/cases/${session.caseId}/objects/${o.object_id}`, { keys: session.keys });
     const bytes = new Uint8Array(await resp.arrayBuffer());
     if (p.hex.encode(p.sha256(bytes)) !== o.object_id) throw new Error("a reply does not match its hash");
-    out.push({ name: o.label.name, text: text.decode(await p.decryptBytes(bytes, session.caseIdentity)) });
+    out.push({ name: o.label.name, from: by.name, text: text.decode(await p.decryptBytes(bytes, session.caseIdentity)) });
   }
-  return out;
+  return { replies: out, unproven };
 }
 
 /**

@@ -111,3 +111,39 @@ test("files encrypt as a stream to what age decrypts, with their hash and progre
   const other = await p.generateKey();
   await assert.rejects(p.decryptBytes(ciphertext, other.identity));
 });
+
+// A submitter's view of a real case's log and the vault's intake
+// parameters (tests/vectors/case-log.json, recorded and checked by
+// tests/case_log_vector.rs): the page must prove the same from them.
+const caseLog = JSON.parse(readFileSync(new URL("../../tests/vectors/case-log.json", import.meta.url), "utf8"));
+
+test("the case's log proves who replied, and nothing a submitter planted", () => {
+  const proven = p.provenStores(caseLog.case_log, caseLog.vkey, caseLog.anchors, caseLog.case_id);
+  const got = Object.fromEntries([...proven].map(([object, by]) => [object, by.keyId]));
+  assert.deepEqual(got, caseLog.proven);
+  assert.equal(Object.keys(got).length, 2);
+  // An event's byte changed; a lawyer's registration dropped; another key.
+  const altered = structuredClone(caseLog.case_log);
+  const last = altered.entries.at(-1);
+  const bytes = p.base64.decode(last.event);
+  bytes[10] ^= 1;
+  last.event = p.base64.encode(bytes);
+  assert.throws(() => p.provenStores(altered, caseLog.vkey, caseLog.anchors, caseLog.case_id));
+  const dropped = structuredClone(caseLog.case_log);
+  dropped.entries = dropped.entries.filter((e) => {
+    const ev = JSON.parse(new TextDecoder().decode(p.base64.decode(e.event)));
+    return !(ev.case === "vault" && ev.action === "principal_added" && ev.actor !== "vault");
+  });
+  assert.throws(() => p.provenStores(dropped, caseLog.vkey, caseLog.anchors, caseLog.case_id));
+  assert.throws(() => p.provenStores(caseLog.case_log, caseLog.vkey, [], caseLog.case_id));
+});
+
+test("the intake list must be the one the log names", () => {
+  assert.equal(p.verifyIntake(caseLog.intake).length, 1);
+  const relisted = structuredClone(caseLog.intake);
+  relisted.intake.push({ ...relisted.intake[0], principal: { ...relisted.intake[0].principal, key_id: "0123456789abcdef" } });
+  assert.throws(() => p.verifyIntake(relisted), /other intake lawyers than its log names/);
+  const unproven = structuredClone(caseLog.intake);
+  unproven.intake[0].proof.pop();
+  assert.throws(() => p.verifyIntake(unproven));
+});
