@@ -64,6 +64,16 @@ async fn record() -> Value {
     };
     me.add(&[planted], &v.tmp.path().join("journal")).await.unwrap();
     let case_log = c.case_log(key.signing_key(), &case_id).await.unwrap();
+    // The same checkpoint cosigned by a witness, for the page's
+    // cosignature check.
+    let witness = custos::custody::cosignature::WitnessSigner::new(
+        "witness.example/w1",
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+    )
+    .unwrap();
+    let body = case_log.checkpoint.split("\n\n").next().unwrap().to_owned() + "\n";
+    let time = custos::custody::cosignature::unix_now();
+    let cosigned = format!("{}{}", case_log.checkpoint, witness.cosign(&body, time));
     json!({
         "about": "A submitter's view of a case's log and the vault's intake parameters, recorded from a real vault by tests/case_log_vector.rs (CUSTOS_WRITE_VECTORS=1); that test and web/test/protocol.test.mjs must prove the same from them.",
         "vkey": v.log.vkey(),
@@ -72,6 +82,7 @@ async fn record() -> Value {
         "case_log": case_log,
         "intake": c.intake().await.unwrap(),
         "proven": expected,
+        "cosigned": { "witness": witness.verifier().vkey(), "note": cosigned, "time": time },
     })
 }
 
@@ -144,12 +155,26 @@ async fn the_recorded_log_proves_who_replied_and_nothing_planted() {
 }
 
 #[tokio::test]
+async fn the_recorded_cosignature_verifies_for_its_witness_only() {
+    let v = vector().await;
+    let c = &v["cosigned"];
+    let witness = custos::custody::cosignature::WitnessVerifier::parse(c["witness"].as_str().unwrap()).unwrap();
+    let note = c["note"].as_str().unwrap();
+    let now = c["time"].as_u64().unwrap();
+    assert_eq!(witness.cosigned_at(note, now), Some(now));
+    let (log, ..) = parts(&v);
+    log.verify(note).unwrap();
+    assert!(witness.cosigned_at(&note.replacen('\n', "\n1", 1), now).is_none());
+}
+
+#[tokio::test]
 async fn the_recorded_intake_is_what_the_log_names_and_a_relisting_is_refused() {
     let v = vector().await;
     let (log, anchors, _, _, intake) = parts(&v);
     let trusted = Trusted {
         log: log.clone(),
         admins: anchors.clone(),
+        witnesses: Vec::new(),
     };
     assert_eq!(trusted.verify_intake(&intake).unwrap().len(), 1);
     // A host lists one more lawyer (a copy of the real one's entry under

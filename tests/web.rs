@@ -99,6 +99,28 @@ fn file_of(got: &Value, kind: &str, name: &str) -> Vec<u8> {
 /// Download the receipt the page offers and check it as the CLI would:
 /// every receipt verifies against the vault's log key, the first opens this
 /// case, and one is there for each object of the case.
+/// Have the vault push its checkpoints to a witness of its own.
+async fn with_a_witness(v: &mut TestVault) {
+    let witness = std::sync::Arc::new(
+        custos::witness::Witness::open(
+            &v.tmp.path().join("witness"),
+            "witness.example/w1",
+            std::slice::from_ref(&v.log),
+        )
+        .unwrap(),
+    );
+    let (listener, addr) = custos::api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    tokio::spawn(custos::witness::serve(
+        witness.clone(),
+        listener,
+        custos::witness::LIMITS,
+        std::future::pending(),
+    ));
+    v.stop().await;
+    v.witnesses = vec![format!("http://{addr},{}", witness.verifier().vkey()).parse().unwrap()];
+    v.serve().await;
+}
+
 async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
     let dir = v.tmp.path().join(format!("downloads-{case}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -129,6 +151,19 @@ async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
     let detail = v.client().case(v.lawyer.signing_key(), case).await.unwrap();
     assert_eq!(stored, detail.objects.len());
     assert_eq!(stored + 1, events.len());
+    // With witnesses, the page had them vouch for the receipts: a checkpoint
+    // they cosigned, proven to extend the receipts' last one.
+    if let Some(w) = &v.witnesses.first() {
+        let witnessed = receipt.witnessed.expect("the page's receipt is witnessed");
+        let now = custos::custody::cosignature::unix_now();
+        assert!(w.verifier.cosigned_at(&witnessed.checkpoint, now).is_some());
+        let cp = v.log.verify(&witnessed.checkpoint).unwrap();
+        let last = v.log.verify(&receipt.receipts.last().unwrap().checkpoint).unwrap();
+        let proof = custos::custody::audit::decode_hashes(&witnessed.consistency).unwrap();
+        custos::custody::merkle::verify_consistency(last.size, cp.size, &proof, &last.root, &cp.root).unwrap();
+        let shown = b.text("#receipt-witnessed").await;
+        assert!(shown.contains(w.verifier.name()), "{shown}");
+    }
 }
 
 struct Answers {
@@ -194,7 +229,8 @@ async fn submit_and_wait(b: &Browser) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_case_sent_from_the_page_in_each_language_decrypts_for_the_lawyer() {
-    let v = TestVault::start().await;
+    let mut v = TestVault::start().await;
+    with_a_witness(&mut v).await;
     let b = Browser::start().await;
     let shots = screenshot_dir();
     let mut cases = Vec::new();

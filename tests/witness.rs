@@ -3,6 +3,7 @@
 //! witness refuses any that is inconsistent with what it cosigned, and
 //! `verify --witness --quorum` counts the cosignatures.
 
+mod proxy;
 mod util;
 
 use std::sync::Arc;
@@ -390,4 +391,58 @@ async fn an_audit_with_a_witness_quorum_sees_a_fork_and_remembers_its_witnesses(
         .await
         .unwrap()
         .passed());
+}
+
+/// A submitter's receipts come with the witnesses' word when the vault has
+/// witnesses: a checkpoint they all cosigned, proven to extend the
+/// receipts'. The client pins the witnesses the vault names, and holds the
+/// vault to them after it stops naming them.
+#[tokio::test]
+async fn receipts_are_witnessed_and_the_witnesses_stay_pinned() {
+    use custos::client::flows::{self, SubmitFile};
+    use custos::envelope::ObjectKind;
+    let mut v = TestVault::start().await;
+    let w = witness(&v.tmp.path().join("w"), "witness.example/w", &v).await;
+    // The vault keeps one address through a restart, as a real one does.
+    let front = proxy::CutProxy::ahead(u64::MAX).await;
+    v.settings.public_urls = vec![front.url.clone()];
+    vault_with(&[&w], &mut v).await;
+    front.forward_to(v.url.trim_start_matches("http://"));
+    let client = || custos::client::Client::new(&front.url).unwrap();
+    let trust = v.trust();
+    let files = [SubmitFile {
+        path: v.file("statement.txt", b"statement"),
+        kind: ObjectKind::Statement,
+    }];
+    let s = flows::submit(&client(), &trust, &[], &files, false).await.unwrap();
+    let witnessed = s.receipt.witnessed.expect("the receipts are witnessed");
+    assert_eq!(witnessed.cosigned_by, ["witness.example/w"]);
+    let cp = v.log.verify(&witnessed.checkpoint).unwrap();
+    let last = v.log.verify(&s.receipt.receipts.last().unwrap().checkpoint).unwrap();
+    assert_eq!(witnessed.from_size, last.size);
+    let proof = custos::custody::audit::decode_hashes(&witnessed.consistency).unwrap();
+    custos::custody::merkle::verify_consistency(last.size, cp.size, &proof, &last.root, &cp.root).unwrap();
+    let now = custos::custody::cosignature::unix_now();
+    assert!(w.witness.verifier().cosigned_at(&witnessed.checkpoint, now).is_some());
+
+    // The operator drops the witness (to hide a fork from it, say): the
+    // client still holds the vault to it, and says its receipts are the
+    // vault's word alone.
+    v.stop().await;
+    v.witnesses.clear();
+    v.serve().await;
+    front.forward_to(v.url.trim_start_matches("http://"));
+    let s = flows::submit(&client(), &trust, &[], &files, false).await.unwrap();
+    assert!(s.receipt.witnessed.is_none());
+    let (_, trusted) = flows::trusted_vault(&client(), &trust, &[]).await.unwrap();
+    assert_eq!(trusted.witnesses.len(), 1, "the witness stays pinned");
+    let e = flows::witness_receipts(
+        &client(),
+        &trusted,
+        &s.receipt.receipts,
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("0 of the vault's 1 witnesses"), "{e}");
 }

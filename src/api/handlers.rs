@@ -286,6 +286,7 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
         stamp_bits: state.stamp_bits,
         checkpoint: state.witnesses.cosigned(&note),
         registry: last_change.map(proven).transpose()?,
+        witnesses: state.witnesses.vkeys(),
     }))
 }
 

@@ -32,6 +32,10 @@ pub struct IntakeParams {
     /// auditors check. The `intake` list must be exactly those.
     #[serde(default)]
     pub registry: Option<ExportEntry>,
+    /// The witnesses (vkeys) that cosign this vault's checkpoints: clients
+    /// hold their receipts to them.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
 }
 
 /// One intake principal and the proof of its registration.

@@ -92,6 +92,88 @@ pub struct ReceiptFile {
     pub vkey: String,
     /// Receipts, case creation first.
     pub receipts: Vec<Receipt>,
+    /// The vault's witnesses' word on the receipts, when it has witnesses
+    /// and they cosigned in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<Witnessed>,
+}
+
+/// A checkpoint cosigned by every witness the client holds the vault to,
+/// and the proof that it extends the receipts' last checkpoint: the
+/// receipts' events are then in a history the witnesses saw, which no fork
+/// shown to others can drop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Witnessed {
+    /// The cosigned checkpoint note.
+    pub checkpoint: String,
+    /// Size of the receipts' last checkpoint, which it extends.
+    pub from_size: u64,
+    /// The RFC 9162 consistency proof between the two, base64 hashes.
+    pub consistency: Vec<String>,
+    /// The witnesses that cosigned it.
+    pub cosigned_by: Vec<String>,
+}
+
+/// How long `submit` waits for the witnesses to cosign its receipts.
+const RECEIPT_COSIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The witnesses' word on `receipts`: the vault's newest checkpoint, once
+/// every one of `trusted.witnesses` cosigned it, and its consistency with
+/// the receipts' last checkpoint. `None` when the vault has no witnesses;
+/// an error when they do not cosign within `wait` or the proof fails (the
+/// caller says the receipt is the vault's word alone).
+pub async fn witness_receipts(
+    client: &Client,
+    trusted: &Trusted,
+    receipts: &[Receipt],
+    wait: std::time::Duration,
+) -> Result<Option<Witnessed>> {
+    if trusted.witnesses.is_empty() {
+        return Ok(None);
+    }
+    let last = receipts.last().ok_or_else(|| verify("no receipt to witness"))?;
+    let from = trusted
+        .log
+        .verify(&last.checkpoint)
+        .map_err(|e| verify(format!("receipt checkpoint: {e}")))?;
+    let started = std::time::Instant::now();
+    loop {
+        let note = client.checkpoint().await?;
+        let cp = trusted
+            .log
+            .verify(&note)
+            .map_err(|e| verify(format!("checkpoint: {e}")))?;
+        let now = crate::custody::cosignature::unix_now();
+        let names = crate::custody::cosignature::cosigners(&note, &trusted.witnesses, now);
+        if cp.size >= from.size && names.len() == trusted.witnesses.len() {
+            let proof = if cp.size == from.size {
+                if cp.root != from.root {
+                    return Err(verify("the witnessed checkpoint forks from the receipt's"));
+                }
+                Vec::new()
+            } else {
+                client.consistency(from.size, cp.size).await?.proof
+            };
+            let hashes = decode_hashes(&proof).ok_or_else(|| verify("consistency proof is malformed"))?;
+            merkle::verify_consistency(from.size, cp.size, &hashes, &from.root, &cp.root)
+                .map_err(|e| verify(format!("the witnessed checkpoint does not extend the receipt's: {e}")))?;
+            return Ok(Some(Witnessed {
+                checkpoint: note,
+                from_size: from.size,
+                consistency: proof,
+                cosigned_by: names.into_iter().map(str::to_owned).collect(),
+            }));
+        }
+        if started.elapsed() >= wait {
+            return Err(verify(format!(
+                "{} of the vault's {} witnesses cosigned within {} s",
+                names.len(),
+                trusted.witnesses.len(),
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// The duress note's plaintext: which submitter key, if any, is the duress
@@ -282,11 +364,22 @@ pub async fn submit(
     let duress = state.duress;
     drop(state);
     journal.finish()?;
+    // With witnesses, the receipts are only as good as the history they
+    // are in: have the witnesses see it. Failing that the submission still
+    // stands, and the receipt says it is the vault's word alone.
+    let witnessed = match witness_receipts(client, &trusted, &receipts, RECEIPT_COSIGN_WAIT).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("the receipt is signed by the vault alone: {e}");
+            None
+        }
+    };
     let receipt = ReceiptFile {
         case_id: case_id.clone(),
         origin: params.origin,
         vkey: params.vkey,
         receipts,
+        witnessed,
     };
     Ok(Submitted {
         case_id,

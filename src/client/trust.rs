@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::ClientError;
 use crate::api::wire::{IntakeParams, PrincipalBody};
 use crate::custody::checkpoint::LogVerifier;
+use crate::custody::cosignature::WitnessVerifier;
 use crate::custody::{Action, Event};
 use crate::identity::{Card, Principal, Role};
 
@@ -25,6 +26,11 @@ pub struct Pin {
     pub vkey: String,
     /// Trusted admin cards.
     pub admins: Vec<Card>,
+    /// Witnesses (vkeys) the vault named, kept once named: its receipts
+    /// are held to them (a host that stops naming a witness, to hide a
+    /// fork from it, is still held to it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
 }
 
 /// Trust settings of this client.
@@ -103,12 +109,29 @@ impl TrustStore {
                     } else {
                         explicit.to_vec()
                     },
+                    witnesses: params.witnesses.clone(),
                 };
                 self.save(server, &pin)?;
                 tracing::warn!(vkey = %pin.vkey, "first contact with this vault: pinned its log key and admin cards");
                 pin
             }
         };
+        let mut pin = pin;
+        let named: Vec<String> = params
+            .witnesses
+            .iter()
+            .filter(|w| !pin.witnesses.contains(w))
+            .cloned()
+            .collect();
+        if !named.is_empty() {
+            pin.witnesses.extend(named);
+            self.save(server, &pin)?;
+        }
+        let witnesses = pin
+            .witnesses
+            .iter()
+            .map(|w| WitnessVerifier::parse(w).map_err(|e| ClientError::Trust(format!("a witness's key: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let admins = if explicit.is_empty() {
             pin.admins
         } else {
@@ -120,7 +143,7 @@ impl TrustStore {
                 "the vault's origin does not match its log key".into(),
             ));
         }
-        Ok(Trusted { log, admins })
+        Ok(Trusted { log, admins, witnesses })
     }
 }
 
@@ -208,6 +231,8 @@ pub struct Trusted {
     pub log: LogVerifier,
     /// Admin cards.
     pub admins: Vec<Card>,
+    /// Witnesses whose cosignatures the vault's receipts must come to carry.
+    pub witnesses: Vec<WitnessVerifier>,
 }
 
 impl Trusted {

@@ -84,6 +84,11 @@ impl Witnesses {
         }
     }
 
+    /// The configured witnesses' vkeys, for clients to require.
+    pub fn vkeys(&self) -> Vec<String> {
+        self.list.iter().map(|w| w.verifier.vkey()).collect()
+    }
+
     /// Whether any witness is configured.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()

@@ -165,6 +165,13 @@ function showDone(result) {
   const blob = new Blob([JSON.stringify(result.receipt, null, 2)], { type: "application/json" });
   $("receipt").href = URL.createObjectURL(blob);
   $("receipt").download = `custos-receipt-${result.caseId}.json`;
+  // With witnesses, say whether they vouched for the record in time.
+  const witnessed = $("receipt-witnessed");
+  witnessed.hidden = result.witnessedBy === undefined;
+  witnessed.textContent =
+    result.witnessedBy === null
+      ? t("receipt_unwitnessed")
+      : t("receipt_witnessed", { names: (result.witnessedBy ?? []).join(", ") });
   show("done");
   $("done-title").focus();
   // The form held the account of events; clear it so that it is not left

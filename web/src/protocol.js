@@ -237,14 +237,17 @@ export async function mintStamp(origin, body, bits, onProgress, time = Math.floo
 
 // ---- Checkpoints, receipts and intake (src/custody, src/client/trust.rs) ----
 
-/** Parse a C2SP vkey `name+hash+base64(0x01 || key)`. */
-function parseVkey(vkey) {
+/**
+ * Parse a C2SP vkey `name+hash+base64(alg || key)`: `alg` 0x01 for a log's
+ * Ed25519 key, 0x04 for a witness's cosignature/v1 key.
+ */
+function parseVkey(vkey, alg = 1) {
   // The key's base64 may itself contain "+": split at the first two only.
   const m = vkey.match(/^([^+]+)\+([0-9a-f]{8})\+(.+)$/);
   if (!m) throw new Error("malformed log key");
   const [, name, hash, key] = m;
   const raw = base64.decode(key);
-  if (raw.length !== 33 || raw[0] !== 1) throw new Error("log key is not an Ed25519 vkey");
+  if (raw.length !== 33 || raw[0] !== alg) throw new Error("not an Ed25519 vkey of the expected kind");
   const pub = raw.slice(1);
   const expect = sha256(concat(utf8.encode(name + "\n"), raw)).slice(0, 4);
   if (hex.encode(expect) !== hash) throw new Error("log key hash does not match");
@@ -300,6 +303,77 @@ export function verifyInclusion(index, size, leaf, proof, root) {
     sn = Math.floor(sn / 2);
   }
   return sn === 0 && hex.encode(r) === hex.encode(root);
+}
+
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** RFC 9162 section 2.1.4.2: is the tree of `size1` a prefix of that of `size2`? */
+export function verifyConsistency(size1, size2, proof, root1, root2) {
+  if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 === 0 || size1 > size2) return false;
+  if (proof.some((h) => h.length !== 32)) return false;
+  if (size1 === size2) return proof.length === 0 && sameBytes(root1, root2);
+  if (root1.length !== 32) return false;
+  let pow = size1;
+  while (pow % 2 === 0) pow /= 2;
+  const path = pow === 1 ? [root1, ...proof] : [...proof];
+  if (path.length === 0) return false;
+  let fn = size1 - 1;
+  let sn = size2 - 1;
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let [fr, sr] = [path[0], path[0]];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && sameBytes(fr, root1) && sameBytes(sr, root2);
+}
+
+/** How far in the future a cosignature's time may be (src/custody/cosignature.rs). */
+const MAX_COSIGNATURE_FUTURE_SECS = 300;
+
+/**
+ * The names of the witnesses (vkeys) whose C2SP cosignature/v1 on the
+ * checkpoint `note` verifies, as of `now` (Unix seconds).
+ */
+export function cosigners(note, witnessVkeys, now = Math.floor(Date.now() / 1000)) {
+  const split = note.indexOf("\n\n");
+  if (split < 0) return [];
+  const body = note.slice(0, split + 1);
+  const lines = note.slice(split + 2).split("\n");
+  const names = [];
+  for (const vkey of witnessVkeys) {
+    const w = parseVkey(vkey, 4);
+    for (const line of lines) {
+      const m = line.match(/^\u2014 (\S+) (\S+)$/);
+      if (!m || m[1] !== w.name) continue;
+      const raw = base64.decode(m[2]);
+      if (raw.length !== 76 || !sameBytes(raw.slice(0, 4), w.keyHash)) continue;
+      const time = new DataView(raw.buffer, raw.byteOffset + 4, 8).getBigUint64(0);
+      if (time > BigInt(now + MAX_COSIGNATURE_FUTURE_SECS)) continue;
+      const message = utf8.encode(`cosignature/v1\ntime ${time}\n${body}`);
+      if (ed25519.verify(raw.slice(12), message, w.pub)) {
+        names.push(w.name);
+        break;
+      }
+    }
+  }
+  return names;
 }
 
 /**

@@ -198,12 +198,50 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
       }),
     );
   }
+  const receipt = { case_id: created.case_id, origin: params.origin, vkey: params.vkey, receipts };
+  const witnessed = await witnessReceipts(params, receipts);
+  if (witnessed) receipt.witnessed = witnessed;
   return {
     caseId: created.case_id,
     codename,
     duressCodename: duress ? second : null,
-    receipt: { case_id: created.case_id, origin: params.origin, vkey: params.vkey, receipts },
+    receipt,
+    witnessedBy: witnessed ? witnessed.cosigned_by : null,
   };
+}
+
+/** How long to wait for the vault's witnesses to cosign the receipts. */
+const COSIGN_WAIT_MS = 10_000;
+
+/**
+ * The witnesses' word on the receipts, as the Rust client gives it: the
+ * vault's newest checkpoint once every witness it names cosigned it, and
+ * the proof that it extends the receipts' last checkpoint. `undefined` when
+ * the vault names no witness; `null` when they did not cosign in time.
+ */
+async function witnessReceipts(params, receipts) {
+  const witnesses = params.witnesses ?? [];
+  if (witnesses.length === 0) return undefined;
+  const from = p.verifyCheckpoint(receipts.at(-1).checkpoint, params.vkey);
+  const started = Date.now();
+  while (Date.now() - started < COSIGN_WAIT_MS) {
+    const note = await (await p.call("GET", "/v1/log/checkpoint")).text();
+    const cp = p.verifyCheckpoint(note, params.vkey);
+    const names = p.cosigners(note, witnesses);
+    if (cp.size >= from.size && names.length === witnesses.length) {
+      let proof = [];
+      if (cp.size > from.size) {
+        proof = (await (await p.call("GET", `/v1/log/consistency?from=${from.size}&to=${cp.size}`)).json()).proof;
+      }
+      const hashes = proof.map((h) => p.base64.decode(h));
+      if (!p.verifyConsistency(from.size, cp.size, hashes, from.root, cp.root)) {
+        throw new Error("the witnessed checkpoint does not extend the receipt's");
+      }
+      return { checkpoint: note, from_size: from.size, consistency: proof, cosigned_by: names };
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
 }
 
 function coin() {

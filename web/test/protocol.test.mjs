@@ -147,3 +147,43 @@ test("the intake list must be the one the log names", () => {
   unproven.intake[0].proof.pop();
   assert.throws(() => p.verifyIntake(unproven));
 });
+
+test("a witness's cosignature verifies for that witness only", () => {
+  const { witness, note, time } = caseLog.cosigned;
+  assert.deepEqual(p.cosigners(note, [witness], time), ["witness.example/w1"]);
+  // Another body, or a time far in the future, or another witness's key.
+  assert.deepEqual(p.cosigners(note.replace("\n", "\n1"), [witness], time), []);
+  assert.deepEqual(p.cosigners(note, [witness], time - 3600), []);
+  assert.deepEqual(p.cosigners(note, [], time), []);
+  // The vault's own signature on the same note is no witness's.
+  assert.throws(() => p.cosigners(note, [caseLog.vkey], time));
+});
+
+test("the public RFC 6962 consistency vectors pass and their broken forms fail", async () => {
+  const { readdirSync, statSync } = await import("node:fs");
+  const root = new URL("../../tests/vectors/rfc6962/consistency/", import.meta.url);
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const u = new URL(name, dir);
+      if (statSync(u).isDirectory()) walk(new URL(`${name}/`, dir));
+      else if (name.endsWith(".json")) files.push(u);
+    }
+  };
+  walk(root);
+  assert.ok(files.length > 20, `found ${files.length} vectors`);
+  let good = 0;
+  for (const f of files) {
+    const v = JSON.parse(readFileSync(f, "utf8"));
+    const ok = p.verifyConsistency(
+      v.size1,
+      v.size2,
+      (v.proof ?? []).map((h) => p.base64.decode(h)),
+      p.base64.decode(v.root1),
+      p.base64.decode(v.root2),
+    );
+    assert.equal(ok, !v.wantErr, `${f.pathname}: ${v.desc}`);
+    if (ok) good++;
+  }
+  assert.ok(good > 0);
+});
