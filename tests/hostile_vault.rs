@@ -158,6 +158,19 @@ async fn a_lawyer_refuses_a_record_that_differs_from_the_log() {
     assert!(e.contains("differs from its signed log"), "{e}");
     assert!(!out.exists(), "nothing is written");
 
+    // The host hides an object of the case from the lawyer.
+    *hostile.edit.lock().unwrap() = Some(Box::new(|method, path, json| {
+        if method == "GET" && path.starts_with("/v1/cases/") && path.matches('/').count() == 3 {
+            json["objects"].as_array_mut().unwrap().clear();
+        }
+    }));
+    let e = refused(
+        flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &out).await,
+        "a hidden object",
+    );
+    assert!(e.contains("which the log shows stored, is missing"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+
     // The host swaps a submitter's recipient for its own, or adds its own:
     // a reply would be readable by it. Refused, and nothing is sent.
     let host = custos::envelope::CaseKey::generate().recipient().to_string();

@@ -335,3 +335,73 @@ async fn the_same_object_cannot_be_committed_twice_to_a_case() {
         }
     }
 }
+
+/// An operator holding the log key re-logs an old signed grant after its
+/// revocation: every signature in the log is genuine, but the auditor's
+/// audit and the bundle's verification (run by every export) refuse a
+/// request logged twice.
+#[tokio::test]
+async fn a_grant_relogged_after_its_revocation_fails_audit_and_verify() {
+    let mut v = TestVault::start().await;
+    let c = v.client();
+    let colleague = custos::identity::Identity::generate("Colleague").unwrap();
+    c.add_principal(
+        v.admin.signing_key(),
+        &custos::api::wire::PrincipalBody {
+            card: colleague.card(),
+            role: custos::identity::Role::Lawyer,
+            intake: false,
+        },
+    )
+    .await
+    .unwrap();
+    let s = v.submit(b"statement", &[]).await;
+    let granted = flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
+        .await
+        .unwrap();
+    c.revoke(v.lawyer.signing_key(), &s.case_id, &colleague.key_id())
+        .await
+        .unwrap();
+    assert!(flows::audit(&c, &v.auditor, &v.log, None).await.unwrap().passed());
+
+    // The insider appends the old grant again, signed checkpoint and all.
+    v.stop().await;
+    {
+        let vault = custos::vault::open(&v.data_dir()).unwrap();
+        let (old, _) = custos::custody::audit::verify_receipt(&granted, &v.log).unwrap();
+        let replay = custos::custody::EventDraft {
+            case: old.case,
+            actor: old.actor,
+            action: old.action,
+            objects: old.objects,
+            details: old.details,
+            request: old.request,
+        };
+        let guard = vault.store.writer().await;
+        vault
+            .store
+            .append(&guard, custos::store::Batch::default(), vec![replay], &vault.signer)
+            .unwrap();
+        drop(guard);
+        vault.store.flush().await.unwrap();
+    }
+    v.serve().await;
+    let c = v.client();
+    let report = flows::audit(&c, &v.auditor, &v.log, None).await.unwrap();
+    let failure = report.failure.expect("the audit fails");
+    assert!(failure.contains("a second time"), "{failure}");
+    let out = v.tmp.path().join("bundle");
+    let e = custos::client::export::export(
+        &c,
+        &v.auditor,
+        &v.log,
+        &s.case_id,
+        &out,
+        custos::client::export::ExportOptions::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("a second time"), "{e}");
+    assert!(!out.exists(), "no bundle is named");
+}

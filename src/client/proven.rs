@@ -119,6 +119,15 @@ impl ProvenCase {
         if reader == Reader::Submitter {
             return Ok(());
         }
+        if let Some(missing) = self
+            .stored
+            .keys()
+            .find(|id| !detail.objects.iter().any(|o| &o.object_id == *id))
+        {
+            return Err(differs(&format!(
+                "object {missing}, which the log shows stored, is missing"
+            )));
+        }
         if detail.submitter_recipients != self.submitter_recipients() {
             return Err(differs("the submitter's recipients"));
         }
