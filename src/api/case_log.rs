@@ -38,17 +38,7 @@ pub(super) async fn case_log(
 ) -> Result<Json<CaseLog>> {
     let (case, _) = visible_case(&state, &case_id, &actor)?;
     let store = &state.vault.store;
-    // One checkpoint, durable, and the entries under it: the log only
-    // grows, so everything below its size stays as it is.
-    store.flush().await?;
-    let note = store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
-    let size = crate::custody::checkpoint::Checkpoint::parse_body(
-        crate::custody::checkpoint::split_note(&note)
-            .map_err(|e| store::StoreError::Integrity(e.to_string()))?
-            .0,
-    )
-    .map_err(|e| store::StoreError::Integrity(e.to_string()))?
-    .size;
+    let (note, size) = durable_checkpoint(store).await?;
     let case_events = events_of(store, &case_id, size)?;
     let indices: Vec<u64> = match actor {
         Actor::Submitter { .. } => {
@@ -64,23 +54,42 @@ pub(super) async fn case_log(
     let mut indices = indices;
     indices.sort_unstable();
     indices.dedup();
-    let mut entries = Vec::with_capacity(indices.len());
-    for index in indices {
-        let bytes = entry(store, index)?;
-        let proof = store
-            .inclusion_proof(index, size)?
-            .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
-        entries.push(ExportEntry {
-            index,
-            event: B64.encode(bytes),
-            proof: proof.iter().map(|h| B64.encode(h)).collect(),
-        });
-    }
+    let entries = indices
+        .into_iter()
+        .map(|index| proven_entry(store, index, size))
+        .collect::<Result<_>>()?;
     Ok(Json(CaseLog {
         case_id,
         checkpoint: state.witnesses.cosigned(&note),
         entries,
     }))
+}
+
+/// The newest checkpoint, made durable first, and its size: the log only
+/// grows, so every entry below that size stays as it is while the caller
+/// reads entries and proofs against it. A checkpoint handed out must be
+/// durable, or a crash could roll the log back behind it.
+pub(super) async fn durable_checkpoint(store: &Store) -> Result<(String, u64)> {
+    store.flush().await?;
+    let note = store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
+    let integrity = |e: crate::custody::checkpoint::CheckpointError| store::StoreError::Integrity(e.to_string());
+    let body = crate::custody::checkpoint::split_note(&note).map_err(integrity)?.0;
+    let size = crate::custody::checkpoint::Checkpoint::parse_body(body)
+        .map_err(integrity)?
+        .size;
+    Ok((note, size))
+}
+
+/// Entry `index` with its inclusion proof in the tree of `size`.
+pub(super) fn proven_entry(store: &Store, index: u64, size: u64) -> Result<ExportEntry> {
+    let proof = store
+        .inclusion_proof(index, size)?
+        .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
+    Ok(ExportEntry {
+        index,
+        event: B64.encode(entry(store, index)?),
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    })
 }
 
 fn entry(store: &Store, index: u64) -> Result<Vec<u8>> {

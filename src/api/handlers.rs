@@ -208,28 +208,8 @@ fn intake_lawyers(store: &store::Store) -> Result<std::collections::BTreeSet<Key
 /// so a host cannot list a lawyer it removed without saying so in its log.
 pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<IntakeParams>> {
     let store = &state.vault.store;
-    store.flush().await?;
-    let note = store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
-    let size = crate::custody::checkpoint::Checkpoint::parse_body(
-        crate::custody::checkpoint::split_note(&note)
-            .map_err(|e| store::StoreError::Integrity(e.to_string()))?
-            .0,
-    )
-    .map_err(|e| store::StoreError::Integrity(e.to_string()))?
-    .size;
-    let proven = |index: u64| -> Result<ExportEntry> {
-        let bytes = store
-            .entry(index)?
-            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
-        let proof = store
-            .inclusion_proof(index, size)?
-            .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
-        Ok(ExportEntry {
-            index,
-            event: B64.encode(bytes),
-            proof: proof.iter().map(|h| B64.encode(h)).collect(),
-        })
-    };
+    let (note, size) = super::case_log::durable_checkpoint(store).await?;
+    let proven = |index: u64| super::case_log::proven_entry(store, index, size);
     // The registry as the log has it at this size.
     let mut registered: std::collections::BTreeMap<KeyId, (u64, Principal)> = Default::default();
     let mut last_change = None;
@@ -1090,20 +1070,10 @@ pub(super) async fn export(
     let mut indices = store.chain_indices(VAULT_CASE, size)?;
     indices.extend(store.chain_indices(&case_id, size)?);
     indices.sort_unstable();
-    let mut entries = Vec::with_capacity(indices.len());
-    for index in indices {
-        let bytes = store
-            .entry(index)?
-            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
-        let proof = store
-            .inclusion_proof(index, size)?
-            .map_err(|e| store::StoreError::Integrity(e.to_string()))?;
-        entries.push(ExportEntry {
-            index,
-            event: B64.encode(bytes),
-            proof: proof.iter().map(|h| B64.encode(h)).collect(),
-        });
-    }
+    let entries = indices
+        .into_iter()
+        .map(|index| super::case_log::proven_entry(store, index, size))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Json(ExportBody {
         case_id,
         checkpoint,
