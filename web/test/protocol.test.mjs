@@ -3,13 +3,27 @@
 // code ever disagree on a derivation, one of the two test suites fails.
 // Run with `npm test` (node --test); CI runs it.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { test } from "node:test";
 
 import * as p from "../src/protocol.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../../tests/vectors/web-client.json", import.meta.url), "utf8"));
 const utf8 = new TextEncoder();
+
+// Every JSON file under tests/vectors/rfc6962/<kind>/, at any depth.
+function rfc6962Vectors(kind) {
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const u = new URL(name, dir);
+      if (statSync(u).isDirectory()) walk(new URL(`${name}/`, dir));
+      else if (name.endsWith(".json")) files.push(u);
+    }
+  };
+  walk(new URL(`../../tests/vectors/rfc6962/${kind}/`, import.meta.url));
+  return files;
+}
 
 test("codenames derive the committed keys", async () => {
   assert.ok(vectors.codenames.length >= 3);
@@ -67,18 +81,8 @@ test("inclusion proofs follow RFC 9162 and refuse what does not fit", () => {
   assert.ok(!p.verifyInclusion(2, 3, c, [node(a, b), a], root));
 });
 
-test("the public RFC 6962 inclusion vectors pass and their broken forms fail", async () => {
-  const { readdirSync, statSync } = await import("node:fs");
-  const root = new URL("../../tests/vectors/rfc6962/inclusion/", import.meta.url);
-  const files = [];
-  const walk = (dir) => {
-    for (const name of readdirSync(dir)) {
-      const u = new URL(name, dir);
-      if (statSync(u).isDirectory()) walk(new URL(`${name}/`, dir));
-      else if (name.endsWith(".json")) files.push(u);
-    }
-  };
-  walk(root);
+test("the public RFC 6962 inclusion vectors pass and their broken forms fail", () => {
+  const files = rfc6962Vectors("inclusion");
   assert.ok(files.length > 50, `found ${files.length} vectors`);
   let good = 0;
   for (const f of files) {
@@ -159,18 +163,8 @@ test("a witness's cosignature verifies for that witness only", () => {
   assert.throws(() => p.cosigners(note, [caseLog.vkey], time));
 });
 
-test("the public RFC 6962 consistency vectors pass and their broken forms fail", async () => {
-  const { readdirSync, statSync } = await import("node:fs");
-  const root = new URL("../../tests/vectors/rfc6962/consistency/", import.meta.url);
-  const files = [];
-  const walk = (dir) => {
-    for (const name of readdirSync(dir)) {
-      const u = new URL(name, dir);
-      if (statSync(u).isDirectory()) walk(new URL(`${name}/`, dir));
-      else if (name.endsWith(".json")) files.push(u);
-    }
-  };
-  walk(root);
+test("the public RFC 6962 consistency vectors pass and their broken forms fail", () => {
+  const files = rfc6962Vectors("consistency");
   assert.ok(files.length > 20, `found ${files.length} vectors`);
   let good = 0;
   for (const f of files) {
