@@ -9,13 +9,13 @@ mod util;
 
 use std::collections::BTreeMap;
 
-use custos::api::wire::{CaseLog, IntakeParams, PrincipalBody};
+use custos::api::wire::{CaseLog, IntakeParams};
 use custos::client::flows::{self, SubmitFile};
 use custos::client::proven::{prove_log, Reader};
 use custos::client::trust::Trusted;
 use custos::custody::checkpoint::LogVerifier;
 use custos::envelope::ObjectKind;
-use custos::identity::{Card, Identity, Role};
+use custos::identity::{Card, Identity};
 use serde_json::{json, Value};
 use util::TestVault;
 
@@ -28,16 +28,7 @@ async fn record() -> Value {
     let v = TestVault::start().await;
     let c = v.client();
     let colleague = Identity::generate("Colleague").unwrap();
-    c.add_principal(
-        v.admin.signing_key(),
-        &PrincipalBody {
-            card: colleague.card(),
-            role: Role::Lawyer,
-            intake: false,
-        },
-    )
-    .await
-    .unwrap();
+    v.add_lawyer(&colleague, false).await;
     let s = v.submit(b"they beat me in room 12", &[]).await;
     flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await

@@ -113,17 +113,7 @@ async fn outsiders_are_refused_and_cannot_decrypt_the_ciphertext() {
     assert_eq!(err.code(), Some("unknown_key"));
 
     let other = Identity::generate("Lawyer Two").unwrap();
-    client
-        .add_principal(
-            v.admin.signing_key(),
-            &PrincipalBody {
-                card: other.card(),
-                role: Role::Lawyer,
-                intake: false,
-            },
-        )
-        .await
-        .unwrap();
+    v.add_lawyer(&other, false).await;
     assert!(
         client.cases(other.signing_key()).await.unwrap().is_empty(),
         "a lawyer without the case does not see it"
@@ -189,17 +179,7 @@ async fn grant_then_revoke_works_and_both_are_logged() {
     let s = v.submit(b"statement", &[]).await;
     let client = v.client();
     let colleague = Identity::generate("Colleague").unwrap();
-    client
-        .add_principal(
-            v.admin.signing_key(),
-            &PrincipalBody {
-                card: colleague.card(),
-                role: Role::Lawyer,
-                intake: false,
-            },
-        )
-        .await
-        .unwrap();
+    v.add_lawyer(&colleague, false).await;
 
     // An auditor cannot be granted content.
     let err = flows::grant(&client, &v.lawyer, &v.log, &s.case_id, &v.auditor.key_id())

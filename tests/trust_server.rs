@@ -233,21 +233,6 @@ fn digest(v: &TestVault) -> [u8; 32] {
     v.state.as_ref().unwrap().vault.store.digest().unwrap()
 }
 
-/// Register `who` as a lawyer.
-async fn add_lawyer(v: &TestVault, who: &Identity, intake: bool) {
-    v.client()
-        .add_principal(
-            v.admin.signing_key(),
-            &PrincipalBody {
-                card: who.card(),
-                role: Role::Lawyer,
-                intake,
-            },
-        )
-        .await
-        .unwrap();
-}
-
 /// (status, code, message) of a client call that must fail.
 fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
     match r {
@@ -561,7 +546,7 @@ async fn a_removed_lawyers_key_cannot_come_back_as_a_submitter_key() {
     let v = TestVault::start().await;
     let c = v.client();
     let l = Identity::generate("Lawyer L").unwrap();
-    add_lawyer(&v, &l, false).await;
+    v.add_lawyer(&l, false).await;
     let s = v.submit(b"statement", &[]).await;
     flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &l.key_id())
         .await
@@ -610,7 +595,7 @@ async fn removing_a_principal_revokes_and_logs_every_envelope_it_held() {
     let c2 = v.submit(b"case two", &[]).await.case_id;
     let c3 = v.submit(b"case three", &[]).await.case_id;
     let l = Identity::generate("Lawyer L").unwrap();
-    add_lawyer(&v, &l, true).await;
+    v.add_lawyer(&l, true).await;
     let c1 = v.submit(b"case one", &[]).await.case_id;
     flows::grant(&c, &v.lawyer, &v.log, &c2, &l.key_id()).await.unwrap();
     for case in [&c1, &c2] {
@@ -711,7 +696,7 @@ async fn a_submitter_key_cannot_be_registered_as_a_principal() {
 async fn lawyer_with_half_an_upload(v: &TestVault, case: &str, name: &str) -> (Identity, String, Vec<u8>) {
     let c = v.client();
     let who = Identity::generate(name).unwrap();
-    add_lawyer(v, &who, false).await;
+    v.add_lawyer(&who, false).await;
     flows::grant(&c, &v.lawyer, &v.log, case, &who.key_id()).await.unwrap();
     let data = util::bytes(4, 3000);
     let upload = c.create_upload(who.signing_key(), case, 3000).await.unwrap();
@@ -884,7 +869,7 @@ async fn an_unauthenticated_patch_is_answered_before_its_body_is_sent() {
 async fn a_trickled_body_is_cut_off_before_it_is_whole() {
     let mut v = TestVault::start().await;
     let colleague = Identity::generate("Colleague").unwrap();
-    add_lawyer(&v, &colleague, false).await;
+    v.add_lawyer(&colleague, false).await;
     let case = v.submit(b"statement", &[]).await.case_id;
     v.stop().await;
     v.client_timeout = Duration::from_secs(1);
@@ -958,7 +943,7 @@ async fn non_canonical_signed_bodies_are_refused() {
     let lawyer = v.lawyer.signing_key().clone();
     let admin = v.admin.signing_key().clone();
     let colleague = Identity::generate("Colleague").unwrap();
-    add_lawyer(&v, &colleague, false).await;
+    v.add_lawyer(&colleague, false).await;
     let w1 = v.submit(b"first", &[]).await;
     let w2 = v.submit(b"second", &[]).await;
     let case = w1.case_id.clone();
@@ -1073,7 +1058,7 @@ async fn export_answers_the_same_for_a_real_case_and_a_made_up_one() {
     let v = TestVault::start().await;
     let c = v.client();
     let outsider = Identity::generate("Outsider").unwrap();
-    add_lawyer(&v, &outsider, false).await;
+    v.add_lawyer(&outsider, false).await;
     let case = v.submit(b"statement", &[]).await.case_id;
     let before = digest(&v);
     let mut wrong = Vec::new();
@@ -1101,7 +1086,7 @@ async fn admin_revoke_answers_the_same_for_a_real_case_and_a_made_up_one() {
     let v = TestVault::start().await;
     let c = v.client();
     let colleague = Identity::generate("Colleague").unwrap();
-    add_lawyer(&v, &colleague, false).await;
+    v.add_lawyer(&colleague, false).await;
     let case = v.submit(b"statement", &[]).await.case_id;
     let before = digest(&v);
     let admin = v.admin.signing_key();
@@ -1265,7 +1250,7 @@ async fn a_removal_or_revocation_that_lands_first_refuses_the_request_in_flight(
         .object_id
         .clone();
     let colleague = Identity::generate("Colleague").unwrap();
-    add_lawyer(&v, &colleague, false).await;
+    v.add_lawyer(&colleague, false).await;
     flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
         .await
         .unwrap();
@@ -1326,7 +1311,7 @@ async fn a_removed_principal_cannot_be_registered_again() {
     let v = TestVault::start().await;
     let c = v.client();
     let gone = Identity::generate("Gone").unwrap();
-    add_lawyer(&v, &gone, false).await;
+    v.add_lawyer(&gone, false).await;
     c.remove_principal(v.admin.signing_key(), &gone.key_id()).await.unwrap();
     let before = digest(&v);
     let got = refusal(

@@ -160,6 +160,21 @@ impl TestVault {
             .collect()
     }
 
+    /// Register `who` as a lawyer, signed by the admin.
+    pub async fn add_lawyer(&self, who: &Identity, intake: bool) {
+        self.client()
+            .add_principal(
+                self.admin.signing_key(),
+                &PrincipalBody {
+                    card: who.card(),
+                    role: Role::Lawyer,
+                    intake,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
     /// A trust store private to this test.
     pub fn trust(&self) -> TrustStore {
         TrustStore::new(self.tmp.path().join("trust"))
