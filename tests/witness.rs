@@ -444,5 +444,5 @@ async fn receipts_are_witnessed_and_the_witnesses_stay_pinned() {
     )
     .await
     .unwrap_err();
-    assert!(e.to_string().contains("0 of the vault's 1 witnesses"), "{e}");
+    assert!(e.to_string().contains("cosigned by 0 of the 1 witnesses"), "{e}");
 }

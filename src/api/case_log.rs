@@ -99,7 +99,7 @@ fn entry(store: &Store, index: u64) -> Result<Vec<u8>> {
 }
 
 /// A chain's events below `size`: index, parsed event, stored bytes.
-fn events_of(store: &Store, case: &str, size: u64) -> Result<Vec<(u64, Event, Vec<u8>)>> {
+pub(super) fn events_of(store: &Store, case: &str, size: u64) -> Result<Vec<(u64, Event, Vec<u8>)>> {
     let mut out = Vec::new();
     for index in store.chain_indices(case, size)? {
         let bytes = entry(store, index)?;
@@ -126,12 +126,7 @@ fn for_submitters(
         let by_submitter = e.actor.parse::<KeyId>().is_ok_and(|k| submitters.contains(&k));
         let keep = match e.action {
             Action::CaseCreated => {
-                let body: Option<CreateCase> = e
-                    .request
-                    .as_ref()
-                    .and_then(|r| r.body_bytes())
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                for env in body.map(|b| b.envelopes).unwrap_or_default() {
+                for env in e.signed_body::<CreateCase>().map(|b| b.envelopes).unwrap_or_default() {
                     if !submitters.contains(&env.key_id) {
                         named.insert(env.key_id.to_string());
                     }
@@ -139,12 +134,7 @@ fn for_submitters(
                 true
             }
             Action::EnvelopeGranted => {
-                let body: Option<GrantBody> = e
-                    .request
-                    .as_ref()
-                    .and_then(|r| r.body_bytes())
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                if let Some(b) = body {
+                if let Some(b) = e.signed_body::<GrantBody>() {
                     named.insert(b.key_id.to_string());
                 }
                 true

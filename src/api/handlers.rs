@@ -213,20 +213,10 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
     // The registry as the log has it at this size.
     let mut registered: std::collections::BTreeMap<KeyId, (u64, Principal)> = Default::default();
     let mut last_change = None;
-    for index in store.chain_indices(VAULT_CASE, size)? {
-        let bytes = store
-            .entry(index)?
-            .ok_or_else(|| store::StoreError::Integrity(format!("log entry {index} is missing")))?;
-        let e: crate::custody::Event =
-            serde_json::from_slice(&bytes).map_err(|e| store::StoreError::Integrity(e.to_string()))?;
+    for (index, e, _) in super::case_log::events_of(store, VAULT_CASE, size)? {
         match e.action {
             Action::PrincipalAdded => {
-                let body: Option<PrincipalBody> = e
-                    .request
-                    .as_ref()
-                    .and_then(|r| r.body_bytes())
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                if let Some(b) = body {
+                if let Some(b) = e.signed_body::<PrincipalBody>() {
                     let principal = Principal {
                         key_id: b.card.key_id(),
                         name: b.card.name.clone(),
@@ -794,18 +784,11 @@ pub(super) async fn revoke(
 
 /// The key ids holding an envelope of the case.
 fn holders(store: &store::Store, case_id: &str) -> Result<Vec<KeyId>> {
-    let mut out = Vec::new();
-    for k in store.tree(T::Envelopes).scan_prefix(format!("{case_id}/")).keys() {
-        let k = k.map_err(store::StoreError::from)?;
-        if let Some(id) = String::from_utf8_lossy(&k)
-            .rsplit('/')
-            .next()
-            .and_then(|id| id.parse().ok())
-        {
-            out.push(id);
-        }
-    }
-    Ok(out)
+    Ok(store
+        .paired_with(T::Envelopes, case_id)?
+        .into_iter()
+        .filter_map(|id| id.parse().ok())
+        .collect())
 }
 
 pub(super) async fn list_principals(
@@ -1082,14 +1065,7 @@ pub(super) async fn export(
 }
 
 pub(super) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response> {
-    // Hand out only a checkpoint that is durable, so a crash cannot roll the
-    // log back behind a checkpoint someone holds.
-    state.vault.store.flush().await?;
-    let note = state
-        .vault
-        .store
-        .checkpoint()?
-        .ok_or(ApiError::NotFound("checkpoint"))?;
+    let (note, _) = super::case_log::durable_checkpoint(&state.vault.store).await?;
     let note = state.witnesses.cosigned(&note);
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }

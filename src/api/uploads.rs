@@ -104,18 +104,7 @@ pub(super) fn terminate_uploads_of(
     case: Option<&str>,
 ) -> std::result::Result<usize, store::StoreError> {
     let ids: Vec<String> = match case {
-        Some(case) => store
-            .tree(T::CaseUploads)
-            .scan_prefix(format!("{case}/"))
-            .keys()
-            .map(|k| {
-                Ok(String::from_utf8_lossy(&k?)
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned())
-            })
-            .collect::<std::result::Result<_, sled::Error>>()?,
+        Some(case) => store.paired_with(T::CaseUploads, case)?,
         None => store
             .tree(T::Uploads)
             .iter()
@@ -264,13 +253,7 @@ fn check_case_quota(state: &AppState, case_id: &str, length: u64) -> Result<()> 
         .iter()
         .map(|o| o.size)
         .sum();
-    for key in store.tree(T::CaseUploads).scan_prefix(format!("{case_id}/")).keys() {
-        let key = key.map_err(store::StoreError::from)?;
-        let id = String::from_utf8_lossy(&key)
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+    for id in store.paired_with(T::CaseUploads, case_id)? {
         if let Some(u) = store.get_json::<UploadRecord>(T::Uploads, &id)? {
             open += 1;
             bytes = bytes.saturating_add(u.length);

@@ -31,12 +31,12 @@ pub(super) struct Derived {
 }
 
 fn body<V: DeserializeOwned>(e: &Event) -> Result<V, String> {
-    let bytes = e
-        .request
-        .as_ref()
-        .and_then(|r| r.body_bytes())
-        .ok_or_else(|| format!("the {:?} event at seq {} of {} has no body", e.action, e.seq, e.case))?;
-    serde_json::from_slice(&bytes).map_err(|err| format!("the {:?} event's body: {err}", e.action))
+    e.signed_body().ok_or_else(|| {
+        format!(
+            "the {:?} event at seq {} of {} has no readable body",
+            e.action, e.seq, e.case
+        )
+    })
 }
 
 fn decoded(what: &str, b64: &str) -> Result<Vec<u8>, String> {

@@ -23,10 +23,6 @@ pub struct DecryptedFile {
     pub path: PathBuf,
 }
 
-fn body<T: serde::de::DeserializeOwned>(e: &crate::custody::Event) -> Option<T> {
-    serde_json::from_slice(&e.request.as_ref()?.body_bytes()?).ok()
-}
-
 /// Decrypt every object of a verified bundle in `dir` into `out` (which
 /// must not exist yet), with files readable by their owner only.
 pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Result<Vec<DecryptedFile>, String> {
@@ -36,14 +32,17 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
     for e in v.events.iter().filter(|e| e.event.case == v.case_id) {
         match e.event.action {
             Action::CaseCreated => {
-                let b: CreateCase = body(&e.event).ok_or("the case_created request body is unreadable")?;
+                let b: CreateCase = e
+                    .event
+                    .signed_body()
+                    .ok_or("the case_created request body is unreadable")?;
                 case_recipient = Some(b.case_recipient);
                 if let Some(env) = b.envelopes.into_iter().find(|env| env.key_id == me) {
                     envelope = Some(env.envelope);
                 }
             }
             Action::EnvelopeGranted => {
-                if let Some(b) = body::<GrantBody>(&e.event).filter(|b| b.key_id == me) {
+                if let Some(b) = e.event.signed_body::<GrantBody>().filter(|b| b.key_id == me) {
                     envelope = Some(b.envelope);
                 }
             }
@@ -63,7 +62,10 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
     let mut names = HashSet::new();
     let mut files = Vec::new();
     for e in v.events.iter().filter(|e| e.event.action == Action::ObjectStored) {
-        let commit: CommitUpload = body(&e.event).ok_or("an object_stored request body is unreadable")?;
+        let commit: CommitUpload = e
+            .event
+            .signed_body()
+            .ok_or("an object_stored request body is unreadable")?;
         let label = B64.decode(&commit.label).map_err(|_| "a label is not base64")?;
         let label = Label::open(&label, &key).map_err(|e| e.to_string())?;
         let name = crate::client::flows::unique_name(&mut names, &label.safe_file_name());

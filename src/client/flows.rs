@@ -136,44 +136,32 @@ pub async fn witness_receipts(
         .log
         .verify(&last.checkpoint)
         .map_err(|e| verify(format!("receipt checkpoint: {e}")))?;
-    let started = std::time::Instant::now();
-    loop {
-        let note = client.checkpoint().await?;
-        let cp = trusted
-            .log
-            .verify(&note)
-            .map_err(|e| verify(format!("checkpoint: {e}")))?;
-        let now = crate::custody::cosignature::unix_now();
-        let names = crate::custody::cosignature::cosigners(&note, &trusted.witnesses, now);
-        if cp.size >= from.size && names.len() == trusted.witnesses.len() {
-            let proof = if cp.size == from.size {
-                if cp.root != from.root {
-                    return Err(verify("the witnessed checkpoint forks from the receipt's"));
-                }
-                Vec::new()
-            } else {
-                client.consistency(from.size, cp.size).await?.proof
-            };
-            let hashes = decode_hashes(&proof).ok_or_else(|| verify("consistency proof is malformed"))?;
-            merkle::verify_consistency(from.size, cp.size, &hashes, &from.root, &cp.root)
-                .map_err(|e| verify(format!("the witnessed checkpoint does not extend the receipt's: {e}")))?;
-            return Ok(Some(Witnessed {
-                checkpoint: note,
-                from_size: from.size,
-                consistency: proof,
-                cosigned_by: names.into_iter().map(str::to_owned).collect(),
-            }));
-        }
-        if started.elapsed() >= wait {
-            return Err(verify(format!(
-                "{} of the vault's {} witnesses cosigned within {} s",
-                names.len(),
-                trusted.witnesses.len(),
-                wait.as_secs()
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    let every = crate::bundle::Policy {
+        witnesses: trusted.witnesses.clone(),
+        quorum: trusted.witnesses.len(),
+    };
+    let mut cosigned_by = Vec::new();
+    let note = cosigned_checkpoint(client, &trusted.log, &every, wait, &mut cosigned_by).await?;
+    let cp = trusted
+        .log
+        .verify(&note)
+        .map_err(|e| verify(format!("checkpoint: {e}")))?;
+    // The vault's newest checkpoint cannot be older than one it issued
+    // before; the consistency check refuses one that is.
+    let proof = if cp.size <= from.size {
+        Vec::new()
+    } else {
+        client.consistency(from.size, cp.size).await?.proof
+    };
+    let hashes = decode_hashes(&proof).ok_or_else(|| verify("consistency proof is malformed"))?;
+    merkle::verify_consistency(from.size, cp.size, &hashes, &from.root, &cp.root)
+        .map_err(|e| verify(format!("the witnessed checkpoint does not extend the receipt's: {e}")))?;
+    Ok(Some(Witnessed {
+        checkpoint: note,
+        from_size: from.size,
+        consistency: proof,
+        cosigned_by,
+    }))
 }
 
 /// The duress note's plaintext: which submitter key, if any, is the duress
@@ -1111,7 +1099,7 @@ async fn run_audit(
         (None, None) => crate::bundle::Policy::default(),
     };
     report.quorum = policy.quorum;
-    let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, report).await?;
+    let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, &mut report.cosigned_by).await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
     (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
     while auditor.size() < cp.size {
@@ -1188,12 +1176,14 @@ async fn run_audit(
 /// The vault's newest checkpoint, once a quorum of `policy`'s witnesses
 /// cosigned it (waiting up to `wait` for them to catch up with a write
 /// that has just landed); at once when no quorum is asked for.
+/// `cosigned_by` is left naming the witnesses whose cosignatures verified
+/// on the last checkpoint seen, whether or not they made the quorum.
 async fn cosigned_checkpoint(
     client: &Client,
     log: &LogVerifier,
     policy: &crate::bundle::Policy,
     wait: std::time::Duration,
-    report: &mut AuditReport,
+    cosigned_by: &mut Vec<String>,
 ) -> Result<String> {
     let started = std::time::Instant::now();
     loop {
@@ -1201,15 +1191,16 @@ async fn cosigned_checkpoint(
         log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
         let now = crate::custody::cosignature::unix_now();
         let names = crate::custody::cosignature::cosigners(&note, &policy.witnesses, now);
-        report.cosigned_by = names.iter().map(|n| (*n).to_owned()).collect();
+        *cosigned_by = names.iter().map(|n| (*n).to_owned()).collect();
         if names.len() >= policy.quorum {
             return Ok(note);
         }
         if started.elapsed() >= wait {
             return Err(verify(format!(
-                "the checkpoint is cosigned by {} of the {} witnesses; the quorum is {}",
+                "the checkpoint is cosigned by {} of the {} witnesses within {} s; the quorum is {}",
                 names.len(),
                 policy.witnesses.len(),
+                wait.as_secs(),
                 policy.quorum
             )));
         }

@@ -228,10 +228,7 @@ struct Facts {
 }
 
 fn body<T: serde::de::DeserializeOwned>(e: &Event) -> Result<T> {
-    e.request
-        .as_ref()
-        .and_then(|r| r.body_bytes())
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    e.signed_body()
         .ok_or_else(|| verify(format!("a {:?} event without its signed body", e.action)))
 }
 

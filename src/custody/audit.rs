@@ -136,14 +136,6 @@ impl LogAuditor {
         }
     }
 
-    /// The principals and roles the entries so far leave registered.
-    pub fn principals(&self) -> BTreeMap<KeyId, Role> {
-        self.principals
-            .iter()
-            .map(|(k, (_, role))| (k.clone(), *role))
-            .collect()
-    }
-
     /// The log's trust anchors: the admin cards its first, unsigned
     /// events name.
     pub fn anchors(&self) -> &[Card] {

@@ -88,6 +88,14 @@ pub struct Event {
     pub request: Option<SignedRequest>,
 }
 
+impl Event {
+    /// The JSON body of the signed request this event records, read as a
+    /// `T`: `None` when the event has no signed body or it is no `T`.
+    pub fn signed_body<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.request.as_ref()?.body_bytes()?).ok()
+    }
+}
+
 /// Hex SHA-256 of stored event bytes: the `prev` link of the next event.
 pub fn event_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

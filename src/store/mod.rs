@@ -511,6 +511,17 @@ impl Store {
             .collect()
     }
 
+    /// The second halves `b` of the [`pair_key`]s `a/b` in `t` whose first
+    /// half is `a`: a case's holders, or its open uploads.
+    pub fn paired_with(&self, t: T, a: &str) -> Result<Vec<String>> {
+        let prefix = pair_key(a, "");
+        self.tree(t)
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
+            .collect()
+    }
+
     /// Take the single-writer lock of the log and of all multi-tree changes.
     pub async fn writer(&self) -> WriterGuard<'_> {
         self.writer.lock().await
