@@ -10,14 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-
 use super::{Client, ClientError};
 use crate::api::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, WithdrawBody};
-use crate::custody::audit::{decode_hashes, LogAuditor};
+use crate::custody::audit::{included, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
-use crate::custody::{merkle, Action, Event, VAULT_CASE};
+use crate::custody::{Action, Event, VAULT_CASE};
 use crate::identity::{Card, KeyId};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -66,8 +63,6 @@ pub struct ProvenCase {
     pub envelopes: BTreeMap<KeyId, String>,
     /// Each key's envelope of the duress note's key.
     pub note_envelopes: BTreeMap<KeyId, String>,
-    /// The principals holding the case now, by key id, with their names.
-    pub holders: BTreeMap<KeyId, String>,
     /// The withdrawal: which submitter key signed it, when, and the
     /// encrypted reason (a principal's reading only; a submitter is not
     /// shown withdrawals).
@@ -166,14 +161,12 @@ pub async fn prove_case(
     reader: Reader,
 ) -> Result<ProvenCase> {
     let case_log: CaseLog = client.case_log(key, case_id).await?;
-    let checkpoint = log
-        .verify(&case_log.checkpoint)
-        .map_err(|e| verify(format!("the case's checkpoint: {e}")))?;
+    let proven = prove_log(&case_log, log, anchors, case_id, reader)?;
     if let Some(pins) = client.pins() {
-        pins.advance_checkpoint(client, log, &case_log.checkpoint, &checkpoint)
+        pins.advance_checkpoint(client, log, &case_log.checkpoint, &proven.checkpoint)
             .await?;
     }
-    prove_log(&case_log, log, anchors, case_id, reader)
+    Ok(proven)
 }
 
 /// What a case's log, as the vault returned it, proves (see
@@ -195,18 +188,8 @@ pub fn prove_log(
     };
     let mut facts = Facts::default();
     for entry in &case_log.entries {
-        let bytes = B64
-            .decode(&entry.event)
-            .map_err(|_| verify("an event of the case's log is not base64"))?;
-        let proof = decode_hashes(&entry.proof).ok_or_else(|| verify("an inclusion proof is malformed"))?;
-        merkle::verify_inclusion(
-            entry.index,
-            checkpoint.size,
-            &merkle::leaf_hash(&bytes),
-            &proof,
-            &checkpoint.root,
-        )
-        .map_err(|e| verify(format!("event {} is not in the signed log: {e}", entry.index)))?;
+        let bytes = included(entry.index, &entry.event, &entry.proof, &checkpoint)
+            .map_err(|e| verify(format!("event {} is not in the signed log: {e}", entry.index)))?;
         let event = auditor
             .check_event(&bytes)
             .map_err(|e| verify(format!("event {} of the case's log: {e}", entry.index)))?;
@@ -312,12 +295,6 @@ impl Facts {
         let creation = self
             .creation
             .ok_or_else(|| verify(format!("the vault's log shows no creation of case {case_id}")))?;
-        let holders = self
-            .envelopes
-            .keys()
-            .filter(|k| !self.submitter_keys.contains(*k))
-            .map(|k| (k.clone(), self.names.get(k).cloned().unwrap_or_default()))
-            .collect();
         Ok(ProvenCase {
             case_id: case_id.to_owned(),
             checkpoint,
@@ -325,7 +302,6 @@ impl Facts {
             submitter_keys: self.submitter_keys,
             envelopes: self.envelopes,
             note_envelopes: self.note_envelopes,
-            holders,
             withdrawal: self.withdrawal,
             stored: self.stored,
         })

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -246,19 +244,8 @@ impl Trusted {
             .verify(&params.checkpoint)
             .map_err(|e| trust(format!("the intake parameters' checkpoint: {e}")))?;
         let included = |index: u64, event: &str, proof: &[String]| -> Result<Event, ClientError> {
-            let bytes = B64
-                .decode(event)
-                .map_err(|_| trust(format!("event {index} is not base64")))?;
-            let proof = crate::custody::audit::decode_hashes(proof)
-                .ok_or_else(|| trust(format!("the proof of event {index} is malformed")))?;
-            crate::custody::merkle::verify_inclusion(
-                index,
-                checkpoint.size,
-                &crate::custody::merkle::leaf_hash(&bytes),
-                &proof,
-                &checkpoint.root,
-            )
-            .map_err(|e| trust(format!("event {index} is not in the signed log: {e}")))?;
+            let bytes = crate::custody::audit::included(index, event, proof, &checkpoint)
+                .map_err(|e| trust(format!("event {index} is not in the signed log: {e}")))?;
             serde_json::from_slice(&bytes).map_err(|_| trust(format!("event {index} is malformed")))
         };
         // The intake lawyers the log says there are, at its last registry

@@ -505,19 +505,27 @@ pub enum ReceiptError {
 /// the event's inclusion. Returns the event and the checkpoint.
 pub fn verify_receipt(receipt: &Receipt, log: &LogVerifier) -> Result<(Event, Checkpoint), ReceiptError> {
     let checkpoint = log.verify(&receipt.checkpoint)?;
+    let bytes = included(receipt.index, &receipt.event, &receipt.proof, &checkpoint)?;
+    let event = serde_json::from_slice(&bytes).map_err(|_| ReceiptError::Malformed("event is not valid JSON"))?;
+    Ok((event, checkpoint))
+}
+
+/// An entry's stored bytes, given as receipts, exports and case logs carry
+/// them (the event and its inclusion proof in base64), once its inclusion
+/// at `index` in the tree of a verified `checkpoint` is proven.
+pub fn included(index: u64, event: &str, proof: &[String], checkpoint: &Checkpoint) -> Result<Vec<u8>, ReceiptError> {
     let bytes = B64
-        .decode(&receipt.event)
+        .decode(event)
         .map_err(|_| ReceiptError::Malformed("event is not base64"))?;
-    let proof = decode_hashes(&receipt.proof).ok_or(ReceiptError::Malformed("proof hashes"))?;
+    let proof = decode_hashes(proof).ok_or(ReceiptError::Malformed("proof hashes"))?;
     merkle::verify_inclusion(
-        receipt.index,
+        index,
         checkpoint.size,
         &merkle::leaf_hash(&bytes),
         &proof,
         &checkpoint.root,
     )?;
-    let event = serde_json::from_slice(&bytes).map_err(|_| ReceiptError::Malformed("event is not valid JSON"))?;
-    Ok((event, checkpoint))
+    Ok(bytes)
 }
 
 /// Decode base64 hashes; `None` if any is not 32 bytes of base64.
