@@ -4,7 +4,9 @@
 //! the lawyer's client when the duress note is dropped or a submitter's
 //! recipient is swapped or added, the submitter's when a removed intake
 //! lawyer is listed again, and either when the vault shows a fork of the
-//! history it showed before.
+//! history it showed before. A grant wraps the case key to the card the
+//! log registered, whatever card the host lists, and a submitter coming
+//! back refuses a case key the host put in its place.
 
 mod proxy;
 mod util;
@@ -302,4 +304,113 @@ async fn a_client_refuses_a_fork_of_the_history_it_saw() {
     );
     assert!(e.contains("not showing you the history it showed before"), "{e}");
     assert!(!out.exists(), "nothing is written");
+}
+
+/// The host lists the grantee with its own recipient on the grantee's
+/// card (the key, and so the key id, unchanged): a client that took the
+/// listing's word would hand the host the case key. The grant must wrap
+/// to the card the log registered instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_wraps_to_the_card_the_log_registered_not_the_one_listed() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    let s = submit(&v, &url, b"they beat me").await;
+    let colleague = Identity::generate("Colleague").unwrap();
+    c.add_principal(
+        v.admin.signing_key(),
+        &PrincipalBody {
+            card: colleague.card(),
+            role: Role::Lawyer,
+            intake: false,
+        },
+    )
+    .await
+    .unwrap();
+    let host = Identity::generate("Host").unwrap();
+    let genuine = colleague.card().to_string();
+    let parts: Vec<&str> = genuine.splitn(4, ' ').collect();
+    let forged = format!("{} {} {} {}", parts[0], parts[1], host.card().recipient, parts[3]);
+    assert_eq!(
+        forged.parse::<custos::identity::Card>().unwrap().key_id(),
+        colleague.key_id()
+    );
+    let target = colleague.key_id().to_string();
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == "/v1/principals" {
+            for p in json.as_array_mut().unwrap() {
+                if p["key_id"] == target.as_str() {
+                    p["card"] = forged.clone().into();
+                }
+            }
+        }
+    }));
+    assert_eq!(
+        c.principals(v.lawyer.signing_key())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.key_id == colleague.key_id())
+            .unwrap()
+            .card
+            .recipient,
+        host.card().recipient,
+        "the host lists its own recipient"
+    );
+
+    flows::grant(&c, &v.lawyer, &v.log, &s.case_id, &colleague.key_id())
+        .await
+        .unwrap();
+    let store = &v.state.as_ref().unwrap().vault.store;
+    let envelope = store
+        .tree(custos::store::T::Envelopes)
+        .get(custos::store::pair_key(&s.case_id, colleague.key_id().as_str()))
+        .unwrap()
+        .unwrap();
+    assert!(
+        custos::envelope::CaseKey::open(&envelope, host.age_identity()).is_err(),
+        "the host cannot open the grant"
+    );
+    custos::envelope::CaseKey::open(&envelope, colleague.age_identity()).unwrap();
+    let out = v.tmp.path().join("colleague");
+    flows::get_case(&c, &colleague, &v.log, &s.case_id, &out).await.unwrap();
+    assert_eq!(std::fs::read(out.join("statement.txt")).unwrap(), b"they beat me");
+}
+
+/// The host answers a returning submitter with a case key of its own,
+/// wrapped to the submitter's recipient, and that key's recipient as the
+/// case's: a client that took the record's word would encrypt every later
+/// file to the host. The session is refused, naming the case's recipient,
+/// and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_submitter_refuses_a_case_key_the_host_put_in() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    let s = submit(&v, &url, b"they beat me").await;
+    let store = &v.state.as_ref().unwrap().vault.store;
+    let record: custos::store::CaseRecord = store
+        .get_json(custos::store::T::Cases, &s.case_id)
+        .unwrap()
+        .unwrap();
+    let mine = s.codename.derive(util::ORIGIN).key_id();
+    let submitter = record.submitter_keys.iter().find(|k| k.key_id == mine).unwrap();
+    let recipient = custos::identity::parse_recipient(&submitter.recipient).unwrap();
+    let host_key = custos::envelope::CaseKey::generate();
+    let forged = base64::engine::general_purpose::STANDARD.encode(host_key.wrap(&recipient).unwrap());
+    let host_recipient = host_key.recipient().to_string();
+    let case_path = format!("/v1/cases/{}", s.case_id);
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == case_path {
+            json["envelope"] = forged.clone().into();
+            json["case_recipient"] = host_recipient.clone().into();
+        }
+    }));
+    let trust = TrustStore::new(v.tmp.path().join("submitter-pins"));
+    let before = sent(&v);
+    let e = refused(
+        custos::client::submitter::open(&c, &trust, s.codename, &s.case_id).await,
+        "a case key the host put in",
+    );
+    assert!(e.contains("differs from its signed log: the case's recipient"), "{e}");
+    assert!(e.contains(&s.case_id), "{e}");
+    assert_eq!(sent(&v), before, "nothing is sent");
 }

@@ -914,7 +914,8 @@ pub(crate) fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
 }
 
 /// Grant a case to another lawyer: open this identity's envelope, wrap the
-/// case key to the grantee's registered card, and send the signed grant.
+/// case key to the grantee's card as the signed log registered it, and
+/// send the signed grant.
 pub async fn grant(
     client: &Client,
     identity: &Identity,
@@ -924,11 +925,11 @@ pub async fn grant(
 ) -> Result<Receipt> {
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
     let case_key = case_key_of(identity, &proven)?;
-    let grantee = client
-        .principals(identity.signing_key())
-        .await?
-        .into_iter()
-        .find(|p| &p.key_id == to)
+    // The grantee's card as the log registered it, never as the host
+    // lists it: a host that swapped the recipient would get the case key.
+    let (grantee, _) = proven
+        .registry
+        .get(to)
         .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
     // Pass on the duress note's key too, so the new lawyer can tell a
     // coerced withdrawal from a real one.
@@ -938,13 +939,13 @@ pub async fn grant(
                 &B64.decode(env).map_err(|_| verify("note envelope is not base64"))?,
                 identity.age_identity(),
             )?;
-            Some(B64.encode(note_key.wrap(&grantee.card.age_recipient())?))
+            Some(B64.encode(note_key.wrap(&grantee.age_recipient())?))
         }
         None => None,
     };
     let body = GrantBody {
         key_id: to.clone(),
-        envelope: B64.encode(case_key.wrap(&grantee.card.age_recipient())?),
+        envelope: B64.encode(case_key.wrap(&grantee.age_recipient())?),
         note_envelope,
     };
     client.grant(identity.signing_key(), case_id, &body).await

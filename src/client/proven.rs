@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Client, ClientError};
-use crate::api::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, WithdrawBody};
+use crate::api::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 use crate::custody::audit::{included, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
-use crate::custody::{Action, Event, VAULT_CASE};
-use crate::identity::{Card, KeyId};
+use crate::custody::{Action, Event, VAULT_ACTOR, VAULT_CASE};
+use crate::identity::{Card, KeyId, Role};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -69,6 +69,12 @@ pub struct ProvenCase {
     pub withdrawal: Option<(KeyId, String, Option<String>)>,
     /// Who stored each object the reader was shown the storing of.
     pub stored: BTreeMap<String, StoredBy>,
+    /// The principals registered at the checkpoint, with their cards and
+    /// roles, as the admins' signed requests in the log made them: all of
+    /// them for a principal's reading, those the selection names for a
+    /// submitter's. What a client wraps a case key to comes from here,
+    /// never from the host's registry listing.
+    pub registry: BTreeMap<KeyId, (Card, Role)>,
 }
 
 impl ProvenCase {
@@ -203,7 +209,7 @@ pub fn prove_log(
 struct Facts {
     creation: Option<CreateCase>,
     submitter_keys: BTreeSet<KeyId>,
-    names: BTreeMap<KeyId, String>,
+    registry: BTreeMap<KeyId, (Card, Role)>,
     envelopes: BTreeMap<KeyId, String>,
     note_envelopes: BTreeMap<KeyId, String>,
     withdrawal: Option<(KeyId, String, Option<String>)>,
@@ -218,14 +224,24 @@ fn body<T: serde::de::DeserializeOwned>(e: &Event) -> Result<T> {
 impl Facts {
     fn apply(&mut self, index: u64, e: &Event, case_id: &str) -> Result<()> {
         if e.case == VAULT_CASE {
-            if e.action == Action::PrincipalAdded {
-                let card: Option<Card> = body::<crate::api::wire::PrincipalBody>(e)
-                    .map(|b| b.card)
-                    .ok()
-                    .or_else(|| serde_json::from_value(e.details["card"].clone()).ok());
-                if let Some(card) = card {
-                    self.names.insert(card.key_id(), card.name);
+            // The auditor checked each change is an admin's signed request
+            // (or, at the log's start, an anchor).
+            match e.action {
+                Action::PrincipalAdded if e.actor == VAULT_ACTOR => {
+                    let card: Card = serde_json::from_value(e.details["card"].clone())
+                        .map_err(|_| verify("an anchor without a card"))?;
+                    self.registry.insert(card.key_id(), (card, Role::Admin));
                 }
+                Action::PrincipalAdded => {
+                    let b: PrincipalBody = body(e)?;
+                    self.registry.insert(b.card.key_id(), (b.card, b.role));
+                }
+                Action::PrincipalRemoved => {
+                    let key: KeyId = serde_json::from_value(e.details["key_id"].clone())
+                        .map_err(|_| verify("a removal that names no key"))?;
+                    self.registry.remove(&key);
+                }
+                _ => {}
             }
             return Ok(());
         }
@@ -267,10 +283,13 @@ impl Facts {
             Action::ObjectStored => {
                 let commit: CommitUpload = body(e)?;
                 let key_id: KeyId = e.actor.parse().map_err(|_| verify("an object stored by no key"))?;
-                let principal = (!self.submitter_keys.contains(&key_id))
-                    .then(|| self.names.get(&key_id).cloned())
-                    .flatten();
-                let held_the_case = principal.is_some() && self.envelopes.contains_key(&key_id);
+                let registered = self
+                    .registry
+                    .get(&key_id)
+                    .filter(|_| !self.submitter_keys.contains(&key_id));
+                let principal = registered.map(|(card, _)| card.name.clone());
+                let held_the_case =
+                    registered.is_some_and(|(_, role)| *role == Role::Lawyer) && self.envelopes.contains_key(&key_id);
                 self.stored.insert(
                     commit.sha256,
                     StoredBy {
@@ -304,6 +323,7 @@ impl Facts {
             note_envelopes: self.note_envelopes,
             withdrawal: self.withdrawal,
             stored: self.stored,
+            registry: self.registry,
         })
     }
 }

@@ -7,6 +7,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::flows::{check_receipt, trusted_vault, upload_files_resumably, SubmitFile};
+use super::proven::{prove_case, Reader};
 use super::resume::{fingerprint, FilesDone, Journal};
 use super::trust::TrustStore;
 use super::{Client, ClientError};
@@ -60,13 +61,30 @@ pub async fn open(client: &Client, trust: &TrustStore, codename: Codename, case_
         Err(e) if matches!(e.code(), Some("unknown_key" | "not_found")) => return Err(no_such_case(case_id)),
         Err(e) => return Err(e),
     };
-    let envelope = detail
-        .envelope
-        .as_ref()
+    if detail.envelope.is_none() {
+        return Err(no_such_case(case_id));
+    }
+    // The case key, and so everything this session encrypts, comes from
+    // the envelope and recipient of the case's signed creation, never from
+    // the host's record: a host that put in a key of its own would read
+    // every later file.
+    let proven = prove_case(
+        client,
+        keys.signing_key(),
+        &trusted.log,
+        &trusted.admins,
+        case_id,
+        Reader::Submitter,
+    )
+    .await?;
+    proven.check_record(&detail, &keys.key_id(), Reader::Submitter)?;
+    let envelope = proven
+        .envelopes
+        .get(&keys.key_id())
         .and_then(|e| B64.decode(e).ok())
-        .ok_or_else(|| no_such_case(case_id))?;
+        .ok_or_else(|| ClientError::Verify(format!("the signed log of case {case_id} holds no envelope for you")))?;
     let case_key = CaseKey::open(&envelope, keys.age_identity())?;
-    if case_key.recipient().to_string() != detail.case_recipient {
+    if case_key.recipient().to_string() != proven.creation.case_recipient {
         return Err(ClientError::Verify("the envelope does not hold this case's key".into()));
     }
     Ok(Session {
@@ -205,7 +223,6 @@ impl Session {
     /// whose storing the case's log proves was signed by a lawyer holding
     /// the case (see [`Replies`]).
     pub async fn replies(&self) -> Result<Replies> {
-        use super::proven::{prove_case, Reader};
         let proven = prove_case(
             &self.client,
             self.keys.signing_key(),

@@ -506,17 +506,21 @@ export function verifyIntake(params) {
 }
 
 /**
- * Who the case's log proves stored each object: a map from object id to
- * `{ keyId, name }` for every object whose storing was signed by a lawyer
- * who held the case then (an intake lawyer when it was opened, or granted
- * it since by one who held it, and not revoked). `caseLog` is the
- * submitter's view of `GET /v1/cases/{case}/log`; every event is checked
- * for inclusion in its checkpoint (signed by `vkey`), and every signature
- * traced to the admin `anchors` (card lines). A message labelled a reply
- * that is not in the map was not sent by a lawyer holding the case: anyone
- * who can encrypt to the case could have planted it.
+ * What the case's log proves, from the submitter's view of
+ * `GET /v1/cases/{case}/log` (`caseLog`), every event checked for
+ * inclusion in its checkpoint (signed by `vkey`) and every signature
+ * traced to the admin `anchors` (card lines):
+ * - `creation`: the body of the case's signed creation (its recipient,
+ *   the submitters' envelopes), which the session's case key must come
+ *   from (see checkRecord);
+ * - `stores`: a map from object id to `{ keyId, name }` for every object
+ *   whose storing was signed by a lawyer who held the case then (an intake
+ *   lawyer when it was opened, or granted it since by one who held it, and
+ *   not revoked). A message labelled a reply that is not in the map was
+ *   not sent by a lawyer holding the case: anyone who can encrypt to the
+ *   case could have planted it.
  */
-export function provenStores(caseLog, vkey, anchorCards, caseId) {
+export function provenCase(caseLog, vkey, anchorCards, caseId) {
   const cp = verifyCheckpoint(caseLog.checkpoint, vkey);
   const principals = new Map();
   for (const card of anchorCards) {
@@ -526,6 +530,7 @@ export function provenStores(caseLog, vkey, anchorCards, caseId) {
   const submitters = new Set();
   const holders = new Set();
   const proven = new Map();
+  let creation = null;
   const entries = [...caseLog.entries].sort((a, b) => a.index - b.index);
   for (const entry of entries) {
     const e = provenEvent(entry, cp);
@@ -559,6 +564,7 @@ export function provenStores(caseLog, vkey, anchorCards, caseId) {
       const opener = keys.find((k) => keyId(k) === e.actor);
       if (!opener) throw fail("not opened by one of its submitter keys");
       verifyStored(req, opener);
+      creation = body;
       for (const k of keys) submitters.add(keyId(k));
       for (const env of body.envelopes) if (!submitters.has(env.key_id)) holders.add(env.key_id);
       continue;
@@ -584,7 +590,23 @@ export function provenStores(caseLog, vkey, anchorCards, caseId) {
       throw fail("not the request that makes it");
     }
   }
-  return proven;
+  if (!creation) throw new Error(`the vault's log shows no creation of case ${caseId}`);
+  return { creation, stores: proven };
+}
+
+/**
+ * Hold the host's record of the case (`GET /v1/cases/{case}`) to its signed
+ * creation, for the submitter key `myKeyId`: the case's recipient and this
+ * key's envelope must be the ones the submitter's own signed request put
+ * there. A host that put in a case key of its own would read every file
+ * sent after.
+ */
+export function checkRecord(detail, creation, myKeyId, caseId) {
+  const differs = (what) =>
+    new Error(`the vault's record of case ${caseId} differs from its signed log: ${what}; refusing to go on`);
+  if (detail.case_id !== caseId || detail.case_recipient !== creation.case_recipient) throw differs("the case's recipient");
+  const mine = creation.envelopes.find((env) => env.key_id === myKeyId);
+  if (!mine || detail.envelope !== mine.envelope) throw differs("your envelope");
 }
 
 // ---- Encryption (src/envelope) ----

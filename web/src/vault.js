@@ -268,6 +268,11 @@ export async function openCase(codenameText, caseId) {
     throw e;
   }
   if (!detail.envelope) throw new NoSuchCase();
+  // The case key comes from the envelope of the case's signed creation,
+  // never from the host's word (see protocol.checkRecord).
+  const log = await (await p.call("GET", `/v1/cases/${caseId}/log`, { keys })).json();
+  const { creation } = p.provenCase(log, params.vkey, params.anchors, caseId);
+  p.checkRecord(detail, creation, keys.keyId, caseId);
   const caseIdentity = text.decode(await p.decryptBytes(p.base64.decode(detail.envelope), keys.ageIdentity));
   const caseRecipient = await p.recipientOf(caseIdentity);
   if (caseRecipient !== detail.case_recipient) throw new Error("the envelope does not hold this case's key");
@@ -283,12 +288,12 @@ export async function openCase(codenameText, caseId) {
 /**
  * The lawyers' replies of an open session, oldest first, as text with who
  * wrote them: only those the case's log proves a lawyer holding the case
- * stored (see protocol.provenStores); `unproven` counts the other messages
+ * stored (see protocol.provenCase); `unproven` counts the other messages
  * labelled replies, which are not shown.
  */
 export async function replies(session) {
   const log = await (await p.call("GET", `/v1/cases/${session.caseId}/log`, { keys: session.keys })).json();
-  const proven = p.provenStores(log, session.params.vkey, session.params.anchors, session.caseId);
+  const proven = p.provenCase(log, session.params.vkey, session.params.anchors, session.caseId).stores;
   const out = [];
   let unproven = 0;
   for (const o of session.objects.filter((o) => o.label.kind === "reply")) {

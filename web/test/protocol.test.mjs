@@ -122,7 +122,7 @@ test("files encrypt as a stream to what age decrypts, with their hash and progre
 const caseLog = JSON.parse(readFileSync(new URL("../../tests/vectors/case-log.json", import.meta.url), "utf8"));
 
 test("the case's log proves who replied, and nothing a submitter planted", () => {
-  const proven = p.provenStores(caseLog.case_log, caseLog.vkey, caseLog.anchors, caseLog.case_id);
+  const proven = p.provenCase(caseLog.case_log, caseLog.vkey, caseLog.anchors, caseLog.case_id).stores;
   const got = Object.fromEntries([...proven].map(([object, by]) => [object, by.keyId]));
   assert.deepEqual(got, caseLog.proven);
   assert.equal(Object.keys(got).length, 2);
@@ -132,14 +132,30 @@ test("the case's log proves who replied, and nothing a submitter planted", () =>
   const bytes = p.base64.decode(last.event);
   bytes[10] ^= 1;
   last.event = p.base64.encode(bytes);
-  assert.throws(() => p.provenStores(altered, caseLog.vkey, caseLog.anchors, caseLog.case_id));
+  assert.throws(() => p.provenCase(altered, caseLog.vkey, caseLog.anchors, caseLog.case_id));
   const dropped = structuredClone(caseLog.case_log);
   dropped.entries = dropped.entries.filter((e) => {
     const ev = JSON.parse(new TextDecoder().decode(p.base64.decode(e.event)));
     return !(ev.case === "vault" && ev.action === "principal_added" && ev.actor !== "vault");
   });
-  assert.throws(() => p.provenStores(dropped, caseLog.vkey, caseLog.anchors, caseLog.case_id));
-  assert.throws(() => p.provenStores(caseLog.case_log, caseLog.vkey, [], caseLog.case_id));
+  assert.throws(() => p.provenCase(dropped, caseLog.vkey, caseLog.anchors, caseLog.case_id));
+  assert.throws(() => p.provenCase(caseLog.case_log, caseLog.vkey, [], caseLog.case_id));
+});
+
+test("a returning submitter's record must be its signed creation", () => {
+  const { creation } = p.provenCase(caseLog.case_log, caseLog.vkey, caseLog.anchors, caseLog.case_id);
+  const me = p.keyId(p.base64.decode(creation.submitter_keys[0].verifying_key));
+  const envelope = creation.envelopes.find((env) => env.key_id === me).envelope;
+  const detail = { case_id: caseLog.case_id, case_recipient: creation.case_recipient, envelope };
+  p.checkRecord(detail, creation, me, caseLog.case_id);
+  // The host's own case key in its place, or another key's envelope.
+  const other = creation.envelopes.find((env) => env.key_id !== me).envelope;
+  assert.throws(
+    () => p.checkRecord({ ...detail, case_recipient: "age1host" }, creation, me, caseLog.case_id),
+    /the case's recipient/,
+  );
+  assert.throws(() => p.checkRecord({ ...detail, envelope: other }, creation, me, caseLog.case_id), /your envelope/);
+  assert.throws(() => p.checkRecord(detail, creation, "0000000000000000", caseLog.case_id), /your envelope/);
 });
 
 test("the intake list must be the one the log names", () => {
