@@ -387,10 +387,7 @@ async fn a_returning_submitter_refuses_a_case_key_the_host_put_in() {
     let c = Client::new(&url).unwrap();
     let s = submit(&v, &url, b"they beat me").await;
     let store = &v.state.as_ref().unwrap().vault.store;
-    let record: custos::store::CaseRecord = store
-        .get_json(custos::store::T::Cases, &s.case_id)
-        .unwrap()
-        .unwrap();
+    let record: custos::store::CaseRecord = store.get_json(custos::store::T::Cases, &s.case_id).unwrap().unwrap();
     let mine = s.codename.derive(util::ORIGIN).key_id();
     let submitter = record.submitter_keys.iter().find(|k| k.key_id == mine).unwrap();
     let recipient = custos::identity::parse_recipient(&submitter.recipient).unwrap();
@@ -413,4 +410,40 @@ async fn a_returning_submitter_refuses_a_case_key_the_host_put_in() {
     assert!(e.contains("differs from its signed log: the case's recipient"), "{e}");
     assert!(e.contains(&s.case_id), "{e}");
     assert_eq!(sent(&v), before, "nothing is sent");
+}
+
+/// The host swaps two objects' sealed labels: the lawyer would save the
+/// statement under the evidence's name and kind, and the reverse. The
+/// labels are held to the signed commits, and the case is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lawyer_refuses_labels_swapped_between_objects() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    let files = [
+        SubmitFile {
+            path: v.file("statement.txt", b"they beat me"),
+            kind: ObjectKind::Statement,
+        },
+        SubmitFile {
+            path: v.file("medical-report.txt", b"fractured ribs"),
+            kind: ObjectKind::Evidence,
+        },
+    ];
+    let s = flows::submit(&c, &v.trust(), &[], &files, false).await.unwrap();
+    let case_path = format!("/v1/cases/{}", s.case_id);
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == case_path {
+            let objects = json["objects"].as_array_mut().unwrap();
+            let first = objects[0]["label"].clone();
+            objects[0]["label"] = objects[1]["label"].clone();
+            objects[1]["label"] = first;
+        }
+    }));
+    let out = v.tmp.path().join("got");
+    let e = refused(
+        flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &out).await,
+        "swapped labels",
+    );
+    assert!(e.contains("the label or place of object"), "{e}");
+    assert!(!out.exists(), "nothing is written");
 }

@@ -45,6 +45,9 @@ pub struct StoredBy {
     pub held_the_case: bool,
     /// Log index of the `object_stored` event.
     pub index: u64,
+    /// The object's sealed label (name and kind), base64, as the signed
+    /// commit gave it.
+    pub label: String,
 }
 
 /// A case as its signed log proves it.
@@ -110,6 +113,11 @@ impl ProvenCase {
         }
         for o in &detail.objects {
             if let Some(by) = self.stored.get(&o.object_id) {
+                // A label swapped between objects would show one file
+                // under another's name and kind.
+                if o.label != by.label || o.index != by.index {
+                    return Err(differs(&format!("the label or place of object {}", o.object_id)));
+                }
                 if reader == Reader::Principal && o.added_by.as_ref() != Some(&by.key_id) {
                     return Err(differs("who stored an object"));
                 }
@@ -297,6 +305,7 @@ impl Facts {
                         principal,
                         held_the_case,
                         index,
+                        label: commit.label,
                     },
                 );
             }
