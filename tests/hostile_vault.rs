@@ -108,6 +108,17 @@ fn refused(r: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String {
     }
 }
 
+/// Register `who` as a lawyer, through the host (the vault takes requests
+/// signed for the host's address only).
+async fn add_lawyer(c: &Client, v: &TestVault, who: &Identity, intake: bool) {
+    let body = PrincipalBody {
+        card: who.card(),
+        role: Role::Lawyer,
+        intake,
+    };
+    c.add_principal(v.admin.signing_key(), &body).await.unwrap();
+}
+
 /// Objects, uploads and cases in the vault: nothing may have been sent.
 fn sent(v: &TestVault) -> (usize, usize, usize) {
     let store = &v.state.as_ref().unwrap().vault.store;
@@ -211,16 +222,7 @@ async fn a_submitter_refuses_a_removed_intake_lawyer_listed_again() {
     let c = Client::new(&url).unwrap();
     // A second intake lawyer, whose key is later stolen, and removed.
     let stolen = Identity::generate("Stolen").unwrap();
-    c.add_principal(
-        v.admin.signing_key(),
-        &PrincipalBody {
-            card: stolen.card(),
-            role: Role::Lawyer,
-            intake: true,
-        },
-    )
-    .await
-    .unwrap();
+    add_lawyer(&c, &v, &stolen, true).await;
     let before_removal = c.intake().await.unwrap();
     let entry = before_removal
         .intake
@@ -316,16 +318,7 @@ async fn a_grant_wraps_to_the_card_the_log_registered_not_the_one_listed() {
     let c = Client::new(&url).unwrap();
     let s = submit(&v, &url, b"they beat me").await;
     let colleague = Identity::generate("Colleague").unwrap();
-    c.add_principal(
-        v.admin.signing_key(),
-        &PrincipalBody {
-            card: colleague.card(),
-            role: Role::Lawyer,
-            intake: false,
-        },
-    )
-    .await
-    .unwrap();
+    add_lawyer(&c, &v, &colleague, false).await;
     let host = Identity::generate("Host").unwrap();
     let genuine = colleague.card().to_string();
     let parts: Vec<&str> = genuine.splitn(4, ' ').collect();
