@@ -84,13 +84,17 @@ impl Env {
     }
 
     /// Register `who.pub` (admin-signed); lawyers are intake principals.
-    fn register(&self, who: &str) {
+    /// Returns what the command said on stderr.
+    fn register(&self, who: &str) -> String {
         let card = format!("{who}.pub");
         let mut args = vec!["--identity", "admin", "principal", "add", &card, "--role", who];
         if who == "lawyer" {
             args.push("--intake");
         }
-        self.ok(&args);
+        let out = self.run(&args);
+        let said = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "custos {args:?} failed: {said}");
+        said
     }
 
     /// Run under a pseudo-terminal (util-linux `script`), as a person at a
@@ -135,11 +139,16 @@ fn start_server(env: &Env, data: &Path) -> (ServerProcess, String, Log) {
     start_server_with(env, data, &[])
 }
 
-fn start_server_with(env: &Env, data: &Path, extra: &[&str]) -> (ServerProcess, String, Log) {
+/// Run `custos ARGS` (a server) in `env`'s folder; returns it and the
+/// lines of its stderr, to be read (and drained) by the caller.
+fn spawn_server(
+    env: &Env,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> (ServerProcess, std::io::Lines<BufReader<std::process::ChildStderr>>) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("CUSTOS_LOG", "debug")
+        .args(args)
+        .envs(vars.iter().copied())
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -147,8 +156,19 @@ fn start_server_with(env: &Env, data: &Path, extra: &[&str]) -> (ServerProcess, 
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let guard = ServerProcess(child);
-    let mut lines = BufReader::new(stderr).lines();
+    (ServerProcess(child), BufReader::new(stderr).lines())
+}
+
+fn start_server_with(env: &Env, data: &Path, extra: &[&str]) -> (ServerProcess, String, Log) {
+    let listen = if extra.contains(&"--listen") {
+        &[][..]
+    } else {
+        &["--listen", "127.0.0.1:0"][..]
+    };
+    let mut args = vec!["serve", "--data", data.to_str().unwrap()];
+    args.extend(listen);
+    args.extend(extra);
+    let (guard, mut lines) = spawn_server(env, &args, &[("CUSTOS_LOG", "debug")]);
     let log = Log::default();
     let addr = loop {
         let line = lines.next().expect("server exited before serving").unwrap();
@@ -557,6 +577,13 @@ fn submitters_come_back_by_codename_and_duress_shows_only_to_lawyers() {
     let (_, status, _) = as_submitter(&duress, &["--json", "submitter", "status", "--case", &case_id]);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["status"], "open");
+    // The sizes a person is shown are said to be the encrypted ones.
+    let (_, shown, _) = as_submitter(&codename, &["submitter", "status", "--case", &case_id]);
+    let later = shown.lines().find(|l| l.contains("later.pdf")).expect(&shown);
+    assert!(
+        later.starts_with("medical") && later.contains(" bytes encrypted)"),
+        "{later}"
+    );
     assert_eq!(
         status["objects"].as_array().unwrap().len(),
         2,
@@ -868,4 +895,235 @@ fn a_killed_download_resumes_where_it_stopped_when_run_again() {
         "the staging folder is gone once the files are in place"
     );
     eprintln!("killed after {before} bytes received; the second run received {again}");
+}
+
+/// What `serve --dev` prints when it is up: its URL and the steps it
+/// suggests (the indented lines).
+fn start_dev_vault(env: &Env) -> (ServerProcess, String, Vec<String>) {
+    // Cheap stamps: the walkthrough is about the steps, not the cost.
+    let (guard, mut lines) = spawn_server(
+        env,
+        &["serve", "--dev", "--listen", "127.0.0.1:0"],
+        &[("CUSTOS_STAMP_BITS", "4"), ("CUSTOS_LOG", "info")],
+    );
+    let mut url = None;
+    let mut steps = Vec::new();
+    loop {
+        let line = lines.next().expect("the demo exited before it was ready").unwrap();
+        if let Some(rest) = line.split("custos is serving addr=").nth(1) {
+            url = Some(format!("http://{}", rest.split_whitespace().next().unwrap()));
+        }
+        if let Some(step) = line.strip_prefix("  ") {
+            steps.push(step.to_owned());
+            if step.ends_with("principal list") {
+                break;
+            }
+        }
+    }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (guard, url.expect("the demo logged its address"), steps)
+}
+
+/// Whether this repository's .gitignore keeps `name` (in its root) out.
+fn git_ignores(name: &str) -> bool {
+    Command::new("git")
+        .args(["check-ignore", "-q", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("git runs")
+        .success()
+}
+
+#[test]
+fn the_readme_walkthrough_runs_as_written_and_the_demo_prints_the_same_steps() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Try it\n").nth(1).expect("README has Try it");
+    let block = section.split("```\n").nth(1).expect("Try it has a command block");
+    let example = block
+        .lines()
+        .find_map(|l| l.strip_prefix("#   case:"))
+        .expect("the block shows a case id")
+        .trim();
+    let steps: Vec<&str> = block.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    assert!(steps.len() >= 6, "{block}");
+
+    let mut env = Env::new();
+    let (_demo, url, printed) = start_dev_vault(&env);
+    env.server = url.clone();
+    // The demo prints the README's steps, for the address it listens on.
+    for step in &steps {
+        let expected = step
+            .replace(
+                "cargo run --release --",
+                &format!("cargo run --release -- --server {url}"),
+            )
+            .replace(example, "CASE");
+        assert!(
+            printed.contains(&expected),
+            "the demo does not print {expected:?}:\n{printed:#?}"
+        );
+    }
+
+    // Run as written: `cargo run --release --` is this build of custos, and
+    // the case id is the one submit printed.
+    let mut case = None::<String>;
+    let mut outputs = Vec::new();
+    for step in &steps {
+        let mut line = step.replace("cargo run --release --", BIN);
+        if let Some(id) = &case {
+            line = line.replace(example, id);
+        }
+        let out = Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(env.dir.path())
+            .env("CUSTOS_CONFIG_DIR", env.path("config"))
+            .env("CUSTOS_SERVER", &env.server)
+            .env_remove("CUSTOS_IDENTITY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        );
+        assert!(out.status.success(), "{step} failed: {stderr}");
+        if line.contains(" submit ") {
+            case = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("case:"))
+                .map(|c| c.trim().to_owned());
+            // The first contact is said once, in plain words, not as a log line.
+            assert_eq!(stderr.matches("first contact").count(), 1, "{stderr}");
+            assert!(stderr.starts_with("note: first contact"), "{stderr}");
+            let receipt = stdout.lines().find_map(|l| l.strip_prefix("receipt:")).unwrap().trim();
+            assert!(env.path(receipt).is_file(), "{receipt}");
+            assert!(git_ignores(receipt), ".gitignore lets {receipt} in");
+        } else if line.starts_with(BIN) {
+            assert!(!stderr.contains("first contact"), "said twice: {stderr}");
+        }
+        outputs.push(stdout);
+    }
+    let case = case.expect("submit printed a case id");
+    let all = outputs.join("\n");
+    // `cases` has a header row; `get` lists by kind and ends with a verdict.
+    let cases = outputs.iter().find(|o| o.starts_with("CASE ")).expect(&all);
+    assert!(cases.lines().nth(1).unwrap().starts_with(&case), "{cases}");
+    let got = outputs.iter().find(|o| o.contains("verified:")).expect(&all);
+    let listed: Vec<&str> = got
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, ["statement", "medical"], "{got}");
+    assert!(got.contains("verified: 2 files match"), "{got}");
+    assert_eq!(
+        std::fs::read(env.path("case/report.txt")).unwrap(),
+        std::fs::read(env.path("report.txt")).unwrap()
+    );
+    // The audit checks the demo witness's cosignature.
+    assert!(
+        all.contains("witnesses:  cosigned by 1 (quorum 1): localhost/custos-dev-witness"),
+        "{all}"
+    );
+    assert!(all.contains("audit passed"), "{all}");
+    for name in [
+        "statement.txt",
+        "report.txt",
+        "case/report.txt",
+        "audit-state.json",
+        "custos-dev",
+    ] {
+        assert!(git_ignores(name), ".gitignore lets the walkthrough's {name} in");
+    }
+}
+
+#[test]
+fn every_failure_is_one_error_line_and_exit_1() {
+    let mut env = Env::new();
+    // Nothing listens on port 1.
+    env.server = "http://127.0.0.1:1".into();
+    let one_line = |args: &[&str], vars: &[(&str, &str)]| {
+        let out = env.cmd().args(args).envs(vars.iter().copied()).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "custos {args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "custos {args:?}: {err}"
+        );
+        err
+    };
+    // Usage errors, which clap would print over several lines with exit 2.
+    let e = one_line(&["verify", "bundle"], &[]);
+    assert!(e.contains("--vkey"), "{e}");
+    let e = one_line(&["principal"], &[]);
+    assert!(e.contains("custos principal") && e.contains("add, list, remove"), "{e}");
+    let e = one_line(&["get"], &[]);
+    assert!(e.contains("<CASE>"), "{e}");
+    let e = one_line(&[], &[]);
+    assert!(e.contains("'custos' requires a subcommand"), "{e}");
+    one_line(&["cases", "--no-such-flag"], &[]);
+    one_line(&["no-such-command"], &[]);
+    // A vault that cannot be reached: said once, with where and why.
+    let e = one_line(&["log", "checkpoint"], &[]);
+    assert_eq!(e.matches("cannot reach").count(), 1, "{e}");
+    assert!(e.contains("at http://127.0.0.1:1: ") && e.contains("refused"), "{e}");
+    assert!(!e.contains("error sending request"), "{e}");
+    // Booleans in the environment take the usual spellings.
+    for v in ["1", "0", "true", "false", "yes", "no", "on", "off"] {
+        let e = one_line(&["log", "checkpoint"], &[("CUSTOS_QUIET", v)]);
+        assert!(e.contains("cannot reach"), "CUSTOS_QUIET={v}: {e}");
+    }
+    let e = one_line(&["log", "checkpoint"], &[("CUSTOS_QUIET", "maybe")]);
+    assert!(e.contains("'maybe'"), "{e}");
+    // Help is not a failure.
+    let help = env.run(&["get", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--out"));
+}
+
+#[test]
+fn a_new_vault_at_a_pinned_address_is_refused_until_the_named_files_are_removed() {
+    let mut env = Env::new();
+    env.identities_and_vault(&["admin", "lawyer"]);
+    let (first, url, _) = start_server_with(&env, &env.path("vault"), &["--stamp-bits", "4"]);
+    env.server = url.clone();
+    env.register("lawyer");
+    std::fs::write(env.path("statement.txt"), "They held me for three days.\n").unwrap();
+    env.ok(&["submit", "--statement", "statement.txt"]);
+    drop(first);
+    // Another vault (a new demo vault, say) at the same address.
+    std::fs::rename(env.path("vault"), env.path("old-vault")).unwrap();
+    env.identities_and_vault(&[]);
+    let addr = url.strip_prefix("http://").unwrap();
+    let (_second, _, _) = start_server_with(&env, &env.path("vault"), &["--stamp-bits", "4", "--listen", addr]);
+    // Every command says what happened: the admin's, the submitter's.
+    for args in [
+        &["--identity", "admin", "principal", "list"][..],
+        &["submit", "--statement", "statement.txt"],
+    ] {
+        let out = env.run(args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("log key changed") && err.contains("a new demo vault"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = env.run(&["submit", "--statement", "statement.txt"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    // The error names what to remove; once removed, the new vault is pinned.
+    let named: Vec<&str> = err
+        .trim_end()
+        .rsplit_once(" remove ")
+        .unwrap()
+        .1
+        .split(" and ")
+        .collect();
+    assert_eq!(named.len(), 2, "{err}");
+    for file in named {
+        std::fs::remove_file(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    assert!(env.register("lawyer").starts_with("note: first contact"));
+    env.ok(&["submit", "--statement", "statement.txt"]);
 }

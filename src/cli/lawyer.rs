@@ -15,16 +15,18 @@ pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
         if list.is_empty() {
             return "no cases".into();
         }
-        list.iter()
-            .map(|c| {
-                format!(
-                    "{}  {:<24} {:>3} objects  {}",
-                    c.case_id,
-                    c.status.replace('_', " "),
-                    c.objects,
-                    c.created
+        let row = |case: &str, status: &str, files: &str, opened: &str| {
+            format!("{case:<24}  {status:<24} {files:>5}  {opened}")
+        };
+        std::iter::once(row("CASE", "STATUS", "FILES", "OPENED"))
+            .chain(list.iter().map(|c| {
+                row(
+                    &c.case_id,
+                    &c.status.replace('_', " "),
+                    &c.objects.to_string(),
+                    &c.created,
                 )
-            })
+            }))
             .collect::<Vec<_>>()
             .join("\n")
     });
@@ -51,8 +53,16 @@ pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
         lines.extend(
             got.files
                 .iter()
-                .map(|f| format!("{:?}  {}  {}", f.kind, f.object_id, f.path.display())),
+                .map(|f| format!("{:<9} {}  {}", f.kind.as_str(), f.path.display(), f.object_id)),
         );
+        let n = got.files.len();
+        lines.push(format!(
+            "verified: {n} file{} match{} the hashes in the signed custody log, every access receipt \
+             checks, and all decrypted into {}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "es" } else { "" },
+            out.display()
+        ));
         lines.join("\n")
     });
     Ok(())

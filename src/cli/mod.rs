@@ -24,13 +24,21 @@ use crate::identity::{Card, Identity, IdentityError};
 
 pub use crate::config::DEFAULT_LISTEN;
 
+/// Where commands look for the vault unless told (`serve`'s default).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8630";
+/// The walkthrough's first steps, as `serve --dev` prints them and the
+/// README shows them (a test runs the README's).
+const DEMO_STATEMENT: &str =
+    "echo \"On 3 May two officers beat me in room 12 of the district station.\" > statement.txt";
+const DEMO_REPORT: &str = "echo \"4 May, city hospital: bruises on both forearms and the back.\" > report.txt";
+
 /// custos: an encrypted vault for complaints of torture and ill-treatment,
 /// with a custody log that anyone holding the public key can verify.
 #[derive(Parser, Debug)]
 #[command(name = "custos", version, about, long_about = None)]
 pub struct Cli {
     /// Vault URL.
-    #[arg(long, global = true, env = "CUSTOS_SERVER", default_value = "http://127.0.0.1:8630")]
+    #[arg(long, global = true, env = "CUSTOS_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// Identity file of the principal acting (lawyer, auditor, admin).
     #[arg(long, global = true, env = "CUSTOS_IDENTITY")]
@@ -39,8 +47,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Show no progress bars (they are shown on stderr, only when it is a
-    /// terminal, for transfers of 4 MiB or more).
-    #[arg(long, short, global = true, env = "CUSTOS_QUIET")]
+    /// terminal, for transfers of 4 MiB or more). The variable takes
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(long, short, global = true, env = "CUSTOS_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
@@ -97,7 +106,10 @@ enum Command {
 /// Parse arguments, run, and turn the result into an exit code with one
 /// clear line on stderr on failure.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     // The server sets its log up from its own settings (custos.toml).
     if !matches!(cli.command, Command::Serve(_)) {
         let server = matches!(cli.command, Command::Witness(_));
@@ -110,13 +122,90 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    let trust = TrustStore::default_location();
+    let server = cli.server.clone();
+    let pinned_before = matches!(trust.pin(&server), Ok(Some(_)));
+    let result = rt.block_on(dispatch(cli));
+    if !pinned_before {
+        if let Ok(Some(pin)) = trust.pin(&server) {
+            eprintln!(
+                "note: first contact with the vault at {server}: its log key ({}) and admin cards are now \
+                 remembered in {}; a vault at this address with another key will be refused",
+                pin.vkey,
+                trust.pin_path(&server).display()
+            );
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go to stdout with exit 0; every other parse failure
+/// keeps the contract of every failure: one `error:` line, exit 1.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        kind => {
+            let rendered = e.render().to_string();
+            let line = if kind == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // "Usage: custos principal <COMMAND>" names what needs one.
+                let usage = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage:"));
+                let words = usage.map(|u| {
+                    u.split_whitespace()
+                        .take_while(|w| !w.starts_with(['[', '<']))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                let command = words.unwrap_or_else(|| "custos".into());
+                format!("{command} needs a command (add --help to see them)")
+            } else {
+                usage_line(&rendered)
+            };
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's message in one line: its lines up to the usage, without the
+/// `error:` prefix, the tips and the pointer to `--help`.
+fn usage_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("tip:") || line.starts_with("For more information") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error:").unwrap_or(line).trim());
+    }
+    format!("{} (add --help for usage)", parts.join(" "))
+}
+
+/// An error and its causes, each said once: a cause whose text its
+/// parent already includes is left out.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if cause.is_empty() || line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 /// Log to stderr through `filter` (an invalid filter logs warnings only).
@@ -193,14 +282,13 @@ impl Ctx {
     }
 
     /// The log key: given, else pinned for this server, else pinned now.
+    /// The vault's key is compared with the pin first, so that a new vault
+    /// at a pinned address is named as such, with what to do about it.
     async fn log_verifier(&self, vkey: Option<&str>) -> anyhow::Result<LogVerifier> {
         if let Some(v) = vkey {
             return Ok(LogVerifier::parse(v)?);
         }
         let trust = TrustStore::default_location();
-        if let Some(pin) = trust.pin(&self.server)? {
-            return Ok(LogVerifier::parse(&pin.vkey)?);
-        }
         let params = self.client()?.intake().await?;
         Ok(trust.check(&self.server, &params, &[])?.log)
     }

@@ -17,6 +17,9 @@ use crate::identity::{Identity, IdentityError, Role};
 const DEV_DIR: &str = "custos-dev";
 /// Origin of the demo vault's log.
 const DEV_ORIGIN: &str = "localhost/custos-dev";
+/// Name of the demo vault's witness; its key and state live in
+/// `custos-dev/witness`, its vkey in `custos-dev/witness/witness.vkey`.
+const DEV_WITNESS: &str = "localhost/custos-dev-witness";
 
 /// Arguments of `custos serve`.
 #[derive(clap::Args, Debug)]
@@ -169,13 +172,26 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
             dir
         }
     };
-    let (settings, _) = config::load(Some(&dir), args.config.layer())?;
+    let (mut settings, _) = config::load(Some(&dir), args.config.layer())?;
     super::init_tracing(&settings.log);
     for w in settings.warnings() {
         tracing::warn!("{w}");
     }
     let vault = crate::vault::open(&dir)?;
     let vkey = vault.description.vkey.clone();
+    // The demo runs its own witness, so that witnessed receipts and
+    // `audit --witness` can be tried; a real one is another organisation's.
+    let dev_witness = if args.dev {
+        let log = crate::custody::checkpoint::LogVerifier::parse(&vkey)?;
+        let (witness, url) = start_dev_witness(&dir, &log).await?;
+        settings.witnesses.push(crate::witness::push::WitnessConfig {
+            url,
+            verifier: witness.clone(),
+        });
+        Some(witness)
+    } else {
+        None
+    };
     let state = Arc::new(AppState::new(vault, &settings));
     let (listener, addr) = api::bind(settings.listen).await?;
     let metrics = match settings.metrics_listen {
@@ -192,9 +208,9 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     };
     tracing::info!(%addr, %vkey, "custos is serving");
     let server = tokio::spawn(api::serve(state.clone(), listener, shutdown_signal()));
-    if args.dev {
+    if let Some(witness) = dev_witness {
         register_dev_principals(&dir, &format!("http://{addr}")).await?;
-        print_dev_help(&dir, addr, &vkey);
+        print_dev_help(&dir, addr, &vkey, &witness);
     }
     let served = server.await;
     if let Some(m) = metrics {
@@ -277,26 +293,62 @@ async fn register_dev_principals(dir: &Path, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_dev_help(dir: &Path, addr: SocketAddr, vkey: &str) {
+/// Start the demo's witness on a free loopback port; returns its key and
+/// the URL the vault pushes checkpoints to. It stops with the process.
+async fn start_dev_witness(
+    dir: &Path,
+    log: &crate::custody::checkpoint::LogVerifier,
+) -> anyhow::Result<(crate::custody::cosignature::WitnessVerifier, String)> {
+    let witness_dir = dir.join("witness");
+    let witness = Arc::new(crate::witness::Witness::open(
+        &witness_dir,
+        DEV_WITNESS,
+        std::slice::from_ref(log),
+    )?);
+    let verifier = witness.verifier();
+    std::fs::write(witness_dir.join("witness.vkey"), format!("{}\n", verifier.vkey()))?;
+    let (listener, addr) = api::bind("127.0.0.1:0".parse().expect("an address")).await?;
+    tokio::spawn(crate::witness::serve(
+        witness,
+        listener,
+        crate::witness::LIMITS,
+        std::future::pending(),
+    ));
+    Ok((verifier, format!("http://{addr}")))
+}
+
+/// The demo's first steps, for the address it actually listens on.
+fn print_dev_help(dir: &Path, addr: SocketAddr, vkey: &str, witness: &crate::custody::cosignature::WitnessVerifier) {
     let ids = dir.join("identities");
     let ids = ids.display();
+    // Commands name the vault only when it is not where they look by default.
+    let custos = if format!("http://{addr}") == super::DEFAULT_SERVER {
+        "cargo run --release --".to_owned()
+    } else {
+        format!("cargo run --release -- --server http://{addr}")
+    };
     let lines = [
         String::new(),
         format!(
             "custos demo vault: http://{addr}   data: {}/   (demo keys, unencrypted: never use for real cases)",
             dir.display()
         ),
-        format!("log vkey: {vkey}"),
+        format!("log vkey:     {vkey}"),
+        format!("witness vkey: {}   (also in {}/witness/witness.vkey)", witness.vkey(), dir.display()),
         String::new(),
         format!("Submitter's web page (Russian, Kazakh, English): http://{addr}/"),
         String::new(),
         "In another terminal:".into(),
-        "  echo 'what happened ...' > statement.txt".into(),
-        "  cargo run --release -- submit --statement statement.txt --evidence photo.jpg".into(),
-        format!("  cargo run --release -- --identity {ids}/lawyer cases"),
-        format!("  cargo run --release -- --identity {ids}/lawyer get CASE_ID --out retrieved"),
-        format!("  cargo run --release -- --identity {ids}/auditor audit --state audit-state.json"),
-        format!("  cargo run --release -- --identity {ids}/admin principal list"),
+        format!("  {}", super::DEMO_STATEMENT),
+        format!("  {}", super::DEMO_REPORT),
+        format!("  {custos} submit --statement statement.txt --medical report.txt"),
+        format!("  {custos} --identity {ids}/lawyer cases"),
+        format!("  {custos} --identity {ids}/lawyer get CASE --out case"),
+        format!(
+            "  {custos} --identity {ids}/auditor audit --state audit-state.json --witness {}/witness/witness.vkey --quorum 1",
+            dir.display()
+        ),
+        format!("  {custos} --identity {ids}/admin principal list"),
     ];
     eprintln!("{}", lines.join("\n"));
 }

@@ -177,7 +177,7 @@ pub(super) async fn submitter(ctx: &Ctx, cmd: SubmitterCmd) -> anyhow::Result<()
                 lines.extend(
                     st.objects
                         .iter()
-                        .map(|o| format!("{:?}  {}  {} bytes", o.kind, o.name, o.size)),
+                        .map(|o| format!("{:<9} {}  ({} bytes encrypted)", o.kind.as_str(), o.name, o.size)),
                 );
                 lines.join("\n")
             });

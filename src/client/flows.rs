@@ -611,7 +611,7 @@ pub struct Retrieved {
     pub case_id: String,
     /// Status as this holder sees it (see [`holder_status`]).
     pub status: String,
-    /// One entry per object.
+    /// One entry per object, by kind, then name.
     pub files: Vec<RetrievedFile>,
 }
 
@@ -652,7 +652,11 @@ pub async fn get_case(
     let plain = PlainStaging::new(staging.join("plain"))?;
     let mut names = HashSet::new();
     let mut staged = Vec::new();
-    for obj in &detail.objects {
+    // In the order they arrived, so that two files of one name get the
+    // same suffixes on every run.
+    let mut objects: Vec<_> = detail.objects.iter().collect();
+    objects.sort_by_key(|o| o.index);
+    for obj in objects {
         let label = B64.decode(&obj.label).map_err(|_| verify("label is not base64"))?;
         let label = Label::open(&label, &case_key)?;
         let ct_path = staging.join(format!("{}.age", obj.object_id));
@@ -755,6 +759,7 @@ pub async fn get_case(
     }
     drop(plain);
     std::fs::remove_dir_all(&staging)?;
+    files.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(Retrieved {
         case_id: case_id.to_owned(),
         status,

@@ -48,9 +48,10 @@ pub enum ClientError {
         /// Server's message.
         message: String,
     },
-    /// Network or protocol failure.
-    #[error("cannot reach the vault: {0}")]
-    Http(#[from] reqwest::Error),
+    /// Network or protocol failure, said once: what failed and its
+    /// innermost cause (reqwest repeats itself down its chain).
+    #[error("{}", http_failure(.0))]
+    Http(reqwest::Error),
     /// Something the server sent does not verify.
     #[error("verification failed: {0}")]
     Verify(String),
@@ -66,6 +67,31 @@ pub enum ClientError {
     /// A usage problem (bad argument).
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Http(e)
+    }
+}
+
+/// "cannot reach the vault at URL: connection refused", or what else went
+/// wrong with the exchange, ending with the innermost cause only.
+fn http_failure(e: &reqwest::Error) -> String {
+    let cause = std::iter::successors(std::error::Error::source(e), |c| c.source())
+        .last()
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    let what = if e.is_decode() || e.is_body() {
+        "the vault's answer could not be read"
+    } else if e.is_timeout() {
+        "the vault did not answer in time"
+    } else {
+        "cannot reach the vault"
+    };
+    match e.url() {
+        Some(u) => format!("{what} at {}: {cause}", u.origin().ascii_serialization()),
+        None => format!("{what}: {cause}"),
+    }
 }
 
 impl ClientError {

@@ -59,7 +59,8 @@ impl TrustStore {
         &self.dir
     }
 
-    fn pin_path(&self, server: &str) -> PathBuf {
+    /// The file `server`'s pin is kept in.
+    pub fn pin_path(&self, server: &str) -> PathBuf {
         let h = hex::encode(&Sha256::digest(server.as_bytes())[..8]);
         self.dir.join("pins").join(format!("{h}.json"))
     }
@@ -90,10 +91,13 @@ impl TrustStore {
             Some(pin) => {
                 if pin.vkey != params.vkey {
                     return Err(ClientError::Trust(format!(
-                        "the vault's log key changed (pinned {}, now {}); refusing to continue. If the operator confirms a new key, remove {}",
+                        "the vault's log key changed (pinned {}, now {}); refusing to continue. If this is a new \
+                         vault at the same address (a new demo vault, say) or its operator confirms a new key, \
+                         remove {} and {}",
                         pin.vkey,
                         params.vkey,
-                        self.pin_path(server).display()
+                        self.pin_path(server).display(),
+                        self.checkpoint_path(server).display()
                     )));
                 }
                 pin
@@ -110,7 +114,8 @@ impl TrustStore {
                     witnesses: params.witnesses.clone(),
                 };
                 self.save(server, &pin)?;
-                tracing::warn!(vkey = %pin.vkey, "first contact with this vault: pinned its log key and admin cards");
+                // The CLI tells the person in plain words; see cli::run.
+                tracing::debug!(vkey = %pin.vkey, "first contact with this vault: pinned its log key and admin cards");
                 pin
             }
         };

@@ -36,8 +36,9 @@ pub enum EnvelopeError {
     Io(#[from] io::Error),
 }
 
-/// What an object is, from the label (the server never learns it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What an object is, from the label (the server never learns it). Lists
+/// show kinds in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
     /// The submitter's account of events.
@@ -52,6 +53,20 @@ pub enum ObjectKind {
     Message,
     /// A reply from a lawyer.
     Reply,
+}
+
+impl ObjectKind {
+    /// The kind's name as labels spell it (`statement`, `medical`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Statement => "statement",
+            ObjectKind::Form => "form",
+            ObjectKind::Evidence => "evidence",
+            ObjectKind::Medical => "medical",
+            ObjectKind::Message => "message",
+            ObjectKind::Reply => "reply",
+        }
+    }
 }
 
 /// The encrypted metadata of an object.
@@ -254,6 +269,16 @@ mod tests {
         let opened = CaseKey::open(&env, &lawyer).unwrap();
         assert_eq!(opened.recipient().to_string(), case.recipient().to_string());
         assert!(matches!(CaseKey::open(&env, &stranger), Err(EnvelopeError::Decrypt)));
+    }
+
+    #[test]
+    fn kinds_are_named_as_labels_spell_them_and_listed_in_order() {
+        use ObjectKind::*;
+        let kinds = [Statement, Form, Evidence, Medical, Message, Reply];
+        for k in kinds {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert!(kinds.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
