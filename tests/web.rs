@@ -2,7 +2,10 @@
 //! server: a case submitted in each language is decrypted by the lawyer's
 //! CLI with the same form fields and byte-identical files; a submitter comes
 //! back with the codename; a duress codename made in the browser is flagged
-//! to lawyers; an upload cut mid-file resumes; the page's headers hold.
+//! to lawyers; an upload cut mid-file resumes; a file larger than the vault
+//! takes is refused, named with the limit, before anything is sent (and
+//! marked not sent when the vault's limit changed meanwhile); the page's
+//! headers hold.
 
 mod browser;
 mod proxy;
@@ -548,6 +551,286 @@ async fn when_the_vault_is_unreachable_the_page_says_so_in_its_language_and_keep
         b.eval("return document.getElementById('submit-view').hidden").await,
         false
     );
+}
+
+/// A vault with limits small enough for a test to pass: objects of up to
+/// 20 KiB of ciphertext, cases of up to 32 KiB.
+const SMALL_UPLOAD: u64 = 20 * 1024;
+const SMALL_CASE: u64 = 32 * 1024;
+
+async fn small_vault() -> TestVault {
+    let mut v = TestVault::start().await;
+    v.stop().await;
+    v.settings.max_upload_bytes = SMALL_UPLOAD;
+    v.settings.max_case_bytes = SMALL_CASE;
+    v.serve().await;
+    v
+}
+
+/// A size as the page writes it in `lang`, for a whole number of `unit`s.
+fn size_in(lang: &str, n: u64, unit: &str) -> String {
+    custos::web::strings(lang).unwrap()[&format!("size_{unit}")].replace("{n}", &n.to_string())
+}
+
+/// The text of `css` once the page shows some, within the submit timeout.
+async fn text_when_shown(b: &Browser, css: &str) -> String {
+    let deadline = std::time::Instant::now() + SUBMIT_TIMEOUT;
+    loop {
+        let shown = b.text(css).await;
+        if !shown.is_empty() {
+            return shown;
+        }
+        if std::time::Instant::now() > deadline {
+            let page = b
+                .eval("return [...document.querySelectorAll('.error, #stage')].map(e => `${e.id}: ${e.textContent}`)")
+                .await;
+            panic!("{css} shows nothing; the page has {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The page's rows in the list `css`: each row's text, and whether it
+/// still has a progress bar.
+async fn rows(b: &Browser, css: &str) -> Vec<(String, bool)> {
+    let got = b
+        .eval(&format!(
+            "return [...document.querySelectorAll('{css} li')].map(li => [li.textContent, !!li.querySelector('progress')])"
+        ))
+        .await;
+    serde_json::from_value(got).unwrap()
+}
+
+/// The cases the intake lawyer holds: every case the vault has.
+async fn case_count(v: &TestVault) -> usize {
+    v.client().cases(v.lawyer.signing_key()).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn the_intake_parameters_name_the_vaults_size_limits() {
+    let v = small_vault().await;
+    let raw: Value = reqwest::get(format!("{}/v1/intake", v.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["max_upload_bytes"], SMALL_UPLOAD);
+    assert_eq!(raw["max_case_bytes"], SMALL_CASE);
+    let params = v.client().intake().await.unwrap();
+    assert_eq!(params.max_upload_bytes, Some(SMALL_UPLOAD));
+    assert_eq!(params.max_case_bytes, Some(SMALL_CASE));
+    // The same limit tus discovery gives.
+    let options = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/cases/x/uploads", v.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.headers()["tus-max-size"], SMALL_UPLOAD.to_string().as_str());
+    // An older vault's parameters, without the limits, still parse.
+    let mut older = raw.clone();
+    older.as_object_mut().unwrap().remove("max_upload_bytes");
+    older.as_object_mut().unwrap().remove("max_case_bytes");
+    let older: custos::api::wire::IntakeParams = serde_json::from_value(older).unwrap();
+    assert_eq!((older.max_upload_bytes, older.max_case_bytes), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_larger_than_the_vault_takes_is_refused_before_anything_is_sent() {
+    let v = small_vault().await;
+    let b = Browser::start().await;
+    let events = v.events().await.len();
+
+    // Russian: one file larger than one object may be.
+    b.goto(&format!("{}/ru/", v.url)).await;
+    let ru = custos::web::strings("ru").unwrap();
+    let text = "Меня били в отделе. Видео допроса прилагаю.";
+    let small = v.file("справка.pdf", &util::bytes(1, 2_000));
+    let video = v.file("видео-допроса.mp4", &util::bytes(2, 40 * 1024));
+    let a = Answers {
+        fields: vec![("what_happened", text.to_owned()), ("where", "ОВД №3".to_owned())],
+        consent: false,
+        duress: false,
+    };
+    fill(&b, &a, &[&video], &[&small]).await;
+    b.click("#send").await;
+    let shown = text_when_shown(&b, "#form-error").await;
+    let file = format!("видео-допроса.mp4 ({})", size_in("ru", 40, "kb"));
+    let limit = size_in("ru", 20, "kb");
+    assert!(
+        shown.contains(&file),
+        "the message names the file and its size: {shown}"
+    );
+    assert!(shown.contains(&limit), "the message names the vault's limit: {shown}");
+    assert!(
+        shown.starts_with(ru["error_file_too_large"].split(':').next().unwrap()),
+        "{shown}"
+    );
+    assert!(shown.ends_with(&ru["form_kept"]), "{shown}");
+    // The refused file's row says not sent, with no bar; the file that fits
+    // is not listed as refused.
+    assert_eq!(
+        rows(&b, "#form-files").await,
+        [(format!("видео-допроса.mp4{}", ru["row_not_sent"]), false)]
+    );
+    // No key was made, nothing was encrypted: the page never got past
+    // reading the intake parameters.
+    assert_eq!(
+        b.eval("return document.getElementById('stage').textContent").await,
+        ru["stage_intake"]
+    );
+    // Back on the form, with what was typed and chosen still there.
+    assert_eq!(
+        b.eval("return document.getElementById('submit-view').hidden").await,
+        false
+    );
+    assert_eq!(
+        b.eval(
+            "const $ = (id) => document.getElementById(id);
+             return [$('what_happened').value, $('where').value, $('evidence-files').files.length]"
+        )
+        .await,
+        serde_json::json!([text, "ОВД №3", 1])
+    );
+    // The vault saw no case, no upload, no log entry.
+    assert_eq!(case_count(&v).await, 0);
+    assert_eq!(v.events().await.len(), events);
+    b.screenshot(360, &screenshot_dir().join("ru-too-large-360.png")).await;
+
+    // Kazakh: three files that fit one by one but not in one case.
+    b.goto(&format!("{}/kk/", v.url)).await;
+    let kk = custos::web::strings("kk").unwrap();
+    let parts: Vec<PathBuf> = (1..=3)
+        .map(|n| v.file(&format!("сурет-{n}.jpg"), &util::bytes(10 + n, 12 * 1024)))
+        .collect();
+    let a = Answers {
+        fields: vec![("what_happened", "Мені бөлімде ұрды.".to_owned())],
+        consent: false,
+        duress: false,
+    };
+    let refs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
+    fill(&b, &a, &refs, &[]).await;
+    b.click("#send").await;
+    let shown = text_when_shown(&b, "#form-error").await;
+    assert!(
+        shown.contains(&size_in("kk", 32, "kb")),
+        "the message names the case limit: {shown}"
+    );
+    assert!(
+        shown.starts_with(kk["error_case_too_large"].split(':').next().unwrap()),
+        "{shown}"
+    );
+    let listed = rows(&b, "#form-files").await;
+    for n in 1..=3 {
+        assert!(
+            listed.contains(&(format!("сурет-{n}.jpg{}", kk["row_not_sent"]), false)),
+            "{listed:?}"
+        );
+    }
+    assert_eq!(case_count(&v).await, 0);
+    assert_eq!(v.events().await.len(), events);
+
+    // With one small file instead, what was typed is sent as it was.
+    b.eval("document.getElementById('evidence-files').value = ''; return null")
+        .await;
+    let one = v.file("сурет.jpg", &util::bytes(20, 4 * 1024));
+    b.type_into("#evidence-files", one.to_str().unwrap()).await;
+    assert!(
+        rows(&b, "#form-files").await.is_empty(),
+        "a new choice clears the refusal"
+    );
+    let (codename, case) = submit_and_wait(&b).await;
+    let (_, got) = lawyer_get(&v, &case);
+    assert_eq!(
+        String::from_utf8(file_of(&got, "statement", "statement.txt")).unwrap(),
+        "Мені бөлімде ұрды."
+    );
+    assert_eq!(file_of(&got, "evidence", "сурет.jpg"), std::fs::read(&one).unwrap());
+
+    // Adding a file too large, back with the codename: refused the same way.
+    b.goto(&format!("{}/kk/#return", v.url)).await;
+    b.type_into("#return-codename", &codename).await;
+    b.type_into("#return-case", &case).await;
+    b.click("#return-form button").await;
+    b.wait_for(
+        "return !document.getElementById('case-view').hidden",
+        "the case to open",
+        SUBMIT_TIMEOUT,
+    )
+    .await;
+    let events = v.events().await.len();
+    b.type_into("#add-files", video.to_str().unwrap()).await;
+    b.click("#add-form button").await;
+    let shown = text_when_shown(&b, "#return-error").await;
+    assert!(
+        shown.contains(&format!("видео-допроса.mp4 ({})", size_in("kk", 40, "kb"))),
+        "{shown}"
+    );
+    assert!(shown.contains(&size_in("kk", 20, "kb")), "{shown}");
+    assert_eq!(
+        rows(&b, "#add-progress").await,
+        [(format!("видео-допроса.mp4{}", kk["row_not_sent"]), false)]
+    );
+    assert_eq!(v.events().await.len(), events);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_the_vault_refuses_mid_submission_is_marked_not_sent() {
+    let v = small_vault().await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/en/", v.url)).await;
+    // The vault's limits changed after the page read them: the first
+    // intake answer the page sees claims far larger ones.
+    b.eval(
+        "const real = window.fetch; let first = true;
+         window.fetch = async (url, init) => {
+           const resp = await real(url, init);
+           if (!first || !String(url).endsWith('/v1/intake')) return resp;
+           first = false;
+           const params = await resp.json();
+           params.max_upload_bytes = 2 ** 30;
+           params.max_case_bytes = 2 ** 30;
+           return new Response(JSON.stringify(params), { headers: { 'content-type': 'application/json' } });
+         };
+         return null",
+    )
+    .await;
+    let en = custos::web::strings("en").unwrap();
+    let audio = v.file("interview.wav", &util::bytes(3, 40 * 1024));
+    let after = v.file("after.jpg", &util::bytes(4, 1_000));
+    let a = Answers {
+        fields: vec![("what_happened", "They recorded the interrogation.".to_owned())],
+        consent: false,
+        duress: false,
+    };
+    fill(&b, &a, &[&audio, &after], &[]).await;
+    b.click("#send").await;
+    let shown = text_when_shown(&b, "#progress-error").await;
+    let file = format!("interview.wav ({})", size_in("en", 40, "kb"));
+    assert!(shown.contains(&file), "the message names the file: {shown}");
+    assert!(
+        shown.contains(&format!("files of up to {} each", size_in("en", 20, "kb"))),
+        "the message names the vault's limit now: {shown}"
+    );
+    // The statement and the form were sent; the refused file and the one
+    // after it were not, and no row says otherwise.
+    let listed = rows(&b, "#file-progress").await;
+    let not_sent = &en["row_not_sent"];
+    assert_eq!(
+        listed,
+        [
+            (format!("{}100%", en["item_statement"]), true),
+            (format!("{}100%", en["item_form"]), true),
+            (format!("interview.wav{not_sent}"), false),
+            (format!("after.jpg{not_sent}"), false),
+        ]
+    );
+    // The case is open, its codename on screen, and holds only what was sent.
+    assert!(!b.text("#early-codename").await.is_empty());
+    let case = b.text("#early-case").await;
+    let detail = v.client().case(v.lawyer.signing_key(), &case).await.unwrap();
+    assert_eq!(detail.objects.len(), 2);
+    b.screenshot(360, &screenshot_dir().join("en-refused-360.png")).await;
 }
 
 #[tokio::test]

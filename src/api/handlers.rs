@@ -206,6 +206,8 @@ fn intake_lawyers(store: &store::Store) -> Result<std::collections::BTreeSet<Key
 /// the intake lawyers after it (a registry state the log commits to, and
 /// auditors check), with its proof. A client holds the list to that state,
 /// so a host cannot list a lawyer it removed without saying so in its log.
+/// With them, the vault's size limits, so that a client refuses a file the
+/// vault would not take before it encrypts or sends anything.
 pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<IntakeParams>> {
     let store = &state.vault.store;
     let (note, size) = super::case_log::durable_checkpoint(store).await?;
@@ -257,6 +259,8 @@ pub(super) async fn intake(State(state): State<Arc<AppState>>) -> Result<Json<In
         checkpoint: state.witnesses.cosigned(&note),
         registry: last_change.map(proven).transpose()?,
         witnesses: state.witnesses.vkeys(),
+        max_upload_bytes: Some(state.max_upload_bytes),
+        max_case_bytes: Some(state.max_case_bytes),
     }))
 }
 

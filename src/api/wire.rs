@@ -36,6 +36,18 @@ pub struct IntakeParams {
     /// hold their receipts to them.
     #[serde(default)]
     pub witnesses: Vec<String>,
+    /// Largest object the vault accepts, in bytes of age ciphertext (the
+    /// tus `Upload-Length`), so that a client can refuse a larger file
+    /// before it encrypts or sends anything. `None` from a vault that does
+    /// not say (older versions): the upload's `413` is then the first word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<u64>,
+    /// Most ciphertext one case may hold, stored and being uploaded, so
+    /// that a client can refuse a set of files whose total will not fit
+    /// before it opens a case that would then hold only some of them.
+    /// `None` from a vault that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_case_bytes: Option<u64>,
 }
 
 /// One intake principal and the proof of its registration.

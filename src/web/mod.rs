@@ -217,6 +217,28 @@ mod tests {
         }
     }
 
+    /// The script fills `{name}` placeholders: a translation that drops or
+    /// misspells one would leave out the file or the limit it names.
+    #[test]
+    fn every_language_has_the_same_placeholders() {
+        fn placeholders(s: &str) -> Vec<&str> {
+            let mut out: Vec<&str> = s
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+                .collect();
+            out.sort_unstable();
+            out
+        }
+        let en = strings("en").unwrap();
+        assert_eq!(placeholders(&en["error_file_too_large"]), ["files", "limit"]);
+        for (lang, _) in LANGUAGES {
+            for (k, v) in strings(lang).unwrap() {
+                assert_eq!(placeholders(&v), placeholders(&en[&k]), "{lang}.{k}: {v}");
+            }
+        }
+    }
+
     #[test]
     fn strings_cannot_break_out_of_the_page() {
         assert_eq!(

@@ -1,8 +1,10 @@
 // The submitter's page: the form, the progress of each file, the codename at
 // the end, and the way back in with a codename. Strings come from the page
 // itself (the server renders each language), so no text is English by
-// accident. Protocol work is in vault.js and protocol.js.
+// accident. Protocol work is in vault.js and protocol.js; the vault's size
+// limits, checked before anything is encrypted, in limits.js.
 
+import { inUnits, writeApart } from "./limits.js";
 import { ApiError } from "./protocol.js";
 import * as vault from "./vault.js";
 
@@ -42,15 +44,45 @@ function errorKey(e) {
   return "error_generic";
 }
 
+/** `bytes` in human units and the page's language, with at most `digits` decimals. */
+function sizeText(bytes, digits = 1) {
+  const { value, unit } = inUnits(bytes);
+  const n = new Intl.NumberFormat(document.documentElement.lang, { maximumFractionDigits: digits }).format(value);
+  return t(`size_${unit}`, { n });
+}
+
+/**
+ * What to tell the person about files the vault will not take: which ones,
+ * how large, and the vault's limit, in the page's language.
+ */
+function tooLargeText(e, items) {
+  if (e.limit === null) return t("error_too_large");
+  if (e.kind === "case" && !e.refusedByVault) {
+    const [size, limit] = writeApart(e.total, e.limit, sizeText);
+    return t("error_case_too_large", { size, limit });
+  }
+  const refused = e.indices.map((i) => items[i]);
+  // The limit is written as precisely as the file closest to it needs.
+  const closest = Math.min(...refused.map((i) => i.blob.size));
+  const limit = writeApart(closest, e.limit, sizeText)[1];
+  const files = refused.map((i) => `${i.display} (${writeApart(i.blob.size, e.limit, sizeText)[0]})`).join(", ");
+  const key = e.refusedByVault ? (e.kind === "case" ? "error_case_refused" : "error_file_refused") : "error_file_too_large";
+  return t(key, { files, limit });
+}
+
 /**
  * Show an error in the page's language. The technical detail, which is
  * English, follows in small print, marked as English for screen readers.
+ * `items` are what was being sent, for an error that names some of them.
  */
-function fail(where, e) {
+function fail(where, e, items = []) {
   const el = $(where);
   el.hidden = false;
   if (e instanceof vault.NoSuchCase) {
     el.textContent = t("no_such_case");
+  } else if (e instanceof vault.TooLarge && !e.refusedByVault) {
+    // Found by the page itself: there is no detail for the vault's staff.
+    el.textContent = tooLargeText(e, items);
   } else {
     const detail = document.createElement("small");
     detail.className = "detail";
@@ -58,12 +90,17 @@ function fail(where, e) {
     code.lang = "en";
     code.textContent = e?.message || String(e);
     detail.append(t("error_detail_label"), " ", code);
-    el.replaceChildren(t(errorKey(e)), " ", detail);
+    const said = e instanceof vault.TooLarge ? tooLargeText(e, items) : t(errorKey(e));
+    el.replaceChildren(said, " ", detail);
   }
   el.focus();
 }
 
-/** One row of per-file progress. */
+/**
+ * One row of per-file progress: `set(fraction)` moves it, `notSent()`
+ * says the file did not reach the vault (never a full bar for a file the
+ * vault does not hold).
+ */
 function progressRow(list, name) {
   const li = document.createElement("li");
   const label = document.createElement("span");
@@ -77,11 +114,30 @@ function progressRow(list, name) {
   pct.textContent = "0%";
   li.append(label, bar, pct);
   list.append(li);
-  return (f) => {
-    const v = Math.floor(f * 100);
-    bar.value = v;
-    pct.textContent = `${v}%`;
+  return {
+    set(f) {
+      const v = Math.floor(f * 100);
+      bar.value = v;
+      pct.textContent = `${v}%`;
+    },
+    notSent() {
+      bar.remove();
+      li.classList.add("not-sent");
+      pct.textContent = t("row_not_sent");
+    },
   };
+}
+
+/**
+ * After an error: mark not sent the rows of the items it names (a file the
+ * vault refused) and of every item after `current`, the one being sent
+ * when it came (those never started).
+ */
+function markNotSent(rows, e, current) {
+  const refused = e instanceof vault.TooLarge ? e.indices : [];
+  for (const [i, row] of rows.entries()) {
+    if (i > current || refused.includes(i)) row.notSent();
+  }
 }
 
 function fileItems(inputId, kind) {
@@ -126,7 +182,10 @@ async function onSubmit(ev) {
   show("progress");
   $("early").hidden = true;
   $("progress-error").hidden = true;
+  $("form-files").hidden = true;
+  $("form-files").replaceChildren();
   let created = false;
+  let current = -1;
   $("file-progress").replaceChildren();
   const rows = items.map((i) => progressRow($("file-progress"), i.display));
   try {
@@ -134,9 +193,10 @@ async function onSubmit(ev) {
       items,
       duress: $("duress").checked,
       onStage: (stage, i) => {
+        if (i !== undefined) current = i;
         $("stage").textContent = t(`stage_${stage}`, { name: i === undefined ? "" : items[i].display });
       },
-      onProgress: (i, f) => rows[i](f),
+      onProgress: (i, f) => rows[i].set(f),
       onCreated: ({ caseId, codename }) => {
         $("early-codename").textContent = codename;
         $("early-case").textContent = caseId;
@@ -146,13 +206,22 @@ async function onSubmit(ev) {
     });
     showDone(result);
   } catch (e) {
+    markNotSent(rows, e, current);
     if (created) {
       // The case exists: keep its codename on screen with the error, so
       // the files can be added later.
-      fail("progress-error", e);
+      fail("progress-error", e, items);
     } else {
+      // Back to the form, with everything typed and chosen still there.
       show("submit-view");
-      fail("form-error", e);
+      if (e instanceof vault.TooLarge) {
+        // The files the vault will not take, each marked not sent, next to
+        // the message that names them.
+        for (const i of e.indices) progressRow($("form-files"), items[i].display).notSent();
+        $("form-files").hidden = false;
+      }
+      fail("form-error", e, items);
+      if (e instanceof vault.TooLarge) $("form-error").append(" ", t("form_kept"));
     }
   }
 }
@@ -232,19 +301,30 @@ async function onAdd(ev) {
   if (!session) return;
   const items = fileItems("add-files", "evidence");
   if (items.length === 0) return;
+  $("return-error").hidden = true;
   $("add-progress").replaceChildren();
   const rows = items.map((i) => progressRow($("add-progress"), i.display));
+  let current = -1;
   try {
+    // Before anything is encrypted: the vault's limits, with what the
+    // case holds already.
+    const held = session.objects.reduce((n, o) => n + o.size, 0);
+    vault.checkSizes(items, session.params, held);
     for (const [i, item] of items.entries()) {
-      await vault.storeObject({
-        keys: session.keys,
-        caseId: session.caseId,
-        vkey: session.params.vkey,
-        caseRecipient: session.caseRecipient,
-        blob: item.blob,
-        label: item.label,
-        onProgress: rows[i],
-      });
+      current = i;
+      try {
+        await vault.storeObject({
+          keys: session.keys,
+          caseId: session.caseId,
+          vkey: session.params.vkey,
+          caseRecipient: session.caseRecipient,
+          blob: item.blob,
+          label: item.label,
+          onProgress: (f) => rows[i].set(f),
+        });
+      } catch (e) {
+        throw await vault.explainRefusal(e, i);
+      }
     }
     $("add-files").value = "";
     showChosen($("add-files"));
@@ -252,7 +332,8 @@ async function onAdd(ev) {
     await renderSession();
     $("return-status").textContent += " " + t("added_ok");
   } catch (e) {
-    fail("return-error", e);
+    markNotSent(rows, e, current);
+    fail("return-error", e, items);
   }
 }
 
@@ -274,6 +355,11 @@ async function onWithdraw(ev) {
 function showChosen(input) {
   const names = Array.from(input.files).map((f) => f.name);
   $(`${input.id}-chosen`).textContent = names.length ? names.join(", ") : t("no_files");
+  // Files marked not sent were those chosen before.
+  if (input.form?.id === "submit-form") {
+    $("form-files").hidden = true;
+    $("form-files").replaceChildren();
+  }
 }
 
 function start() {

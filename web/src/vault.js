@@ -5,6 +5,7 @@
 
 import { Upload, defaultOptions } from "tus-js-client";
 
+import * as limits from "./limits.js";
 import * as p from "./protocol.js";
 
 const utf8 = new TextEncoder();
@@ -120,6 +121,57 @@ export async function storeObject({ keys, caseId, vkey, caseRecipient, alsoTo = 
   return committed.receipt;
 }
 
+/**
+ * Files the vault will not take. The page finds most before anything is
+ * encrypted or sent (`refusedByVault` false); the vault's `413` to an
+ * upload, when its limits changed since the page read them, finds the rest
+ * (`refusedByVault` true, the answer in `cause`). `kind`, `indices` (into
+ * the items), `limit` and `total` are as in limits.refusal; `limit` is null
+ * when the vault did not say it.
+ */
+export class TooLarge extends Error {
+  constructor({ kind, indices, limit, total = null }, cause) {
+    super(cause ? cause.message : `${kind} larger than ${limit} bytes`, cause ? { cause } : undefined);
+    this.kind = kind;
+    this.indices = indices;
+    this.limit = limit ?? null;
+    this.total = total;
+    this.refusedByVault = cause !== undefined;
+  }
+}
+
+/**
+ * Throw {@link TooLarge} if the vault's limits in `params` refuse any of
+ * `items`, or all of them together in a case already holding `held` bytes.
+ * Run before any key is made or byte encrypted, so that nothing is sent.
+ */
+export function checkSizes(items, params, held = 0) {
+  const refused = limits.refusal(
+    items.map((i) => i.blob.size),
+    { maxUpload: params.max_upload_bytes, maxCase: params.max_case_bytes, held },
+  );
+  if (refused) throw new TooLarge(refused);
+}
+
+/**
+ * `e`, or, when it is the vault refusing item `index`'s upload as too large
+ * (its limits changed since the page read them), a {@link TooLarge} naming
+ * the item with the limit the vault has now.
+ */
+export async function explainRefusal(e, index) {
+  const resp = e?.originalResponse;
+  if (resp?.getStatus?.() !== 413 || e.originalRequest?.getMethod?.() !== "POST") return e;
+  const kind = resp.getHeader("custos-error") === "case_quota_exceeded" ? "case" : "file";
+  let limit = null;
+  try {
+    const params = await (await p.call("GET", "/v1/intake")).json();
+    limit = kind === "case" ? params.max_case_bytes : params.max_upload_bytes;
+  } catch {
+    // The message then names the file without the limit.
+  }
+  return new TooLarge({ kind, indices: [index], limit }, e);
+}
+
 /** The vault's public parameters, with the intake principals checked. */
 export async function intake() {
   const params = await (await p.call("GET", "/v1/intake")).json();
@@ -131,7 +183,8 @@ export async function intake() {
  * must be the statement. Returns the case id, the codename(s) and the
  * receipt document, in the CLI's receipt format. `onCreated` hears the case
  * id and codename as soon as the case exists, so a cut-off submitter can
- * come back to add the files.
+ * come back to add the files. Files the vault's limits refuse stop the
+ * submission before anything is encrypted or sent (see checkSizes).
  *
  * As in the Rust client, every case registers two submitter keys and a
  * note: without `duress` the second codename is shown to nobody, so the
@@ -140,6 +193,7 @@ export async function intake() {
 export async function submit({ items, duress, onStage, onProgress, onCreated }) {
   onStage("intake");
   const { params, principals } = await intake();
+  checkSizes(items, params);
   onStage("keys");
   const codename = p.generateCodename();
   const second = p.generateCodename();
@@ -185,18 +239,22 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
   if (onCreated) onCreated({ caseId: created.case_id, codename });
   const receipts = [created.receipt];
   for (const [i, item] of items.entries()) {
-    receipts.push(
-      await storeObject({
-        keys: opener,
-        caseId: created.case_id,
-        vkey: params.vkey,
-        caseRecipient: caseKey.recipient,
-        blob: item.blob,
-        label: item.label,
-        onProgress: (f) => onProgress(i, f),
-        onPhase: (phase) => onStage(phase, i),
-      }),
-    );
+    try {
+      receipts.push(
+        await storeObject({
+          keys: opener,
+          caseId: created.case_id,
+          vkey: params.vkey,
+          caseRecipient: caseKey.recipient,
+          blob: item.blob,
+          label: item.label,
+          onProgress: (f) => onProgress(i, f),
+          onPhase: (phase) => onStage(phase, i),
+        }),
+      );
+    } catch (e) {
+      throw await explainRefusal(e, i);
+    }
   }
   const receipt = { case_id: created.case_id, origin: params.origin, vkey: params.vkey, receipts };
   const witnessed = await witnessReceipts(params, receipts);
