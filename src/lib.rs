@@ -29,6 +29,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The verifier core, under the paths the rest of the crate and its users
+// have always named.
+pub use custos_core::{custody, envelope, httpsig, identity, stamp};
+
 pub mod accept;
 pub mod api;
 pub mod backup;
@@ -36,13 +40,8 @@ pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod custody;
-pub mod envelope;
-pub mod httpsig;
-pub mod identity;
 pub mod metrics;
 pub mod policy;
-pub mod stamp;
 pub mod store;
 pub mod vault;
 pub mod web;

@@ -99,19 +99,15 @@ pub enum ApiError {
 impl ApiError {
     /// Stable error code and HTTP status.
     pub fn code(&self) -> (StatusCode, &'static str) {
-        use SignatureError as S;
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TargetNotCanonical => (StatusCode::BAD_REQUEST, "target_not_canonical"),
             ApiError::BodyNotCanonical => (StatusCode::BAD_REQUEST, "body_not_canonical"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Signature(S::Missing) => (StatusCode::UNAUTHORIZED, "signature_missing"),
-            ApiError::Signature(S::Malformed(_)) => (StatusCode::BAD_REQUEST, "signature_malformed"),
-            ApiError::Signature(S::MissingComponent(_)) => (StatusCode::BAD_REQUEST, "signature_incomplete"),
-            ApiError::Signature(S::Expired) => (StatusCode::UNAUTHORIZED, "signature_expired"),
-            ApiError::Signature(S::Future) => (StatusCode::UNAUTHORIZED, "signature_future"),
-            ApiError::Signature(S::Invalid) => (StatusCode::UNAUTHORIZED, "signature_invalid"),
-            ApiError::Signature(S::DigestMismatch) => (StatusCode::BAD_REQUEST, "digest_mismatch"),
+            ApiError::Signature(e) => {
+                let (status, code) = e.status_and_code();
+                (StatusCode::from_u16(status).expect("a valid status"), code)
+            }
             ApiError::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown_key"),
             ApiError::Replayed => (StatusCode::UNAUTHORIZED, "signature_replayed"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

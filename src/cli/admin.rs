@@ -70,7 +70,7 @@ pub enum PrincipalCmd {
         /// The card (.pub file or the card line).
         card: String,
         /// Role in this vault.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = role_parser())]
         role: Role,
         /// New cases are wrapped to this principal (lawyers only).
         #[arg(long)]
@@ -303,4 +303,12 @@ pub(super) async fn restore(ctx: &Ctx, args: Restore) -> anyhow::Result<()> {
         )
     });
     Ok(())
+}
+
+/// `--role`: the registry's roles, listed in help (the core crate, where
+/// `Role` lives, knows nothing of clap).
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+        .map(|r| r.parse::<Role>().expect("one of the listed roles"))
 }

@@ -73,7 +73,7 @@ impl TlogProof {
 
 /// A decimal number as these text formats spell it: ASCII digits, no sign,
 /// no leading zeros (except `0` itself).
-pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
+pub fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
@@ -82,7 +82,7 @@ pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
 
 /// Read base64 hash lines up to a blank line (at most 63, the longest RFC
 /// 9162 proof); return them and the text after the blank line.
-pub(crate) fn take_hash_lines(mut rest: &str) -> Result<(Vec<Hash>, &str), &'static str> {
+pub fn take_hash_lines(mut rest: &str) -> Result<(Vec<Hash>, &str), &'static str> {
     let mut hashes = Vec::new();
     loop {
         let (line, next) = rest

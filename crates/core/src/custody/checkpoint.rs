@@ -69,7 +69,9 @@ impl Checkpoint {
         format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
     }
 
-    pub(crate) fn parse_body(body: &str) -> Result<Self, CheckpointError> {
+    /// A checkpoint's body (origin, size, root lines), its signatures
+    /// not checked: for code that has verified the note already.
+    pub fn parse_body(body: &str) -> Result<Self, CheckpointError> {
         let mut lines = body
             .strip_suffix('\n')
             .ok_or(CheckpointError::Malformed("body must end in a newline"))?
@@ -149,11 +151,11 @@ pub(crate) fn format_vkey(name: &str, alg: u8, key: &VerifyingKey) -> String {
 }
 
 /// A note's body and its signature lines as (key name, signature bytes).
-pub(crate) type NoteParts<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>);
+pub type NoteParts<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>);
 
 /// Split a signed note into its body (with its final newline) and its
 /// signature lines as (key name, decoded signature bytes).
-pub(crate) fn split_note(note: &str) -> Result<NoteParts<'_>, CheckpointError> {
+pub fn split_note(note: &str) -> Result<NoteParts<'_>, CheckpointError> {
     let split = note
         .find("\n\n")
         .ok_or(CheckpointError::Malformed("no blank line before signatures"))?;

@@ -58,6 +58,23 @@ pub enum SignatureError {
     DigestMismatch,
 }
 
+impl SignatureError {
+    /// The HTTP status and stable error code the API answers with: a
+    /// request that is not what the profile says is a 400, one that is
+    /// well-formed but not (or no longer) valid is a 401.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            SignatureError::Missing => (401, "signature_missing"),
+            SignatureError::Malformed(_) => (400, "signature_malformed"),
+            SignatureError::MissingComponent(_) => (400, "signature_incomplete"),
+            SignatureError::Expired => (401, "signature_expired"),
+            SignatureError::Future => (401, "signature_future"),
+            SignatureError::Invalid => (401, "signature_invalid"),
+            SignatureError::DigestMismatch => (400, "digest_mismatch"),
+        }
+    }
+}
+
 /// The parameters of one signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureParams {

@@ -113,7 +113,7 @@ impl fmt::Display for KeyId {
 }
 
 /// A principal's role in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Receives and works on cases it holds envelopes for.
@@ -124,13 +124,34 @@ pub enum Role {
     Admin,
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Role {
+    /// Every role, in the order help texts list them.
+    pub const ALL: [Role; 3] = [Role::Lawyer, Role::Auditor, Role::Admin];
+
+    /// The role's name, as the registry and the command line spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Role::Lawyer => "lawyer",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
-        })
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a role (lawyer, auditor, admin)"))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,0 +1,24 @@
+//! custos-core: everything a verifier of a custos vault needs, and nothing
+//! that does I/O beyond reading a file it is given.
+//!
+//! - [`custody`]: events, per-case hash chains, the RFC 6962 Merkle tree,
+//!   signed checkpoints (C2SP signed notes), witness cosignatures, proofs
+//!   and the offline log auditor.
+//! - [`httpsig`]: the RFC 9421 request-signature profile every signed
+//!   request and every logged action carries.
+//! - [`identity`]: principal identity files and cards, key ids, roles,
+//!   submitter codenames.
+//! - [`envelope`]: age encryption of content, labels and case keys.
+//! - [`stamp`]: the proof-of-work stamp that prices opening a case.
+//!
+//! The server (store, api) and the client (HTTP, trust pins, resume) live
+//! in the `custos` crate and build on this one; nothing here knows them.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod custody;
+pub mod envelope;
+pub mod httpsig;
+pub mod identity;
+pub mod stamp;
