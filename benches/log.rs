@@ -28,13 +28,13 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::PrincipalBody;
 use custos::custody::audit::LogAuditor;
 use custos::custody::checkpoint::LogSigner;
 use custos::custody::{merkle, Action, EventDraft};
 use custos::httpsig::SignedRequest;
 use custos::identity::{Identity, Role};
 use custos::store::Store;
+use custos::wire::PrincipalBody;
 use ed25519_dalek::SigningKey;
 use rand::Rng;
 

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::{CommitUpload, CreateCase, EnvelopeBody, NewSubmitterKey};
 use custos::client::Client;
 use custos::envelope::{encrypt_bytes, CaseKey, Label, ObjectKind};
+use custos::wire::{CommitUpload, CreateCase, EnvelopeBody, NewSubmitterKey};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::witness::push::WitnessConfig;
+use crate::custody::cosignature::WitnessVerifier;
+use custos_core::protocol::{MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "custos.toml";
@@ -19,6 +20,38 @@ pub const CONFIG_FILE: &str = "custos.toml";
 /// Default address of `custos serve`: loopback, because the vault is meant to
 /// sit behind a TLS proxy or an onion service, never on a public interface.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8630";
+
+/// Longest a client may send nothing: before its request's headers are
+/// complete (hyper then closes the connection), or between two pieces of
+/// a body (`408 body_timeout`). A client that trickles or stalls would
+/// otherwise hold a connection, and a buffer, for ever (slowloris). 30 s of
+/// silence is far beyond a slow Tor circuit's pauses, and the clients
+/// resume a cut upload from the vault's offset.
+pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a stopping server lets requests in flight finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Most connections served at once by default. A small vault behind Tor
+/// or a proxy sees a handful at a time; 256 leaves room for bursts while
+/// keeping a flood of idle connections from taking every file descriptor.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Most bytes of request bodies held in memory at once by default, across
+/// all requests: 32 uploads' PATCHes of one chunk each. Bodies are buffered
+/// whole (a PATCH is checked against its digest before it counts), so
+/// without a budget a few slow senders could hold the vault's memory.
+pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
+
+/// Most ciphertext one case may hold by default: one object of the largest
+/// size. An anonymous submitter pays only a proof-of-work stamp for a case,
+/// so a case cannot be a way to fill the disk without end; operators whose
+/// cases hold days of video raise it.
+pub const MAX_CASE_BYTES: u64 = MAX_UPLOAD_LENGTH;
+
+/// Most uploads open at once on one case by default: the page and the CLI
+/// send one file at a time, and a few resumes may overlap.
+pub const MAX_CASE_OPEN_UPLOADS: usize = 8;
 
 /// Default level of the server's log (a `tracing` filter).
 pub const DEFAULT_LOG: &str = "info";
@@ -268,13 +301,13 @@ impl Default for Settings {
             stamp_bits: crate::stamp::DEFAULT_BITS,
             witnesses: Vec::new(),
             log: DEFAULT_LOG.into(),
-            max_upload_bytes: crate::api::MAX_UPLOAD_LENGTH,
-            client_timeout: crate::api::CLIENT_TIMEOUT,
-            shutdown_grace: crate::api::SHUTDOWN_GRACE,
-            max_connections: crate::api::MAX_CONNECTIONS,
-            max_body_bytes_in_flight: crate::api::MAX_BODY_BYTES_IN_FLIGHT,
-            max_case_bytes: crate::api::MAX_CASE_BYTES,
-            max_case_open_uploads: crate::api::MAX_CASE_OPEN_UPLOADS,
+            max_upload_bytes: MAX_UPLOAD_LENGTH,
+            client_timeout: CLIENT_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+            max_connections: MAX_CONNECTIONS,
+            max_body_bytes_in_flight: MAX_BODY_BYTES_IN_FLIGHT,
+            max_case_bytes: MAX_CASE_BYTES,
+            max_case_open_uploads: MAX_CASE_OPEN_UPLOADS,
         }
     }
 }
@@ -353,11 +386,11 @@ impl Settings {
             s.log = filter;
         }
         if let Some((from, n)) = pick(&mut src, "max_upload_bytes", layers!(max_upload_bytes)) {
-            if n == 0 || n > crate::api::MAX_UPLOAD_LENGTH {
+            if n == 0 || n > MAX_UPLOAD_LENGTH {
                 return Err(bad(
                     "max_upload_bytes",
                     from,
-                    format!("must be 1 to {} bytes", crate::api::MAX_UPLOAD_LENGTH),
+                    format!("must be 1 to {} bytes", MAX_UPLOAD_LENGTH),
                 ));
             }
             s.max_upload_bytes = n;
@@ -407,14 +440,11 @@ impl Settings {
         )? {
             s.max_case_open_uploads = n as usize;
         }
-        if s.max_body_bytes_in_flight < crate::api::MAX_PATCH_BODY as u64 {
+        if s.max_body_bytes_in_flight < MAX_PATCH_BODY as u64 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes_in_flight",
                 from: src["max_body_bytes_in_flight"],
-                message: format!(
-                    "must be at least {} (one upload request's body)",
-                    crate::api::MAX_PATCH_BODY
-                ),
+                message: format!("must be at least {} (one upload request's body)", MAX_PATCH_BODY),
             });
         }
         Ok((s, src))
@@ -544,6 +574,32 @@ fn without_userinfo(url: &str) -> String {
     }
 }
 
+/// A witness the vault pushes to: its URL (the submission prefix) and key.
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    /// Submission prefix; `add-checkpoint` is appended.
+    pub url: String,
+    /// The witness's key.
+    pub verifier: WitnessVerifier,
+}
+
+impl std::str::FromStr for WitnessConfig {
+    type Err = String;
+
+    /// `URL,VKEY`: the witness's submission prefix and its vkey.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (url, vkey) = s.rsplit_once(',').ok_or("a witness is given as URL,VKEY")?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("the witness URL must start with http:// or https://".into());
+        }
+        let verifier = WitnessVerifier::parse(vkey).map_err(|e| format!("witness vkey: {e}"))?;
+        Ok(WitnessConfig {
+            url: url.trim_end_matches('/').to_owned(),
+            verifier,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,7 +628,7 @@ mod tests {
         assert_eq!((s.log.as_str(), src["log"]), ("warn", Source::Env));
         assert_eq!(s.max_upload_bytes, 1000);
         assert_eq!(src["shutdown_grace_secs"], Source::Default);
-        assert_eq!(s.shutdown_grace, crate::api::SHUTDOWN_GRACE);
+        assert_eq!(s.shutdown_grace, SHUTDOWN_GRACE);
     }
 
     #[test]

@@ -31,7 +31,7 @@
 
 // The verifier core, under the paths the rest of the crate and its users
 // have always named.
-pub use custos_core::{custody, envelope, httpsig, identity, stamp};
+pub use custos_core::{custody, envelope, httpsig, identity, protocol, stamp, wire};
 
 pub mod accept;
 pub mod api;
@@ -40,6 +40,7 @@ pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod durable;
 pub mod metrics;
 pub mod policy;
 pub mod store;

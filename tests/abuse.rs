@@ -9,9 +9,9 @@ mod util;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use custos::api::wire::{GrantBody, PrincipalBody};
 use custos::client::{Client, RequestParts};
 use custos::identity::{Identity, Role};
+use custos::wire::{GrantBody, PrincipalBody};
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use util::TestVault;

@@ -9,13 +9,13 @@ mod util;
 
 use std::collections::BTreeMap;
 
-use custos::api::wire::{CaseLog, IntakeParams};
 use custos::client::flows::{self, SubmitFile};
 use custos::client::proven::{prove_log, Reader};
 use custos::client::trust::Trusted;
 use custos::custody::checkpoint::LogVerifier;
 use custos::envelope::ObjectKind;
 use custos::identity::{Card, Identity};
+use custos::wire::{CaseLog, IntakeParams};
 use serde_json::{json, Value};
 use util::TestVault;
 

@@ -25,7 +25,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use custos::api::wire::PrincipalBody;
 use custos::client::flows::{self, SubmitFile};
 use custos::client::trust::TrustStore;
 use custos::client::Client;
@@ -33,6 +32,7 @@ use custos::custody::checkpoint::LogVerifier;
 use custos::custody::merkle::verify_consistency;
 use custos::envelope::ObjectKind;
 use custos::identity::{Identity, Role};
+use custos::wire::PrincipalBody;
 use rand::{Rng, SeedableRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_custos");

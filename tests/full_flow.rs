@@ -5,11 +5,11 @@ mod util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::PrincipalBody;
 use custos::client::flows;
 use custos::custody::{Action, Event};
 use custos::envelope::{CaseKey, EnvelopeError};
 use custos::identity::{Identity, Role};
+use custos::wire::PrincipalBody;
 use util::{bytes, files_under, TestVault};
 
 #[tokio::test]

@@ -17,12 +17,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine;
-use custos::api::wire::PrincipalBody;
 use custos::client::flows::{self, SubmitFile};
 use custos::client::trust::TrustStore;
 use custos::client::{Client, ClientError};
 use custos::envelope::ObjectKind;
 use custos::identity::{Identity, Role};
+use custos::wire::PrincipalBody;
 use serde_json::Value;
 use util::TestVault;
 

@@ -6,9 +6,9 @@ mod util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::CommitUpload;
 use custos::client::flows;
 use custos::store::{Store, T};
+use custos::wire::CommitUpload;
 use util::{bytes, TestVault, ORIGIN};
 
 #[tokio::test]
@@ -247,9 +247,9 @@ async fn a_damaged_log_tree_stops_the_server_from_starting() {
 
 #[tokio::test]
 async fn a_case_must_be_wrapped_to_exactly_the_intake_lawyers_and_submitter() {
-    use custos::api::wire::{CreateCase, EnvelopeBody, NewSubmitterKey};
     use custos::envelope::CaseKey;
     use custos::identity::codename::Codename;
+    use custos::wire::{CreateCase, EnvelopeBody, NewSubmitterKey};
     let v = TestVault::start().await;
     let keys = Codename::generate().derive(ORIGIN);
     let case_key = CaseKey::generate();
@@ -347,7 +347,7 @@ async fn a_grant_relogged_after_its_revocation_fails_audit_and_verify() {
     let colleague = custos::identity::Identity::generate("Colleague").unwrap();
     c.add_principal(
         v.admin.signing_key(),
-        &custos::api::wire::PrincipalBody {
+        &custos::wire::PrincipalBody {
             card: colleague.card(),
             role: custos::identity::Role::Lawyer,
             intake: false,

@@ -7,12 +7,12 @@ mod util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::{CreateCase, EnvelopeBody, NewSubmitterKey, WithdrawBody};
 use custos::client::flows::{self, SubmitFile, Submitted};
 use custos::client::submitter::{self, Session};
 use custos::client::RequestParts;
 use custos::envelope::{CaseKey, ObjectKind};
 use custos::identity::codename::Codename;
+use custos::wire::{CreateCase, EnvelopeBody, NewSubmitterKey, WithdrawBody};
 use reqwest::Method;
 use serde_json::Value;
 use util::{bytes, TestVault, ORIGIN};

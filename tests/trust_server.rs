@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::{CommitUpload, CreateCase, EnvelopeBody, GrantBody, NewSubmitterKey, PrincipalBody};
 use custos::client::flows::{self, SubmitFile};
 use custos::client::trust::TrustStore;
 use custos::client::{Client, ClientError, RequestParts};
@@ -27,6 +26,7 @@ use custos::custody::{Action, Event};
 use custos::envelope::{CaseKey, ObjectKind};
 use custos::identity::{Card, Identity, KeyId, Role};
 use custos::store::T;
+use custos::wire::{CommitUpload, CreateCase, EnvelopeBody, GrantBody, NewSubmitterKey, PrincipalBody};
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use sha2::{Digest, Sha256};

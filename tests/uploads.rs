@@ -6,8 +6,8 @@ mod util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::api::wire::CommitUpload;
 use custos::client::{Client, RequestParts};
+use custos::wire::CommitUpload;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 use util::{bytes, TestVault, ORIGIN};
@@ -126,7 +126,7 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
     // A body larger than any PATCH may be.
-    let huge = vec![0u8; custos::api::MAX_PATCH_BODY + 1];
+    let huge = vec![0u8; custos::protocol::MAX_PATCH_BODY + 1];
     let e = send(vec![tus(), octets(), at(100)], vec!["upload-offset"], huge).await;
     assert_eq!((e.code(), status(&e)), (Some("payload_too_large"), 413));
 
@@ -137,7 +137,7 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
     );
 
     // Upload lengths of zero or beyond the limit are refused at creation.
-    for len in [0, custos::api::MAX_UPLOAD_LENGTH + 1] {
+    for len in [0, custos::protocol::MAX_UPLOAD_LENGTH + 1] {
         let e = client.create_upload(key, &s.case_id, len).await.unwrap_err();
         assert_eq!(e.code(), Some("payload_too_large"), "length {len}");
     }
@@ -192,7 +192,7 @@ async fn malformed_and_oversize_json_is_refused() {
             Some(v.admin.signing_key()),
             Method::POST,
             "/v1/principals",
-            json(vec![b' '; custos::api::MAX_JSON_BODY + 1]),
+            json(vec![b' '; custos::protocol::MAX_JSON_BODY + 1]),
         )
         .await
         .unwrap_err();

@@ -631,7 +631,7 @@ async fn the_intake_parameters_name_the_vaults_size_limits() {
     let mut older = raw.clone();
     older.as_object_mut().unwrap().remove("max_upload_bytes");
     older.as_object_mut().unwrap().remove("max_case_bytes");
-    let older: custos::api::wire::IntakeParams = serde_json::from_value(older).unwrap();
+    let older: custos::wire::IntakeParams = serde_json::from_value(older).unwrap();
     assert_eq!((older.max_upload_bytes, older.max_case_bytes), (None, None));
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use custos::bundle::{self, Policy};
 use custos::client::export::{export, ExportOptions};
+use custos::config::WitnessConfig;
 use custos::custody::cosignature::WitnessVerifier;
-use custos::witness::push::WitnessConfig;
 use custos::witness::{AddCheckpoint, Witness};
 use util::{copy_dir, restore_dir, TestVault};
 

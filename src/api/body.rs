@@ -10,7 +10,8 @@ use axum::body::Bytes;
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::{AppState, MAX_JSON_BODY, MAX_PATCH_BODY};
+use super::AppState;
+use custos_core::protocol::{MAX_JSON_BODY, MAX_PATCH_BODY};
 
 /// Slowest pace a body may keep: in every stretch of the client timeout at
 /// least this many bytes a second must arrive (or the rest of the body, if

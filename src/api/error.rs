@@ -159,8 +159,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut resp = (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response();
-        resp.headers_mut()
-            .insert("tus-resumable", axum::http::HeaderValue::from_static("1.0.0"));
+        resp.headers_mut().insert(
+            "tus-resumable",
+            axum::http::HeaderValue::from_static(custos_core::protocol::TUS_VERSION),
+        );
         // HEAD replies carry no body, so the code also travels as a header.
         resp.headers_mut()
             .insert("custos-error", axum::http::HeaderValue::from_static(code));

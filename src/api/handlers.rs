@@ -15,13 +15,14 @@ use serde::Deserialize;
 use super::auth::{authenticate, check_body, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
 use super::wire::*;
-use super::{AppState, MAX_ENTRIES_PER_PAGE, Q};
+use super::{AppState, Q};
 use crate::custody::{Action, EventDraft, Receipt, VAULT_CASE};
 use crate::envelope::MAX_ENVELOPE_BYTES;
 use crate::httpsig::{SignatureError, SignedRequest};
 use crate::identity::{self, KeyId, Principal, Role};
 use crate::policy::{self, Actor, CaseAccess, ListScope};
 use crate::store::{self, pair_key, Batch, CaseObject, CaseRecord, RegistryRecord, SubmitterKey, WriterGuard, T};
+use custos_core::protocol::MAX_ENTRIES_PER_PAGE;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 

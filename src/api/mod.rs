@@ -14,9 +14,10 @@ mod uploads;
 
 pub use body::MIN_BODY_RATE;
 pub(crate) use body::{read_body, BodyBudget};
+/// The API's bodies live in the core crate: the auditor reads them too.
+pub use custos_core::wire;
 pub use health::serve_metrics;
 pub use uploads::expire_uploads;
-pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,53 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::vault::Vault;
-
-/// Largest JSON request body: case creation with a few dozen envelopes and a
-/// note fits in a few KiB; 256 KiB leaves room without inviting abuse.
-pub const MAX_JSON_BODY: usize = 256 * 1024;
-
-/// Largest tus PATCH body. Clients send 4 MiB (one chunk); the server buffers
-/// one PATCH to check its digest before storing it, so this bounds memory
-/// per upload request.
-pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
-
-/// Largest object. Set high: evidence can be hours of video.
-pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
-
-/// Longest a client may send nothing: before its request's headers are
-/// complete (hyper then closes the connection), or between two pieces of
-/// a body (`408 body_timeout`). A client that trickles or stalls would
-/// otherwise hold a connection, and a buffer, for ever (slowloris). 30 s of
-/// silence is far beyond a slow Tor circuit's pauses, and the clients
-/// resume a cut upload from the vault's offset.
-pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How long a stopping server lets requests in flight finish.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Most log entries returned by one `entries` request.
-pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
-
-/// Most connections served at once by default. A small vault behind Tor
-/// or a proxy sees a handful at a time; 256 leaves room for bursts while
-/// keeping a flood of idle connections from taking every file descriptor.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// Most bytes of request bodies held in memory at once by default, across
-/// all requests: 32 uploads' PATCHes of one chunk each. Bodies are buffered
-/// whole (a PATCH is checked against its digest before it counts), so
-/// without a budget a few slow senders could hold the vault's memory.
-pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
-
-/// Most ciphertext one case may hold by default: one object of the largest
-/// size. An anonymous submitter pays only a proof-of-work stamp for a case,
-/// so a case cannot be a way to fill the disk without end; operators whose
-/// cases hold days of video raise it.
-pub const MAX_CASE_BYTES: u64 = MAX_UPLOAD_LENGTH;
-
-/// Most uploads open at once on one case by default: the page and the CLI
-/// send one file at a time, and a few resumes may overlap.
-pub const MAX_CASE_OPEN_UPLOADS: usize = 8;
+use custos_core::protocol::{MAX_JSON_BODY, MAX_PATCH_BODY};
 
 /// Query parameters, with malformed ones mapped to `bad_request`.
 pub(crate) struct Q<T>(pub T);
@@ -99,9 +54,9 @@ pub struct AppState {
     pub stamp_bits: u8,
     /// Witnesses each new checkpoint is sent to.
     pub witnesses: crate::witness::push::Witnesses,
-    /// Longest a client may stall ([`CLIENT_TIMEOUT`] by default).
+    /// Longest a client may stall ([`crate::config::CLIENT_TIMEOUT`] by default).
     pub client_timeout: std::time::Duration,
-    /// Largest object accepted ([`MAX_UPLOAD_LENGTH`] by default).
+    /// Largest object accepted ([`custos_core::protocol::MAX_UPLOAD_LENGTH`] by default).
     pub max_upload_bytes: u64,
     /// How long a stopping server lets requests in flight finish.
     pub shutdown_grace: std::time::Duration,

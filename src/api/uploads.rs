@@ -16,15 +16,14 @@ use super::auth::{check_body, unix_now, Signed, SignedBody};
 use super::error::{conflict, mismatch, ApiError};
 use super::handlers::{draft, log_and_flush, parse_canonical, visible_case, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
-use super::{AppState, MAX_PATCH_BODY};
+use super::AppState;
 use crate::custody::Action;
 use crate::envelope::MAX_LABEL_BYTES;
 use crate::policy::{self, Actor};
 use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, ObjectManifest, UploadRecord, CHUNK_SIZE, T};
+use custos_core::protocol::{MAX_PATCH_BODY, TUS_VERSION};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-const TUS_VERSION: &str = "1.0.0";
 
 fn tus_headers(resp: &mut Response) {
     let h = resp.headers_mut();

@@ -10,10 +10,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
-use crate::api::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 use crate::custody::{Action, Event, VAULT_ACTOR};
 use crate::identity::{Card, KeyId, Principal, Role};
 use crate::store::{pair_key, CaseObject, CaseRecord, RegistryRecord, Store, SubmitterKey, Withdrawal, T};
+use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 
 /// How far a record's time may be from its event's: the server stamps a
 /// case or a withdrawal just before the event that logs it, so they differ

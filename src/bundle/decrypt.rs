@@ -9,10 +9,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::{object_file, Verified};
-use crate::api::wire::{CommitUpload, CreateCase, GrantBody};
 use crate::custody::Action;
 use crate::envelope::{CaseKey, Label};
 use crate::identity::Identity;
+use crate::wire::{CommitUpload, CreateCase, GrantBody};
 
 /// A decrypted file.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -68,7 +68,7 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
             .ok_or("an object_stored request body is unreadable")?;
         let label = B64.decode(&commit.label).map_err(|_| "a label is not base64")?;
         let label = Label::open(&label, &key).map_err(|e| e.to_string())?;
-        let name = crate::client::flows::unique_name(&mut names, &label.safe_file_name());
+        let name = crate::envelope::unique_name(&mut names, &label.safe_file_name());
         let dest = out.join(&name);
         let input = std::fs::File::open(dir.join(object_file(&commit.sha256))).map_err(|e| e.to_string())?;
         let file = crate::identity::private_file(&dest).map_err(|e| e.to_string())?;

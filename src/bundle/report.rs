@@ -85,7 +85,7 @@ pub fn render(v: &Verified) -> String {
         .iter()
         .find(|e| e.event.action == Action::CaseCreated)
         .and_then(|e| e.event.request.as_ref()?.body_bytes())
-        .and_then(|b| serde_json::from_slice::<crate::api::wire::CreateCase>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<crate::wire::CreateCase>(&b).ok())
         .map(|c| {
             c.submitter_keys
                 .iter()

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{card_arg, Ctx};
-use crate::api::wire::PrincipalBody;
 use crate::identity::{Card, KeyId, Role};
+use crate::wire::PrincipalBody;
 
 /// Folder of admin cards read by `init` when no `--admin` is given.
 const DEFAULT_ADMIN_CARDS: &str = "keys/admins";

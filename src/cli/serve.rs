@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Ctx;
-use crate::api::wire::PrincipalBody;
 use crate::api::{self, AppState};
 use crate::client::Client;
 use crate::config;
 use crate::identity::{Identity, IdentityError, Role};
+use crate::wire::PrincipalBody;
 
 /// Data directory of the demo vault.
 const DEV_DIR: &str = "custos-dev";
@@ -184,7 +184,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     let dev_witness = if args.dev {
         let log = crate::custody::checkpoint::LogVerifier::parse(&vkey)?;
         let (witness, url) = start_dev_witness(&dir, &log).await?;
-        settings.witnesses.push(crate::witness::push::WitnessConfig {
+        settings.witnesses.push(crate::config::WitnessConfig {
             url,
             verifier: witness.clone(),
         });

@@ -8,7 +8,8 @@ use zeroize::Zeroizing;
 
 use crate::client::flows::{self, SubmitFile};
 use crate::client::submitter;
-use crate::client::trust::{write_atomically, TrustStore};
+use crate::client::trust::TrustStore;
+use crate::durable::write_atomically;
 use crate::envelope::ObjectKind;
 use crate::identity::codename::Codename;
 

@@ -13,17 +13,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::proven::{prove_case, ProvenCase, Reader};
+pub use super::resume::SubmitFile;
 use super::resume::{FilesDone, Journal, PendingUpload};
-use super::trust::{write_atomically, TrustStore, Trusted};
+use super::trust::{TrustStore, Trusted};
 use super::{Client, ClientError};
-use crate::api::wire::*;
 use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::cosignature::WitnessVerifier;
 use crate::custody::{merkle, Action, Receipt};
+use crate::durable::write_atomically;
 use crate::envelope::{encrypt_bytes, encrypt_stream, CaseKey, HashingWriter, Label, ObjectKind};
 use crate::identity::codename::Codename;
 use crate::identity::{Card, Identity, KeyId};
+use crate::wire::*;
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -56,15 +58,6 @@ pub fn check_receipt(receipt: &Receipt, log: &LogVerifier, action: Action) -> Re
         )));
     }
     Ok(event)
-}
-
-/// A file to submit.
-#[derive(Debug, Clone)]
-pub struct SubmitFile {
-    /// Path on this device.
-    pub path: PathBuf,
-    /// What it is.
-    pub kind: ObjectKind,
 }
 
 /// What a submitter takes away.
@@ -665,7 +658,7 @@ pub async fn get_case(
             std::fs::remove_file(&ct_path)?;
             have = 0;
         }
-        let name = unique_name(&mut names, &label.safe_file_name());
+        let name = crate::envelope::unique_name(&mut names, &label.safe_file_name());
         let plain_path = plain.0.join(&name);
         std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
         // Decrypted while it arrives, on a blocking thread fed through a
@@ -903,19 +896,6 @@ fn case_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
         return Err(verify("the envelope does not hold this case's key"));
     }
     Ok(case_key)
-}
-
-pub(crate) fn unique_name(used: &mut HashSet<String>, name: &str) -> String {
-    let mut candidate = name.to_owned();
-    let mut n = 1;
-    while !used.insert(candidate.clone()) {
-        n += 1;
-        candidate = match name.rsplit_once('.') {
-            Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
-            _ => format!("{name}-{n}"),
-        };
-    }
-    candidate
 }
 
 /// Grant a case to another lawyer: open this identity's envelope, wrap the

@@ -20,10 +20,11 @@ use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
-use crate::api::wire::*;
 use crate::custody::Receipt;
 use crate::httpsig::{self, SignatureParams};
 use crate::identity::{KeyId, Principal};
+use crate::protocol::TUS_VERSION;
+use crate::wire::*;
 
 /// Validity window of the signatures this client makes.
 const SIGNATURE_LIFETIME_SECS: i64 = 60;
@@ -331,7 +332,10 @@ impl Client {
     /// Create a tus upload; returns its path.
     pub async fn create_upload(&self, key: &SigningKey, case_id: &str, length: u64) -> Result<String> {
         let parts = RequestParts {
-            headers: vec![("tus-resumable", "1.0.0".into()), ("upload-length", length.to_string())],
+            headers: vec![
+                ("tus-resumable", TUS_VERSION.into()),
+                ("upload-length", length.to_string()),
+            ],
             covered: vec!["upload-length"],
             body: None,
         };
@@ -356,7 +360,7 @@ impl Client {
     async fn patch_hashed(&self, key: &SigningKey, upload: &str, offset: u64, data: Vec<u8>, sha: &str) -> Result<u64> {
         let parts = RequestParts {
             headers: vec![
-                ("tus-resumable", "1.0.0".into()),
+                ("tus-resumable", TUS_VERSION.into()),
                 ("upload-offset", offset.to_string()),
                 ("upload-checksum", format!("sha256 {sha}")),
                 ("content-digest", format!("sha-256=:{sha}:")),
@@ -376,7 +380,7 @@ impl Client {
     /// The durable offset of an upload (tus HEAD).
     pub async fn upload_offset(&self, key: &SigningKey, upload: &str) -> Result<u64> {
         let parts = RequestParts {
-            headers: vec![("tus-resumable", "1.0.0".into())],
+            headers: vec![("tus-resumable", TUS_VERSION.into())],
             ..Default::default()
         };
         let resp = self.send(Some(key), Method::HEAD, upload, parts).await?;

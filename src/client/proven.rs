@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Client, ClientError};
-use crate::api::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 use crate::custody::audit::{included, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
 use crate::custody::{Action, Event, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};
+use crate::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -84,7 +84,7 @@ impl ProvenCase {
     /// The submitters' age recipients, in key id order (an unordered set).
     pub fn submitter_recipients(&self) -> Vec<String> {
         let mut keys: Vec<_> = self.creation.submitter_keys.iter().collect();
-        let id = |k: &crate::api::wire::NewSubmitterKey| {
+        let id = |k: &crate::wire::NewSubmitterKey| {
             crate::identity::parse_verifying_key(&k.verifying_key)
                 .map(|vk| KeyId::of(&vk))
                 .ok()

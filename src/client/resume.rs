@@ -16,10 +16,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::flows::SubmitFile;
-use super::trust::write_atomically;
 use super::ClientError;
 use crate::custody::Receipt;
+use crate::durable::write_atomically;
+use crate::envelope::ObjectKind;
+
+/// A file to submit.
+#[derive(Debug, Clone)]
+pub struct SubmitFile {
+    /// Path on this device.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: ObjectKind,
+}
 
 /// A tus upload under way for one file of the command.
 #[derive(Debug, Clone, Serialize, Deserialize)]

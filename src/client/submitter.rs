@@ -11,10 +11,10 @@ use super::proven::{prove_case, Reader};
 use super::resume::{fingerprint, FilesDone, Journal};
 use super::trust::TrustStore;
 use super::{Client, ClientError};
-use crate::api::wire::{CaseDetail, WithdrawBody};
 use crate::custody::{Action, Receipt};
 use crate::envelope::{decrypt_bytes, encrypt_bytes, CaseKey, Label, ObjectKind};
 use crate::identity::codename::{Codename, SubmitterKeys};
+use crate::wire::{CaseDetail, WithdrawBody};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 

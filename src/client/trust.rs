@@ -3,17 +3,18 @@
 //! `--trust`), and checked on every later use, so a host that swaps its log
 //! key or slips in its own intake recipient is caught.
 
+use crate::durable::write_atomically;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ClientError;
-use crate::api::wire::{IntakeParams, PrincipalBody};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::cosignature::WitnessVerifier;
 use crate::custody::{Action, Event};
 use crate::identity::{Card, Principal, Role};
+use crate::wire::{IntakeParams, PrincipalBody};
 
 /// What is pinned for one vault.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -214,17 +215,6 @@ impl TrustStore {
         write_atomically(&path, note.as_bytes())?;
         Ok(())
     }
-}
-
-/// Write a file by way of a temporary file and a rename, so a crash never
-/// leaves half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// What the client trusts for one vault.

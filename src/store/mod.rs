@@ -183,23 +183,8 @@ pub struct ObjectManifest {
     pub chunks: u64,
 }
 
-/// An object's membership of a case, with its encrypted label.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CaseObject {
-    /// Object id (hex SHA-256 of the ciphertext).
-    pub object_id: String,
-    /// Ciphertext size.
-    pub size: u64,
-    /// Encrypted label, base64.
-    pub label: String,
-    /// Log index of the `object_stored` event.
-    pub index: u64,
-    /// Who uploaded it. Left out of what submitters are shown: a coercer
-    /// holding the duress codename must not see that another codename of
-    /// the case is in use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_by: Option<KeyId>,
-}
+/// An object's membership of a case, as stored and as clients see it.
+pub use custos_core::wire::CaseObject;
 
 /// A submitter's public keys as registered at intake.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

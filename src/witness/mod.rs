@@ -188,7 +188,7 @@ impl Witness {
         } else {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let empty = serde_json::to_vec_pretty(&WitnessState::default()).expect("state serialises");
-            crate::client::trust::write_atomically(&state_path, &empty)?;
+            crate::durable::write_atomically(&state_path, &empty)?;
             write_key_file(&key_path, &key)?;
             key
         };
@@ -255,7 +255,7 @@ impl Witness {
             },
         );
         let bytes = serde_json::to_vec_pretty(&next).expect("state serialises");
-        crate::client::trust::write_atomically(&self.state_path, &bytes).map_err(|e| {
+        crate::durable::write_atomically(&self.state_path, &bytes).map_err(|e| {
             tracing::error!(error = %e, "could not save the witness state");
             Refusal::Storage
         })?;
@@ -295,7 +295,7 @@ async fn add_checkpoint(State(w): State<Arc<Witness>>, body: axum::body::Bytes) 
 /// body timer, a short grace (a cosignature takes milliseconds), and a
 /// connection cap sized for the few logs one witness serves.
 pub const LIMITS: crate::accept::Limits = crate::accept::Limits {
-    stall: crate::api::CLIENT_TIMEOUT,
+    stall: crate::config::CLIENT_TIMEOUT,
     grace: std::time::Duration::from_secs(5),
     max_connections: 64,
 };

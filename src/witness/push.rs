@@ -4,11 +4,12 @@
 //! cosignature; the vault keeps serving, and the refusal is logged for the
 //! operator.
 
+use crate::config::WitnessConfig;
 use std::time::Duration;
 
 use super::AddCheckpoint;
 use crate::custody::checkpoint::split_note;
-use crate::custody::cosignature::{unix_now, WitnessVerifier};
+use crate::custody::cosignature::unix_now;
 use crate::store::Store;
 
 /// How long one witness may take to answer before the vault gives up on it
@@ -33,32 +34,6 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<String, String> {
         body.extend_from_slice(&piece);
     }
     String::from_utf8(body).map_err(|_| "answered with text that is not UTF-8".to_string())
-}
-
-/// A witness the vault pushes to: its URL (the submission prefix) and key.
-#[derive(Debug, Clone)]
-pub struct WitnessConfig {
-    /// Submission prefix; `add-checkpoint` is appended.
-    pub url: String,
-    /// The witness's key.
-    pub verifier: WitnessVerifier,
-}
-
-impl std::str::FromStr for WitnessConfig {
-    type Err = String;
-
-    /// `URL,VKEY`: the witness's submission prefix and its vkey.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (url, vkey) = s.rsplit_once(',').ok_or("a witness is given as URL,VKEY")?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err("the witness URL must start with http:// or https://".into());
-        }
-        let verifier = WitnessVerifier::parse(vkey).map_err(|e| format!("witness vkey: {e}"))?;
-        Ok(WitnessConfig {
-            url: url.trim_end_matches('/').to_owned(),
-            verifier,
-        })
-    }
 }
 
 /// The configured witnesses and what the vault knows of each.

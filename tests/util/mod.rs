@@ -5,15 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use custos::api::wire::PrincipalBody;
 use custos::api::{self, AppState};
 use custos::client::flows::{self, SubmitFile, Submitted};
 use custos::client::trust::TrustStore;
 use custos::client::Client;
+use custos::config::WitnessConfig;
 use custos::custody::checkpoint::LogVerifier;
 use custos::envelope::ObjectKind;
 use custos::identity::{Identity, Role};
-use custos::witness::push::WitnessConfig;
+use custos::wire::PrincipalBody;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -73,7 +73,7 @@ impl TestVault {
             log,
             witnesses: Vec::new(),
             stamp_bits: TEST_STAMP_BITS,
-            client_timeout: custos::api::CLIENT_TIMEOUT,
+            client_timeout: custos::config::CLIENT_TIMEOUT,
             settings: Default::default(),
             state: None,
             stop: None,

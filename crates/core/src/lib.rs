@@ -9,7 +9,10 @@
 //! - [`identity`]: principal identity files and cards, key ids, roles,
 //!   submitter codenames.
 //! - [`envelope`]: age encryption of content, labels and case keys.
+//! - [`protocol`]: the limits and versions both sides of the API agree on.
 //! - [`stamp`]: the proof-of-work stamp that prices opening a case.
+//! - [`wire`]: the JSON bodies of the HTTP API, which clients send, the
+//!   server parses and the auditor reads back out of logged requests.
 //!
 //! The server (store, api) and the client (HTTP, trust pins, resume) live
 //! in the `custos` crate and build on this one; nothing here knows them.
@@ -21,4 +24,6 @@ pub mod custody;
 pub mod envelope;
 pub mod httpsig;
 pub mod identity;
+pub mod protocol;
 pub mod stamp;
+pub mod wire;

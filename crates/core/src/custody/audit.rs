@@ -14,6 +14,9 @@ use super::checkpoint::{Checkpoint, LogVerifier};
 use super::merkle::{self, Hash, MemoryTree};
 use super::{event_hash, Action, Event, Receipt, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};
+// The bodies the server parsed when it logged the request: the auditor
+// reads them with the same types, so the two cannot disagree on a field.
+use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody};
 
 /// The first failure an audit found.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,38 +37,6 @@ pub struct AuditSummary {
     pub chains: usize,
     /// Actor signatures verified.
     pub signatures: u64,
-}
-
-/// Request bodies the verifier reads to learn keys; the server parses the
-/// same structures (`api`), so both sides agree on what was signed.
-#[derive(Deserialize)]
-struct CaseCreation {
-    submitter_keys: Vec<SubmitterKeyBody>,
-    #[serde(default)]
-    envelopes: Vec<GrantBody>,
-}
-
-#[derive(Deserialize)]
-struct SubmitterKeyBody {
-    verifying_key: String,
-}
-
-#[derive(Deserialize)]
-struct PrincipalBody {
-    card: Card,
-    role: Role,
-    #[serde(default)]
-    intake: bool,
-}
-
-#[derive(Deserialize)]
-struct CommitBody {
-    sha256: String,
-}
-
-#[derive(Deserialize)]
-struct GrantBody {
-    key_id: KeyId,
 }
 
 /// Replays log entries in order and checks each as it comes.
@@ -229,7 +200,7 @@ impl LogAuditor {
         let actor: KeyId = e.actor.parse().map_err(|_| "actor is not a key id")?;
         let body = req.body_bytes();
         let key = if e.action == Action::CaseCreated {
-            let body: CaseCreation = parse_body(&body)?;
+            let body: CreateCase = parse_body(&body)?;
             let keys: Vec<VerifyingKey> = body
                 .submitter_keys
                 .iter()
@@ -327,7 +298,7 @@ impl LogAuditor {
         let bound = match (e.action, method, path.as_slice()) {
             (Action::CaseCreated, "POST", ["v1", "cases"]) => in_case,
             (Action::ObjectStored, "POST", ["v1", "cases", c, "uploads", _, "commit"]) => {
-                let b: CommitBody = parse_body(body)?;
+                let b: CommitUpload = parse_body(body)?;
                 if e.objects != [b.sha256] {
                     return Err("stored object differs from the signed commit".into());
                 }
@@ -663,16 +634,24 @@ mod tests {
         fn open_case(&mut self, submitter: &Identity, case: &str) {
             let mut wrapped = self.intake.clone();
             wrapped.push(submitter.key_id());
-            let envelopes: Vec<_> = wrapped
-                .iter()
-                .map(|k| serde_json::json!({ "key_id": k, "envelope": "AA" }))
-                .collect();
-            let body = serde_json::json!({
-                "submitter_keys": [
-                    { "verifying_key": B64.encode(submitter.signing_key().verifying_key().as_bytes()) }
-                ],
-                "envelopes": envelopes,
-            });
+            // The body the server parses and logs: the auditor reads it back.
+            let recipient = submitter.card().recipient.to_string();
+            let body = crate::wire::CreateCase {
+                submitter_keys: vec![crate::wire::NewSubmitterKey {
+                    verifying_key: B64.encode(submitter.signing_key().verifying_key().as_bytes()),
+                    recipient: recipient.clone(),
+                }],
+                case_recipient: recipient,
+                envelopes: wrapped
+                    .iter()
+                    .map(|k| crate::wire::EnvelopeBody {
+                        key_id: k.clone(),
+                        envelope: "AA".into(),
+                    })
+                    .collect(),
+                note: None,
+                note_envelopes: vec![],
+            };
             let body = serde_json::to_vec(&body).unwrap();
             let req = signed(submitter, "POST", "/v1/cases", Some(&body));
             self.push_signed(submitter, case, Action::CaseCreated, vec![], req, serde_json::json!({}));

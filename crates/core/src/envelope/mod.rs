@@ -256,6 +256,21 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// `name`, or `name-2.ext`, `name-3.ext`, ... if `used` has it already:
+/// how two files of one name land in one folder. Records the name in `used`.
+pub fn unique_name(used: &mut std::collections::HashSet<String>, name: &str) -> String {
+    let mut candidate = name.to_owned();
+    let mut n = 1;
+    while !used.insert(candidate.clone()) {
+        n += 1;
+        candidate = match name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
+            _ => format!("{name}-{n}"),
+        };
+    }
+    candidate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

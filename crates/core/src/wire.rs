@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::custody::Receipt;
 use crate::identity::{Card, KeyId, Principal, Role};
-use crate::store::CaseObject;
 
 /// Public parameters a submitting client needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,4 +284,22 @@ pub struct CaseLog {
     pub checkpoint: String,
     /// Events in log order.
     pub entries: Vec<ExportEntry>,
+}
+
+/// An object's membership of a case, with its encrypted label.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseObject {
+    /// Object id (hex SHA-256 of the ciphertext).
+    pub object_id: String,
+    /// Ciphertext size.
+    pub size: u64,
+    /// Encrypted label, base64.
+    pub label: String,
+    /// Log index of the `object_stored` event.
+    pub index: u64,
+    /// Who uploaded it. Left out of what submitters are shown: a coercer
+    /// holding the duress codename must not see that another codename of
+    /// the case is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<KeyId>,
 }
