@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target for a fixed time (FUZZ_SECONDS, default 600 s
 # each, one after another), or the targets named as arguments. Any crash
-# stops the script with its input in fuzz/artifacts/TARGET/; copy it into
-# tests/fuzz/TARGET/ and tests/fuzz_regressions.rs replays it for good.
+# stops the script with its input in fuzz/artifacts/TARGET/; make it
+# a unit test of the parser it broke, beside the others, so it is replayed
+# for good by cargo test.
 #
 # cargo fuzz builds with AddressSanitizer and coverage instrumentation,
 # which rustc accepts only as -Z options. RUSTC_BOOTSTRAP=1 lets the stable

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the browser tests drive: Debian's Chromium and ChromeDriver
 # (and a font with Cyrillic, for the screenshots), unless they are there.
-# Run by .ci/run and, when needed, by tests/web.rs itself, so `cargo test`
+# Run by .ci/run and, when needed, by tests/it/web.rs itself, so `cargo test`
 # needs nothing installed by hand. Needs root or password-less sudo.
 set -euo pipefail
 if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then

@@ -8,8 +8,7 @@
 //! log registered, whatever card the host lists, and a submitter coming
 //! back refuses a case key the host put in its place.
 
-mod proxy;
-mod util;
+use crate::util;
 
 use std::sync::{Arc, Mutex};
 

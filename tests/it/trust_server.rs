@@ -10,7 +10,7 @@
 //! nothing on the way (a client library normalising a URL) hides what the
 //! server itself does with them.
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! a vault under load is restored elsewhere, served, read back byte for byte
 //! and audited; doctored or damaged backups are refused, leaving nothing.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -17,7 +17,7 @@
 //! `CUSTOS_CRASH_ROUNDS=300 cargo test --test crash -- --nocapture`.
 //! Either prints its figures: rounds, acknowledged, lost, audit failures.
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

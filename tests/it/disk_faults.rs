@@ -9,7 +9,7 @@
 //! mount namespace (`unshare --mount --map-root-user`, util-linux), where it
 //! is root of its own mounts; they vanish with it.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! authenticated requests spend even when refused (so that a refused
 //! request cannot be replayed later, when it would pass).
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::time::Duration;

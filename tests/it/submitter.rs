@@ -3,7 +3,7 @@
 //! like real ones to everyone but the lawyers, and the proof-of-work stamp
 //! that stands in for IP-based rate limits.
 
-mod util;
+use crate::util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

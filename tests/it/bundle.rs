@@ -2,7 +2,7 @@
 //! process with nothing but the log key, decrypted by a holder, and refused
 //! after any single change (the tamper matrix).
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! corrupted on disk, an event or tree node altered in the store. Each is
 //! refused or detected, and nothing acknowledged is lost.
 
-mod util;
+use crate::util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

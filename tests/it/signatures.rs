@@ -1,7 +1,7 @@
 //! Every way a request signature can be wrong is refused with its own code,
 //! and none of the refused requests changes the log.
 
-mod util;
+use crate::util;
 
 use custos::client::{Client, RequestParts};
 use custos::identity::Identity;

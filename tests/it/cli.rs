@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use custos::custody::checkpoint::LogVerifier;
 
-mod proxy;
+use crate::proxy;
 
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 

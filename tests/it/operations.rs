@@ -3,7 +3,7 @@
 //! new work, and `custos config check` over the file, the environment and
 //! the flags.
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! termination, and every malformed or hostile request refused with its
 //! code while the upload stays as it was.
 
-mod util;
+use crate::util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -3,8 +3,8 @@
 //! witness refuses any that is inconsistent with what it cosigned, and
 //! `verify --witness --quorum` counts the cosignatures.
 
-mod proxy;
-mod util;
+use crate::proxy;
+use crate::util;
 
 use std::sync::Arc;
 

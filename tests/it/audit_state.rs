@@ -3,7 +3,7 @@
 //! file keeps the last good checkpoint. The vault is really rolled back: its
 //! data directory is replaced by an earlier copy of itself.
 
-mod util;
+use crate::util;
 
 use custos::client::flows::{self, AuditState};
 use util::{copy_dir, restore_dir, TestVault};

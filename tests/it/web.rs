@@ -7,9 +7,9 @@
 //! marked not sent when the vault's limit changed meanwhile); the page's
 //! headers hold.
 
-mod browser;
-mod proxy;
-mod util;
+use crate::browser;
+use crate::proxy;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

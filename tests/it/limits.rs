@@ -5,7 +5,7 @@
 //! the request past it refused at once with its own code, without changing
 //! the store.
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! The OpenAPI description served at /v1/openapi.json matches the router:
 //! every documented operation reaches a real handler.
 
-mod util;
+use crate::util;
 
 use reqwest::Method;
 use util::TestVault;

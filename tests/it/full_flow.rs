@@ -1,7 +1,7 @@
 //! The whole path a complaint takes: submitter to vault to lawyer, checked by
 //! an auditor, and the walls around it: outsiders, grants and revocations.
 
-mod util;
+use crate::util;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -5,7 +5,7 @@
 //! by this test from a live vault when CUSTOS_WRITE_VECTORS=1 is set, and
 //! read otherwise, so both sides are held to one recorded log.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 
@@ -66,7 +66,7 @@ async fn record() -> Value {
     let time = custos::custody::cosignature::unix_now();
     let cosigned = format!("{}{}", case_log.checkpoint, witness.cosign(&body, time));
     json!({
-        "about": "A submitter's view of a case's log and the vault's intake parameters, recorded from a real vault by tests/case_log_vector.rs (CUSTOS_WRITE_VECTORS=1); that test and web/test/protocol.test.mjs must prove the same from them.",
+        "about": "A submitter's view of a case's log and the vault's intake parameters, recorded from a real vault by tests/it/case_log_vector.rs (CUSTOS_WRITE_VECTORS=1); that test and web/test/protocol.test.mjs must prove the same from them.",
         "vkey": v.log.vkey(),
         "anchors": [v.admin.card().to_string()],
         "case_id": case_id,

@@ -1,0 +1,31 @@
+//! The integration tests, in one binary so that they link once: each
+//! module is one concern and starts real servers on 127.0.0.1:0 with real
+//! sled stores in temporary folders, real age and real signatures.
+//! `cargo test --test it MODULE::` runs one module (e.g. `crash::`).
+
+mod browser;
+mod proxy;
+mod util;
+
+mod abuse;
+mod audit_state;
+mod backup;
+mod bundle;
+mod case_log_vector;
+mod cli;
+mod crash;
+mod disk_faults;
+mod full_flow;
+mod hostile_vault;
+mod integrity;
+mod limits;
+mod openapi;
+mod operations;
+mod rfc6962_vectors;
+mod signatures;
+mod submitter;
+mod trust_server;
+mod uploads;
+mod web;
+mod web_client_vectors;
+mod witness;
