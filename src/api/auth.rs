@@ -181,8 +181,7 @@ fn signer(state: &AppState, key_id: &KeyId, new_keys: &[VerifyingKey]) -> Result
         let key = rec.principal.card.verifying_key;
         return Ok((Actor::Principal(Box::new(rec.principal)), key));
     }
-    if let Some(case_id) = store.tree(T::Submitters).get(key_id.as_str())? {
-        let case_id = String::from_utf8_lossy(&case_id).into_owned();
+    if let Some(case_id) = store.submitter_case(key_id.as_str())? {
         let case: crate::store::CaseRecord = store.get_json(T::Cases, &case_id)?.ok_or(ApiError::UnknownKey)?;
         let k = case
             .submitter_keys

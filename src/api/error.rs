@@ -192,12 +192,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(e: sled::Error) -> Self {
-        ApiError::Store(StoreError::Sled(e))
-    }
-}
-
 /// Shorthand for conflicts.
 pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::Conflict {

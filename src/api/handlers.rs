@@ -70,11 +70,7 @@ pub(super) fn load_case(state: &AppState, case_id: &str) -> Result<CaseRecord> {
 
 pub(super) fn access(state: &AppState, case_id: &str, actor: &Actor) -> Result<CaseAccess> {
     Ok(CaseAccess {
-        holds_envelope: state
-            .vault
-            .store
-            .tree(T::Envelopes)
-            .contains_key(pair_key(case_id, actor.key_id().as_str()))?,
+        holds_envelope: state.vault.store.holds_envelope(case_id, actor.key_id().as_str())?,
     })
 }
 
@@ -144,15 +140,12 @@ fn still_allowed(store: &store::Store, d: &EventDraft) -> Result<()> {
     }
     if let Some(rec) = store.get_json::<RegistryRecord>(T::Registry, &d.actor)? {
         let on_case = d.case != VAULT_CASE;
-        if on_case
-            && rec.principal.role == Role::Lawyer
-            && !store.tree(T::Envelopes).contains_key(pair_key(&d.case, &d.actor))?
-        {
+        if on_case && rec.principal.role == Role::Lawyer && !store.holds_envelope(&d.case, &d.actor)? {
             return Err(ApiError::NotFound("case"));
         }
         return Ok(());
     }
-    if d.action == Action::CaseCreated || store.tree(T::Submitters).contains_key(&d.actor)? {
+    if d.action == Action::CaseCreated || store.submitter_case(&d.actor)?.is_some() {
         return Ok(());
     }
     Err(ApiError::UnknownKey)
@@ -401,10 +394,7 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
 
     let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
     for k in &submitter_keys {
-        if store.tree(T::Submitters).contains_key(k.key_id.as_str())?
-            || store.tree(T::Registry).contains_key(k.key_id.as_str())?
-            || store.tree(T::Retired).contains_key(k.key_id.as_str())?
-        {
+        if store.key_is_known(k.key_id.as_str())? {
             return Err(conflict(
                 "key_in_use",
                 "a submitter key is already registered; generate a new codename",
@@ -457,10 +447,7 @@ pub(super) async fn list_cases(
         if scope == ListScope::Holding && !access(&state, &case.case_id, &actor)?.holds_envelope {
             continue;
         }
-        let objects = store
-            .tree(T::CaseObjects)
-            .scan_prefix(format!("{}/", case.case_id))
-            .count();
+        let objects = store.case_object_count(&case.case_id);
         out.push(CaseSummary {
             case_id: case.case_id,
             status: case.status,
@@ -488,13 +475,11 @@ pub(super) async fn case_detail(
         }
     }
     let envelope = store
-        .tree(T::Envelopes)
-        .get(pair_key(&case_id, actor.key_id().as_str()))?
+        .envelope(&case_id, actor.key_id().as_str())?
         .map(|e| B64.encode(e));
     let holders = holders(store, &case_id)?;
     let note_envelope = store
-        .tree(T::NoteEnvelopes)
-        .get(pair_key(&case_id, actor.key_id().as_str()))?
+        .note_envelope(&case_id, actor.key_id().as_str())?
         .map(|e| B64.encode(e));
     Ok(Json(CaseDetail {
         case_id,
@@ -696,11 +681,11 @@ pub(super) async fn grant(
     let guard = store.writer().await;
     // The grantee again, under the lock: a removal may have landed since,
     // and a removed key must get no envelope.
-    if !store.tree(T::Registry).contains_key(req.key_id.as_str())? {
+    if !store.is_principal(req.key_id.as_str())? {
         return Err(ApiError::NotFound("principal"));
     }
     let key = pair_key(&case_id, req.key_id.as_str());
-    if store.tree(T::Envelopes).contains_key(&key)? {
+    if store.holds_envelope(&case_id, req.key_id.as_str())? {
         return Err(conflict("already_granted", "this principal already holds the case"));
     }
     let mut batch = Batch::default();
@@ -743,7 +728,7 @@ pub(super) async fn revoke(
     let store = &state.vault.store;
     let guard = store.writer().await;
     let key = pair_key(&case_id, key_id.as_str());
-    if !valid_case_id(&case_id) || !store.tree(T::Envelopes).contains_key(&key)? {
+    if !valid_case_id(&case_id) || !store.holds_envelope(&case_id, key_id.as_str())? {
         return Err(no_grant());
     }
     let case = load_case(&state, &case_id)?;
@@ -826,11 +811,11 @@ pub(super) async fn add_principal(
     let store = &state.vault.store;
     let key_id = req.card.key_id();
     let guard = store.writer().await;
-    if store.tree(T::Registry).contains_key(key_id.as_str())? {
+    if store.is_principal(key_id.as_str())? {
         return Err(conflict("principal_exists", format!("{key_id} is already registered")));
     }
     // A removed key stays removed: whoever held it gets a new one.
-    if store.tree(T::Retired).contains_key(key_id.as_str())? {
+    if store.is_retired(key_id.as_str())? {
         return Err(conflict(
             "key_retired",
             format!("{key_id} was removed from this vault and cannot come back; make a new key"),
@@ -838,7 +823,7 @@ pub(super) async fn add_principal(
     }
     // A key is a submitter's or a principal's for good, never both: a
     // principal could otherwise read a case as its submitter.
-    if store.tree(T::Submitters).contains_key(key_id.as_str())? {
+    if store.submitter_case(key_id.as_str())?.is_some() {
         return Err(conflict(
             "key_in_use",
             format!("{key_id} is a submitter's key; a principal needs a key of its own"),

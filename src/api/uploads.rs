@@ -61,10 +61,9 @@ fn expires_header(resp: &mut Response, u: &UploadRecord) {
 /// chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
 pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
     let mut candidates = Vec::new();
-    for item in store.tree(T::Uploads).iter() {
-        let (key, value) = item?;
-        if serde_json::from_slice::<UploadRecord>(&value).is_ok_and(|u| u.expires() <= now) {
-            candidates.push(String::from_utf8_lossy(&key).into_owned());
+    for (id, upload) in store.uploads()? {
+        if upload.expires() <= now {
+            candidates.push(id);
         }
     }
     if candidates.is_empty() {
@@ -104,12 +103,7 @@ pub(super) fn terminate_uploads_of(
 ) -> std::result::Result<usize, store::StoreError> {
     let ids: Vec<String> = match case {
         Some(case) => store.paired_with(T::CaseUploads, case)?,
-        None => store
-            .tree(T::Uploads)
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
-            .collect::<std::result::Result<_, sled::Error>>()?,
+        None => store.upload_ids()?,
     };
     let mut n = 0;
     for id in ids {
@@ -497,14 +491,11 @@ pub(super) async fn commit(
             "the upload changed while it was being committed",
         ));
     }
-    if store
-        .tree(T::CaseObjects)
-        .contains_key(pair_key(&case_id, &object_id))?
-    {
+    if store.case_has_object(&case_id, &object_id)? {
         return Err(conflict("object_exists", "this object is already part of the case"));
     }
     let mut batch = Batch::default();
-    if !store.tree(T::Objects).contains_key(object)? {
+    if !store.has_object(&object)? {
         for i in 0..u.chunks {
             let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
             batch.put(T::ObjectChunks, indexed_key(&object, i), h);

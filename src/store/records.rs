@@ -142,3 +142,84 @@ pub fn object_hash(object_id: &str) -> Option<Hash> {
     let raw = hex::decode(object_id).ok()?;
     Hash::try_from(raw.as_slice()).ok()
 }
+
+/// Lookups by what the API asks, so that no caller names a tree for them.
+impl Store {
+    /// Whether `key_id` holds an envelope of `case`: it may open the case.
+    pub fn holds_envelope(&self, case: &str, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Envelopes).contains_key(pair_key(case, key_id))?)
+    }
+
+    /// `key_id`'s envelope of `case` (the case key wrapped to it).
+    pub fn envelope(&self, case: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(T::Envelopes).get(pair_key(case, key_id))?.map(|e| e.to_vec()))
+    }
+
+    /// `key_id`'s envelope of `case`'s note key (lawyers only).
+    pub fn note_envelope(&self, case: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(T::NoteEnvelopes)
+            .get(pair_key(case, key_id))?
+            .map(|e| e.to_vec()))
+    }
+
+    /// Whether `key_id` is a registered principal's.
+    pub fn is_principal(&self, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Registry).contains_key(key_id)?)
+    }
+
+    /// Whether `key_id` was a principal's and was removed (for good).
+    pub fn is_retired(&self, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Retired).contains_key(key_id)?)
+    }
+
+    /// The case `key_id` is a submitter key of, if it is one.
+    pub fn submitter_case(&self, key_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .tree(T::Submitters)
+            .get(key_id)?
+            .map(|c| String::from_utf8_lossy(&c).into_owned()))
+    }
+
+    /// Whether `key_id` has ever been used, as a principal's, a removed
+    /// principal's or a submitter's: a key serves one role for good.
+    pub fn key_is_known(&self, key_id: &str) -> Result<bool> {
+        Ok(self.submitter_case(key_id)?.is_some() || self.is_principal(key_id)? || self.is_retired(key_id)?)
+    }
+
+    /// How many objects `case` holds.
+    pub fn case_object_count(&self, case: &str) -> usize {
+        self.tree(T::CaseObjects).scan_prefix(pair_key(case, "")).count()
+    }
+
+    /// Whether `case` holds `object_id`.
+    pub fn case_has_object(&self, case: &str, object_id: &str) -> Result<bool> {
+        Ok(self.tree(T::CaseObjects).contains_key(pair_key(case, object_id))?)
+    }
+
+    /// Whether an object of this hash is stored (in any case).
+    pub fn has_object(&self, object: &Hash) -> Result<bool> {
+        Ok(self.tree(T::Objects).contains_key(object)?)
+    }
+
+    /// Every open upload, with its record.
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>> {
+        self.tree(T::Uploads)
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let record = serde_json::from_slice(&v).map_err(|e| StoreError::Decode(e.to_string()))?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), record))
+            })
+            .collect()
+    }
+
+    /// The ids of every open upload.
+    pub fn upload_ids(&self) -> Result<Vec<String>> {
+        self.tree(T::Uploads)
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+}
