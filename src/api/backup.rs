@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::Signed;
 use super::error::ApiError;
-use super::handlers::{draft, log_and_flush};
+use super::logged::{draft, log_and_flush};
 use super::AppState;
 use crate::backup::BackupError;
 use crate::custody::{Action, VAULT_CASE};

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::auth::Signed;
+use super::cases::visible_case;
 use super::error::ApiError;
-use super::handlers::visible_case;
 use super::wire::{CaseLog, CreateCase, ExportEntry, GrantBody};
 use super::AppState;
 use crate::custody::{Action, Event, VAULT_CASE};

@@ -2,14 +2,25 @@
 //! the one error mapping. Handlers authenticate, ask `policy`, then write
 //! through `store`; they never see plaintext and log nothing about who sent
 //! a request.
+//!
+//! One file per resource: `cases`, `objects`, `grants`, `principals` (and
+//! the intake parameters), `uploads` (tus), `log` and `case_log`, `backup`,
+//! `health`. What every write shares (canonical bodies, drafting events,
+//! the recheck under the writer lock, append and flush) is `logged`;
+//! `auth` and `body` come before any of them, `error` after.
 
 pub mod auth;
 mod backup;
 mod body;
 mod case_log;
+mod cases;
 pub mod error;
-mod handlers;
+mod grants;
 mod health;
+mod log;
+mod logged;
+mod objects;
+mod principals;
 mod uploads;
 
 pub use body::MIN_BODY_RATE;
@@ -116,41 +127,41 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_PATCH_BODY));
     let json = Router::new()
-        .route("/v1/intake", get(handlers::intake))
-        .route("/v1/cases", post(handlers::create_case).get(handlers::list_cases))
-        .route("/v1/cases/{case}", get(handlers::case_detail))
+        .route("/v1/intake", get(principals::intake))
+        .route("/v1/cases", post(cases::create_case).get(cases::list_cases))
+        .route("/v1/cases/{case}", get(cases::case_detail))
         .route(
             "/v1/cases/{case}/uploads",
             post(uploads::create).options(uploads::options),
         )
         .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
-        .route("/v1/cases/{case}/objects/{object}", get(handlers::download))
-        .route("/v1/cases/{case}/export", post(handlers::export))
+        .route("/v1/cases/{case}/objects/{object}", get(objects::download))
+        .route("/v1/cases/{case}/export", post(objects::export))
         .route("/v1/cases/{case}/log", get(case_log::case_log))
-        .route("/v1/cases/{case}/withdraw", post(handlers::withdraw))
-        .route("/v1/cases/{case}/export/objects/{object}", get(handlers::export_object))
-        .route("/v1/cases/{case}/grants", post(handlers::grant))
-        .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(handlers::revoke))
+        .route("/v1/cases/{case}/withdraw", post(cases::withdraw))
+        .route("/v1/cases/{case}/export/objects/{object}", get(objects::export_object))
+        .route("/v1/cases/{case}/grants", post(grants::grant))
+        .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(grants::revoke))
         .route(
             "/v1/principals",
-            get(handlers::list_principals).post(handlers::add_principal),
+            get(principals::list_principals).post(principals::add_principal),
         )
         .route(
             "/v1/principals/{key}",
-            axum::routing::delete(handlers::remove_principal),
+            axum::routing::delete(principals::remove_principal),
         )
         .route("/v1/vault/backup", get(backup::backup))
-        .route("/v1/log/checkpoint", get(handlers::checkpoint))
-        .route("/v1/log/entries", get(handlers::entries))
-        .route("/v1/log/inclusion", get(handlers::inclusion))
-        .route("/v1/log/consistency", get(handlers::consistency))
-        .route("/v1/openapi.json", get(handlers::openapi))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/entries", get(log::entries))
+        .route("/v1/log/inclusion", get(log::inclusion))
+        .route("/v1/log/consistency", get(log::consistency))
+        .route("/v1/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     patch
         .merge(json)
         .merge(crate::web::routes())
         .merge(health::routes())
-        .fallback(handlers::not_found)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             health::count_and_drain,
@@ -255,4 +266,25 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener,
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+/// No route: a signed request whose target is not canonical is told so
+/// (as on any route), so that a client learns why its signed request
+/// went nowhere; anything else is "not found".
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> error::ApiError {
+    let signed = headers.contains_key("signature") || headers.contains_key("signature-input");
+    if signed && auth::check_target(&uri, None).is_err() {
+        return error::ApiError::TargetNotCanonical;
+    }
+    error::ApiError::NotFound("route")
+}
+
+/// The OpenAPI description of this API.
+async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }

@@ -13,8 +13,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::auth::{check_body, unix_now, Signed, SignedBody};
+use super::cases::visible_case;
 use super::error::{conflict, mismatch, ApiError};
-use super::handlers::{draft, log_and_flush, parse_canonical, visible_case, with_body};
+use super::logged::{draft, log_and_flush, parse_canonical, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
 use super::AppState;
 use crate::custody::Action;

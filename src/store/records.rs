@@ -150,6 +150,15 @@ impl Store {
         Ok(self.tree(T::Envelopes).contains_key(pair_key(case, key_id))?)
     }
 
+    /// The key ids holding an envelope of `case`.
+    pub fn holders(&self, case: &str) -> Result<Vec<KeyId>> {
+        Ok(self
+            .paired_with(T::Envelopes, case)?
+            .into_iter()
+            .filter_map(|id| id.parse().ok())
+            .collect())
+    }
+
     /// `key_id`'s envelope of `case` (the case key wrapped to it).
     pub fn envelope(&self, case: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.tree(T::Envelopes).get(pair_key(case, key_id))?.map(|e| e.to_vec()))
