@@ -1,0 +1,490 @@
+//! The auditor's unit tests: logs built event by event, each broken in
+//! one way, must fail the audit, and the honest ones pass.
+
+use super::*;
+use crate::custody::EventDraft;
+use crate::httpsig::SignedRequest;
+use crate::identity::Identity;
+
+const BASE: &str = "https://vault.example.org";
+
+/// When the test requests are signed, and (ten seconds later) logged.
+const SIGNED_AT: i64 = 1_790_000_000;
+
+/// A request signed by `who` for `method path` (and `body`), as stored.
+fn signed(who: &Identity, method: &str, path: &str, body: Option<&[u8]>) -> SignedRequest {
+    SignedRequest::sign(who.signing_key(), method, &format!("{BASE}{path}"), body, SIGNED_AT)
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A log under construction: each event placed in its case's chain.
+#[derive(Clone)]
+struct Log {
+    events: Vec<Vec<u8>>,
+    heads: HashMap<String, (u64, String)>,
+    /// The time the next events are logged at.
+    time: String,
+    /// The intake lawyers registered so far: new cases are wrapped to them.
+    intake: Vec<KeyId>,
+}
+
+impl Log {
+    /// A log whose trust anchor is `admin`, with `lawyer` registered.
+    fn new(admin: &Identity, lawyer: &Identity) -> Log {
+        let mut log = Log {
+            events: Vec::new(),
+            heads: HashMap::new(),
+            time: rfc3339(SIGNED_AT + 10),
+            intake: Vec::new(),
+        };
+        log.push(VAULT_CASE, VAULT_ACTOR, Action::PrincipalAdded, vec![], None, {
+            serde_json::json!({ "card": admin.card() })
+        });
+        log.register(admin, lawyer, "lawyer");
+        log
+    }
+
+    fn push(
+        &mut self,
+        case: &str,
+        actor: &str,
+        action: Action,
+        objects: Vec<String>,
+        request: Option<SignedRequest>,
+        details: serde_json::Value,
+    ) -> Vec<u8> {
+        let (seq, prev) = match self.heads.get(case) {
+            None => (0, None),
+            Some((seq, hash)) => (seq + 1, Some(hash.clone())),
+        };
+        let draft = EventDraft {
+            case: case.into(),
+            actor: actor.into(),
+            action,
+            objects,
+            details,
+            request,
+        };
+        let bytes = serde_json::to_vec(&draft.place(seq, prev, self.time.clone())).unwrap();
+        self.heads.insert(case.into(), (seq, event_hash(&bytes)));
+        self.events.push(bytes.clone());
+        bytes
+    }
+
+    /// `who` signs `method path` (with `body`) and it is logged as `action`.
+    fn act(&mut self, who: &Identity, case: &str, action: Action, method: &str, path: &str, body: Option<&[u8]>) {
+        let req = signed(who, method, path, body);
+        self.push_signed(who, case, action, vec![], req, serde_json::json!({}));
+    }
+
+    fn push_signed(
+        &mut self,
+        who: &Identity,
+        case: &str,
+        action: Action,
+        objects: Vec<String>,
+        mut req: SignedRequest,
+        details: serde_json::Value,
+    ) {
+        if req.body.is_none() && req.value("content-digest").is_some() {
+            req.body = Some(B64.encode(b""));
+        }
+        self.push(case, who.key_id().as_str(), action, objects, Some(req), details);
+    }
+
+    fn register(&mut self, admin: &Identity, who: &Identity, role: &str) {
+        if role == "lawyer" {
+            self.intake.push(who.key_id());
+        }
+        let body = serde_json::json!({ "card": who.card(), "role": role, "intake": role == "lawyer" });
+        let body = serde_json::to_vec(&body).unwrap();
+        let req = signed(admin, "POST", "/v1/principals", Some(&body));
+        self.push_signed(
+            admin,
+            VAULT_CASE,
+            Action::PrincipalAdded,
+            vec![],
+            req,
+            serde_json::json!({ "key_id": who.key_id() }),
+        );
+    }
+
+    /// `admin`'s removal of `who`, with the signed request `removal`.
+    fn remove(&mut self, admin: &Identity, who: &Identity, removal: SignedRequest) {
+        self.intake.retain(|k| *k != who.key_id());
+        let details = serde_json::json!({ "key_id": who.key_id() });
+        self.push_signed(admin, VAULT_CASE, Action::PrincipalRemoved, vec![], removal, details);
+    }
+
+    /// A case opened by `submitter` (whose key is its one submitter key).
+    fn open_case(&mut self, submitter: &Identity, case: &str) {
+        let mut wrapped = self.intake.clone();
+        wrapped.push(submitter.key_id());
+        // The body the server parses and logs: the auditor reads it back.
+        let recipient = submitter.card().recipient.to_string();
+        let body = crate::wire::CreateCase {
+            submitter_keys: vec![crate::wire::NewSubmitterKey {
+                verifying_key: B64.encode(submitter.signing_key().verifying_key().as_bytes()),
+                recipient: recipient.clone(),
+            }],
+            case_recipient: recipient,
+            envelopes: wrapped
+                .iter()
+                .map(|k| crate::wire::EnvelopeBody {
+                    key_id: k.clone(),
+                    envelope: "AA".into(),
+                })
+                .collect(),
+            note: None,
+            note_envelopes: vec![],
+        };
+        let body = serde_json::to_vec(&body).unwrap();
+        let req = signed(submitter, "POST", "/v1/cases", Some(&body));
+        self.push_signed(submitter, case, Action::CaseCreated, vec![], req, serde_json::json!({}));
+    }
+
+    /// Audit the whole log; the first failure, if any.
+    fn audit(&self) -> Result<(), AuditError> {
+        let mut a = LogAuditor::new();
+        for e in &self.events {
+            a.push(e)?;
+        }
+        Ok(())
+    }
+}
+
+const CASE: &str = "0123456789abcdef01234567";
+
+/// A backup event is an admin's, for the backup endpoint, in the vault
+/// chain; the auditor refuses any other.
+#[test]
+fn only_an_admins_signed_backup_request_is_a_backup_event() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let with_backup = |who: &Identity, path: &str| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.act(who, VAULT_CASE, Action::VaultBackedUp, "GET", path, None);
+        log.audit()
+    };
+    assert!(with_backup(&admin, "/v1/vault/backup").is_ok());
+    let e = with_backup(&lawyer, "/v1/vault/backup").unwrap_err();
+    assert!(e.problem.contains("only an admin"), "{e}");
+    let e = with_backup(&admin, "/v1/principals").unwrap_err();
+    assert!(e.problem.contains("not the one that makes"), "{e}");
+}
+
+/// Each event is bound to its request's method and exact path: a query,
+/// an escape, another method or another case's path fails the audit
+/// (the server refuses such requests, so only a forged log has them).
+#[test]
+fn an_event_is_bound_to_its_signed_method_and_exact_path() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let object = "ab".repeat(32);
+    let with = |who: &Identity, action: Action, method: &str, path: &str| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.open_case(&submitter, CASE);
+        let objects = if action == Action::ObjectAccessed {
+            vec![object.clone()]
+        } else {
+            vec![]
+        };
+        let req = signed(who, method, path, (method == "POST").then_some(&b"{}"[..]));
+        log.push_signed(who, CASE, action, objects, req, serde_json::json!({}));
+        log.audit()
+    };
+    let withdraw = format!("/v1/cases/{CASE}/withdraw");
+    let download = format!("/v1/cases/{CASE}/objects/{object}");
+    assert!(with(&submitter, Action::Withdrawn, "POST", &withdraw).is_ok());
+    assert!(with(&lawyer, Action::ObjectAccessed, "GET", &download).is_ok());
+    for (who, action, method, path) in [
+        (&submitter, Action::Withdrawn, "POST", format!("{withdraw}?x=1")),
+        (
+            &submitter,
+            Action::Withdrawn,
+            "POST",
+            format!("/v1/cases/{CASE}/withdraw/"),
+        ),
+        (
+            &submitter,
+            Action::Withdrawn,
+            "POST",
+            format!("/v1/cases/{CASE}/./withdraw"),
+        ),
+        (&submitter, Action::Withdrawn, "GET", withdraw.clone()),
+        (
+            &submitter,
+            Action::Withdrawn,
+            "POST",
+            format!("/x/v1/cases/{CASE}/withdraw"),
+        ),
+        (&lawyer, Action::ObjectAccessed, "GET", format!("{download}?x")),
+        (
+            &lawyer,
+            Action::ObjectAccessed,
+            "GET",
+            download.replacen("ab", "%61b", 1),
+        ),
+        (&lawyer, Action::ObjectAccessed, "POST", download.clone()),
+        (
+            &lawyer,
+            Action::ObjectAccessed,
+            "GET",
+            format!("/v1/cases/{CASE}/export"),
+        ),
+        (
+            &lawyer,
+            Action::ObjectAccessed,
+            "GET",
+            download.replace(CASE, "ffffffffffffffffffffffff"),
+        ),
+        (&lawyer, Action::CaseSealed, "POST", format!("/v1/cases/{CASE}/export")),
+    ] {
+        assert!(
+            with(who, action, method, &path).is_err(),
+            "a {action:?} event for {method} {path} passed the audit"
+        );
+    }
+}
+
+/// What an event names (its object, grantee or key) must be what its
+/// signed request names, in the body or the path.
+#[test]
+fn an_event_names_exactly_what_its_signed_request_names() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let (ours, other) = ("ab".repeat(32), "cd".repeat(32));
+    let upload = "00".repeat(16);
+    let with = |who: &Identity,
+                action: Action,
+                method: &str,
+                path: &str,
+                body: Option<Vec<u8>>,
+                objects: Vec<String>,
+                details: serde_json::Value| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.open_case(&submitter, CASE);
+        let req = signed(who, method, path, body.as_deref());
+        log.push_signed(who, CASE, action, objects, req, details);
+        log.audit()
+    };
+    let commit = format!("/v1/cases/{CASE}/uploads/{upload}/commit");
+    let commit_body =
+        |sha: &str| Some(serde_json::to_vec(&serde_json::json!({ "sha256": sha, "label": "AA" })).unwrap());
+    let stored = |sha: &str, objects: Vec<String>| {
+        with(
+            &submitter,
+            Action::ObjectStored,
+            "POST",
+            &commit,
+            commit_body(sha),
+            objects,
+            serde_json::json!({}),
+        )
+    };
+    assert!(stored(&ours, vec![ours.clone()]).is_ok());
+    assert!(
+        stored(&ours, vec![other.clone()]).is_err(),
+        "another object than committed"
+    );
+    assert!(
+        stored(&ours, vec![ours.clone(), other.clone()]).is_err(),
+        "more objects than committed"
+    );
+
+    let grants = format!("/v1/cases/{CASE}/grants");
+    let grant_body =
+        Some(serde_json::to_vec(&serde_json::json!({ "key_id": admin.key_id(), "envelope": "AA" })).unwrap());
+    let granted = |to: &Identity| {
+        with(
+            &lawyer,
+            Action::EnvelopeGranted,
+            "POST",
+            &grants,
+            grant_body.clone(),
+            vec![],
+            serde_json::json!({ "key_id": to.key_id() }),
+        )
+    };
+    assert!(granted(&admin).is_ok());
+    assert!(granted(&lawyer).is_err(), "another grantee than signed");
+
+    let revoked = |path_key: &Identity, named: &Identity| {
+        let path = format!("/v1/cases/{CASE}/grants/{}", path_key.key_id());
+        with(
+            &lawyer,
+            Action::EnvelopeRevoked,
+            "DELETE",
+            &path,
+            None,
+            vec![],
+            serde_json::json!({ "key_id": named.key_id() }),
+        )
+    };
+    assert!(revoked(&admin, &admin).is_ok());
+    assert!(revoked(&admin, &submitter).is_err(), "another key than the path's");
+
+    let mut log = Log::new(&admin, &lawyer);
+    let path = format!("/v1/principals/{}", lawyer.key_id());
+    let req = signed(&admin, "DELETE", &path, None);
+    log.push_signed(
+        &admin,
+        VAULT_CASE,
+        Action::PrincipalRemoved,
+        vec![],
+        req,
+        serde_json::json!({ "key_id": admin.key_id() }),
+    );
+    assert!(log.audit().is_err(), "a removal of another key than the path's");
+}
+
+/// A signed request is logged once, and within its validity: an
+/// operator with the log key cannot log an old grant again after a
+/// revocation, nor date an event outside its request's window.
+#[test]
+fn a_replayed_or_redated_request_fails_the_audit() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let colleague = Identity::generate("Colleague").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let grants = format!("/v1/cases/{CASE}/grants");
+    let body = serde_json::to_vec(&serde_json::json!({ "key_id": colleague.key_id(), "envelope": "AA" })).unwrap();
+    let grant = signed(&lawyer, "POST", &grants, Some(&body));
+    let to = serde_json::json!({ "key_id": colleague.key_id() });
+    let base = || {
+        let mut log = Log::new(&admin, &lawyer);
+        log.register(&admin, &colleague, "lawyer");
+        log.open_case(&submitter, CASE);
+        log.push_signed(
+            &lawyer,
+            CASE,
+            Action::EnvelopeGranted,
+            vec![],
+            grant.clone(),
+            to.clone(),
+        );
+        let revoke = signed(&lawyer, "DELETE", &format!("{grants}/{}", colleague.key_id()), None);
+        log.push_signed(&lawyer, CASE, Action::EnvelopeRevoked, vec![], revoke, to.clone());
+        log
+    };
+    base().audit().unwrap();
+    let mut replayed = base();
+    replayed.push_signed(
+        &lawyer,
+        CASE,
+        Action::EnvelopeGranted,
+        vec![],
+        grant.clone(),
+        to.clone(),
+    );
+    let e = replayed.audit().unwrap_err();
+    assert!(e.problem.contains("a second time"), "{e}");
+
+    // Dated after the request expired, or long before it was made.
+    for t in [SIGNED_AT + 61, SIGNED_AT - 31] {
+        let mut log = base();
+        log.time = rfc3339(t);
+        let again = signed(&lawyer, "POST", &grants, Some(&body));
+        log.push_signed(&lawyer, CASE, Action::EnvelopeGranted, vec![], again, to.clone());
+        let e = log.audit().unwrap_err();
+        assert!(e.problem.contains("valid from"), "{t}: {e}");
+    }
+}
+
+/// A case is wrapped to exactly the intake lawyers registered when it was
+/// opened: not to a removed one (a host re-listing it to read new cases),
+/// nor to one who was never intake, and to no fewer.
+#[test]
+fn a_case_wrapped_to_other_keys_than_the_current_intake_fails_the_audit() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let gone = Identity::generate("Gone").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let mut log = Log::new(&admin, &lawyer);
+    log.register(&admin, &gone, "lawyer");
+    let removal = signed(&admin, "DELETE", &format!("/v1/principals/{}", gone.key_id()), None);
+    log.remove(&admin, &gone, removal);
+    let mut honest = log.clone();
+    honest.open_case(&submitter, CASE);
+    honest.audit().unwrap();
+    // The host listed the removed lawyer, and the client wrapped to it.
+    log.intake.push(gone.key_id());
+    log.open_case(&submitter, CASE);
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("wrapped to other keys"), "{e}");
+}
+
+/// A principal's removal revokes its envelopes in each case's chain with
+/// the admin's one request; the auditor accepts exactly that, and no key
+/// crosses between principals and submitters.
+#[test]
+fn removal_revokes_with_its_own_request_and_keys_never_cross_roles() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let removal = signed(&admin, "DELETE", &format!("/v1/principals/{}", lawyer.key_id()), None);
+    let details = serde_json::json!({ "key_id": lawyer.key_id() });
+    let base = || {
+        let mut log = Log::new(&admin, &lawyer);
+        log.open_case(&submitter, CASE);
+        log
+    };
+    let mut log = base();
+    log.remove(&admin, &lawyer, removal.clone());
+    log.push_signed(
+        &admin,
+        CASE,
+        Action::EnvelopeRevoked,
+        vec![],
+        removal.clone(),
+        details.clone(),
+    );
+    log.audit().unwrap();
+
+    // The same revocation without the removal before it, or with
+    // another request than the removal's, is not one.
+    let mut log = base();
+    log.push_signed(
+        &admin,
+        CASE,
+        Action::EnvelopeRevoked,
+        vec![],
+        removal.clone(),
+        details.clone(),
+    );
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("follows no removal"), "{e}");
+    let mut log = base();
+    log.remove(&admin, &lawyer, removal.clone());
+    let other = signed(&admin, "DELETE", &format!("/v1/principals/{}", lawyer.key_id()), None);
+    log.push_signed(&admin, CASE, Action::EnvelopeRevoked, vec![], other, details.clone());
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("follows no removal"), "{e}");
+
+    // A removed key registered again.
+    let mut log = base();
+    log.remove(&admin, &lawyer, removal.clone());
+    log.register(&admin, &lawyer, "lawyer");
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("may not come back"), "{e}");
+
+    // A removed principal's key opening a case, or a submitter's key
+    // made a principal.
+    let mut log = base();
+    log.remove(&admin, &lawyer, removal);
+    log.open_case(&lawyer, "ffffffffffffffffffffffff");
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("is or was a principal"), "{e}");
+    let mut log = base();
+    log.register(&admin, &submitter, "lawyer");
+    let e = log.audit().unwrap_err();
+    assert!(e.problem.contains("a submitter's key"), "{e}");
+}
