@@ -259,14 +259,14 @@ async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &I
         anchors: vec![admin.card()],
         vkey: signer.verifier().vkey(),
     };
-    let vault = custos::vault::Vault {
+    let vault = std::sync::Arc::new(custos::vault::Vault {
         store,
         signer,
         description,
         dir: dir.to_owned(),
-    };
+    });
     let t0 = Instant::now();
-    let snapshot = backup::snapshot(&vault).await.expect("snapshot");
+    let snapshot = backup::snapshot(vault.clone()).await.expect("snapshot");
     let snapshot_ms = t0.elapsed().as_secs_f64() * 1e3;
     let held_ms = snapshot.writes_held().as_secs_f64() * 1e3;
     let file = dir.join("vault.backup");

@@ -66,6 +66,12 @@ pub struct Vault {
     pub dir: PathBuf,
 }
 
+impl AsRef<Vault> for Vault {
+    fn as_ref(&self) -> &Vault {
+        self
+    }
+}
+
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Vault({})", self.description.origin)
@@ -92,7 +98,12 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     }
     write_key_file(&key_path, &key)?;
 
-    let store = Store::open(&db_path(dir))?;
+    let store = {
+        let db = db_path(dir);
+        tokio::task::spawn_blocking(move || Store::open(&db))
+            .await
+            .map_err(|e| VaultError::Io(std::io::Error::other(e.to_string())))??
+    };
     let mut batch = Batch::default();
     let mut drafts = Vec::new();
     for (index, card) in admins.iter().enumerate() {
@@ -138,8 +149,17 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     Ok(verifier)
 }
 
+/// [`open`] from async code: opening waits for sled's lock and checks the
+/// whole log, which is blocking work for a blocking thread.
+pub async fn open_async(dir: &Path) -> Result<Vault, VaultError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || open(&dir))
+        .await
+        .map_err(|e| VaultError::Io(std::io::Error::other(e.to_string())))?
+}
+
 /// Open the vault in `dir`, refusing to serve a log that does not match its
-/// own signed checkpoint.
+/// own signed checkpoint. Blocking: from async code, use [`open_async`].
 pub fn open(dir: &Path) -> Result<Vault, VaultError> {
     let desc_path = dir.join(DESCRIPTION);
     if !desc_path.exists() {

@@ -5,9 +5,9 @@
 
 use std::str::FromStr;
 
+use custos::config::WitnessConfig;
 use custos::identity::codename::Codename;
 use custos::identity::{parse_recipient, parse_verifying_key, Card, Identity, IdentityError, KeyId};
-use custos::witness::push::WitnessConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

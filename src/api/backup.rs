@@ -64,7 +64,7 @@ pub(super) async fn backup(
         request,
     );
     log_and_flush(&state, guard, Batch::default(), vec![d]).await?;
-    let snapshot = crate::backup::snapshot(&state.vault).await.map_err(api_error)?;
+    let snapshot = crate::backup::snapshot(state.clone()).await.map_err(api_error)?;
     let len = snapshot.tar_len();
     let log_size = snapshot.manifest().log_size;
     let (tx, rx) = tokio::sync::mpsc::channel(8);

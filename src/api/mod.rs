@@ -40,6 +40,12 @@ use axum::Router;
 use crate::vault::Vault;
 use custos_core::protocol::{MAX_JSON_BODY, MAX_PATCH_BODY};
 
+impl AsRef<Vault> for AppState {
+    fn as_ref(&self) -> &Vault {
+        &self.vault
+    }
+}
+
 /// Query parameters, with malformed ones mapped to `bad_request`.
 pub(crate) struct Q<T>(pub T);
 

@@ -95,17 +95,11 @@ async fn send_object(
     // Find the chunk the range starts in (chunks are up to CHUNK_SIZE each,
     // as PATCHes cut them), and check it before anything is logged or
     // sent, so a damaged object is a clean error, not a cut-off download.
-    let (mut start, mut skipped) = (0u64, 0u64);
-    let mut first = None;
-    while start < manifest.chunks {
-        let chunk = store.object_chunk(&object, start)?;
-        if skipped + chunk.len() as u64 > from {
-            first = Some(chunk[(from - skipped) as usize..].to_vec());
-            break;
-        }
-        skipped += chunk.len() as u64;
-        start += 1;
-    }
+    // Reading and re-hashing chunks is blocking work.
+    let (start, first) = {
+        let (state, chunks) = (state.clone(), manifest.chunks);
+        off_runtime(move || first_chunk_from(&state.vault.store, &object, chunks, from)).await?
+    };
 
     let guard = store.writer().await;
     let d = draft(
@@ -136,7 +130,7 @@ async fn send_object(
                 }
                 let chunk = match first {
                     Some(c) => Ok(c),
-                    None => state.vault.store.object_chunk(&object, i),
+                    None => off_runtime(move || state.vault.store.object_chunk(&object, i)).await,
                 };
                 let item = chunk.and_then(|c| {
                     hasher.update(&c);
@@ -179,6 +173,37 @@ async fn send_object(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// The chunk a download from byte `from` starts in, and that chunk's part
+/// from `from` on (none when the object has no chunks).
+fn first_chunk_from(
+    store: &store::Store,
+    object: &crate::custody::merkle::Hash,
+    chunks: u64,
+    from: u64,
+) -> std::result::Result<(u64, Option<Vec<u8>>), store::StoreError> {
+    let (mut start, mut skipped) = (0u64, 0u64);
+    while start < chunks {
+        let chunk = store.object_chunk(object, start)?;
+        if skipped + chunk.len() as u64 > from {
+            return Ok((start, Some(chunk[(from - skipped) as usize..].to_vec())));
+        }
+        skipped += chunk.len() as u64;
+        start += 1;
+    }
+    Ok((start, None))
+}
+
+/// Run store reads (chunk files, re-hashing) on a blocking thread.
+async fn off_runtime<V: Send + 'static>(
+    read: impl FnOnce() -> std::result::Result<V, store::StoreError> + Send + 'static,
+) -> std::result::Result<V, store::StoreError> {
+    tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| {
+        Err(store::StoreError::Io(std::io::Error::other(format!(
+            "read task failed: {e}"
+        ))))
+    })
 }
 
 /// Export a case: log the export, then return the vault's and the case's

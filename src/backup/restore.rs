@@ -381,7 +381,9 @@ async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<
     }
     // Opening checks the tree against the checkpoint and starts the
     // high-water mark at the backup's checkpoint; then the full audit.
-    let vault = crate::vault::open(dir).map_err(|e| audit_failed(e.to_string()))?;
+    let vault = crate::vault::open_async(dir)
+        .await
+        .map_err(|e| audit_failed(e.to_string()))?;
     let audit = audit_vault(&vault)?;
     vault.store.flush().await?;
     Ok(Restored {

@@ -81,17 +81,29 @@ pub(super) struct Cut {
 /// Writes wait while the trees that change in place (cases, envelopes,
 /// registry, chain heads, objects) are copied; the log's own trees and the
 /// chunks, which never change once written, are copied afterwards up to
-/// the cut. Reads go on throughout.
-pub async fn snapshot(vault: &Vault) -> Result<Snapshot> {
-    let cut = cut_under_lock(vault).await?;
-    finish(vault, cut)
+/// the cut. Reads go on throughout. The fsync and the copying run on a
+/// blocking thread, never on the async runtime's; `vault` is anything that
+/// holds the vault (the vault itself, the server's state).
+pub async fn snapshot<V>(vault: std::sync::Arc<V>) -> Result<Snapshot>
+where
+    V: AsRef<Vault> + Send + Sync + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let vault = (*vault).as_ref();
+        let cut = cut_under_lock(vault)?;
+        finish(vault, cut)
+    })
+    .await
+    .map_err(|e| BackupError::Io(std::io::Error::other(format!("snapshot task failed: {e}"))))?
 }
 
-pub(super) async fn cut_under_lock(vault: &Vault) -> Result<Cut> {
+/// Take the writer lock (from a blocking thread), flush, and copy the
+/// trees that change in place.
+pub(super) fn cut_under_lock(vault: &Vault) -> Result<Cut> {
     let store = &vault.store;
     let spool = crate::vault::db_path(&vault.dir);
     let mut spooled = Spooled::new();
-    let guard = store.writer().await;
+    let guard = store.writer_blocking();
     let locked = std::time::Instant::now();
     // Everything so far durable, and nothing changes until the guard goes:
     // the snapshot is one instant of acknowledged state.

@@ -16,7 +16,14 @@ async fn writes_after_the_cut_stay_out_of_the_snapshot() {
         .unwrap();
     let vault = crate::vault::open(&data).unwrap();
     let at_cut = vault.store.log_size().unwrap();
-    let cut = cut_under_lock(&vault).await.unwrap();
+    let vault = std::sync::Arc::new(vault);
+    let cut = {
+        let vault = vault.clone();
+        tokio::task::spawn_blocking(move || cut_under_lock(&vault))
+            .await
+            .unwrap()
+            .unwrap()
+    };
     // Seven more entries (past a power of two, so new tree nodes
     // cover old leaves) land before the log's trees are copied.
     {

@@ -205,7 +205,8 @@ pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
                          custos backup --out FILE --identity ADMIN)"
                     )
                 })?;
-                let snapshot = backup::snapshot(&vault).await?;
+                let vault = std::sync::Arc::new(vault);
+                let snapshot = backup::snapshot(vault.clone()).await?;
                 snapshot.write(&vault.store, std::io::BufWriter::new(&mut file))?;
                 vault.description.vkey.clone()
             }

@@ -134,7 +134,13 @@ impl Store {
         let _gate = self.chunk_gate.write().await;
         self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
         let collected = match self.live_chunks().await {
-            Ok(live) => self.remove_chunks_except(&live),
+            // Walking the chunk folders and deleting files is blocking work.
+            Ok(live) => {
+                let (small, dir) = (self.tree(T::Chunks).clone(), self.chunk_dir.clone());
+                tokio::task::spawn_blocking(move || remove_chunks_except(&small, &dir, &live))
+                    .await
+                    .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(format!("collection failed: {e}")))))
+            }
             Err(e) => Err(e),
         };
         if collected.is_err() {
@@ -160,44 +166,10 @@ impl Store {
         Ok(live)
     }
 
-    /// Delete every chunk and temporary file not in `live`.
-    fn remove_chunks_except(&self, live: &std::collections::HashSet<Hash>) -> Result<usize> {
-        let mut removed = 0;
-        for key in self.tree(T::Chunks).iter().keys() {
-            let key = key?;
-            if !Hash::try_from(key.as_ref()).is_ok_and(|h| live.contains(&h)) {
-                self.tree(T::Chunks).remove(key)?;
-                removed += 1;
-            }
-        }
-        for entry in self.chunk_files()? {
-            let name = entry.file_name();
-            let referenced = hex::decode(name.as_encoded_bytes())
-                .ok()
-                .and_then(|b| Hash::try_from(b.as_slice()).ok())
-                .is_some_and(|h| live.contains(&h));
-            if !referenced {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
     /// Every file in the chunk folders (`chunks/XX/`): chunks, and the
     /// temporary files of writes a crash cut short.
     pub(super) fn chunk_files(&self) -> Result<Vec<std::fs::DirEntry>> {
-        let mut files = Vec::new();
-        for fan in std::fs::read_dir(&self.chunk_dir)? {
-            let fan = fan?;
-            if !fan.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(fan.path())? {
-                files.push(entry?);
-            }
-        }
-        Ok(files)
+        chunk_files_in(&self.chunk_dir)
     }
 
     /// The file a chunk is kept in (for operators' tools and the tests
@@ -261,4 +233,44 @@ impl Store {
     pub fn object_chunk(&self, object: &Hash, index: u64) -> Result<Vec<u8>> {
         self.get_chunk(&self.chunk_at(T::ObjectChunks, object, index)?)
     }
+}
+
+/// Delete every chunk (in sled's `small` tree and as files under `dir`)
+/// and every temporary file whose hash is not in `live`. Blocking.
+fn remove_chunks_except(small: &sled::Tree, dir: &Path, live: &std::collections::HashSet<Hash>) -> Result<usize> {
+    let mut removed = 0;
+    for key in small.iter().keys() {
+        let key = key?;
+        if !Hash::try_from(key.as_ref()).is_ok_and(|h| live.contains(&h)) {
+            small.remove(key)?;
+            removed += 1;
+        }
+    }
+    for entry in chunk_files_in(dir)? {
+        let name = entry.file_name();
+        let referenced = hex::decode(name.as_encoded_bytes())
+            .ok()
+            .and_then(|b| Hash::try_from(b.as_slice()).ok())
+            .is_some_and(|h| live.contains(&h));
+        if !referenced {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Every file in the chunk folders under `dir`. Blocking.
+fn chunk_files_in(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    let mut files = Vec::new();
+    for fan in std::fs::read_dir(dir)? {
+        let fan = fan?;
+        if !fan.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(fan.path())? {
+            files.push(entry?);
+        }
+    }
+    Ok(files)
 }

@@ -23,6 +23,12 @@ impl Store {
         self.writer.lock().await
     }
 
+    /// The writer lock, from a blocking thread (never from async code: it
+    /// would stall the runtime's thread while it waits).
+    pub fn writer_blocking(&self) -> WriterGuard<'_> {
+        self.writer.blocking_lock()
+    }
+
     /// Make everything written so far durable (group commit). One flush
     /// runs at a time; callers that arrive while it runs wait for it to end
     /// and then share the next one, so a burst of requests costs one

@@ -255,10 +255,16 @@ impl Witness {
             },
         );
         let bytes = serde_json::to_vec_pretty(&next).expect("state serialises");
-        crate::durable::write_atomically(&self.state_path, &bytes).map_err(|e| {
-            tracing::error!(error = %e, "could not save the witness state");
-            Refusal::Storage
-        })?;
+        // Durable before it is cosigned; the lock stays held meanwhile, and
+        // the fsync runs on a blocking thread, not the runtime's.
+        let path = self.state_path.clone();
+        tokio::task::spawn_blocking(move || crate::durable::write_atomically(&path, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not save the witness state");
+                Refusal::Storage
+            })?;
         *state = next;
         tracing::info!(origin, size = cp.size, "cosigned");
         Ok(self.signer.cosign(body, unix_now()))

@@ -280,8 +280,8 @@ async fn offline_backup() -> (TestVault, PathBuf, Manifest) {
     v.submit(b"what happened", &[("photo.jpg", util::bytes(5, 200_000))])
         .await;
     v.stop().await;
-    let vault = custos::vault::open(&v.data_dir()).unwrap();
-    let snap = backup::snapshot(&vault).await.unwrap();
+    let vault = std::sync::Arc::new(custos::vault::open(&v.data_dir()).unwrap());
+    let snap = backup::snapshot(vault.clone()).await.unwrap();
     let path = v.tmp.path().join("offline.backup");
     let expected_len = snap.tar_len();
     let m = snap.write(&vault.store, std::fs::File::create(&path).unwrap()).unwrap();
