@@ -1,6 +1,12 @@
 //! tus 1.0 uploads (core, creation, checksum, termination, expiration), each request
 //! signed, and the custos commit that turns a complete upload into a
 //! content-addressed object once its SHA-256 matches what the client named.
+//!
+//! Hand-written, not a tus crate: every request must be authenticated by
+//! its RFC 9421 signature before its body is read, each PATCH's digest is
+//! the chunk's address, and the commit is a custody event; the Rust tus
+//! servers we found own the storage and the request cycle, which is
+//! exactly what custos must keep.
 
 use std::sync::Arc;
 
@@ -35,19 +41,10 @@ fn tus_headers(resp: &mut Response) {
 /// tus expiration: when the upload is dropped unless it moves on, as an
 /// HTTP date (RFC 9110 IMF-fixdate).
 fn expires_header(resp: &mut Response, u: &UploadRecord) {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(u.expires()) else {
+    let Ok(secs) = u64::try_from(u.expires()) else {
         return;
     };
-    let date = format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        &t.weekday().to_string()[..3],
-        t.day(),
-        &t.month().to_string()[..3],
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     if let Ok(v) = HeaderValue::from_str(&date) {
         resp.headers_mut().insert("upload-expires", v);
     }

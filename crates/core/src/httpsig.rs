@@ -7,6 +7,11 @@
 //! `nonce`, `keyid`, `alg="ed25519"`; covered components are a list of
 //! derived components (`@method`, `@target-uri`) and lower-case header names;
 //! the target is in its one canonical form ([`canonical_target`]).
+//!
+//! Hand-written: general RFC 9421 libraries accept many profiles, and the
+//! custody log keeps every signed request for ever, so custos accepts
+//! exactly one, which the auditor and the page's script re-implement from
+//! the shared vectors (`tests/vectors/web-client.json`).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -1,6 +1,11 @@
 //! Checkpoints: C2SP `tlog-checkpoint` bodies inside C2SP `signed-note`
 //! envelopes, signed with the vault's Ed25519 log key. Owns the text formats
 //! and the signature rules; knows nothing about storage.
+//!
+//! Hand-written: the formats are a few lines of text each, and what a
+//! verifier accepts (one signature line per key, the exact key id) is the
+//! security of the log, so it stays readable here rather than in a crate
+//! whose acceptance rules we would have to audit instead.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

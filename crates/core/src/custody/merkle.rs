@@ -1,6 +1,10 @@
 //! RFC 6962 / RFC 9162 Merkle tree hashing, proof construction and proof
 //! verification. Pure logic: node storage is reached through a closure, so the
 //! same code serves the sled-backed log and the in-memory trees of the tests.
+//!
+//! Hand-written because the log keeps its nodes in its own store and must
+//! build proofs from them; the RFC's algorithms are short, and the RFC 6962
+//! test vectors (`tests/it/rfc6962_vectors.rs`) hold this code to them.
 
 use sha2::{Digest, Sha256};
 
