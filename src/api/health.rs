@@ -51,15 +51,15 @@ pub(super) async fn count_and_drain(State(state): State<Arc<AppState>>, req: Req
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or(crate::metrics::UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+        .map_or_else(crate::metrics::Route::unmatched, crate::metrics::Route::matched);
     let method = req.method().clone();
-    let health = route == "/healthz" || route == "/readyz";
+    let health = route.as_str() == "/healthz" || route.as_str() == "/readyz";
     let resp = if state.is_draining() && !health {
         ApiError::ShuttingDown.into_response()
     } else {
         next.run(req).await
     };
-    state.metrics.request(&route, &method, resp.status().as_u16());
+    state.metrics.request(route, &method, resp.status().as_u16());
     resp
 }
 
@@ -77,7 +77,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
         .metrics
         .render(store.log_size()?, store.flush_count(), store.flush_latency());
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response())
