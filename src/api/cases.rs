@@ -68,13 +68,67 @@ pub(super) fn visible_case(state: &AppState, case_id: &str, actor: &Actor) -> Re
     Ok((case, acc))
 }
 
+/// `POST /v1/cases`: open a case. The steps are named below; each refusal
+/// leaves the store as it was (but for a spent stamp).
 pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::extract::Request) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    // The opener's keys are in the body, so its signature can be checked
-    // only once the body is read. The proof-of-work stamp comes first: it
-    // is bound to the body's SHA-256, which the signed Content-Digest names,
-    // so an anonymous sender without one costs the vault a request head.
+    let digest = spend_stamp(&state, &parts.uri, &parts.headers)?;
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
+    let (body, _budget) = super::read_body(&state, axum::extract::Request::from_parts(parts, body)).await?;
+    // The stamp was judged by this digest: the body must be what it names.
+    if <sha2::Sha256 as sha2::Digest>::digest(&body).as_slice() != digest {
+        return Err(SignatureError::DigestMismatch.into());
+    }
+    let req: CreateCase = parse_canonical(&body)?;
+    let keys = opener_keys(&req)?;
+    let (actor, signed) = authenticate(&state, &method, &uri, &headers, route.as_deref(), &keys)?;
+    check_body(&signed, &body)?;
+    if !matches!(&actor, Actor::Submitter { case_id, .. } if case_id.is_empty()) {
+        return Err(ApiError::Forbidden("a case is opened by a new submitter key"));
+    }
+    if let Some(note) = &req.note {
+        decode_b64("note", note, MAX_NOTE_BYTES)?;
+    }
+    let submitter_keys = submitter_records(&req, &keys)?;
+    let store = &state.vault.store;
+    // Read under the writer lock, so that a principal removed meanwhile
+    // gets no envelope of the new case.
+    let guard = store.writer().await;
+    let wrapped_to = check_envelopes(store, &req, &submitter_keys)?;
+    let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
+    for k in &submitter_keys {
+        if store.key_is_known(k.key_id.as_str())? {
+            return Err(conflict(
+                "key_in_use",
+                "a submitter key is already registered; generate a new codename",
+            ));
+        }
+    }
+    let batch = new_case(&case_id, &req, submitter_keys)?;
+    let details = serde_json::json!({ "envelopes": wrapped_to });
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::CaseCreated,
+        vec![],
+        details,
+        with_body(signed, &body),
+    );
+    let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
+    Ok((StatusCode::CREATED, Json(CaseCreated { case_id, receipt })).into_response())
+}
+
+/// Check and spend the request's proof-of-work stamp, before its body is
+/// read; returns the body's SHA-256 the signed `Content-Digest` names,
+/// which the stamp is bound to. The opener's keys are in the body, so its
+/// signature can be checked only once the body is read: the stamp comes
+/// first, so an anonymous sender without one costs the vault a request
+/// head.
+fn spend_stamp(state: &AppState, uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Result<Vec<u8>> {
     if !headers.contains_key("signature") || !headers.contains_key("signature-input") {
         return Err(SignatureError::Missing.into());
     }
@@ -109,17 +163,12 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
     {
         return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
     }
-    let route = parts
-        .extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let (method, uri, headers) = (method.clone(), uri.clone(), headers.clone());
-    let (body, _budget) = super::read_body(&state, axum::extract::Request::from_parts(parts, body)).await?;
-    // The stamp was judged by this digest: the body must be what it names.
-    if <sha2::Sha256 as sha2::Digest>::digest(&body).as_slice() != digest {
-        return Err(SignatureError::DigestMismatch.into());
-    }
-    let req: CreateCase = parse_canonical(&body)?;
+    Ok(digest.to_vec())
+}
+
+/// The opener's verifying keys: one or two, each with a valid recipient,
+/// and a valid case recipient.
+fn opener_keys(req: &CreateCase) -> Result<Vec<ed25519_dalek::VerifyingKey>> {
     if req.submitter_keys.is_empty() || req.submitter_keys.len() > MAX_SUBMITTER_KEYS {
         return Err(ApiError::BadRequest("one or two submitter keys are required".into()));
     }
@@ -130,48 +179,49 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
         keys.push(vk);
     }
     identity::parse_recipient(&req.case_recipient).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (actor, signed) = authenticate(&state, &method, &uri, &headers, route.as_deref(), &keys)?;
-    check_body(&signed, &body)?;
-    if !matches!(&actor, Actor::Submitter { case_id, .. } if case_id.is_empty()) {
-        return Err(ApiError::Forbidden("a case is opened by a new submitter key"));
-    }
-    if let Some(note) = &req.note {
-        decode_b64("note", note, MAX_NOTE_BYTES)?;
-    }
-    let store = &state.vault.store;
-    let mut submitter_keys: Vec<SubmitterKey> = req
+    Ok(keys)
+}
+
+/// The submitter keys as stored: an unordered set, kept in key id order,
+/// so the order a client sent them in (real key first, say) leaves no
+/// trace; two keys must differ.
+fn submitter_records(req: &CreateCase, keys: &[ed25519_dalek::VerifyingKey]) -> Result<Vec<SubmitterKey>> {
+    let mut records: Vec<SubmitterKey> = req
         .submitter_keys
         .iter()
-        .zip(&keys)
+        .zip(keys)
         .map(|(k, vk)| SubmitterKey {
             key_id: KeyId::of(vk),
             verifying_key: k.verifying_key.clone(),
             recipient: k.recipient.clone(),
         })
         .collect();
-    // An unordered set: stored in key id order, so the order a client sent
-    // them in (real key first, say) leaves no trace.
-    submitter_keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-    if submitter_keys.len() == 2 && submitter_keys[0].key_id == submitter_keys[1].key_id {
+    records.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    if records.len() == 2 && records[0].key_id == records[1].key_id {
         return Err(ApiError::BadRequest("submitter keys must differ".into()));
     }
-    // Every intake principal and every submitter key must get an envelope,
-    // and nobody else: the server cannot add a reader, and neither can a
-    // submitter's client by accident. Read under the writer lock, so that a
-    // principal removed meanwhile gets no envelope of the new case.
-    let guard = store.writer().await;
-    let mut expected: Vec<KeyId> = store
+    Ok(records)
+}
+
+/// Every intake principal and every submitter key must get an envelope,
+/// and nobody else: the server cannot add a reader, and neither can a
+/// submitter's client by accident. The duress note's key goes to the
+/// intake principals and never to a submitter key. Returns who the case
+/// is wrapped to, sorted. Call under the writer lock.
+fn check_envelopes(store: &store::Store, req: &CreateCase, submitter_keys: &[SubmitterKey]) -> Result<Vec<KeyId>> {
+    let intake: Vec<KeyId> = store
         .scan_json::<RegistryRecord>(T::Registry, "")?
         .into_iter()
         .filter(|r| r.principal.intake)
         .map(|r| r.principal.key_id)
         .collect();
-    if expected.is_empty() {
+    if intake.is_empty() {
         return Err(conflict(
             "no_intake",
             "this vault has no intake principal yet; nobody could read the case",
         ));
     }
+    let mut expected = intake.clone();
     expected.extend(submitter_keys.iter().map(|k| k.key_id.clone()));
     let mut given: Vec<KeyId> = req.envelopes.iter().map(|e| e.key_id.clone()).collect();
     expected.sort();
@@ -182,15 +232,10 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
             message: "envelopes must be given for exactly the intake principals and the submitter keys".into(),
         });
     }
-    // The duress note's key goes to the intake principals and never to a
-    // submitter key.
     let mut note_holders: Vec<KeyId> = req.note_envelopes.iter().map(|e| e.key_id.clone()).collect();
     note_holders.sort();
-    let intake: Vec<KeyId> = expected
-        .iter()
-        .filter(|k| !submitter_keys.iter().any(|s| s.key_id == **k))
-        .cloned()
-        .collect();
+    let mut intake = intake;
+    intake.sort();
     let notes_ok = match &req.note {
         None => note_holders.is_empty(),
         Some(_) => note_holders == intake,
@@ -201,30 +246,26 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
             "a note needs its key wrapped to exactly the intake principals",
         ));
     }
+    Ok(given)
+}
 
-    let case_id = hex::encode(rand::random::<[u8; CASE_ID_BYTES]>());
-    for k in &submitter_keys {
-        if store.key_is_known(k.key_id.as_str())? {
-            return Err(conflict(
-                "key_in_use",
-                "a submitter key is already registered; generate a new codename",
-            ));
-        }
-    }
+/// The records a new case writes: its envelopes, note envelopes, submitter
+/// keys and the case itself.
+fn new_case(case_id: &str, req: &CreateCase, submitter_keys: Vec<SubmitterKey>) -> Result<Batch> {
     let mut batch = Batch::default();
     for e in &req.envelopes {
         let env = decode_b64("envelope", &e.envelope, MAX_ENVELOPE_BYTES)?;
-        batch.put(T::Envelopes, pair_key(&case_id, e.key_id.as_str()), env);
+        batch.put(T::Envelopes, pair_key(case_id, e.key_id.as_str()), env);
     }
     for e in &req.note_envelopes {
         let env = decode_b64("note envelope", &e.envelope, MAX_ENVELOPE_BYTES)?;
-        batch.put(T::NoteEnvelopes, pair_key(&case_id, e.key_id.as_str()), env);
+        batch.put(T::NoteEnvelopes, pair_key(case_id, e.key_id.as_str()), env);
     }
     for k in &submitter_keys {
         batch.put(T::Submitters, k.key_id.as_str(), case_id.as_bytes());
     }
     let record = CaseRecord {
-        case_id: case_id.clone(),
+        case_id: case_id.to_owned(),
         created: crate::custody::now_rfc3339(),
         status: "open".into(),
         case_recipient: req.case_recipient.clone(),
@@ -233,17 +274,7 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
         withdrawal: None,
     };
     batch.put_json(T::Cases, case_id.as_bytes(), &record);
-    let details = serde_json::json!({ "envelopes": given });
-    let d = draft(
-        &case_id,
-        &actor,
-        Action::CaseCreated,
-        vec![],
-        details,
-        with_body(signed, &body),
-    );
-    let receipt = one(log_and_flush(&state, guard, batch, vec![d]).await?);
-    Ok((StatusCode::CREATED, Json(CaseCreated { case_id, receipt })).into_response())
+    Ok(batch)
 }
 
 pub(super) async fn list_cases(
