@@ -36,7 +36,7 @@ const MAX_SUBMITTER_KEYS: usize = 2;
 const MAX_NOTE_BYTES: usize = 4096;
 
 pub(super) fn valid_case_id(id: &str) -> bool {
-    id.len() == CASE_ID_BYTES * 2 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    custos_core::protocol::is_lower_hex(id, CASE_ID_BYTES * 2)
 }
 
 pub(super) fn load_case(state: &AppState, case_id: &str) -> Result<CaseRecord> {

@@ -168,9 +168,7 @@ pub fn read(r: impl Read, mut visit: impl FnMut(Member<'_>) -> Result<()>) -> Re
                 return Err(damaged(format!("tree {name} does not match its hash in the manifest")));
             }
         } else if let Some(name) = path.strip_prefix(CHUNKS) {
-            let hash: Hash = hex::decode(name)
-                .ok()
-                .and_then(|b| Hash::try_from(b.as_slice()).ok())
+            let hash: Hash = custos_core::protocol::hash_from_hex(name)
                 .ok_or_else(|| damaged(format!("chunk name {name:?} is not a SHA-256")))?;
             if size > store::CHUNK_SIZE as u64 {
                 return Err(damaged(format!("chunk {name} is larger than any chunk")));

@@ -248,9 +248,9 @@ fn remove_chunks_except(small: &sled::Tree, dir: &Path, live: &std::collections:
     }
     for entry in chunk_files_in(dir)? {
         let name = entry.file_name();
-        let referenced = hex::decode(name.as_encoded_bytes())
-            .ok()
-            .and_then(|b| Hash::try_from(b.as_slice()).ok())
+        let referenced = name
+            .to_str()
+            .and_then(custos_core::protocol::hash_from_hex)
             .is_some_and(|h| live.contains(&h));
         if !referenced {
             std::fs::remove_file(entry.path())?;

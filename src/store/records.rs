@@ -139,8 +139,7 @@ pub fn pair_key(a: &str, b: &str) -> Vec<u8> {
 
 /// Decode a hex object id into its hash bytes.
 pub fn object_hash(object_id: &str) -> Option<Hash> {
-    let raw = hex::decode(object_id).ok()?;
-    Hash::try_from(raw.as_slice()).ok()
+    custos_core::protocol::hash_from_hex(object_id)
 }
 
 /// Lookups by what the API asks, so that no caller names a tree for them.

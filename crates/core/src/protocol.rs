@@ -20,3 +20,37 @@ pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
 
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
+
+/// Whether `s` is exactly `len` lower-case hex digits: the one spelling of
+/// case ids, key ids and object ids (a second spelling of one id would be
+/// a second key for the same thing).
+pub fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A SHA-256 written as 64 lower-case hex digits (an object id, a chunk's
+/// name), or none.
+pub fn hash_from_hex(s: &str) -> Option<[u8; 32]> {
+    if !is_lower_hex(s, 64) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_one_spelling() {
+        let id = "ab".repeat(32);
+        assert_eq!(hash_from_hex(&id), Some([0xab; 32]));
+        assert_eq!(hash_from_hex(&id.to_uppercase()), None);
+        assert_eq!(hash_from_hex(&id[..62]), None);
+        assert!(is_lower_hex("0123456789abcdef", 16));
+        assert!(!is_lower_hex("0123456789abcdeF", 16));
+        assert!(!is_lower_hex("0123456789abcde", 16));
+    }
+}

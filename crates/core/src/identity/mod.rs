@@ -85,7 +85,7 @@ impl KeyId {
 impl FromStr for KeyId {
     type Err = IdentityError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if crate::protocol::is_lower_hex(s, 16) {
             Ok(KeyId(s.to_owned()))
         } else {
             Err(malformed("key id", "expected 16 lower-case hex digits"))
