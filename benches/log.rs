@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use custos::custody::audit::LogAuditor;
+use custos::audit::LogAuditor;
 use custos::custody::checkpoint::LogSigner;
 use custos::custody::{merkle, Action, EventDraft};
 use custos::httpsig::SignedRequest;

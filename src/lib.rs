@@ -31,7 +31,7 @@
 
 // The verifier core, under the paths the rest of the crate and its users
 // have always named.
-pub use custos_core::{custody, envelope, httpsig, identity, protocol, stamp, wire};
+pub use custos_core::{audit, custody, envelope, httpsig, identity, protocol, stamp, wire};
 
 pub mod accept;
 pub mod api;

@@ -3,7 +3,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use custos::custody::audit::{verify_receipt, LogAuditor};
+use custos::audit::{verify_receipt, LogAuditor};
 use custos::custody::checkpoint::LogSigner;
 use custos::custody::Receipt;
 use ed25519_dalek::SigningKey;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::custody::audit::{AuditSummary, LogAuditor};
+use crate::audit::{AuditSummary, LogAuditor};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::merkle::Hash;
 use crate::store::{self, ObjectManifest, Store, StoreError, T};

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::custody::audit::LogAuditor;
+use crate::audit::LogAuditor;
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
 use crate::custody::cosignature::{cosigners, unix_now, WitnessVerifier};
 use crate::custody::merkle;

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::flows::{check_receipt, verify};
 use super::{Client, ClientError};
+use crate::audit::decode_hashes;
 use crate::bundle::{self, Policy, VerifyReport};
-use crate::custody::audit::decode_hashes;
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::tlog_proof::TlogProof;
 use crate::custody::Action;

@@ -17,7 +17,7 @@ pub use super::resume::SubmitFile;
 use super::resume::{FilesDone, Journal, PendingUpload};
 use super::trust::{TrustStore, Trusted};
 use super::{Client, ClientError};
-use crate::custody::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
+use crate::audit::{decode_hashes, verify_receipt, AuditSummary, LogAuditor};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::cosignature::WitnessVerifier;
 use crate::custody::{merkle, Action, Receipt};

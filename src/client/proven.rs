@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Client, ClientError};
-use crate::custody::audit::{included, LogAuditor};
+use crate::audit::{included, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
 use crate::custody::{Action, Event, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};

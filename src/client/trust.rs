@@ -194,7 +194,7 @@ impl TrustStore {
             }
             if old.size > 0 {
                 let proof = client.consistency(old.size, checkpoint.size).await?;
-                let proof = crate::custody::audit::decode_hashes(&proof.proof)
+                let proof = crate::audit::decode_hashes(&proof.proof)
                     .ok_or_else(|| ClientError::Verify("a consistency proof is malformed".into()))?;
                 crate::custody::merkle::verify_consistency(
                     old.size,
@@ -239,7 +239,7 @@ impl Trusted {
             .verify(&params.checkpoint)
             .map_err(|e| trust(format!("the intake parameters' checkpoint: {e}")))?;
         let included = |index: u64, event: &str, proof: &[String]| -> Result<Event, ClientError> {
-            let bytes = crate::custody::audit::included(index, event, proof, &checkpoint)
+            let bytes = crate::audit::included(index, event, proof, &checkpoint)
                 .map_err(|e| trust(format!("event {index} is not in the signed log: {e}")))?;
             serde_json::from_slice(&bytes).map_err(|_| trust(format!("event {index} is malformed")))
         };

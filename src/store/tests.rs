@@ -2,7 +2,7 @@
 //! the log, on real sled stores in temporary folders.
 
 use super::*;
-use crate::custody::audit::{verify_receipt, LogAuditor};
+use crate::audit::{verify_receipt, LogAuditor};
 use crate::custody::{Action, VAULT_ACTOR, VAULT_CASE};
 use ed25519_dalek::SigningKey;
 

@@ -226,7 +226,7 @@ async fn a_backup_under_load_restores_every_acknowledged_case_and_passes_audit()
     let new = v.log.verify(&live_note).unwrap();
     assert!(new.size > old.size);
     let proof = client.consistency(old.size, new.size).await.unwrap();
-    let hashes = custos::custody::audit::decode_hashes(&proof.proof).unwrap();
+    let hashes = custos::audit::decode_hashes(&proof.proof).unwrap();
     custos::custody::merkle::verify_consistency(old.size, new.size, &hashes, &old.root, &new.root).unwrap();
 
     // The restored vault serves every case acknowledged before the cut,

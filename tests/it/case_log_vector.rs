@@ -41,7 +41,7 @@ async fn record() -> Value {
         let receipt = flows::reply(&c, who, &v.log, &s.case_id, &v.file("reply.txt", text.as_bytes()))
             .await
             .unwrap();
-        let (event, _) = custos::custody::audit::verify_receipt(&receipt, &v.log).unwrap();
+        let (event, _) = custos::audit::verify_receipt(&receipt, &v.log).unwrap();
         expected.insert(event.objects[0].clone(), who.key_id().to_string());
     }
     let key = s.codename.derive(util::ORIGIN);

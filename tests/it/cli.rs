@@ -298,7 +298,7 @@ fn the_documented_command_line_contract_holds() {
     let receipt: custos::client::flows::ReceiptFile =
         serde_json::from_slice(&std::fs::read(env.path("receipt.json")).unwrap()).unwrap();
     for r in &receipt.receipts {
-        custos::custody::audit::verify_receipt(r, &verifier).unwrap();
+        custos::audit::verify_receipt(r, &verifier).unwrap();
     }
 
     // cases lists it for the lawyer.

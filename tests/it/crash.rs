@@ -298,7 +298,7 @@ async fn check(
             continue;
         }
         let proof = client.consistency(size, now.size).await.unwrap();
-        let hashes = custos::custody::audit::decode_hashes(&proof.proof).unwrap();
+        let hashes = custos::audit::decode_hashes(&proof.proof).unwrap();
         if let Err(e) = verify_consistency(size, now.size, &hashes, root, &now.root) {
             f.audit.push(format!(
                 "checkpoint of size {size} is not a prefix of size {}: {e}",

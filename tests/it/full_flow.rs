@@ -26,7 +26,7 @@ async fn a_submission_reaches_the_lawyer_byte_for_byte_and_the_audit_passes() {
         .await;
     assert_eq!(s.receipt.receipts.len(), 4, "case creation and three objects");
     for r in &s.receipt.receipts {
-        custos::custody::audit::verify_receipt(r, &v.log).unwrap();
+        custos::audit::verify_receipt(r, &v.log).unwrap();
     }
 
     let client = v.client();

@@ -368,7 +368,7 @@ async fn a_grant_relogged_after_its_revocation_fails_audit_and_verify() {
     v.stop().await;
     {
         let vault = custos::vault::open(&v.data_dir()).unwrap();
-        let (old, _) = custos::custody::audit::verify_receipt(&granted, &v.log).unwrap();
+        let (old, _) = custos::audit::verify_receipt(&granted, &v.log).unwrap();
         let replay = custos::custody::EventDraft {
             case: old.case,
             actor: old.actor,

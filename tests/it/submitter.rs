@@ -56,7 +56,7 @@ async fn a_follow_up_by_codename_reaches_the_lawyer_and_a_reply_comes_back() {
         )
         .await
         .unwrap();
-    let (event, _) = custos::custody::audit::verify_receipt(&receipts[0], &v.log).unwrap();
+    let (event, _) = custos::audit::verify_receipt(&receipts[0], &v.log).unwrap();
     assert_eq!(event.action, custos::custody::Action::ObjectStored);
     let codename_key = s.codename.derive(ORIGIN).key_id();
     assert_eq!(

@@ -308,7 +308,7 @@ async fn downloads_resume_with_range_requests_and_each_is_logged() {
         .unwrap();
     assert_eq!(rest, whole[from..]);
     assert_eq!(hex::encode(hasher.finalize()), big.object_id);
-    let (event, _) = custos::custody::audit::verify_receipt(&receipt, &v.log).unwrap();
+    let (event, _) = custos::audit::verify_receipt(&receipt, &v.log).unwrap();
     assert_eq!(event.action, custos::custody::Action::ObjectAccessed);
     assert_eq!(event.details["from"], from as u64);
 

@@ -143,7 +143,7 @@ async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
     let events: Vec<_> = receipt
         .receipts
         .iter()
-        .map(|r| custos::custody::audit::verify_receipt(r, &v.log).unwrap().0)
+        .map(|r| custos::audit::verify_receipt(r, &v.log).unwrap().0)
         .collect();
     assert_eq!(events[0].action, custos::custody::Action::CaseCreated);
     assert!(events.iter().all(|e| e.case == case));
@@ -162,7 +162,7 @@ async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
         assert!(w.verifier.cosigned_at(&witnessed.checkpoint, now).is_some());
         let cp = v.log.verify(&witnessed.checkpoint).unwrap();
         let last = v.log.verify(&receipt.receipts.last().unwrap().checkpoint).unwrap();
-        let proof = custos::custody::audit::decode_hashes(&witnessed.consistency).unwrap();
+        let proof = custos::audit::decode_hashes(&witnessed.consistency).unwrap();
         custos::custody::merkle::verify_consistency(last.size, cp.size, &proof, &last.root, &cp.root).unwrap();
         let shown = b.text("#receipt-witnessed").await;
         assert!(shown.contains(w.verifier.name()), "{shown}");

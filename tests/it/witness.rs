@@ -420,7 +420,7 @@ async fn receipts_are_witnessed_and_the_witnesses_stay_pinned() {
     let cp = v.log.verify(&witnessed.checkpoint).unwrap();
     let last = v.log.verify(&s.receipt.receipts.last().unwrap().checkpoint).unwrap();
     assert_eq!(witnessed.from_size, last.size);
-    let proof = custos::custody::audit::decode_hashes(&witnessed.consistency).unwrap();
+    let proof = custos::audit::decode_hashes(&witnessed.consistency).unwrap();
     custos::custody::merkle::verify_consistency(last.size, cp.size, &proof, &last.root, &cp.root).unwrap();
     let now = custos::custody::cosignature::unix_now();
     assert!(w.witness.verifier().cosigned_at(&witnessed.checkpoint, now).is_some());

@@ -2,8 +2,9 @@
 //! that does I/O beyond reading a file it is given.
 //!
 //! - [`custody`]: events, per-case hash chains, the RFC 6962 Merkle tree,
-//!   signed checkpoints (C2SP signed notes), witness cosignatures, proofs
-//!   and the offline log auditor.
+//!   signed checkpoints (C2SP signed notes), witness cosignatures, proofs.
+//! - [`audit`]: the offline log auditor, which replays every event and
+//!   reads logged requests with the [`wire`] types.
 //! - [`httpsig`]: the RFC 9421 request-signature profile every signed
 //!   request and every logged action carries.
 //! - [`identity`]: principal identity files and cards, key ids, roles,
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod custody;
 pub mod envelope;
 pub mod httpsig;

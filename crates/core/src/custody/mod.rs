@@ -3,7 +3,6 @@
 //! auditors run. Pure logic with no I/O: `store` persists what this module
 //! computes, `api` serves it, `cli` checks it.
 
-pub mod audit;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod merkle;

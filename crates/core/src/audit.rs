@@ -10,9 +10,9 @@ use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
-use super::checkpoint::{Checkpoint, LogVerifier};
-use super::merkle::{self, Hash, MemoryTree};
-use super::{event_hash, Action, Event, Receipt, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
+use crate::custody::checkpoint::{Checkpoint, LogVerifier};
+use crate::custody::merkle::{self, Hash, MemoryTree};
+use crate::custody::{event_hash, Action, Event, Receipt, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
 // reads them with the same types, so the two cannot disagree on a field.
@@ -466,7 +466,7 @@ pub enum ReceiptError {
     Malformed(&'static str),
     /// The checkpoint is not signed by the pinned log key.
     #[error(transparent)]
-    Checkpoint(#[from] super::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::custody::checkpoint::CheckpointError),
     /// The event is not in the checkpointed tree.
     #[error("inclusion proof: {0}")]
     Proof(#[from] merkle::ProofError),
