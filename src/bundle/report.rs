@@ -245,7 +245,7 @@ bundle and fails if it was changed. Check the bundle yourself rather than trusti
         case = esc(&v.case_id),
         origin = esc(&cp.origin),
         size = cp.size,
-        root = super::b64(&cp.root),
+        root = super::derived::b64(&cp.root),
         objects = v.objects.len(),
     )
 }
