@@ -9,6 +9,7 @@
 mod error;
 pub mod export;
 pub mod flows;
+mod pipe;
 pub mod progress;
 pub mod proven;
 pub mod resume;
@@ -21,6 +22,7 @@ use reqwest::Method;
 
 use self::error::check;
 pub use self::error::ClientError;
+pub use self::transfer::Download;
 use crate::custody::Receipt;
 use crate::httpsig::{self, SignatureParams};
 use crate::identity::{KeyId, Principal};

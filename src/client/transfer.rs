@@ -11,6 +11,7 @@ use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
+use super::progress::Meter;
 use super::{Client, ClientError, RequestParts, Result, PATCH_SIZE};
 use crate::custody::Receipt;
 use crate::protocol::TUS_VERSION;
@@ -143,8 +144,10 @@ impl Client {
         Ok(())
     }
 
-    /// Download an object into `out`, hashing as it streams. Returns the
-    /// receipt of the access event and the hex SHA-256 of what arrived.
+    /// Download a small object into `out`, a writer that does not block (a
+    /// buffer in memory), hashing as it streams. Returns the receipt of the
+    /// access event and the hex SHA-256 of what arrived. Large objects go
+    /// through [`Client::open_download`] to a blocking thread instead.
     pub async fn download(
         &self,
         key: &SigningKey,
@@ -157,9 +160,9 @@ impl Client {
         Ok((receipt, hex::encode(hasher.finalize())))
     }
 
-    /// Download an object from byte `offset` on (an HTTP range request, to
-    /// resume a cut download) into `out`, feeding `hasher`, which the caller
-    /// has fed the first `offset` bytes. Returns the access receipt.
+    /// [`Client::download`] from byte `offset` on (an HTTP range request,
+    /// to resume a cut download), feeding `hasher`, which the caller has fed
+    /// the first `offset` bytes. Returns the access receipt.
     pub async fn download_from(
         &self,
         key: &SigningKey,
@@ -169,52 +172,42 @@ impl Client {
         out: &mut impl Write,
         hasher: &mut Sha256,
     ) -> Result<Receipt> {
-        self.fetch_object(
-            key,
-            &format!("/v1/cases/{case_id}/objects/{object_id}"),
-            offset,
-            out,
-            hasher,
-        )
-        .await
+        let mut download = self.open_download(key, case_id, object_id, offset).await?;
+        while let Some(piece) = download.next_piece().await? {
+            hasher.update(&piece);
+            out.write_all(&piece)?;
+        }
+        Ok(download.into_receipt())
     }
 
-    /// Download an object's ciphertext for an export bundle (auditors may).
-    pub async fn download_for_export(
+    /// Start downloading an object from byte `offset` on (an HTTP range
+    /// request, to resume a cut download).
+    pub async fn open_download(
         &self,
         key: &SigningKey,
         case_id: &str,
         object_id: &str,
-        out: &mut impl Write,
-    ) -> Result<(Receipt, String)> {
-        let mut hasher = Sha256::new();
-        let receipt = self
-            .fetch_object(
-                key,
-                &format!("/v1/cases/{case_id}/export/objects/{object_id}"),
-                0,
-                out,
-                &mut hasher,
-            )
-            .await?;
-        Ok((receipt, hex::encode(hasher.finalize())))
+        offset: u64,
+    ) -> Result<Download> {
+        self.open_object(key, &format!("/v1/cases/{case_id}/objects/{object_id}"), offset)
+            .await
     }
 
-    async fn fetch_object(
-        &self,
-        key: &SigningKey,
-        path: &str,
-        offset: u64,
-        out: &mut impl Write,
-        hasher: &mut Sha256,
-    ) -> Result<Receipt> {
+    /// Start downloading an object's ciphertext for an export bundle
+    /// (auditors may).
+    pub async fn open_export_download(&self, key: &SigningKey, case_id: &str, object_id: &str) -> Result<Download> {
+        self.open_object(key, &format!("/v1/cases/{case_id}/export/objects/{object_id}"), 0)
+            .await
+    }
+
+    async fn open_object(&self, key: &SigningKey, path: &str, offset: u64) -> Result<Download> {
         let mut parts = RequestParts::default();
         if offset > 0 {
             // The vault refuses a Range its signature does not cover.
             parts.headers.push(("range", format!("bytes={offset}-")));
             parts.covered.push("range");
         }
-        let mut resp = self.send(Some(key), Method::GET, path, parts).await?;
+        let resp = self.send(Some(key), Method::GET, path, parts).await?;
         if offset > 0 {
             let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok());
             if resp.status() != StatusCode::PARTIAL_CONTENT
@@ -236,12 +229,7 @@ impl Client {
             .progress
             .begin("download", offset + resp.content_length().unwrap_or(0));
         meter.advance(offset);
-        while let Some(chunk) = resp.chunk().await? {
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
-            meter.advance(chunk.len() as u64);
-        }
-        Ok(receipt)
+        Ok(Download { resp, meter, receipt })
     }
 
     /// Take a backup of the whole vault (admins) into `out`; returns its
@@ -276,4 +264,35 @@ fn read_piece(file: std::fs::File) -> tokio::task::JoinHandle<std::io::Result<(s
         let sha = B64.encode(Sha256::digest(&buf));
         Ok((file, buf, sha))
     })
+}
+
+/// An object download under way: the access receipt the vault sent with
+/// it, and its body, a piece at a time as it arrives. Where the pieces go
+/// is the caller's choice; nothing here writes a file.
+pub struct Download {
+    resp: reqwest::Response,
+    meter: Box<dyn Meter>,
+    receipt: Receipt,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Download")
+    }
+}
+
+impl Download {
+    /// The next piece of the body; `None` at its end.
+    pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(piece) = self.resp.chunk().await? else {
+            return Ok(None);
+        };
+        self.meter.advance(piece.len() as u64);
+        Ok(Some(Vec::from(piece)))
+    }
+
+    /// The receipt of the access event, once the body has been read.
+    pub fn into_receipt(self) -> Receipt {
+        self.receipt
+    }
 }

@@ -5,13 +5,12 @@
 //!
 //! This module owns what the workflows share (trusting a vault, checking a
 //! receipt, the case as a holder sees it); each workflow has its own file:
-//! `submit` (and `upload`, `witnessed`), `retrieve` (and `pipe`), `lawyer`
+//! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
 //! (and `duress`), `audit`. The HTTP requests themselves are `client`'s.
 
 mod audit;
 mod duress;
 mod lawyer;
-mod pipe;
 mod retrieve;
 mod submit;
 mod upload;

@@ -3,16 +3,17 @@
 //! arrives, and move the files into place only once all of them verified.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
-use super::pipe::{PipeReader, PipeWriter, Tee, PIPE_DEPTH};
 use super::{case_key_of, check_receipt, held_proven, holder_status, verify, Result};
+use crate::client::pipe::{pipe, send_all, Growing};
 use crate::client::{Client, ClientError};
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::Action;
@@ -115,10 +116,13 @@ impl Fetch<'_> {
     /// Download one object, resuming from what an earlier run staged, and
     /// decrypt it into `plain_path` while it arrives.
     ///
-    /// Decrypted on a blocking thread fed through a bounded pipe, so
-    /// decryption overlaps the download. The plaintext stays in the private
-    /// staging folder until the hash of the whole ciphertext has been
-    /// checked; any failure removes it.
+    /// The async side only forwards the download's pieces, through a
+    /// bounded pipe, to a blocking thread that stages and hashes them; a
+    /// second blocking thread decrypts the staged file as it grows, so
+    /// decryption overlaps the download without slowing the staging, and
+    /// no file or hashing work runs on the async threads. The plaintext
+    /// stays in the private staging folder until the hash of the whole
+    /// ciphertext has been checked; any failure removes it.
     async fn object(&self, obj: &CaseObject, plain_path: &Path) -> Result<()> {
         let ct_path = self.staging.join(format!("{}.age", obj.object_id));
         let mut have = std::fs::metadata(&ct_path).map(|m| m.len()).unwrap_or(0);
@@ -126,57 +130,31 @@ impl Fetch<'_> {
             std::fs::remove_file(&ct_path)?;
             have = 0;
         }
-        let (pipe, feed) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let mut appending = std::fs::OpenOptions::new().create(true).append(true).open(&ct_path)?;
+        let reading = std::fs::File::open(&ct_path)?;
+        let growing = Growing::new(have);
+        let (pieces, mut feed) = pipe();
+        let staging = {
+            let (growing, ct_path) = (growing.clone(), ct_path.clone());
+            tokio::task::spawn_blocking(move || -> Result<String> {
+                let _end = growing.ending();
+                // What an earlier run staged, then each new piece.
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut std::fs::File::open(&ct_path)?.take(have), &mut hasher)?;
+                growing.append(&mut appending, &mut feed, |piece| hasher.update(piece))?;
+                Ok(hex::encode(hasher.finalize()))
+            })
+        };
         let (dst, key) = (plain_path.to_path_buf(), self.case_key.identity().clone());
-        let decrypting = tokio::task::spawn_blocking(move || -> Result<()> {
-            // Decrypted evidence is readable by its owner only.
-            let file = crate::identity::private_file(&dst).map_err(|e| ClientError::Usage(e.to_string()))?;
-            let mut output = std::io::BufWriter::new(file);
-            crate::envelope::decrypt_stream(PipeReader::new(feed), &mut output, &key)?;
-            std::io::Write::flush(&mut output)?;
-            Ok(())
-        });
-        let mut hasher = Sha256::new();
-        let mut pipe = PipeWriter(Some(pipe));
-        let downloaded = async {
-            if have > 0 {
-                let mut tee = Tee(&mut hasher, &mut pipe);
-                std::io::copy(&mut std::fs::File::open(&ct_path)?.take(have), &mut tee)?;
-            }
-            if have < obj.size {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(&ct_path)?;
-                let mut ct = Tee(std::io::BufWriter::new(file), &mut pipe);
-                let receipt = self
-                    .client
-                    .download_from(
-                        self.identity.signing_key(),
-                        self.case_id,
-                        &obj.object_id,
-                        have,
-                        &mut ct,
-                        &mut hasher,
-                    )
-                    .await?;
-                std::io::Write::flush(&mut ct.0)?;
-                self.check_access(&receipt, obj)?;
-            }
-            Ok(())
-        }
-        .await;
-        pipe.0 = None; // the end of the ciphertext, for the decryptor
+        let decrypting = tokio::task::spawn_blocking(move || decrypt_into(growing.reader(reading), &dst, &key));
+        let downloaded = self.download(obj, have, pieces).await;
+        let staged = staging.await.map_err(|e| verify(format!("staging task failed: {e}")))?;
         let decrypted = decrypting
             .await
             .map_err(|e| verify(format!("decryption task failed: {e}")))?;
-        match downloaded {
-            // The decryptor stopped reading: its error is the cause.
-            Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                decrypted?;
-                return Err(ClientError::Io(e));
-            }
-            Err(e) => return Err(e),
-            Ok(()) => {}
-        }
-        let sha = hex::encode(hasher.finalize());
+        // Staging stopped: the download's broken pipe says only that.
+        let sha = staged?;
+        downloaded?;
         if sha != obj.object_id {
             // Start this object afresh next time.
             std::fs::remove_file(&ct_path)?;
@@ -188,6 +166,22 @@ impl Fetch<'_> {
         decrypted
     }
 
+    /// Download what is not staged yet of `obj` (from byte `have`) into
+    /// `pieces`, and check its access receipt; nothing when all is staged.
+    /// Dropping `pieces` at the end is the end of the ciphertext for the
+    /// decryptor.
+    async fn download(&self, obj: &CaseObject, have: u64, pieces: mpsc::Sender<Vec<u8>>) -> Result<()> {
+        if have >= obj.size {
+            return Ok(());
+        }
+        let download = self
+            .client
+            .open_download(self.identity.signing_key(), self.case_id, &obj.object_id, have)
+            .await?;
+        let receipt = send_all(download, pieces).await?;
+        self.check_access(&receipt, obj)
+    }
+
     /// The access receipt is a signed, logged access to exactly this
     /// object by this identity.
     fn check_access(&self, receipt: &crate::custody::Receipt, obj: &CaseObject) -> Result<()> {
@@ -197,6 +191,16 @@ impl Fetch<'_> {
         }
         Ok(())
     }
+}
+
+/// Decrypt `ciphertext` into a new file at `dst`, readable by its owner
+/// only, as decrypted evidence must be.
+fn decrypt_into(ciphertext: impl Read, dst: &Path, key: &age::x25519::Identity) -> Result<()> {
+    let file = crate::identity::private_file(dst).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let mut output = std::io::BufWriter::new(file);
+    crate::envelope::decrypt_stream(ciphertext, &mut output, key)?;
+    output.flush()?;
+    Ok(())
 }
 
 /// Move the staged plaintext into `out`, refusing to overwrite anything.
