@@ -1,19 +1,25 @@
-//! The terminal progress bar for transfers: one line on stderr, redrawn a
-//! few times a second, with the rate and the time remaining. The CLI uses it
-//! only when stderr is a terminal and `--quiet` was not given.
+//! The terminal progress bar for transfers: one line on stderr, drawn by
+//! `indicatif` (which redraws in place, a few times a second, and only on
+//! a terminal), with the rate and the time remaining. The CLI uses it only
+//! when stderr is a terminal and `--quiet` was not given.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::client::progress::{Meter, Progress};
 
 /// Smaller transfers are over before a bar could tell anything.
 pub const MIN_BYTES: u64 = 4 * 1024 * 1024;
-/// Redraw at most this often: often enough to look alive, rarely enough
-/// that drawing costs nothing next to the transfer.
-const REDRAW: Duration = Duration::from_millis(200);
-/// Cells of the bar itself; the whole line stays under 80 columns.
-const WIDTH: usize = 24;
+/// Redraws a second: often enough to look alive, rarely enough that
+/// drawing costs nothing next to the transfer.
+const REDRAWS_PER_SECOND: u8 = 5;
+/// The line: what, the bar, percent, bytes, rate and time left. The bar
+/// has 20 cells so that the line stays under 79 columns, the width
+/// `indicatif` assumes when it cannot tell: a longer line would wrap, and
+/// redrawing a wrapped line moves the cursor up into earlier output.
+const TEMPLATE: &str = "{prefix:<8} [{bar:20}] {share:>3}%  {done} of {total}  {rate}/s  {left}";
 
 /// Draws a bar on stderr for each transfer of at least [`MIN_BYTES`].
 #[derive(Debug, Default)]
@@ -21,51 +27,73 @@ pub struct TerminalBar;
 
 impl Progress for TerminalBar {
     fn begin(&self, what: &str, total: u64) -> Box<dyn Meter> {
-        Box::new(Bar {
-            what: what.to_owned(),
-            total,
-            done: 0,
-            start: Instant::now(),
-            drawn: None,
-            shown: total >= MIN_BYTES,
+        if total < MIN_BYTES {
+            return Box::new(Hidden);
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(REDRAWS_PER_SECOND))
+            .with_style(style())
+            .with_prefix(what.to_owned());
+        bar.tick();
+        Box::new(Bar(bar))
+    }
+}
+
+/// The bar's look: the share done is rounded down, so "100%" shows only
+/// once everything moved; sizes and rates read as [`human`] writes them.
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template(TEMPLATE)
+        .expect("the template is valid")
+        .progress_chars("#-")
+        .with_key("share", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", share(s.pos(), s.len().unwrap_or(0)));
         })
-    }
+        .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&human(s.pos()));
+        })
+        .with_key("total", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&human(s.len().unwrap_or(0)));
+        })
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&human(rate(s.pos(), s.elapsed()) as u64));
+        })
+        .with_key("left", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&time_left(s.pos(), s.len().unwrap_or(0), s.elapsed()));
+        })
 }
 
-struct Bar {
-    what: String,
-    total: u64,
-    done: u64,
-    start: Instant,
-    drawn: Option<Instant>,
-    shown: bool,
+/// A transfer too small for a bar.
+struct Hidden;
+
+impl Meter for Hidden {
+    fn advance(&mut self, _: u64) {}
 }
 
-impl Bar {
-    fn draw(&mut self) {
-        let line = render(&self.what, self.done, self.total, self.start.elapsed());
-        // \r and "erase line": redraw in place.
-        let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
-        let _ = std::io::stderr().flush();
-        self.drawn = Some(Instant::now());
-    }
-}
+/// A transfer on the terminal.
+struct Bar(ProgressBar);
 
 impl Meter for Bar {
     fn advance(&mut self, n: u64) {
-        self.done += n;
-        if self.shown && self.drawn.is_none_or(|t| t.elapsed() >= REDRAW) {
-            self.draw();
+        if self.0.is_finished() {
+            return;
+        }
+        let done = self.0.position() + n;
+        if self.0.length().is_some_and(|total| done >= total) {
+            // Drawn once, at 100%, and left on the screen.
+            self.0.finish();
+        } else {
+            self.0.inc(n);
         }
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        if self.shown {
-            self.draw();
-            let _ = writeln!(std::io::stderr());
+        // A transfer that stopped short leaves its bar where it stopped.
+        if !self.0.is_finished() {
+            self.0.abandon();
         }
+        // The bar's line stays; what is written next starts below it.
+        let _ = writeln!(std::io::stderr());
     }
 }
 
@@ -91,32 +119,35 @@ pub fn human(bytes: u64) -> String {
     format!("{v:.digits$} {}", UNITS[unit])
 }
 
-/// One line of the bar: what, the bar, percent, bytes, rate and time left.
-pub fn render(what: &str, done: u64, total: u64, elapsed: Duration) -> String {
-    let frac = if total == 0 {
-        1.0
-    } else {
-        (done as f64 / total as f64).min(1.0)
-    };
-    let filled = (frac * WIDTH as f64).round() as usize;
-    let bar: String = "#".repeat(filled) + &"-".repeat(WIDTH - filled);
+/// Percent done, rounded down: 100 only when all of it moved.
+pub fn share(done: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 100;
+    }
+    ((done as f64 / total as f64).min(1.0) * 100.0).floor() as u64
+}
+
+/// Average bytes a second since the start.
+pub fn rate(done: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = if done >= total {
+    if secs > 0.0 {
+        done as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// "0:12 left" at the average rate so far; "done" at the end.
+pub fn time_left(done: u64, total: u64, elapsed: Duration) -> String {
+    let rate = rate(done, elapsed);
+    if done >= total {
         "done".to_owned()
     } else if rate > 0.0 {
         let left = ((total - done) as f64 / rate).round() as u64;
         format!("{}:{:02} left", left / 60, left % 60)
     } else {
         "--:-- left".to_owned()
-    };
-    format!(
-        "{what:<8} [{bar}] {:>3}%  {} of {}  {}/s  {eta}",
-        (frac * 100.0).floor() as u64,
-        human(done),
-        human(total),
-        human(rate as u64)
-    )
+    }
 }
 
 #[cfg(test)]
@@ -135,15 +166,13 @@ mod tests {
 
     #[test]
     fn the_line_shows_share_rate_and_time_left() {
-        let line = render("upload", 256 << 20, 1 << 30, Duration::from_secs(4));
-        assert_eq!(
-            line,
-            "upload   [######------------------]  25%  256 MiB of 1.00 GiB  64.0 MiB/s  0:12 left"
-        );
-        let done = render("download", 1 << 30, 1 << 30, Duration::from_secs(8));
-        assert!(done.contains("100%") && done.ends_with("done"), "{done}");
-        let start = render("upload", 0, 10 << 20, Duration::ZERO);
-        assert!(start.contains("  0%") && start.ends_with("--:-- left"), "{start}");
-        assert!(line.chars().count() < 100);
+        let (done, total, elapsed) = (256 << 20, 1 << 30, Duration::from_secs(4));
+        assert_eq!(share(done, total), 25);
+        assert_eq!(human(rate(done, elapsed) as u64), "64.0 MiB");
+        assert_eq!(time_left(done, total, elapsed), "0:12 left");
+        assert_eq!(share((1 << 30) - 1, 1 << 30), 99, "100% only at the end");
+        assert_eq!(time_left(1 << 30, 1 << 30, Duration::from_secs(8)), "done");
+        assert_eq!(time_left(0, 10 << 20, Duration::ZERO), "--:-- left");
+        assert!(ProgressStyle::with_template(TEMPLATE).is_ok());
     }
 }

@@ -87,12 +87,11 @@ pub async fn export(
     // Ciphertext first, so the accesses are part of what the export proves.
     for obj in &detail.objects {
         let path = dir.join(bundle::object_file(&obj.object_id));
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let (receipt, sha) = client
-            .download_for_export(identity.signing_key(), case_id, &obj.object_id, &mut file)
+        let file = std::fs::File::create(&path)?;
+        let download = client
+            .open_export_download(identity.signing_key(), case_id, &obj.object_id)
             .await?;
-        std::io::Write::flush(&mut file)?;
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let (receipt, sha) = super::pipe::save(download, file).await?;
         if sha != obj.object_id {
             return Err(verify(format!(
                 "object {} does not match its hash (got {sha})",
@@ -124,6 +123,36 @@ pub async fn export(
     }
     std::fs::write(dir.join(bundle::CHECKPOINT_FILE), &body.checkpoint)?;
     std::fs::write(dir.join(bundle::VKEY_FILE), format!("{}\n", log.vkey()))?;
+    // Hashing every object again and packing them are long file work: off
+    // the async threads, and so is removing the staging folder after.
+    let (out_path, log_key) = (out.to_path_buf(), log.clone());
+    let (verification, verified) = tokio::task::spawn_blocking(move || {
+        let written = write_bundle(staging.path(), &out_path, &log_key, options);
+        drop(staging);
+        written
+    })
+    .await
+    .map_err(|e| verify(format!("bundle task failed: {e}")))??;
+    Ok(Exported {
+        case_id: case_id.to_owned(),
+        path: out.to_path_buf(),
+        archive: options.archive,
+        events: verified.events.len(),
+        objects: verified.objects.len(),
+        checkpoint_size: checkpoint.size,
+        verification,
+    })
+}
+
+/// Finish the bundle staged in `staging/bundle` (its derived files), verify
+/// it, and put it at `out`, as a folder or a .tar. Blocking.
+fn write_bundle(
+    staging: &Path,
+    out: &Path,
+    log: &LogVerifier,
+    options: ExportOptions,
+) -> Result<(VerifyReport, bundle::Verified)> {
+    let dir = staging.join("bundle");
     bundle::finish_dir(&dir, log, options.report).map_err(|e| verify(format!("the exported bundle: {e}")))?;
     let (verification, verified) = bundle::verify_dir(&dir, log, &Policy::default());
     let verified = match (verified, verification.failure()) {
@@ -143,19 +172,11 @@ pub async fn export(
             .filter(|s| !s.is_empty())
             .unwrap_or("custos-bundle")
             .to_owned();
-        let partial = staging.path().join("bundle.tar");
+        let partial = staging.join("bundle.tar");
         bundle::write_archive(&dir, &root, &partial)?;
         std::fs::rename(&partial, out)?;
     } else {
         std::fs::rename(&dir, out)?;
     }
-    Ok(Exported {
-        case_id: case_id.to_owned(),
-        path: out.to_path_buf(),
-        archive: options.archive,
-        events: verified.events.len(),
-        objects: verified.objects.len(),
-        checkpoint_size: checkpoint.size,
-        verification,
-    })
+    Ok((verification, verified))
 }

@@ -1,6 +1,9 @@
 //! custos-core: everything a verifier of a custos vault needs, and nothing
 //! that does I/O beyond reading a file it is given.
 //!
+//! - [`bundle`]: export bundles (one case's events, proofs and ciphertext)
+//!   and their offline verification against a pinned log key: what
+//!   `custos verify` runs for a court.
 //! - [`custody`]: events, per-case hash chains, the RFC 6962 Merkle tree,
 //!   signed checkpoints (C2SP signed notes), witness cosignatures, proofs.
 //! - [`audit`]: the offline log auditor, which replays every event and
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod bundle;
 pub mod custody;
 pub mod envelope;
 pub mod httpsig;

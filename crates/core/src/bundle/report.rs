@@ -21,7 +21,7 @@ const TOP: usize = 40;
 
 /// Minimal HTML escaping for text and attribute values (control
 /// characters become spaces). Also used by the web page.
-pub(crate) fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -245,7 +245,7 @@ bundle and fails if it was changed. Check the bundle yourself rather than trusti
         case = esc(&v.case_id),
         origin = esc(&cp.origin),
         size = cp.size,
-        root = super::b64(&cp.root),
+        root = super::derived::b64(&cp.root),
         objects = v.objects.len(),
     )
 }
