@@ -1,7 +1,7 @@
 //! Writing small files so that a crash or a power cut leaves either the old
 //! file or the new one, never half of one: the one place outside the store
 //! that calls fsync. Used for trust pins, resume journals, receipts and a
-//! witness's state.
+//! witness's state; and folders only their owner can enter.
 
 use std::path::Path;
 
@@ -26,6 +26,17 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
+    Ok(())
+}
+
+/// Create a directory only its owner can enter.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     Ok(())
 }
 

@@ -87,7 +87,7 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
     if dir.join(DESCRIPTION).exists() {
         return Err(VaultError::Exists(dir.display().to_string()));
     }
-    create_private_dir(dir)?;
+    crate::durable::create_private_dir(dir)?;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let signer = LogSigner::new(origin, key.clone()).map_err(|e| VaultError::Invalid(e.to_string()))?;
     let key_path = dir.join(LOG_KEY);
@@ -235,15 +235,4 @@ pub fn read_key_file(path: &Path) -> Result<SigningKey, VaultError> {
     let raw = Zeroizing::new(B64.decode(seed.trim()).map_err(|_| damaged())?);
     let raw: &[u8; 32] = raw.as_slice().try_into().map_err(|_| damaged())?;
     Ok(SigningKey::from_bytes(raw))
-}
-
-/// Create a directory only its owner can enter.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }

@@ -290,7 +290,7 @@ pub async fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<R
             dir.display()
         )));
     }
-    crate::vault::create_private_dir(dir)?;
+    crate::durable::create_private_dir(dir)?;
     let result = restore_into(file, dir, key).await;
     if result.is_err() {
         // Leave nothing half-restored behind that could be served.

@@ -58,7 +58,7 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
     if out.exists() {
         return Err(format!("{} exists already; choose a new folder", out.display()));
     }
-    crate::vault::create_private_dir(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    crate::durable::create_private_dir(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut names = HashSet::new();
     let mut files = Vec::new();
     for e in v.events.iter().filter(|e| e.event.action == Action::ObjectStored) {

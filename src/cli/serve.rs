@@ -253,7 +253,7 @@ async fn prepare_dev(dir: &Path) -> anyhow::Result<()> {
     if dir.join("vault.json").exists() {
         return Ok(());
     }
-    crate::vault::create_private_dir(&dir.join("identities"))?;
+    crate::durable::create_private_dir(&dir.join("identities"))?;
     for (who, name) in [
         ("admin", "Demo Admin"),
         ("lawyer", "Demo Lawyer"),

@@ -79,7 +79,7 @@ pub async fn export(
     std::fs::create_dir_all(&parent)?;
     let staging = tempfile::Builder::new().prefix(".custos-export-").tempdir_in(&parent)?;
     let dir = staging.path().join("bundle");
-    crate::vault::create_private_dir(&dir)?;
+    crate::durable::create_private_dir(&dir)?;
     for sub in [bundle::EVENTS_DIR, bundle::PROOFS_DIR, bundle::OBJECTS_DIR] {
         std::fs::create_dir(dir.join(sub))?;
     }

@@ -35,7 +35,7 @@ const SIGNATURE_LIFETIME_SECS: i64 = 60;
 /// the chunk's address, so the vault hashes it once (measured in
 /// BENCHMARKS.md: two chunks per PATCH saved 5% of an upload's time and
 /// cost 16 MiB more server memory).
-pub const PATCH_SIZE: usize = crate::store::CHUNK_SIZE;
+pub const PATCH_SIZE: usize = crate::protocol::CHUNK_SIZE;
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 

@@ -85,7 +85,7 @@ impl Journal {
     pub fn open(root: &Path, fingerprint: &str) -> Result<Self, ClientError> {
         let dir = root.join("resume").join(fingerprint);
         if !dir.exists() {
-            crate::vault::create_private_dir(&dir)?;
+            crate::durable::create_private_dir(&dir)?;
         }
         Ok(Journal { dir })
     }

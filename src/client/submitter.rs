@@ -159,7 +159,7 @@ impl Session {
         &self.case_id
     }
 
-    fn labelled(&self) -> Result<Vec<(Label, &crate::store::CaseObject)>> {
+    fn labelled(&self) -> Result<Vec<(Label, &crate::wire::CaseObject)>> {
         self.detail
             .objects
             .iter()

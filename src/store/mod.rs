@@ -36,12 +36,9 @@ use crate::identity::KeyId;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-/// Size of the stored ciphertext chunks. Uploads are cut at this size, so
-/// memory per request stays bounded whatever the object size. 4 MiB is one
-/// tus PATCH, so the signed digest of a PATCH is also its chunk's address
-/// (one hash per byte); chunks this large are files, not sled values (see
-/// [`SMALL_CHUNK`]).
-pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Size of the stored ciphertext chunks: the protocol's, see
+/// [`custos_core::protocol::CHUNK_SIZE`].
+pub use custos_core::protocol::CHUNK_SIZE;
 
 /// sled page cache. sled's resident memory runs several times this figure,
 /// so it is kept small; chunks are read once per download anyway.

@@ -171,7 +171,7 @@ impl Witness {
     /// and kept in `witness.key` (mode 0600); its state in
     /// `witness-state.json`.
     pub fn open(dir: &Path, name: &str, logs: &[LogVerifier]) -> Result<Self, VaultError> {
-        crate::vault::create_private_dir(dir)?;
+        crate::durable::create_private_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         let state_path = dir.join(STATE_FILE);
         let key = if key_path.exists() {

@@ -3,6 +3,13 @@
 //! server's own tunable limits (timeouts, quotas) are its settings, in the
 //! server's `config`.
 
+/// Size of a tus PATCH and of the chunks the vault stores. Uploads are cut
+/// at this size, so memory per request stays bounded whatever the object
+/// size; a PATCH is one chunk, so its signed digest is also the chunk's
+/// address (one hash per byte). Chunks this large are files on the vault,
+/// not database values (see the server's `store::SMALL_CHUNK`).
+pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+
 /// The tus protocol version every upload request and answer carries.
 pub const TUS_VERSION: &str = "1.0.0";
 

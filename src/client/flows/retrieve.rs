@@ -65,7 +65,7 @@ pub async fn get_case(
     // (HTTP range requests). Plaintext is staged beside it only while this
     // run lasts; the folder goes once the files are in place.
     let staging = parent.join(format!(".custos-get-{case_id}"));
-    crate::vault::create_private_dir(&staging)?;
+    crate::durable::create_private_dir(&staging)?;
     let plain = PlainStaging::new(staging.join("plain"))?;
     let fetch = Fetch {
         client,
@@ -210,7 +210,7 @@ fn move_into_place(
     staged: Vec<(String, ObjectKind, String)>,
 ) -> Result<Vec<RetrievedFile>> {
     if !out.exists() {
-        crate::vault::create_private_dir(out)?;
+        crate::durable::create_private_dir(out)?;
     }
     for (_, _, name) in &staged {
         if out.join(name).exists() {
@@ -243,7 +243,7 @@ impl PlainStaging {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        crate::vault::create_private_dir(&dir)?;
+        crate::durable::create_private_dir(&dir)?;
         Ok(PlainStaging(dir))
     }
 }
