@@ -431,12 +431,9 @@ pub(super) async fn commit(
     }: SignedBody,
 ) -> Result<Response> {
     let req: CommitUpload = parse_canonical(&body)?;
-    let object =
-        store::object_hash(&req.sha256).ok_or_else(|| ApiError::BadRequest("sha256 must be 64 hex digits".into()))?;
-    let object_id = hex::encode(object);
-    if object_id != req.sha256 {
-        return Err(ApiError::BadRequest("sha256 must be lower-case hex".into()));
-    }
+    let object = store::object_hash(&req.sha256)
+        .ok_or_else(|| ApiError::BadRequest("sha256 must be 64 lower-case hex digits".into()))?;
+    let object_id = req.sha256.clone();
     let label = B64
         .decode(&req.label)
         .map_err(|_| ApiError::BadRequest("label is not base64".into()))?;

@@ -58,7 +58,7 @@ pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
         let n = got.files.len();
         lines.push(format!(
             "verified: {n} file{} match{} the hashes in the signed custody log, every access receipt \
-             checks, and all decrypted into {}",
+             this run received checks, and all decrypted into {}",
             if n == 1 { "" } else { "s" },
             if n == 1 { "es" } else { "" },
             out.display()

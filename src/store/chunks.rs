@@ -131,15 +131,21 @@ impl Store {
     /// lock (a commit moves an upload's references to its object in one
     /// transaction), and no chunk is written meanwhile (the chunk gate).
     pub async fn collect_chunks(&self) -> Result<usize> {
-        let _gate = self.chunk_gate.write().await;
+        // Owned, and moved into the blocking deletion below: if this task
+        // is aborted (the server stopping), the gate stays shut until the
+        // deletion has finished, so no chunk is written meanwhile.
+        let gate = self.chunk_gate.clone().write_owned().await;
         self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
         let collected = match self.live_chunks().await {
             // Walking the chunk folders and deleting files is blocking work.
             Ok(live) => {
                 let (small, dir) = (self.tree(T::Chunks).clone(), self.chunk_dir.clone());
-                tokio::task::spawn_blocking(move || remove_chunks_except(&small, &dir, &live))
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(format!("collection failed: {e}")))))
+                tokio::task::spawn_blocking(move || {
+                    let _gate = gate;
+                    remove_chunks_except(&small, &dir, &live)
+                })
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(format!("collection failed: {e}")))))
             }
             Err(e) => Err(e),
         };

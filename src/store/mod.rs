@@ -190,7 +190,7 @@ pub struct Store {
     /// Held shared by whoever writes chunks that nothing refers to yet (a
     /// PATCH, until its chunk list is applied), and exclusively by the
     /// chunk collector, so it never takes a chunk about to be referenced.
-    chunk_gate: tokio::sync::RwLock<()>,
+    chunk_gate: Arc<tokio::sync::RwLock<()>>,
     /// Set when something may have left chunks without a reference.
     garbage: std::sync::atomic::AtomicBool,
 }
@@ -236,7 +236,7 @@ impl Store {
                 high_water: std::sync::Mutex::new(high_water::HighWater::open(dir)?),
                 latency: Default::default(),
             }),
-            chunk_gate: tokio::sync::RwLock::new(()),
+            chunk_gate: Arc::new(tokio::sync::RwLock::new(())),
             // A crash may have left chunks of a PATCH that never counted.
             garbage: std::sync::atomic::AtomicBool::new(true),
         })

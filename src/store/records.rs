@@ -210,16 +210,19 @@ impl Store {
         Ok(self.tree(T::Objects).contains_key(object)?)
     }
 
-    /// Every open upload, with its record.
+    /// Every open upload whose record reads, with its record. One that
+    /// does not read is logged and left out, so that a damaged record
+    /// cannot stop the expiry of all the others.
     pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>> {
-        self.tree(T::Uploads)
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let record = serde_json::from_slice(&v).map_err(|e| StoreError::Decode(e.to_string()))?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), record))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for kv in self.tree(T::Uploads).iter() {
+            let (k, v) = kv?;
+            match serde_json::from_slice(&v) {
+                Ok(record) => out.push((String::from_utf8_lossy(&k).into_owned(), record)),
+                Err(e) => tracing::warn!(error = %e, "an upload record does not read; left out"),
+            }
+        }
+        Ok(out)
     }
 
     /// The ids of every open upload.

@@ -157,7 +157,9 @@ pub struct Witness {
     signer: WitnessSigner,
     logs: HashMap<String, LogVerifier>,
     state_path: PathBuf,
-    state: tokio::sync::Mutex<WitnessState>,
+    /// Shared with the blocking write that saves it, which holds the lock
+    /// until the state is durable even if the request is dropped meanwhile.
+    state: std::sync::Arc<tokio::sync::Mutex<WitnessState>>,
 }
 
 impl std::fmt::Debug for Witness {
@@ -199,7 +201,7 @@ impl Witness {
             signer,
             logs: logs.iter().map(|l| (l.name().to_owned(), l.clone())).collect(),
             state_path,
-            state: tokio::sync::Mutex::new(state),
+            state: std::sync::Arc::new(tokio::sync::Mutex::new(state)),
         })
     }
 
@@ -225,7 +227,7 @@ impl Witness {
         if req.old > cp.size {
             return Err(Refusal::Malformed("old size is larger than the checkpoint"));
         }
-        let mut state = self.state.lock().await;
+        let mut state = self.state.clone().lock_owned().await;
         let seen = state.logs.get(origin).cloned();
         let seen_size = seen.as_ref().map_or(0, |s| s.size);
         if req.old != seen_size {
@@ -255,17 +257,22 @@ impl Witness {
             },
         );
         let bytes = serde_json::to_vec_pretty(&next).expect("state serialises");
-        // Durable before it is cosigned; the lock stays held meanwhile, and
-        // the fsync runs on a blocking thread, not the runtime's.
+        // Durable before it is cosigned. The fsync runs on a blocking
+        // thread, which owns the lock until the state is saved and set: a
+        // request dropped meanwhile (its client gone) cannot let another
+        // check against the old state while this write lands.
         let path = self.state_path.clone();
-        tokio::task::spawn_blocking(move || crate::durable::write_atomically(&path, &bytes))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not save the witness state");
-                Refusal::Storage
-            })?;
-        *state = next;
+        tokio::task::spawn_blocking(move || {
+            crate::durable::write_atomically(&path, &bytes)?;
+            *state = next;
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not save the witness state");
+            Refusal::Storage
+        })?;
         tracing::info!(origin, size = cp.size, "cosigned");
         Ok(self.signer.cosign(body, unix_now()))
     }

@@ -32,6 +32,9 @@ type Edit = Box<dyn Fn(&str, &str, &mut Value) + Send + Sync>;
 struct Hostile {
     upstream: Mutex<String>,
     edit: Mutex<Option<Edit>>,
+    /// A `Custos-Receipt` header to put on every object download instead
+    /// of the vault's.
+    receipt: Mutex<Option<String>>,
     http: reqwest::Client,
 }
 
@@ -56,7 +59,19 @@ async fn relay(State(h): State<Arc<Hostile>>, req: Request) -> Response {
         bytes = serde_json::to_vec(&json).unwrap();
     }
     let mut resp = Response::builder().status(status);
+    let swapped = h
+        .receipt
+        .lock()
+        .unwrap()
+        .clone()
+        .filter(|_| target.contains("/objects/"));
     for (name, value) in &headers {
+        if name == "custos-receipt" {
+            if let Some(other) = &swapped {
+                resp = resp.header(name, other.as_str());
+                continue;
+            }
+        }
         if name != "content-length" && name != "transfer-encoding" {
             resp = resp.header(name, value);
         }
@@ -77,6 +92,7 @@ async fn behind_a_hostile_host() -> (TestVault, Arc<Hostile>, String) {
     let hostile = Arc::new(Hostile {
         upstream: Mutex::new(String::new()),
         edit: Mutex::new(None),
+        receipt: Mutex::new(None),
         http: reqwest::Client::new(),
     });
     let app = axum::Router::new().fallback(relay).with_state(hostile.clone());
@@ -438,4 +454,42 @@ async fn a_lawyer_refuses_labels_swapped_between_objects() {
     );
     assert!(e.contains("the label or place of object"), "{e}");
     assert!(!out.exists(), "nothing is written");
+}
+
+/// The host sends a whole object with a receipt that is not the logged
+/// access (here the case's creation): the lawyer's `get` refuses it, and
+/// run again downloads the object afresh, logged and checked, instead of
+/// taking the bytes it kept and checking no receipt at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_whose_access_receipt_failed_are_fetched_again_not_reused() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    let s = submit(&v, &url, b"they kept me awake for four days").await;
+    let not_an_access =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&s.receipt.receipts[0]).unwrap());
+    *hostile.receipt.lock().unwrap() = Some(not_an_access);
+    let out = v.tmp.path().join("got");
+    let e = refused(
+        flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &out).await,
+        "a receipt for another event",
+    );
+    assert!(e.contains("receipt"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+
+    *hostile.receipt.lock().unwrap() = None;
+    // The case's logged accesses, read from the vault's store.
+    let accesses = || {
+        let store = &v.state.as_ref().unwrap().vault.store;
+        (0..store.log_size().unwrap())
+            .map(|i| serde_json::from_slice::<custos::custody::Event>(&store.entry(i).unwrap().unwrap()).unwrap())
+            .filter(|e| e.case == s.case_id && e.action == custos::custody::Action::ObjectAccessed)
+            .count()
+    };
+    let before = accesses();
+    flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &out).await.unwrap();
+    assert_eq!(
+        accesses(),
+        before + 1,
+        "the object was downloaded again, as a logged access whose receipt was checked"
+    );
 }

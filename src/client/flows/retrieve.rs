@@ -154,7 +154,15 @@ impl Fetch<'_> {
             .map_err(|e| verify(format!("decryption task failed: {e}")))?;
         // Staging stopped: the download's broken pipe says only that.
         let sha = staged?;
-        downloaded?;
+        if let Err(e) = downloaded {
+            if matches!(e, ClientError::Verify(_)) {
+                // Bytes whose access receipt failed are not kept for a
+                // resume: a run that found them whole would fetch nothing,
+                // and so check no receipt for them.
+                std::fs::remove_file(&ct_path)?;
+            }
+            return Err(e);
+        }
         if sha != obj.object_id {
             // Start this object afresh next time.
             std::fs::remove_file(&ct_path)?;
