@@ -187,15 +187,15 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
 
 /// sled's own checksum failures, said as what they mean for the operator.
 fn damaged(e: StoreError) -> StoreError {
-    match e {
-        StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Integrity(
+    if e.is_damage() {
+        return StoreError::Integrity(
             "sled found damaged data in its files (a checksum failed). Do not serve or change \
              this store; keep a copy of it and restore the vault from a backup (see SECURITY.md, \
              \"If the vault will not start\")"
                 .into(),
-        ),
-        other => other,
+        );
     }
+    e
 }
 
 /// A store that cannot be opened because its folder is read-only, said

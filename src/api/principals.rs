@@ -228,8 +228,8 @@ pub(super) async fn remove_principal(
     )];
     let suffix = format!("/{key_id}");
     for t in [T::Envelopes, T::NoteEnvelopes] {
-        for k in store.tree(t).iter().keys() {
-            let k = k.map_err(store::StoreError::from)?;
+        for k in store.keys(t) {
+            let k = k?;
             let Some(case_id) = String::from_utf8_lossy(&k).strip_suffix(&suffix).map(str::to_owned) else {
                 continue;
             };

@@ -230,11 +230,7 @@ fn same<V>(
 }
 
 fn read_raw(store: &Store, t: T) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, String> {
-    store
-        .tree(t)
-        .iter()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| e.to_string()))
-        .collect()
+    store.records(t).map(|kv| kv.map_err(|e| e.to_string())).collect()
 }
 
 fn read_json<V: DeserializeOwned>(store: &Store, t: T) -> Result<BTreeMap<Vec<u8>, V>, String> {

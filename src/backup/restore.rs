@@ -38,12 +38,6 @@ pub struct LocalAudit {
     pub principals: usize,
 }
 
-impl From<sled::Error> for BackupError {
-    fn from(e: sled::Error) -> Self {
-        BackupError::Store(StoreError::from(e))
-    }
-}
-
 impl From<&AuditSummary> for LocalAudit {
     fn from(s: &AuditSummary) -> Self {
         LocalAudit {
@@ -88,9 +82,10 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         derived
             .apply(i, &event)
             .map_err(|e| audit_failed(format!("entry {i}: {e}")))?;
-        let chained = store
-            .tree(T::Chains)
-            .get(store::indexed_key(format!("{}/", event.case).as_bytes(), event.seq))?;
+        let chained = store.record(
+            T::Chains,
+            store::indexed_key(format!("{}/", event.case).as_bytes(), event.seq),
+        )?;
         if chained.as_deref() != Some(&i.to_be_bytes()[..]) {
             return Err(audit_failed(format!("the chain index of entry {i} is wrong")));
         }
@@ -101,16 +96,16 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
     auditor
         .check_checkpoint(&cp)
         .map_err(|e| audit_failed(format!("the log does not match its checkpoint: {e}")))?;
-    if store.tree(T::Chains).len() as u64 != size {
+    if store.record_count(T::Chains) as u64 != size {
         return Err(audit_failed("the chain index holds entries the log does not"));
     }
     // Derived state must be what the log says, or a doctored backup could
     // slip in an admin, a submitter key, an envelope or a case's note that
     // no signed event made.
     derived.check(store).map_err(audit_failed)?;
-    let registry = store.tree(T::Registry).len();
+    let registry = store.record_count(T::Registry);
     let mut submitters = BTreeMap::new();
-    for kv in store.tree(T::Submitters).iter() {
+    for kv in store.records(T::Submitters) {
         let (k, v) = kv?;
         let key: crate::identity::KeyId = String::from_utf8_lossy(&k)
             .parse()
@@ -121,7 +116,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         return Err(audit_failed("the submitter keys differ from those the log registered"));
     }
     let mut retired = BTreeSet::new();
-    for key in store.tree(T::Retired).iter().keys() {
+    for key in store.keys(T::Retired) {
         let key = key?;
         retired.insert(
             String::from_utf8_lossy(&key)
@@ -133,7 +128,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
         return Err(audit_failed("the retired keys differ from those the log removed"));
     }
     let mut heads = BTreeMap::new();
-    for kv in store.tree(T::Heads).iter() {
+    for kv in store.records(T::Heads) {
         let (k, v) = kv?;
         let head: store::ChainHead =
             serde_json::from_slice(&v).map_err(|_| audit_failed("a chain head is unreadable"))?;
@@ -144,7 +139,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
     }
     let mut audit = LocalAudit::from(&auditor.summary());
     audit.principals = registry;
-    for kv in store.tree(T::Objects).iter() {
+    for kv in store.records(T::Objects) {
         let (k, v) = kv?;
         let m: ObjectManifest =
             serde_json::from_slice(&v).map_err(|_| audit_failed("an object record is unreadable"))?;
@@ -325,18 +320,7 @@ async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<
                     .find(|(t, n)| *n == name && !LEFT_OUT.contains(t))
                     .map(|(t, _)| *t)
                     .ok_or_else(|| damaged(format!("it holds an unknown tree {name:?}")))?;
-                let tree = store.tree(t);
-                let mut batch = sled::Batch::default();
-                let mut pending = 0;
-                while let Some((k, v)) = records.next_record()? {
-                    batch.insert(k, v);
-                    pending += 1;
-                    if pending == 1000 {
-                        tree.apply_batch(std::mem::take(&mut batch))?;
-                        pending = 0;
-                    }
-                }
-                tree.apply_batch(batch)?;
+                store.import(t, || records.next_record())?;
             }
         }
         Ok(())

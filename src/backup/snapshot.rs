@@ -38,7 +38,7 @@ fn spool_tree(
         bytes: 0,
     };
     let mut records = 0;
-    for kv in store.tree(t).iter() {
+    for kv in store.records(t) {
         let (k, v) = kv?;
         if keep(&k, &v) {
             write_record(&mut w, &k, &v)?;
@@ -118,8 +118,8 @@ pub(super) fn cut_under_lock(vault: &Vault) -> Result<Cut> {
         }
     }
     let mut referenced = BTreeSet::new();
-    for v in store.tree(T::ObjectChunks).iter().values() {
-        let v = v?;
+    for kv in store.records(T::ObjectChunks) {
+        let (_, v) = kv?;
         referenced.insert(
             Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
         );
@@ -201,7 +201,7 @@ pub(super) fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
     // the others are files.
     let mut chunks = Vec::new();
     for hash in referenced {
-        if store.tree(T::Chunks).contains_key(hash)? {
+        if store.has_record(T::Chunks, hash)? {
             continue;
         }
         let len = std::fs::metadata(store.chunk_file(&hash))

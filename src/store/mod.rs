@@ -145,6 +145,12 @@ pub enum StoreError {
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether this is sled finding its own files damaged (a checksum
+    /// failed), which only a restore from a backup mends.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Corruption { .. }))
+    }
+
     /// The kind of the I/O error under this failure, if it is one (a full
     /// or read-only disk, say).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
@@ -242,9 +248,17 @@ impl Store {
         })
     }
 
-    /// A tree, for reads and for single-key writes outside the log.
-    pub fn tree(&self, t: T) -> &sled::Tree {
+    /// A tree: the store's own business; callers use the domain methods.
+    fn tree(&self, t: T) -> &sled::Tree {
         &self.trees[t as usize]
+    }
+
+    /// The raw sled tree, for what no domain method may do: tests and
+    /// tools that damage a store on purpose to show the damage is caught.
+    /// Anything written here bypasses the log, its chains and its flush.
+    #[doc(hidden)]
+    pub fn danger_raw_tree(&self, t: T) -> &sled::Tree {
+        self.tree(t)
     }
 
     /// Read and decode a JSON record.
@@ -314,6 +328,61 @@ impl Store {
             h.update(len.to_be_bytes());
         }
         Ok(h.finalize().into())
+    }
+
+    // ---- whole trees, for backups and the checks of a restore ----
+
+    /// Every record of `t`, key and value, in key order.
+    pub fn records(&self, t: T) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        self.tree(t)
+            .iter()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+    }
+
+    /// Every key of `t`, in order.
+    pub fn keys(&self, t: T) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.tree(t)
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).map_err(StoreError::from))
+    }
+
+    /// How many records `t` holds.
+    pub fn record_count(&self, t: T) -> usize {
+        self.tree(t).len()
+    }
+
+    /// The record of `t` at `key`.
+    pub fn record(&self, t: T, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(t).get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Whether `t` holds `key`.
+    pub fn has_record(&self, t: T, key: impl AsRef<[u8]>) -> Result<bool> {
+        Ok(self.tree(t).contains_key(key)?)
+    }
+
+    /// Write the records `next` yields into `t`, a thousand at a time,
+    /// outside the log's writer and its transactions: for a restore, into
+    /// a store nothing serves yet.
+    pub fn import<E: From<StoreError>>(
+        &self,
+        t: T,
+        mut next: impl FnMut() -> std::result::Result<Option<(Vec<u8>, Vec<u8>)>, E>,
+    ) -> std::result::Result<(), E> {
+        let tree = self.tree(t);
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        while let Some((k, v)) = next()? {
+            batch.insert(k, v);
+            pending += 1;
+            if pending == 1000 {
+                tree.apply_batch(std::mem::take(&mut batch)).map_err(StoreError::from)?;
+                pending = 0;
+            }
+        }
+        tree.apply_batch(batch).map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Apply a batch atomically.

@@ -225,7 +225,7 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
             .unwrap()
             .vault
             .store
-            .tree(custos::store::T::Nonces)
+            .danger_raw_tree(custos::store::T::Nonces)
             .len()
     };
     let nonces_before = nonces();

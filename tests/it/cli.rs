@@ -379,7 +379,7 @@ fn the_documented_command_line_contract_holds() {
         let altered = text.replacen("\"time\":\"20", "\"time\":\"19", 1);
         assert_ne!(altered, text);
         store
-            .tree(custos::store::T::Log)
+            .danger_raw_tree(custos::store::T::Log)
             .insert(3u64.to_be_bytes(), altered.as_bytes())
             .unwrap();
         store.flush_blocking().unwrap();

@@ -138,9 +138,9 @@ async fn add_lawyer(c: &Client, v: &TestVault, who: &Identity, intake: bool) {
 fn sent(v: &TestVault) -> (usize, usize, usize) {
     let store = &v.state.as_ref().unwrap().vault.store;
     (
-        store.tree(custos::store::T::CaseObjects).len(),
-        store.tree(custos::store::T::Uploads).len(),
-        store.tree(custos::store::T::Cases).len(),
+        store.danger_raw_tree(custos::store::T::CaseObjects).len(),
+        store.danger_raw_tree(custos::store::T::Uploads).len(),
+        store.danger_raw_tree(custos::store::T::Cases).len(),
     )
 }
 
@@ -370,7 +370,7 @@ async fn a_grant_wraps_to_the_card_the_log_registered_not_the_one_listed() {
         .unwrap();
     let store = &v.state.as_ref().unwrap().vault.store;
     let envelope = store
-        .tree(custos::store::T::Envelopes)
+        .danger_raw_tree(custos::store::T::Envelopes)
         .get(custos::store::pair_key(&s.case_id, colleague.key_id().as_str()))
         .unwrap()
         .unwrap();

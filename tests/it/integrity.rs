@@ -81,16 +81,20 @@ async fn a_commit_naming_the_wrong_hash_is_refused_and_leaves_no_object() {
     let store = Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
     assert!(
         !store
-            .tree(T::Objects)
+            .danger_raw_tree(T::Objects)
             .contains_key(hex::decode(&wrong).unwrap())
             .unwrap(),
         "no object under the wrong hash"
     );
     assert!(store
-        .tree(T::Objects)
+        .danger_raw_tree(T::Objects)
         .contains_key(hex::decode(&real).unwrap())
         .unwrap());
-    assert_eq!(store.tree(T::Uploads).len(), 0, "the committed upload is gone");
+    assert_eq!(
+        store.danger_raw_tree(T::Uploads).len(),
+        0,
+        "the committed upload is gone"
+    );
 }
 
 #[tokio::test]
@@ -171,15 +175,15 @@ async fn a_corrupted_first_chunk_gives_a_clean_integrity_error() {
         let chunk = store.chunk_at(T::ObjectChunks, &hash, 0).unwrap();
         // A statement is a small chunk, kept inside sled.
         let mut data = store
-            .tree(T::Chunks)
+            .danger_raw_tree(T::Chunks)
             .get(chunk)
             .unwrap()
             .expect("a small chunk")
             .to_vec();
         let last = data.len() - 1;
         data[last] ^= 1;
-        store.tree(T::Chunks).insert(chunk, data).unwrap();
-        store.tree(T::Chunks).flush().unwrap();
+        store.danger_raw_tree(T::Chunks).insert(chunk, data).unwrap();
+        store.danger_raw_tree(T::Chunks).flush().unwrap();
     }
     v.serve().await;
     let err = v
@@ -210,10 +214,10 @@ async fn an_event_altered_in_the_store_makes_the_audit_fail() {
         let altered = text.replacen("\"time\":\"20", "\"time\":\"19", 1);
         assert_ne!(altered, text);
         store
-            .tree(T::Log)
+            .danger_raw_tree(T::Log)
             .insert(index.to_be_bytes(), altered.as_bytes())
             .unwrap();
-        store.tree(T::Log).flush().unwrap();
+        store.danger_raw_tree(T::Log).flush().unwrap();
         index
     };
     v.serve().await;
@@ -234,12 +238,12 @@ async fn a_damaged_log_tree_stops_the_server_from_starting() {
         let store = Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
         // The first leaf node: not used by the root of a larger tree, so only
         // a full check of the tree finds it.
-        let (k, mut node) = store.tree(T::Nodes).iter().next().unwrap().unwrap();
+        let (k, mut node) = store.danger_raw_tree(T::Nodes).iter().next().unwrap().unwrap();
         let mut bytes = node.to_vec();
         bytes[0] ^= 1;
         node = bytes.into();
-        store.tree(T::Nodes).insert(k, node).unwrap();
-        store.tree(T::Nodes).flush().unwrap();
+        store.danger_raw_tree(T::Nodes).insert(k, node).unwrap();
+        store.danger_raw_tree(T::Nodes).flush().unwrap();
     }
     let err = custos::vault::open(&v.data_dir()).unwrap_err();
     assert!(err.to_string().contains("does not match its children"), "{err}");

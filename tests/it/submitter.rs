@@ -311,7 +311,7 @@ async fn a_duress_withdrawal_is_flagged_to_lawyers_and_looks_like_any_other_to_e
     v.stop().await;
     let store = custos::store::Store::open(&custos::vault::db_path(&v.data_dir())).unwrap();
     let stored = |id: &str| -> Value {
-        serde_json::from_slice(&store.tree(custos::store::T::Cases).get(id).unwrap().unwrap()).unwrap()
+        serde_json::from_slice(&store.danger_raw_tree(custos::store::T::Cases).get(id).unwrap().unwrap()).unwrap()
     };
     let (sa, sb) = (stored(&real.case_id), stored(&forced.case_id));
     assert_same_shape(&sa, &sb, "stored case");

@@ -270,7 +270,7 @@ fn pair_keys_of(v: &TestVault, t: T, key_id: &KeyId) -> Vec<String> {
         .unwrap()
         .vault
         .store
-        .tree(t)
+        .danger_raw_tree(t)
         .iter()
         .keys()
         .map(|k| String::from_utf8_lossy(&k.unwrap()).into_owned())
@@ -285,7 +285,7 @@ fn has_upload(v: &TestVault, upload_path: &str) -> bool {
         .unwrap()
         .vault
         .store
-        .tree(T::Uploads)
+        .danger_raw_tree(T::Uploads)
         .contains_key(id.as_bytes())
         .unwrap()
 }
@@ -1288,7 +1288,7 @@ async fn a_removal_or_revocation_that_lands_first_refuses_the_request_in_flight(
             T::Envelopes => format!("{}/{}", s.case_id, colleague.key_id()),
             _ => colleague.key_id().to_string(),
         };
-        let saved = store.tree(lose).remove(key.as_bytes()).unwrap().unwrap();
+        let saved = store.danger_raw_tree(lose).remove(key.as_bytes()).unwrap().unwrap();
         drop(guard);
         let got = refusal(download.await.unwrap());
         assert_eq!(
@@ -1297,7 +1297,7 @@ async fn a_removal_or_revocation_that_lands_first_refuses_the_request_in_flight(
             "a download by a key just {what}: {got:?}"
         );
         assert_eq!(accesses_by(&v.events().await, &colleague.key_id()), 0, "{what}");
-        store.tree(lose).insert(key.as_bytes(), saved).unwrap();
+        store.danger_raw_tree(lose).insert(key.as_bytes(), saved).unwrap();
     }
     let audit = flows::audit(&c, &v.auditor, &v.log, None).await.unwrap();
     assert!(audit.failure.is_none(), "the audit failed: {:?}", audit.failure);
