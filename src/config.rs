@@ -108,35 +108,66 @@ impl std::fmt::Display for Source {
 /// One layer of settings, every key optional: the file, the environment or
 /// the flags. Keys are the same in all three: `max_upload_bytes` in the file
 /// is `CUSTOS_MAX_UPLOAD_BYTES` in the environment and `--max-upload-bytes`
-/// on the command line.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// on the command line (`custos serve` and `custos config check` take this
+/// struct as their flags, so a setting is declared here once for the file
+/// and the flags; a flag beats the variable, which beats the file).
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Settings (also custos.toml keys and CUSTOS_* variables)")]
 pub struct Layer {
-    /// Address to listen on.
+    /// Address to listen on [default: 127.0.0.1:8630] [env: CUSTOS_LISTEN].
+    #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<String>,
-    /// Public base URLs clients sign against.
+    /// Public base URL clients use (scheme://host[:port]) when behind a
+    /// proxy or an onion service; repeat it, or separate with commas, for a
+    /// vault reached at several addresses [env: CUSTOS_PUBLIC_URL].
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub public_url: Option<Vec<String>>,
-    /// Address of the separate metrics listener; none means no metrics.
+    /// Serve Prometheus /metrics on this address, apart from the API; keep
+    /// it on loopback [default: off] [env: CUSTOS_METRICS_LISTEN].
+    #[arg(long, value_name = "IP:PORT")]
     pub metrics_listen: Option<String>,
-    /// Proof-of-work difficulty for opening a case.
+    /// Proof-of-work difficulty for opening a case, in leading zero bits
+    /// (each step doubles the sender's cost; 18 is about a second in a
+    /// browser) [default: 18] [env: CUSTOS_STAMP_BITS].
+    #[arg(long, value_name = "BITS")]
     pub stamp_bits: Option<u8>,
-    /// Witnesses, each `URL,VKEY`.
+    /// A witness to send every new checkpoint to, as URL,VKEY (its
+    /// add-checkpoint prefix and its cosigning key); repeat for several
+    /// [env: CUSTOS_WITNESS, separated by spaces].
+    #[arg(long, value_name = "URL,VKEY")]
     pub witness: Option<Vec<String>>,
-    /// The server's log filter.
+    /// The server log's filter: error, warn, info, debug [default: info]
+    /// [env: CUSTOS_LOG].
+    #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
-    /// Largest object accepted.
+    /// Largest object accepted, in bytes [default: 64 GiB]
+    /// [env: CUSTOS_MAX_UPLOAD_BYTES].
+    #[arg(long, value_name = "BYTES")]
     pub max_upload_bytes: Option<u64>,
-    /// Longest a client may stay silent mid-request.
+    /// Seconds a client may send nothing mid-request before it is cut off
+    /// [default: 30] [env: CUSTOS_CLIENT_TIMEOUT_SECS].
+    #[arg(long, value_name = "SECS")]
     pub client_timeout_secs: Option<u64>,
-    /// Longest a stopping server lets requests in flight finish.
+    /// Seconds a stopping server lets requests in flight finish
+    /// [default: 30] [env: CUSTOS_SHUTDOWN_GRACE_SECS].
+    #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
-    /// Most connections served at once.
+    /// Most connections served at once; more are refused with 503
+    /// [default: 256] [env: CUSTOS_MAX_CONNECTIONS].
+    #[arg(long, value_name = "N")]
     pub max_connections: Option<u64>,
-    /// Most bytes of request bodies held at once, across all requests.
+    /// Most bytes of request bodies held at once, across all requests
+    /// [default: 128 MiB] [env: CUSTOS_MAX_BODY_BYTES_IN_FLIGHT].
+    #[arg(long, value_name = "BYTES")]
     pub max_body_bytes_in_flight: Option<u64>,
-    /// Most ciphertext one case may hold, stored and being uploaded.
+    /// Most ciphertext one case may hold, stored and being uploaded
+    /// [default: 64 GiB] [env: CUSTOS_MAX_CASE_BYTES].
+    #[arg(long, value_name = "BYTES")]
     pub max_case_bytes: Option<u64>,
-    /// Most uploads open at once on one case.
+    /// Most uploads open at once on one case [default: 8]
+    /// [env: CUSTOS_MAX_CASE_OPEN_UPLOADS].
+    #[arg(long, value_name = "N")]
     pub max_case_open_uploads: Option<u64>,
 }
 

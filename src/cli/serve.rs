@@ -31,92 +31,7 @@ pub struct Serve {
     #[arg(long, conflicts_with = "data")]
     dev: bool,
     #[command(flatten)]
-    config: ConfigFlags,
-}
-
-/// The server's settings as flags. Each may also be set in the data
-/// directory's custos.toml (same name, with underscores) or in a `CUSTOS_*`
-/// variable (the same name in capitals); a flag beats the variable, which
-/// beats the file. `custos config check` prints the result.
-#[derive(clap::Args, Debug, Default)]
-#[command(next_help_heading = "Settings (also custos.toml keys and CUSTOS_* variables)")]
-pub struct ConfigFlags {
-    /// Address to listen on [default: 127.0.0.1:8630] [env: CUSTOS_LISTEN].
-    #[arg(long, value_name = "IP:PORT")]
-    listen: Option<String>,
-    /// Public base URL clients use (scheme://host[:port]) when behind a
-    /// proxy or an onion service; repeat it, or separate with commas, for a
-    /// vault reached at several addresses [env: CUSTOS_PUBLIC_URL].
-    #[arg(long, value_name = "URL", value_delimiter = ',')]
-    public_url: Vec<String>,
-    /// Serve Prometheus /metrics on this address, apart from the API; keep
-    /// it on loopback [default: off] [env: CUSTOS_METRICS_LISTEN].
-    #[arg(long, value_name = "IP:PORT")]
-    metrics_listen: Option<String>,
-    /// Proof-of-work difficulty for opening a case, in leading zero bits
-    /// (each step doubles the sender's cost; 18 is about a second in a
-    /// browser) [default: 18] [env: CUSTOS_STAMP_BITS].
-    #[arg(long, value_name = "BITS")]
-    stamp_bits: Option<u8>,
-    /// A witness to send every new checkpoint to, as URL,VKEY (its
-    /// add-checkpoint prefix and its cosigning key); repeat for several
-    /// [env: CUSTOS_WITNESS, separated by spaces].
-    #[arg(long, value_name = "URL,VKEY")]
-    witness: Vec<String>,
-    /// The server log's filter: error, warn, info, debug [default: info]
-    /// [env: CUSTOS_LOG].
-    #[arg(long, value_name = "FILTER")]
-    log: Option<String>,
-    /// Largest object accepted, in bytes [default: 64 GiB]
-    /// [env: CUSTOS_MAX_UPLOAD_BYTES].
-    #[arg(long, value_name = "BYTES")]
-    max_upload_bytes: Option<u64>,
-    /// Seconds a client may send nothing mid-request before it is cut off
-    /// [default: 30] [env: CUSTOS_CLIENT_TIMEOUT_SECS].
-    #[arg(long, value_name = "SECS")]
-    client_timeout_secs: Option<u64>,
-    /// Seconds a stopping server lets requests in flight finish
-    /// [default: 30] [env: CUSTOS_SHUTDOWN_GRACE_SECS].
-    #[arg(long, value_name = "SECS")]
-    shutdown_grace_secs: Option<u64>,
-    /// Most connections served at once; more are refused with 503
-    /// [default: 256] [env: CUSTOS_MAX_CONNECTIONS].
-    #[arg(long, value_name = "N")]
-    max_connections: Option<u64>,
-    /// Most bytes of request bodies held at once, across all requests
-    /// [default: 128 MiB] [env: CUSTOS_MAX_BODY_BYTES_IN_FLIGHT].
-    #[arg(long, value_name = "BYTES")]
-    max_body_bytes_in_flight: Option<u64>,
-    /// Most ciphertext one case may hold, stored and being uploaded
-    /// [default: 64 GiB] [env: CUSTOS_MAX_CASE_BYTES].
-    #[arg(long, value_name = "BYTES")]
-    max_case_bytes: Option<u64>,
-    /// Most uploads open at once on one case [default: 8]
-    /// [env: CUSTOS_MAX_CASE_OPEN_UPLOADS].
-    #[arg(long, value_name = "N")]
-    max_case_open_uploads: Option<u64>,
-}
-
-impl ConfigFlags {
-    /// The flags as the top layer of the settings.
-    fn layer(&self) -> config::Layer {
-        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        config::Layer {
-            listen: self.listen.clone(),
-            public_url: list(&self.public_url),
-            metrics_listen: self.metrics_listen.clone(),
-            stamp_bits: self.stamp_bits,
-            witness: list(&self.witness),
-            log: self.log.clone(),
-            max_upload_bytes: self.max_upload_bytes,
-            client_timeout_secs: self.client_timeout_secs,
-            shutdown_grace_secs: self.shutdown_grace_secs,
-            max_connections: self.max_connections,
-            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
-            max_case_bytes: self.max_case_bytes,
-            max_case_open_uploads: self.max_case_open_uploads,
-        }
-    }
+    config: config::Layer,
 }
 
 /// `custos config`.
@@ -130,14 +45,14 @@ pub enum ConfigCmd {
         #[arg(long, env = "CUSTOS_DATA")]
         data: Option<PathBuf>,
         #[command(flatten)]
-        config: ConfigFlags,
+        config: config::Layer,
     },
 }
 
 pub(super) fn config(ctx: &Ctx, cmd: ConfigCmd) -> anyhow::Result<()> {
     let ConfigCmd::Check { data, config: flags } = cmd;
     let file = data.as_ref().map(|d| d.join(config::CONFIG_FILE));
-    let (settings, sources) = config::load(data.as_deref(), flags.layer())?;
+    let (settings, sources) = config::load(data.as_deref(), flags)?;
     let warnings = settings.warnings();
     let file = file.filter(|f| f.exists());
     ctx.print(
@@ -172,7 +87,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
             dir
         }
     };
-    let (mut settings, _) = config::load(Some(&dir), args.config.layer())?;
+    let (mut settings, _) = config::load(Some(&dir), args.config.clone())?;
     super::init_tracing(&settings.log);
     for w in settings.warnings() {
         tracing::warn!("{w}");
