@@ -192,11 +192,12 @@ fn usage_line(rendered: &str) -> String {
     format!("{} (add --help for usage)", parts.join(" "))
 }
 
-/// An error and its causes, each said once: a cause whose text its
-/// parent already includes is left out.
+/// An error and its causes on one line, each said once: a cause whose
+/// text its parent already includes is left out, and line breaks inside a
+/// message become spaces.
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
-    for cause in e.chain().map(ToString::to_string) {
+    for cause in e.chain().map(|c| c.to_string().replace('\n', " ")) {
         if cause.is_empty() || line.contains(&cause) {
             continue;
         }

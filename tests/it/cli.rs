@@ -1078,6 +1078,9 @@ fn every_failure_is_one_error_line_and_exit_1() {
     assert_eq!(e.matches("cannot reach").count(), 1, "{e}");
     assert!(e.contains("at http://127.0.0.1:1: ") && e.contains("refused"), "{e}");
     assert!(!e.contains("error sending request"), "{e}");
+    // A message that spans lines is still said on one.
+    let e = one_line(&["backup", "--data", "no-vault-here", "--out", "x.tar"], &[]);
+    assert!(e.contains("is its server running?"), "{e}");
     // Booleans in the environment take the usual spellings.
     for v in ["1", "0", "true", "false", "yes", "no", "on", "off"] {
         let e = one_line(&["log", "checkpoint"], &[("CUSTOS_QUIET", v)]);
