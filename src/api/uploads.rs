@@ -135,7 +135,7 @@ fn header_u64(headers: &HeaderMap, name: &'static str) -> Result<u64> {
 }
 
 fn valid_upload_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    custos_core::protocol::is_lower_hex(id, 32)
 }
 
 /// Load an upload that belongs to `case_id` and was created by `actor`,

@@ -52,7 +52,7 @@ impl HighWater {
             file.set_len((2 * SLOT) as u64)?;
             file.sync_all()?;
             if let Some(parent) = path.parent() {
-                File::open(parent)?.sync_all()?;
+                crate::durable::sync_dir(parent)?;
             }
         }
         let mut buf = vec![0u8; 2 * SLOT];

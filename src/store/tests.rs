@@ -310,3 +310,28 @@ fn nonces_are_single_use() {
     assert_eq!(store.prune_nonces(200).unwrap(), 2);
     assert!(store.remember_nonce("k", "n1", 300).unwrap());
 }
+
+#[test]
+fn an_unreadable_upload_record_is_left_out_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let good = UploadRecord {
+        case_id: "c".into(),
+        length: 10,
+        offset: 0,
+        chunks: 0,
+        owner: "0123456789abcdef".parse().unwrap(),
+        created: 1,
+        touched: 0,
+    };
+    store
+        .tree(T::Uploads)
+        .insert("good", serde_json::to_vec(&good).unwrap())
+        .unwrap();
+    store.tree(T::Uploads).insert("damaged", &b"{not json"[..]).unwrap();
+    let uploads = store.uploads().unwrap();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].0, "good");
+    // Their ids, for terminating every upload, still include both.
+    assert_eq!(store.upload_ids().unwrap().len(), 2);
+}

@@ -1071,6 +1071,18 @@ fn every_failure_is_one_error_line_and_exit_1() {
     assert!(e.contains("<CASE>"), "{e}");
     let e = one_line(&[], &[]);
     assert!(e.contains("'custos' requires a subcommand"), "{e}");
+    // With no argument at all (nor CUSTOS_SERVER), clap would print the
+    // whole help as an error: one line instead, naming the command.
+    let out = Command::new(BIN)
+        .arg("principal")
+        .env_remove("CUSTOS_SERVER")
+        .env_remove("CUSTOS_IDENTITY")
+        .env_remove("CUSTOS_QUIET")
+        .output()
+        .unwrap();
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(e, "error: custos principal needs a command (add --help to see them)\n");
     one_line(&["cases", "--no-such-flag"], &[]);
     one_line(&["no-such-command"], &[]);
     // A vault that cannot be reached: said once, with where and why.

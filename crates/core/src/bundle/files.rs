@@ -100,7 +100,7 @@ pub(super) fn layout(dir: &Path, complete: bool) -> Result<Layout, Failure> {
     }
     let mut objects = BTreeSet::new();
     for (name, is_dir) in entries(&dir.join(OBJECTS_DIR))? {
-        if is_dir || name.len() != 64 || !name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if is_dir || !crate::protocol::is_lower_hex(&name, 64) {
             return fail("files", format!("unexpected file objects/{name}"));
         }
         objects.insert(name);

@@ -480,6 +480,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn roles_are_read_as_they_are_written() {
+        for role in Role::ALL {
+            assert_eq!(role.to_string().parse::<Role>(), Ok(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        assert!("Lawyer".parse::<Role>().is_err());
+    }
+
+    #[test]
     fn cards_round_trip_and_reject_damage() {
         let id = Identity::generate("Айгерим Lawyer").unwrap();
         let card = id.card();
