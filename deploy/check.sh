@@ -122,6 +122,24 @@ caddy fmt deploy/caddy/Caddyfile | diff -u deploy/caddy/Caddyfile - || {
 echo "== hadolint deploy/container/Containerfile"
 "$venv/bin/hadolint" deploy/container/Containerfile
 
+echo "== the Containerfile copies every folder the build reads"
+# Each declared workspace target's sources must be in the build context;
+# a new crate or folder otherwise breaks \`podman build\` while every
+# other check still passes.
+cargo metadata --no-deps --format-version 1 --locked | python3 -c '
+import json, os, re, sys
+meta = json.load(sys.stdin)
+root = meta["workspace_root"]
+need = {os.path.relpath(t["src_path"], root).split(os.sep)[0]
+        for p in meta["packages"] for t in p["targets"]
+        if t["kind"] != ["test"]}  # integration tests are found, not declared
+copied = set(re.findall(r"^COPY (\S+) ", open("deploy/container/Containerfile").read(), re.M))
+missing = sorted(need - copied)
+if missing:
+    sys.exit("deploy/container/Containerfile does not copy: " + ", ".join(missing))
+print("copies", ", ".join(sorted(need)))
+'
+
 echo "== docker-compose config"
 docker-compose -f deploy/container/compose.yaml config -q
 

@@ -1,8 +1,8 @@
 // The submitter's side of the custos protocol, in the browser: codenames and
 // their key derivation, RFC 9421 request signatures, the proof-of-work stamp,
 // receipts and intake checks, and age encryption of content. Every derivation
-// matches the Rust client byte for byte (src/identity/codename.rs,
-// src/httpsig.rs, src/stamp.rs, src/client/flows.rs); tests/web.rs checks
+// matches the Rust client byte for byte (crates/core/src/identity/codename.rs,
+// crates/core/src/httpsig.rs, crates/core/src/stamp.rs, crates/client/src/flows); tests/it/web.rs checks
 // that by decrypting what this code sent with the Rust CLI.
 //
 // No DOM here: the page (main.js) calls these functions.
@@ -15,7 +15,7 @@ import * as age from "age-encryption";
 
 const utf8 = new TextEncoder();
 
-// ---- Codenames (src/identity/codename.rs) ----
+// ---- Codenames (crates/core/src/identity/codename.rs) ----
 
 const FIRST = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t"];
 const VOWEL = ["a", "e", "i", "o", "u", "ai"];
@@ -98,7 +98,7 @@ export function keyId(publicKey) {
   return hex.encode(sha256(concat(utf8.encode("custos key id\n"), publicKey)).slice(0, 8));
 }
 
-// ---- Request signatures (src/httpsig.rs, src/client/mod.rs) ----
+// ---- Request signatures (crates/core/src/httpsig.rs, crates/client/src/lib.rs) ----
 
 const SIGNATURE_LIFETIME_SECS = 60;
 
@@ -194,7 +194,7 @@ export async function call(method, path, { keys, json, raw, headers = {}, covere
   return resp;
 }
 
-// ---- Proof-of-work stamp (src/stamp.rs) ----
+// ---- Proof-of-work stamp (crates/core/src/stamp.rs) ----
 
 function be64(n) {
   const b = new Uint8Array(8);
@@ -235,7 +235,7 @@ export async function mintStamp(origin, body, bits, onProgress, time = Math.floo
   }
 }
 
-// ---- Checkpoints, receipts and intake (src/custody, src/client/trust.rs) ----
+// ---- Checkpoints, receipts and intake (crates/core/src/custody, crates/client/src/trust.rs) ----
 
 /**
  * Parse a C2SP vkey `name+hash+base64(alg || key)`: `alg` 0x01 for a log's
@@ -344,7 +344,7 @@ export function verifyConsistency(size1, size2, proof, root1, root2) {
   return sn === 0 && sameBytes(fr, root1) && sameBytes(sr, root2);
 }
 
-/** How far in the future a cosignature's time may be (src/custody/cosignature.rs). */
+/** How far in the future a cosignature's time may be (crates/core/src/custody/cosignature.rs). */
 const MAX_COSIGNATURE_FUTURE_SECS = 300;
 
 /**
@@ -679,7 +679,7 @@ export async function encryptBlob(blob, recipients, onProgress) {
   return { blob: new Blob(blobs), sha256: hex.encode(hash.digest()) };
 }
 
-/** The duress note, always the same length (src/client/flows.rs). */
+/** The duress note, always the same length (crates/client/src/flows). */
 export function duressNote(duressKeyId) {
   return `custos-note-v1 duress=${duressKeyId ?? "-".repeat(16)}`;
 }

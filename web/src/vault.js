@@ -1,7 +1,7 @@
 // What the page does with the vault: submit a case, come back to it with a
 // codename (status, replies, more evidence), and upload encrypted objects
 // with tus so that a cut connection resumes where it stopped. The same steps,
-// in the same order, as src/client/flows.rs and src/client/submitter.rs.
+// in the same order, as crates/client/src/flows and crates/client/src/submitter.rs.
 
 import { Upload, defaultOptions } from "tus-js-client";
 

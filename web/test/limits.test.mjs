@@ -90,7 +90,7 @@ test("every string the page's script asks for is in every language", () => {
   for (const m of vault.matchAll(/\bon(?:Stage|Phase)\("([a-z]+)"/g)) keys.add(`stage_${m[1]}`);
   assert.ok(keys.has("error_file_too_large") && keys.has("row_not_sent") && keys.has("stage_encrypt"));
   for (const lang of ["en", "ru", "kk"]) {
-    const strings = JSON.parse(readFileSync(new URL(`../../src/web/strings/${lang}.json`, import.meta.url), "utf8"));
+    const strings = JSON.parse(readFileSync(new URL(`../../crates/server/src/web/strings/${lang}.json`, import.meta.url), "utf8"));
     for (const k of keys) assert.ok(k in strings, `${lang}.json has no ${k}`);
   }
 });

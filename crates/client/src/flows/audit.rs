@@ -1,0 +1,263 @@
+//! Auditing the whole log from a client: download every entry, replay every
+//! chain and signature against a (witnessed) checkpoint, and hold it to the
+//! last one this auditor verified. The replay itself is the core's `LogAuditor`.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::witnessed::cosigned_checkpoint;
+use super::{verify, Result};
+use crate::{Client, ClientError};
+use custos_core::audit::{decode_hashes, AuditSummary, LogAuditor};
+use custos_core::custody::checkpoint::{Checkpoint, LogVerifier};
+use custos_core::custody::cosignature::WitnessVerifier;
+use custos_core::custody::merkle;
+use custos_core::identity::{Card, Identity};
+use custos_durable::write_atomically;
+
+/// What an auditor remembers between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditState {
+    /// The last verified checkpoint note.
+    pub checkpoint: String,
+    /// Witnesses (vkeys) whose cosignatures every audited checkpoint must
+    /// carry, kept from the first audit that named them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
+    /// How many of them.
+    #[serde(default)]
+    pub quorum: usize,
+    /// The log's trust anchors as the first audit saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<Card>,
+}
+
+/// How long an audit waits for the witnesses to cosign the newest
+/// checkpoint: the vault sends each new one as soon as it is signed, and a
+/// witness answers in milliseconds, but a write may have just landed.
+const COSIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Result of an audit: what was verified, and the first failure if any.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    /// Entries verified (chain, signature, and inclusion in the root).
+    pub entries: u64,
+    /// Chains checked.
+    pub chains: usize,
+    /// Actor signatures verified.
+    pub signatures: u64,
+    /// Size of the signed checkpoint audited against.
+    pub checkpoint_size: u64,
+    /// Its root, base64.
+    pub checkpoint_root: String,
+    /// Size of the previous checkpoint proven consistent, if a state file
+    /// was given and held one.
+    pub consistent_with: Option<u64>,
+    /// The witnesses whose cosignatures on the checkpoint verified, when a
+    /// quorum was asked for (given, or kept in the state file).
+    pub cosigned_by: Vec<String>,
+    /// The quorum asked for (0: none).
+    pub quorum: usize,
+    /// The log's trust anchors, as `key id name`.
+    pub anchors: Vec<String>,
+    /// The first check that failed; `None` when the audit passed.
+    pub failure: Option<String>,
+}
+
+impl AuditReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Page size for downloading entries.
+const AUDIT_PAGE: u64 = 1000;
+
+/// Audit the whole log: checkpoint signature, every chain link, every actor
+/// signature, the Merkle root, and (with a state file) consistency with the
+/// last checkpoint this auditor verified; the state file is updated only
+/// when everything passed. A failed check is reported in
+/// [`AuditReport::failure`]; an error means the audit could not run.
+pub async fn audit(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+) -> Result<AuditReport> {
+    audit_with(client, identity, log, state, AuditOptions::default()).await
+}
+
+/// What an audit asks beyond the log's own signature.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Witnesses whose cosignatures the checkpoint must carry, and how
+    /// many. Given once, they are kept in the state file and required on
+    /// every later audit with it.
+    pub witnesses: Option<crate::bundle::Policy>,
+    /// How long to wait for the newest checkpoint's cosignatures.
+    pub cosign_wait: std::time::Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            witnesses: None,
+            cosign_wait: COSIGN_WAIT,
+        }
+    }
+}
+
+/// [`audit`], with [`AuditOptions`].
+pub async fn audit_with(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+    options: AuditOptions,
+) -> Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let mut auditor = LogAuditor::new();
+    let outcome = run_audit(client, identity, log, state, options, &mut auditor, &mut report).await;
+    let AuditSummary {
+        entries,
+        chains,
+        signatures,
+    } = auditor.summary();
+    (report.entries, report.chains, report.signatures) = (entries, chains, signatures);
+    match outcome {
+        Ok(()) => Ok(report),
+        Err(ClientError::Verify(problem)) => {
+            report.failure = Some(problem);
+            Ok(report)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn run_audit(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    state: Option<&Path>,
+    options: AuditOptions,
+    auditor: &mut LogAuditor,
+    report: &mut AuditReport,
+) -> Result<()> {
+    let old = load_state(state)?;
+    let policy = witness_policy(options.witnesses, old.as_ref())?;
+    report.quorum = policy.quorum;
+    let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, &mut report.cosigned_by).await?;
+    let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
+    (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
+    replay_entries(client, identity, &cp, auditor).await?;
+    auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
+    report.anchors = auditor
+        .anchors()
+        .iter()
+        .map(|c| format!("{} {}", c.key_id(), c.name))
+        .collect();
+
+    if let Some(old) = &old {
+        if !old.anchors.is_empty() && old.anchors != auditor.anchors() {
+            return Err(verify(
+                "the log's trust anchors are not the admin cards pinned by the first audit",
+            ));
+        }
+        report.consistent_with = Some(extends_last(client, log, old, &cp).await?);
+    }
+    if let Some(path) = state {
+        let saved = AuditState {
+            checkpoint: note,
+            witnesses: policy.witnesses.iter().map(WitnessVerifier::vkey).collect(),
+            quorum: policy.quorum,
+            anchors: auditor.anchors().to_vec(),
+        };
+        write_atomically(path, &serde_json::to_vec_pretty(&saved).expect("serialisable"))?;
+    }
+    Ok(())
+}
+
+/// The state file's last audit, if there is one.
+fn load_state(state: Option<&Path>) -> Result<Option<AuditState>> {
+    let Some(path) = state.filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&std::fs::read(path)?)
+        .map(Some)
+        .map_err(|e| verify(format!("state file {}: {e}", path.display())))
+}
+
+/// The witnesses asked for now, or else those the state file keeps.
+fn witness_policy(given: Option<crate::bundle::Policy>, old: Option<&AuditState>) -> Result<crate::bundle::Policy> {
+    Ok(match (given, old) {
+        (Some(p), _) => p,
+        (None, Some(old)) => crate::bundle::Policy {
+            witnesses: old
+                .witnesses
+                .iter()
+                .map(|w| WitnessVerifier::parse(w).map_err(|e| verify(format!("state file witness: {e}"))))
+                .collect::<Result<_>>()?,
+            quorum: old.quorum,
+        },
+        (None, None) => crate::bundle::Policy::default(),
+    })
+}
+
+/// Download the log's entries up to the checkpoint's size, a page at a
+/// time, and replay each through `auditor`.
+async fn replay_entries(client: &Client, identity: &Identity, cp: &Checkpoint, auditor: &mut LogAuditor) -> Result<()> {
+    while auditor.size() < cp.size {
+        let page = client
+            .entries(
+                identity.signing_key(),
+                auditor.size(),
+                AUDIT_PAGE.min(cp.size - auditor.size()),
+            )
+            .await?;
+        if page.entries.is_empty() {
+            return Err(verify(format!(
+                "the vault returned no entries at index {} of {}",
+                auditor.size(),
+                cp.size
+            )));
+        }
+        for e in page.entries {
+            let bytes = B64.decode(e).map_err(|_| verify("an entry is not base64"))?;
+            auditor.push(&bytes).map_err(|e| verify(e.to_string()))?;
+            if auditor.size() == cp.size {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// That `cp` extends the checkpoint of the last audit (never rolled back,
+/// rewritten or forked); returns the last audit's size.
+async fn extends_last(client: &Client, log: &LogVerifier, old: &AuditState, cp: &Checkpoint) -> Result<u64> {
+    let old_cp = log
+        .verify(&old.checkpoint)
+        .map_err(|e| verify(format!("state file checkpoint: {e}")))?;
+    let describe = |c: &Checkpoint| format!("size {} root {}", c.size, B64.encode(c.root));
+    if old_cp.size > cp.size {
+        return Err(verify(format!(
+            "the log was rolled back: last verified {}, now {}",
+            describe(&old_cp),
+            describe(cp)
+        )));
+    }
+    let proof = client.consistency(old_cp.size, cp.size).await?;
+    let proof = decode_hashes(&proof.proof).ok_or_else(|| verify("consistency proof is malformed"))?;
+    merkle::verify_consistency(old_cp.size, cp.size, &proof, &old_cp.root, &cp.root).map_err(|e| {
+        verify(format!(
+            "the log was rewritten or forked: last verified {}, now {}: {e}",
+            describe(&old_cp),
+            describe(cp)
+        ))
+    })?;
+    Ok(old_cp.size)
+}

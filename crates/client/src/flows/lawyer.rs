@@ -1,0 +1,94 @@
+//! What a lawyer does with a case beyond reading it: list the cases this
+//! identity holds, reply to the submitter, grant the case to a colleague.
+//! Every fact acted on is proven from the signed log; retrieval is `retrieve`.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::upload::upload_encrypted;
+use super::{case_key_of, held_proven, holder_status, verify, Result, SubmitFile};
+use crate::{Client, ClientError};
+use custos_core::custody::checkpoint::LogVerifier;
+use custos_core::custody::Receipt;
+use custos_core::envelope::{CaseKey, ObjectKind};
+use custos_core::identity::{Identity, KeyId};
+use custos_core::wire::{CaseSummary, GrantBody};
+
+/// The cases an identity can open, with each withdrawn one's status as this
+/// holder sees it, proven from the log (see [`holder_status`]).
+pub async fn cases(client: &Client, identity: &Identity, log: &LogVerifier) -> Result<Vec<CaseSummary>> {
+    let mut cases = client.cases(identity.signing_key()).await?;
+    for c in cases.iter_mut().filter(|c| c.status != "open") {
+        let (_, proven) = held_proven(client, identity, log, &c.case_id).await?;
+        c.status = holder_status(identity, &proven)?;
+    }
+    Ok(cases)
+}
+
+/// A lawyer's reply to the submitter: encrypted to the case key and to the
+/// submitter's keys, stored as an object of kind `reply`, and logged.
+///
+/// The submitter's recipients come from the submitter's own signed request
+/// in the log, never from the host's record, so a host cannot add a
+/// recipient of its own and read the reply.
+pub async fn reply(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    message: &Path,
+) -> Result<Receipt> {
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
+    let submitters = proven
+        .submitter_recipients()
+        .iter()
+        .map(|r| custos_core::identity::parse_recipient(r).map_err(|e| verify(format!("submitter recipient: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let file = SubmitFile {
+        path: message.to_path_buf(),
+        kind: ObjectKind::Reply,
+    };
+    let committed = upload_encrypted(client, identity.signing_key(), case_id, &case_key, &submitters, &file).await?;
+    Ok(committed.receipt)
+}
+
+/// Grant a case to another lawyer: open this identity's envelope, wrap the
+/// case key to the grantee's card as the signed log registered it, and
+/// send the signed grant.
+pub async fn grant(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    to: &KeyId,
+) -> Result<Receipt> {
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
+    // The grantee's card as the log registered it, never as the host
+    // lists it: a host that swapped the recipient would get the case key.
+    let (grantee, _) = proven
+        .registry
+        .get(to)
+        .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
+    // Pass on the duress note's key too, so the new lawyer can tell a
+    // coerced withdrawal from a real one.
+    let note_envelope = match proven.note_envelopes.get(&identity.key_id()) {
+        Some(env) => {
+            let note_key = CaseKey::open(
+                &B64.decode(env).map_err(|_| verify("note envelope is not base64"))?,
+                identity.age_identity(),
+            )?;
+            Some(B64.encode(note_key.wrap(&grantee.age_recipient())?))
+        }
+        None => None,
+    };
+    let body = GrantBody {
+        key_id: to.clone(),
+        envelope: B64.encode(case_key.wrap(&grantee.age_recipient())?),
+        note_envelope,
+    };
+    client.grant(identity.signing_key(), case_id, &body).await
+}

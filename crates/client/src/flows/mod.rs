@@ -1,0 +1,121 @@
+//! The workflows each role runs, built on [`Client`]: submit a case, fetch
+//! and decrypt a case, grant it, and audit the whole log. Each verifies what
+//! the server returns (receipts, hashes, signatures) and never takes the
+//! server's word. The CLI is a thin shell around these functions.
+//!
+//! This module owns what the workflows share (trusting a vault, checking a
+//! receipt, the case as a holder sees it); each workflow has its own file:
+//! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
+//! (and `duress`), `audit`. The HTTP requests themselves are `client`'s.
+
+mod audit;
+mod duress;
+mod lawyer;
+mod retrieve;
+mod submit;
+mod upload;
+mod witnessed;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+pub use self::audit::{audit, audit_with, AuditOptions, AuditReport, AuditState};
+pub use self::duress::holder_status;
+pub use self::lawyer::{cases, grant, reply};
+pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
+pub use self::submit::{submit, Submitted};
+pub use self::upload::{upload_encrypted, upload_files_resumably};
+pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
+use super::proven::{prove_case, ProvenCase, Reader};
+pub use super::resume::SubmitFile;
+use super::trust::{TrustStore, Trusted};
+use super::{Client, ClientError};
+use custos_core::audit::verify_receipt;
+use custos_core::custody::checkpoint::LogVerifier;
+use custos_core::custody::{Action, Receipt};
+use custos_core::envelope::CaseKey;
+use custos_core::identity::{Card, Identity};
+use custos_core::wire::{CaseDetail, IntakeParams};
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+pub(super) fn verify(msg: impl Into<String>) -> ClientError {
+    ClientError::Verify(msg.into())
+}
+
+/// Fetch the intake parameters and check them against what this client
+/// trusts.
+pub async fn trusted_vault(client: &Client, store: &TrustStore, explicit: &[Card]) -> Result<(IntakeParams, Trusted)> {
+    let params = client.intake().await?;
+    let trusted = store.check(client.base(), &params, explicit)?;
+    // The parameters' checkpoint must extend the last one this client
+    // accepted from the vault: a host that shows it an older registry, or a
+    // fork, is refused.
+    if let (Some(pins), Ok(cp)) = (client.pins(), trusted.log.verify(&params.checkpoint)) {
+        pins.advance_checkpoint(client, &trusted.log, &params.checkpoint, &cp)
+            .await?;
+    }
+    Ok((params, trusted))
+}
+
+/// Check a receipt and that its event is the expected action.
+pub fn check_receipt(receipt: &Receipt, log: &LogVerifier, action: Action) -> Result<custos_core::custody::Event> {
+    let (event, _) = verify_receipt(receipt, log).map_err(|e| verify(format!("receipt: {e}")))?;
+    if event.action != action {
+        return Err(verify(format!(
+            "receipt is for {:?}, expected {action:?}",
+            event.action
+        )));
+    }
+    Ok(event)
+}
+
+fn no_envelope(identity: &Identity, case_id: &str) -> ClientError {
+    ClientError::Usage(format!(
+        "identity {} holds no envelope for case {case_id}",
+        identity.key_id()
+    ))
+}
+
+/// The case as this identity sees it. The vault answers "not found" both
+/// for cases that do not exist and for cases the identity may not see, so
+/// that case ids cannot be probed; the message says both.
+async fn held_case(client: &Client, identity: &Identity, case_id: &str) -> Result<CaseDetail> {
+    match client.case(identity.signing_key(), case_id).await {
+        Err(e) if e.code() == Some("not_found") => Err(ClientError::Usage(format!(
+            "case {case_id} does not exist, or identity {} holds no envelope for it",
+            identity.key_id()
+        ))),
+        other => other,
+    }
+}
+
+/// The case as this identity sees it, and as the signed log proves it; the
+/// host's record is held to the log, and any difference refused.
+async fn held_proven(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+) -> Result<(CaseDetail, ProvenCase)> {
+    let detail = held_case(client, identity, case_id).await?;
+    let proven = prove_case(client, identity.signing_key(), log, &[], case_id, Reader::Principal).await?;
+    proven.check_record(&detail, &identity.key_id(), Reader::Principal)?;
+    Ok((detail, proven))
+}
+
+/// This identity's case key, from its envelope in the signed log.
+fn case_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
+    let envelope = proven
+        .envelopes
+        .get(&identity.key_id())
+        .ok_or_else(|| no_envelope(identity, &proven.case_id))?;
+    let case_key = CaseKey::open(
+        &B64.decode(envelope).map_err(|_| verify("envelope is not base64"))?,
+        identity.age_identity(),
+    )?;
+    if case_key.recipient().to_string() != proven.creation.case_recipient {
+        return Err(verify("the envelope does not hold this case's key"));
+    }
+    Ok(case_key)
+}

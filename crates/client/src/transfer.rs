@@ -1,0 +1,298 @@
+//! Moving bulk data: tus uploads (create, PATCH from an offset, commit),
+//! object downloads that resume with a range request, and backups. Reports
+//! to the progress sink; the JSON requests and signing are in `client`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use super::progress::Meter;
+use super::{Client, ClientError, RequestParts, Result, PATCH_SIZE};
+use custos_core::custody::Receipt;
+use custos_core::protocol::TUS_VERSION;
+use custos_core::wire::{CommitUpload, ObjectCommitted};
+
+impl Client {
+    /// Create a tus upload; returns its path.
+    pub async fn create_upload(&self, key: &SigningKey, case_id: &str, length: u64) -> Result<String> {
+        let parts = RequestParts {
+            headers: vec![
+                ("tus-resumable", TUS_VERSION.into()),
+                ("upload-length", length.to_string()),
+            ],
+            covered: vec!["upload-length"],
+            body: None,
+        };
+        let resp = self
+            .send(Some(key), Method::POST, &format!("/v1/cases/{case_id}/uploads"), parts)
+            .await?;
+        resp.headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Verify("upload created without a Location".into()))
+    }
+
+    /// Send one PATCH at `offset`; returns the new offset.
+    pub async fn patch(&self, key: &SigningKey, upload: &str, offset: u64, data: Vec<u8>) -> Result<u64> {
+        let sha = B64.encode(Sha256::digest(&data));
+        self.patch_hashed(key, upload, offset, data, &sha).await
+    }
+
+    /// [`Client::patch`] with the body's SHA-256 (base64) already computed:
+    /// it serves as both the tus checksum and the signed `Content-Digest`.
+    async fn patch_hashed(&self, key: &SigningKey, upload: &str, offset: u64, data: Vec<u8>, sha: &str) -> Result<u64> {
+        let parts = RequestParts {
+            headers: vec![
+                ("tus-resumable", TUS_VERSION.into()),
+                ("upload-offset", offset.to_string()),
+                ("upload-checksum", format!("sha256 {sha}")),
+                ("content-digest", format!("sha-256=:{sha}:")),
+                ("content-type", "application/offset+octet-stream".into()),
+            ],
+            covered: vec!["upload-offset"],
+            body: Some(data),
+        };
+        let resp = self.send(Some(key), Method::PATCH, upload, parts).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Verify("PATCH reply without Upload-Offset".into()))
+    }
+
+    /// The durable offset of an upload (tus HEAD).
+    pub async fn upload_offset(&self, key: &SigningKey, upload: &str) -> Result<u64> {
+        let parts = RequestParts {
+            headers: vec![("tus-resumable", TUS_VERSION.into())],
+            ..Default::default()
+        };
+        let resp = self.send(Some(key), Method::HEAD, upload, parts).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Verify("HEAD reply without Upload-Offset".into()))
+    }
+
+    /// Commit an upload as an object named by its SHA-256.
+    pub async fn commit(&self, key: &SigningKey, upload: &str, body: &CommitUpload) -> Result<ObjectCommitted> {
+        self.json(Some(key), Method::POST, &format!("{upload}/commit"), Some(body))
+            .await
+    }
+
+    /// Upload a whole ciphertext file and commit it with its label.
+    pub async fn upload_file(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        path: &Path,
+        sha256: &str,
+        label: &[u8],
+    ) -> Result<ObjectCommitted> {
+        let length = std::fs::metadata(path)?.len();
+        let upload = self.create_upload(key, case_id, length).await?;
+        self.upload_from(key, &upload, path, 0).await?;
+        self.commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha256.to_owned(),
+                label: B64.encode(label),
+            },
+        )
+        .await
+    }
+
+    /// Send the file at `path` to `upload` from `offset` (where the vault
+    /// says the upload stands) to its end.
+    ///
+    /// The next PATCH is read and hashed while the current one is in
+    /// flight, so the disk, the hashing and the vault's fsync overlap.
+    pub async fn upload_from(&self, key: &SigningKey, upload: &str, path: &Path, offset: u64) -> Result<()> {
+        let mut file = std::fs::File::open(path)?;
+        let length = file.metadata()?.len();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
+        let mut meter = self.progress.begin("upload", length);
+        meter.advance(offset);
+        let mut offset = offset;
+        let mut next_piece = read_piece(file);
+        while offset < length {
+            let (f, buf, sha) = next_piece
+                .await
+                .map_err(|e| ClientError::Verify(format!("reading task failed: {e}")))??;
+            if buf.is_empty() {
+                return Err(ClientError::Verify("file shrank during upload".into()));
+            }
+            let sent = buf.len() as u64;
+            next_piece = read_piece(f);
+            let next = self.patch_hashed(key, upload, offset, buf, &sha).await?;
+            if next != offset + sent {
+                return Err(ClientError::Verify(format!(
+                    "the vault moved the upload to {next}, not {}",
+                    offset + sent
+                )));
+            }
+            meter.advance(sent);
+            offset = next;
+        }
+        Ok(())
+    }
+
+    /// Download a small object into `out`, a writer that does not block (a
+    /// buffer in memory), hashing as it streams. Returns the receipt of the
+    /// access event and the hex SHA-256 of what arrived. Large objects go
+    /// through [`Client::open_download`] to a blocking thread instead.
+    pub async fn download(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        out: &mut impl Write,
+    ) -> Result<(Receipt, String)> {
+        let mut hasher = Sha256::new();
+        let receipt = self.download_from(key, case_id, object_id, 0, out, &mut hasher).await?;
+        Ok((receipt, hex::encode(hasher.finalize())))
+    }
+
+    /// [`Client::download`] from byte `offset` on (an HTTP range request,
+    /// to resume a cut download), feeding `hasher`, which the caller has fed
+    /// the first `offset` bytes. Returns the access receipt.
+    pub async fn download_from(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        offset: u64,
+        out: &mut impl Write,
+        hasher: &mut Sha256,
+    ) -> Result<Receipt> {
+        let mut download = self.open_download(key, case_id, object_id, offset).await?;
+        while let Some(piece) = download.next_piece().await? {
+            hasher.update(&piece);
+            out.write_all(&piece)?;
+        }
+        Ok(download.into_receipt())
+    }
+
+    /// Start downloading an object from byte `offset` on (an HTTP range
+    /// request, to resume a cut download).
+    pub async fn open_download(
+        &self,
+        key: &SigningKey,
+        case_id: &str,
+        object_id: &str,
+        offset: u64,
+    ) -> Result<Download> {
+        self.open_object(key, &format!("/v1/cases/{case_id}/objects/{object_id}"), offset)
+            .await
+    }
+
+    /// Start downloading an object's ciphertext for an export bundle
+    /// (auditors may).
+    pub async fn open_export_download(&self, key: &SigningKey, case_id: &str, object_id: &str) -> Result<Download> {
+        self.open_object(key, &format!("/v1/cases/{case_id}/export/objects/{object_id}"), 0)
+            .await
+    }
+
+    async fn open_object(&self, key: &SigningKey, path: &str, offset: u64) -> Result<Download> {
+        let mut parts = RequestParts::default();
+        if offset > 0 {
+            // The vault refuses a Range its signature does not cover.
+            parts.headers.push(("range", format!("bytes={offset}-")));
+            parts.covered.push("range");
+        }
+        let resp = self.send(Some(key), Method::GET, path, parts).await?;
+        if offset > 0 {
+            let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok());
+            if resp.status() != StatusCode::PARTIAL_CONTENT
+                || !range.is_some_and(|r| r.starts_with(&format!("bytes {offset}-")))
+            {
+                return Err(ClientError::Verify(format!(
+                    "asked to resume at byte {offset}, the vault answered otherwise"
+                )));
+            }
+        }
+        let receipt = resp
+            .headers()
+            .get("custos-receipt")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| B64.decode(v).ok())
+            .and_then(|v| serde_json::from_slice::<Receipt>(&v).ok())
+            .ok_or_else(|| ClientError::Verify("download without a receipt".into()))?;
+        let mut meter = self
+            .progress
+            .begin("download", offset + resp.content_length().unwrap_or(0));
+        meter.advance(offset);
+        Ok(Download { resp, meter, receipt })
+    }
+
+    /// Take a backup of the whole vault (admins) into `out`; returns its
+    /// size. The caller checks what arrived with the server crate's `backup::verify_file`.
+    pub async fn backup(&self, key: &SigningKey, out: &mut impl Write) -> Result<u64> {
+        let mut resp = self
+            .send(Some(key), Method::GET, "/v1/vault/backup", RequestParts::default())
+            .await?;
+        let expected = resp.content_length();
+        let mut meter = self.progress.begin("backup", expected.unwrap_or(0));
+        let mut got = 0u64;
+        while let Some(piece) = resp.chunk().await? {
+            out.write_all(&piece)?;
+            got += piece.len() as u64;
+            meter.advance(piece.len() as u64);
+        }
+        if expected.is_some_and(|e| e != got) {
+            return Err(ClientError::Verify(format!(
+                "the backup stopped after {got} of {} bytes",
+                expected.unwrap_or(0)
+            )));
+        }
+        Ok(got)
+    }
+}
+
+/// Read the next PATCH's worth of `file` and hash it, off the async threads.
+fn read_piece(file: std::fs::File) -> tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>, String)>> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(PATCH_SIZE);
+        (&file).take(PATCH_SIZE as u64).read_to_end(&mut buf)?;
+        let sha = B64.encode(Sha256::digest(&buf));
+        Ok((file, buf, sha))
+    })
+}
+
+/// An object download under way: the access receipt the vault sent with
+/// it, and its body, a piece at a time as it arrives. Where the pieces go
+/// is the caller's choice; nothing here writes a file.
+pub struct Download {
+    resp: reqwest::Response,
+    meter: Box<dyn Meter>,
+    receipt: Receipt,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Download")
+    }
+}
+
+impl Download {
+    /// The next piece of the body; `None` at its end.
+    pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(piece) = self.resp.chunk().await? else {
+            return Ok(None);
+        };
+        self.meter.advance(piece.len() as u64);
+        Ok(Some(Vec::from(piece)))
+    }
+
+    /// The receipt of the access event, once the body has been read.
+    pub fn into_receipt(self) -> Receipt {
+        self.receipt
+    }
+}

@@ -1,0 +1,92 @@
+//! `GET /v1/vault/backup`: an admin's consistent snapshot of the whole
+//! vault, streamed as the tar file [`crate::backup`] writes. The request is
+//! logged and made durable first, so every copy that leaves the vault is on
+//! the record, signed by the admin who took it, and the snapshot holds its
+//! own event. The log key never travels this way.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Signed;
+use super::error::ApiError;
+use super::logged::{draft, log_and_flush};
+use super::AppState;
+use crate::backup::BackupError;
+use crate::policy;
+use crate::store::{Batch, StoreError};
+use custos_core::custody::{Action, VAULT_CASE};
+
+/// Bytes handed to the response at a time.
+const PIECE: usize = 256 * 1024;
+
+/// A writer that hands what it is given to the response body; fails once
+/// the client has gone, which stops the snapshot being written.
+struct ToBody(tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>);
+
+impl std::io::Write for ToBody {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(axum::body::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn api_error(e: BackupError) -> ApiError {
+    match e {
+        BackupError::Store(e) => ApiError::Store(e),
+        BackupError::Io(e) => ApiError::Store(StoreError::Io(e)),
+        other => ApiError::Store(StoreError::Integrity(other.to_string())),
+    }
+}
+
+pub(super) async fn backup(
+    State(state): State<Arc<AppState>>,
+    Signed { actor, request }: Signed,
+) -> Result<Response, ApiError> {
+    if !policy::may_take_backup(&actor) {
+        return Err(ApiError::Forbidden("only an admin may take a backup"));
+    }
+    let store = &state.vault.store;
+    let guard = store.writer().await;
+    let d = draft(
+        VAULT_CASE,
+        &actor,
+        Action::VaultBackedUp,
+        vec![],
+        serde_json::json!({}),
+        request,
+    );
+    log_and_flush(&state, guard, Batch::default(), vec![d]).await?;
+    let snapshot = crate::backup::snapshot(state.clone()).await.map_err(api_error)?;
+    let len = snapshot.tar_len();
+    let log_size = snapshot.manifest().log_size;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let writer = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(PIECE, ToBody(tx.clone()));
+        match snapshot.write(&writer.vault.store, out) {
+            Ok(m) => tracing::info!(log_size = m.log_size, chunk_files = m.chunk_files, "backup sent"),
+            Err(e) => {
+                tracing::error!(error = %e, "backup cut short");
+                // The client sees the body end early, short of its length.
+                let _ = tx.blocking_send(Err(std::io::Error::other("backup cut short")));
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    }));
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert("custos-log-size", HeaderValue::from(log_size));
+    Ok(resp)
+}

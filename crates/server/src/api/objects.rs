@@ -1,0 +1,268 @@
+//! Reading stored objects: a holder's download (with `Range`), an
+//! auditor's export and its object reads, each a logged access; the bytes
+//! are re-hashed as they are sent.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::auth::Signed;
+use super::cases::visible_case;
+use super::error::ApiError;
+use super::logged::{draft, log_and_flush, one};
+use super::wire::*;
+use super::AppState;
+use crate::policy::{self, Actor};
+use crate::store::{self, pair_key, Batch, CaseObject, T};
+use custos_core::custody::{Action, VAULT_CASE};
+use custos_core::httpsig::SignedRequest;
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+pub(super) async fn download(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, object_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Signed { actor, request: signed }: Signed,
+) -> Result<Response> {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_download(&actor, &case_id, acc) {
+        return Err(ApiError::Forbidden(
+            "only holders of the case key may download its objects",
+        ));
+    }
+    send_object(state, case_id, object_id, actor, signed, range_start(&headers)).await
+}
+
+/// The start of a `Range: bytes=N-` request (the one form clients need to
+/// resume a download); any other Range is ignored and the whole object is
+/// sent, as RFC 9110 allows.
+fn range_start(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?;
+    let n = v.strip_prefix("bytes=")?.strip_suffix('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Ciphertext for an export bundle: auditors may take it too, since they
+/// hold no envelope and cannot decrypt it. Logged like any download.
+pub(super) async fn export_object(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, object_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Signed { actor, request: signed }: Signed,
+) -> Result<Response> {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_export(&actor, acc) {
+        return Err(ApiError::Forbidden(
+            "only auditors and holders of the case key may export it",
+        ));
+    }
+    send_object(state, case_id, object_id, actor, signed, range_start(&headers)).await
+}
+
+/// Log the access, then stream the object (from byte `from`, for a resumed
+/// download), checking every chunk against its hash on the way and, for a
+/// whole object, the object's hash too.
+async fn send_object(
+    state: Arc<AppState>,
+    case_id: String,
+    object_id: String,
+    actor: Actor,
+    signed: SignedRequest,
+    from: Option<u64>,
+) -> Result<Response> {
+    let store = &state.vault.store;
+    let object = store::object_hash(&object_id).ok_or(ApiError::NotFound("object"))?;
+    let entry: CaseObject = store
+        .get_json(T::CaseObjects, pair_key(&case_id, &object_id))?
+        .ok_or(ApiError::NotFound("object"))?;
+    let manifest: store::ObjectManifest = store
+        .get_json(T::Objects, object)?
+        .ok_or_else(|| store::StoreError::Integrity(format!("object {object_id} has no manifest")))?;
+    let from = from.unwrap_or(0);
+    if from > 0 && from >= manifest.size {
+        return Err(ApiError::RangeNotSatisfiable(manifest.size));
+    }
+    // Find the chunk the range starts in (chunks are up to CHUNK_SIZE each,
+    // as PATCHes cut them), and check it before anything is logged or
+    // sent, so a damaged object is a clean error, not a cut-off download.
+    // Reading and re-hashing chunks is blocking work.
+    let (start, first) = {
+        let (state, chunks) = (state.clone(), manifest.chunks);
+        off_runtime(move || first_chunk_from(&state.vault.store, &object, chunks, from)).await?
+    };
+
+    let guard = store.writer().await;
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::ObjectAccessed,
+        vec![object_id.clone()],
+        if from > 0 {
+            serde_json::json!({ "size": entry.size, "from": from })
+        } else {
+            serde_json::json!({ "size": entry.size })
+        },
+        signed,
+    );
+    let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
+
+    let stream_state = state.clone();
+    let chunks = manifest.chunks;
+    let whole = from == 0;
+    let stream = futures_util::stream::unfold(
+        (start, first, sha2::Sha256::default()),
+        move |(i, first, mut hasher)| {
+            let state = stream_state.clone();
+            async move {
+                use sha2::Digest;
+                if i >= chunks {
+                    return None;
+                }
+                let chunk = match first {
+                    Some(c) => Ok(c),
+                    None => off_runtime(move || state.vault.store.object_chunk(&object, i)).await,
+                };
+                let item = chunk.and_then(|c| {
+                    hasher.update(&c);
+                    if whole && i + 1 == chunks && hasher.clone().finalize().as_slice() != object {
+                        return Err(store::StoreError::Integrity(format!(
+                            "object {} does not match its hash",
+                            hex::encode(object)
+                        )));
+                    }
+                    Ok(Bytes::from(c))
+                });
+                let item = item.map_err(|e| {
+                    tracing::error!(error = %e, "aborting a download");
+                    std::io::Error::other("stored data failed its integrity check")
+                });
+                let next = if item.is_ok() { i + 1 } else { chunks };
+                Some((item, (next, None, hasher)))
+            }
+        },
+    );
+    let receipt_header = B64.encode(serde_json::to_vec(&receipt).expect("serialisable"));
+    let mut resp = Response::new(Body::from_stream(stream));
+    if from > 0 {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.size - from));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if from > 0 {
+        let range = format!("bytes {from}-{}/{}", manifest.size - 1, manifest.size);
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range).expect("ascii"));
+    }
+    h.insert(
+        "custos-receipt",
+        HeaderValue::from_str(&receipt_header).expect("base64 is a valid header"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The chunk a download from byte `from` starts in, and that chunk's part
+/// from `from` on (none when the object has no chunks).
+fn first_chunk_from(
+    store: &store::Store,
+    object: &custos_core::custody::merkle::Hash,
+    chunks: u64,
+    from: u64,
+) -> std::result::Result<(u64, Option<Vec<u8>>), store::StoreError> {
+    let (mut start, mut skipped) = (0u64, 0u64);
+    while start < chunks {
+        let chunk = store.object_chunk(object, start)?;
+        if skipped + chunk.len() as u64 > from {
+            return Ok((start, Some(chunk[(from - skipped) as usize..].to_vec())));
+        }
+        skipped += chunk.len() as u64;
+        start += 1;
+    }
+    Ok((start, None))
+}
+
+/// Run store reads (chunk files, re-hashing) on a blocking thread.
+async fn off_runtime<V: Send + 'static>(
+    read: impl FnOnce() -> std::result::Result<V, store::StoreError> + Send + 'static,
+) -> std::result::Result<V, store::StoreError> {
+    tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| {
+        Err(store::StoreError::Io(std::io::Error::other(format!(
+            "read task failed: {e}"
+        ))))
+    })
+}
+
+/// Export a case: log the export, then return the vault's and the case's
+/// chains with an inclusion proof for every event against one checkpoint,
+/// cosigned by the witnesses that answer. The client fetches the ciphertext
+/// first (through `export_object`), so those accesses are in the export.
+pub(super) async fn export(
+    State(state): State<Arc<AppState>>,
+    Signed { actor, request: signed }: Signed,
+    Path(case_id): Path<String>,
+) -> Result<Json<ExportBody>> {
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_export(&actor, acc) {
+        return Err(ApiError::Forbidden(
+            "only auditors and holders of the case key may export it",
+        ));
+    }
+    let store = &state.vault.store;
+    // Hold the witnesses until this export's checkpoint is cosigned, so a
+    // newer checkpoint cannot be pushed first and leave it uncosigned.
+    let mut witnessing = state.witnesses.round().await;
+    // Read the objects under the writer lock, so none is committed between
+    // the listing and the export event that names them.
+    let guard = store.writer().await;
+    let objects: Vec<String> = store
+        .scan_json::<CaseObject>(T::CaseObjects, format!("{case_id}/"))?
+        .into_iter()
+        .map(|o| o.object_id)
+        .collect();
+    // The vault chain's length goes into the event, so a bundle that leaves
+    // out registry events is caught.
+    let vault_events = store
+        .get_json::<store::ChainHead>(T::Heads, VAULT_CASE)?
+        .map_or(0, |h| h.seq + 1);
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::CaseExported,
+        objects.clone(),
+        serde_json::json!({ "objects": objects.len(), "vault_events": vault_events }),
+        signed,
+    );
+    // Prove against the checkpoint signed right after this event, so the
+    // export event is the last one in the proven tree and nothing of the
+    // case before it can be left out unnoticed.
+    let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
+    let size = receipt.index + 1;
+    let checkpoint = witnessing.cosign(store, &receipt.checkpoint).await;
+    drop(witnessing);
+    let mut indices = store.chain_indices(VAULT_CASE, size)?;
+    indices.extend(store.chain_indices(&case_id, size)?);
+    indices.sort_unstable();
+    let entries = indices
+        .into_iter()
+        .map(|index| super::case_log::proven_entry(store, index, size))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Json(ExportBody {
+        case_id,
+        checkpoint,
+        entries,
+    }))
+}

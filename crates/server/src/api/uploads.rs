@@ -1,0 +1,529 @@
+//! tus 1.0 uploads (core, creation, checksum, termination, expiration), each request
+//! signed, and the custos commit that turns a complete upload into a
+//! content-addressed object once its SHA-256 matches what the client named.
+//!
+//! Hand-written, not a tus crate: every request must be authenticated by
+//! its RFC 9421 signature before its body is read, each PATCH's digest is
+//! the chunk's address, and the commit is a custody event; the Rust tus
+//! servers we found own the storage and the request cycle, which is
+//! exactly what custos must keep.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::auth::{check_body, unix_now, Signed, SignedBody};
+use super::cases::visible_case;
+use super::error::{conflict, mismatch, ApiError};
+use super::logged::{draft, log_and_flush, parse_canonical, with_body};
+use super::wire::{CommitUpload, ObjectCommitted};
+use super::AppState;
+use crate::policy::{self, Actor};
+use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, ObjectManifest, UploadRecord, CHUNK_SIZE, T};
+use custos_core::custody::Action;
+use custos_core::envelope::MAX_LABEL_BYTES;
+use custos_core::protocol::{MAX_PATCH_BODY, TUS_VERSION};
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+fn tus_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// tus expiration: when the upload is dropped unless it moves on, as an
+/// HTTP date (RFC 9110 IMF-fixdate).
+fn expires_header(resp: &mut Response, u: &UploadRecord) {
+    let Ok(secs) = u64::try_from(u.expires()) else {
+        return;
+    };
+    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        resp.headers_mut().insert("upload-expires", v);
+    }
+}
+
+/// Drop every upload that has not moved for
+/// [`UPLOAD_TTL_SECS`](crate::store::UPLOAD_TTL_SECS) by `now`,
+/// as a termination would; returns how many. The server runs this every
+/// minute. The uploads are found without the writer lock, so a vault with
+/// many open uploads does not stall its writes for the scan; each is read
+/// again under the lock, where one that moved meanwhile is kept. Their
+/// chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
+pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
+    let mut candidates = Vec::new();
+    for (id, upload) in store.uploads()? {
+        if upload.expires() <= now {
+            candidates.push(id);
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let mut expired = 0;
+    {
+        let guard = store.writer().await;
+        let mut batch = Batch::default();
+        for id in candidates {
+            if let Some(u) = store
+                .get_json::<UploadRecord>(T::Uploads, &id)?
+                .filter(|u| u.expires() <= now)
+            {
+                remove_upload(&mut batch, &id, &u);
+                expired += 1;
+            }
+        }
+        if expired == 0 {
+            return Ok(0);
+        }
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    store.mark_garbage();
+    Ok(expired)
+}
+
+/// Remove, in `batch`, every open upload on `case` (every case when
+/// `None`) that `owner` opened: when the owner loses the case or leaves
+/// the vault, what it was sending goes too. Returns how many.
+pub(super) fn terminate_uploads_of(
+    store: &store::Store,
+    batch: &mut Batch,
+    owner: &custos_core::identity::KeyId,
+    case: Option<&str>,
+) -> std::result::Result<usize, store::StoreError> {
+    let ids: Vec<String> = match case {
+        Some(case) => store.paired_with(T::CaseUploads, case)?,
+        None => store.upload_ids()?,
+    };
+    let mut n = 0;
+    for id in ids {
+        if let Some(u) = store.get_json::<UploadRecord>(T::Uploads, &id)? {
+            if u.owner == *owner {
+                remove_upload(batch, &id, &u);
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn check_tus(headers: &HeaderMap) -> Result<()> {
+    match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(TUS_VERSION) => Ok(()),
+        _ => Err(ApiError::TusVersion),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &'static str) -> Result<u64> {
+    let v = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} header is required")))?;
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!("{name} must be a non-negative integer")));
+    }
+    v.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{name} is out of range")))
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    custos_core::protocol::is_lower_hex(id, 32)
+}
+
+/// Load an upload that belongs to `case_id` and was created by `actor`,
+/// who must still be allowed to add to the case: access is checked again
+/// on every request of an upload, not only when it was opened, so a
+/// revoked lawyer's upload goes no further. A case the actor cannot see is
+/// "not found" as one that does not exist; any other upload is "not
+/// found" too, so upload ids cannot be probed.
+fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) -> Result<UploadRecord> {
+    let (_, acc) = visible_case(state, case_id, actor)?;
+    if !policy::may_upload(actor, case_id, acc) || !valid_upload_id(upload_id) {
+        return Err(ApiError::NotFound("upload"));
+    }
+    match state.vault.store.get_json::<UploadRecord>(T::Uploads, upload_id)? {
+        Some(u) if u.case_id == case_id && &u.owner == actor.key_id() => Ok(u),
+        _ => Err(ApiError::NotFound("upload")),
+    }
+}
+
+/// tus discovery.
+pub(super) async fn options(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    let h = resp.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    h.insert(
+        "tus-extension",
+        HeaderValue::from_static("creation,checksum,termination,expiration"),
+    );
+    h.insert("tus-max-size", HeaderValue::from(state.max_upload_bytes));
+    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    resp
+}
+
+/// tus creation: `POST /v1/cases/{case}/uploads` with `Upload-Length`.
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+    headers: HeaderMap,
+    SignedBody { actor, body, .. }: SignedBody,
+) -> Result<Response> {
+    check_tus(&headers)?;
+    let (_, acc) = visible_case(&state, &case_id, &actor)?;
+    if !policy::may_upload(&actor, &case_id, acc) {
+        return Err(ApiError::Forbidden(
+            "only the submitter or a lawyer holding the case may add to it",
+        ));
+    }
+    if !body.is_empty() {
+        return Err(ApiError::BadRequest(
+            "creation-with-upload is not supported; send data with PATCH".into(),
+        ));
+    }
+    let length = header_u64(&headers, "upload-length")?;
+    if length == 0 || length > state.max_upload_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "Upload-Length must be 1 to {} bytes",
+            state.max_upload_bytes
+        )));
+    }
+    let upload_id = hex::encode(rand::random::<[u8; 16]>());
+    let record = UploadRecord {
+        case_id: case_id.clone(),
+        length,
+        offset: 0,
+        chunks: 0,
+        owner: actor.key_id().clone(),
+        created: unix_now(),
+        touched: 0,
+    };
+    let store = &state.vault.store;
+    {
+        let guard = store.writer().await;
+        // Access again, under the lock: a revocation that landed since has
+        // already ended this key's uploads, and must not miss this one.
+        let (_, acc) = visible_case(&state, &case_id, &actor)?;
+        if !policy::may_upload(&actor, &case_id, acc) {
+            return Err(ApiError::NotFound("case"));
+        }
+        check_case_quota(&state, &case_id, length)?;
+        let mut batch = Batch::default();
+        batch.put_json(T::Uploads, upload_id.as_bytes(), &record);
+        batch.put(T::CaseUploads, pair_key(&case_id, &upload_id), Vec::new());
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    let mut resp = StatusCode::CREATED.into_response();
+    tus_headers(&mut resp);
+    let location = format!("/v1/cases/{case_id}/uploads/{upload_id}");
+    resp.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(0u64));
+    expires_header(&mut resp, &record);
+    Ok(resp)
+}
+
+/// Refuse a new upload of `length` bytes that would take the case past its
+/// quotas: the bytes of its objects and open uploads, and the number of
+/// open uploads. The caller holds the writer lock, so two uploads cannot
+/// both squeeze under the limit.
+fn check_case_quota(state: &AppState, case_id: &str, length: u64) -> Result<()> {
+    let store = &state.vault.store;
+    let mut open = 0;
+    let mut bytes: u64 = store
+        .scan_json::<CaseObject>(T::CaseObjects, format!("{case_id}/"))?
+        .iter()
+        .map(|o| o.size)
+        .sum();
+    for id in store.paired_with(T::CaseUploads, case_id)? {
+        if let Some(u) = store.get_json::<UploadRecord>(T::Uploads, &id)? {
+            open += 1;
+            bytes = bytes.saturating_add(u.length);
+        }
+    }
+    if open >= state.max_case_open_uploads {
+        return Err(conflict(
+            "case_uploads_exceeded",
+            format!("this case has {open} uploads open, the most it may; finish or cancel one first"),
+        ));
+    }
+    if bytes.saturating_add(length) > state.max_case_bytes {
+        return Err(ApiError::CaseQuota(state.max_case_bytes));
+    }
+    Ok(())
+}
+
+/// tus core: `HEAD` reports the durable offset.
+pub(super) async fn head(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
+) -> Result<Response> {
+    check_tus(&headers)?;
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    let mut resp = StatusCode::OK.into_response();
+    tus_headers(&mut resp);
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(u.offset));
+    resp.headers_mut().insert("upload-length", HeaderValue::from(u.length));
+    expires_header(&mut resp, &u);
+    Ok(resp)
+}
+
+/// tus core: `PATCH` appends at `Upload-Offset`. Everything its head says
+/// is checked before a byte of its body is read (the upload is the
+/// signer's, on a case it may still add to, at this offset, and the
+/// declared length fits), so a body is never held for a PATCH that would
+/// be refused anyway. The body is then checked against its signed
+/// `Content-Digest` (and `Upload-Checksum` if sent) before any of it
+/// counts; the new offset is durable before the reply.
+pub(super) async fn patch(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    Signed { actor, request }: Signed,
+    req: axum::extract::Request,
+) -> Result<Response> {
+    let headers = req.headers().clone();
+    check_tus(&headers)?;
+    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
+        return Err(ApiError::UnsupportedMedia(
+            "PATCH bodies must be application/offset+octet-stream",
+        ));
+    }
+    let offset = header_u64(&headers, "upload-offset")?;
+    let declared = header_u64(&headers, "content-length")?;
+    if declared > MAX_PATCH_BODY as u64 {
+        return Err(ApiError::TooLarge(format!(
+            "a PATCH may carry at most {MAX_PATCH_BODY} bytes"
+        )));
+    }
+    let checksum = match headers.get("upload-checksum") {
+        None => None,
+        Some(sum) => {
+            let bad = || ApiError::BadRequest("bad Upload-Checksum".into());
+            let (alg, value) = sum.to_str().map_err(|_| bad())?.split_once(' ').ok_or_else(bad)?;
+            if alg != "sha256" {
+                return Err(ApiError::BadRequest("only sha256 checksums are supported".into()));
+            }
+            Some(value.to_owned())
+        }
+    };
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if offset != u.offset {
+        return Err(conflict(
+            "upload_offset_mismatch",
+            format!("the upload is at offset {}, not {offset}", u.offset),
+        ));
+    }
+    if offset + declared > u.length {
+        return Err(ApiError::TooLarge("the data goes past Upload-Length".into()));
+    }
+    let (body, _budget) = super::read_body(&state, req).await?;
+    check_body(&request, &body)?;
+    if let Some(value) = checksum {
+        // The signed Content-Digest was checked against the body already;
+        // a checksum that names the same SHA-256 needs no second pass.
+        let digest = headers.get("content-digest").and_then(|v| v.to_str().ok());
+        let same = digest.is_some_and(|d| d.trim() == format!("sha-256=:{value}:"));
+        if !same && B64.decode(&value).ok().as_deref() != Some(Sha256::digest(&body).as_slice()) {
+            return Err(ApiError::ChecksumMismatch);
+        }
+    }
+    let store = &state.vault.store;
+    // Chunks are content-addressed, so storing them before the offset moves
+    // is harmless if the request then fails (the collector takes them).
+    let _chunk_writes = store.chunk_writes().await;
+    let body_len = body.len() as u64;
+    // A body of one chunk is already hashed: the body check compared its
+    // signed Content-Digest with it.
+    let digest = super::auth::digest_header(&headers).filter(|_| body.len() <= CHUNK_SIZE);
+    let writing = state.clone();
+    let hashes = tokio::task::spawn_blocking(move || match digest {
+        Some(hash) => writing.vault.store.put_chunk_prehashed(hash, &body).map(|h| vec![h]),
+        None => body
+            .chunks(CHUNK_SIZE)
+            .map(|piece| writing.vault.store.put_chunk(piece))
+            .collect::<Result<Vec<_>, _>>(),
+    })
+    .await
+    .map_err(|e| store::StoreError::Integrity(format!("chunk writing task failed: {e}")))??;
+    let moved = {
+        let guard = store.writer().await;
+        let mut u = load_upload(&state, &case_id, &upload_id, &actor)?;
+        if u.offset != offset {
+            return Err(conflict(
+                "upload_offset_mismatch",
+                format!("the upload is at offset {}, not {offset}", u.offset),
+            ));
+        }
+        let mut batch = Batch::default();
+        for h in hashes {
+            batch.put(T::UploadChunks, indexed_key(upload_id.as_bytes(), u.chunks), h);
+            u.chunks += 1;
+        }
+        u.offset += body_len;
+        u.touched = unix_now();
+        batch.put_json(T::Uploads, upload_id.as_bytes(), &u);
+        store.apply(&guard, batch)?;
+        u
+    };
+    store.flush().await?;
+    state.metrics.uploaded(body_len);
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    resp.headers_mut()
+        .insert("upload-offset", HeaderValue::from(moved.offset));
+    expires_header(&mut resp, &moved);
+    Ok(resp)
+}
+
+/// tus termination.
+pub(super) async fn terminate(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Signed { actor, .. }: Signed,
+) -> Result<Response> {
+    check_tus(&headers)?;
+    let store = &state.vault.store;
+    {
+        let guard = store.writer().await;
+        let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+        let mut batch = Batch::default();
+        remove_upload(&mut batch, &upload_id, &u);
+        store.apply(&guard, batch)?;
+    }
+    store.flush().await?;
+    store.mark_garbage();
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    Ok(resp)
+}
+
+fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
+    for i in 0..u.chunks {
+        batch.remove(T::UploadChunks, indexed_key(upload_id.as_bytes(), i));
+    }
+    batch.remove(T::Uploads, upload_id.as_bytes());
+    batch.remove(T::CaseUploads, pair_key(&u.case_id, upload_id));
+}
+
+/// Commit a complete upload as an object of the case: the server re-reads
+/// and hashes every stored chunk and refuses unless the hash is exactly the
+/// one the client signed.
+pub(super) async fn commit(
+    State(state): State<Arc<AppState>>,
+    Path((case_id, upload_id)): Path<(String, String)>,
+    SignedBody {
+        actor,
+        request: signed,
+        body,
+        ..
+    }: SignedBody,
+) -> Result<Response> {
+    let req: CommitUpload = parse_canonical(&body)?;
+    let object = store::object_hash(&req.sha256)
+        .ok_or_else(|| ApiError::BadRequest("sha256 must be 64 lower-case hex digits".into()))?;
+    let object_id = req.sha256.clone();
+    let label = B64
+        .decode(&req.label)
+        .map_err(|_| ApiError::BadRequest("label is not base64".into()))?;
+    if label.is_empty() || label.len() > MAX_LABEL_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes"
+        )));
+    }
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if u.offset != u.length {
+        return Err(conflict(
+            "upload_incomplete",
+            format!("the upload has {} of {} bytes", u.offset, u.length),
+        ));
+    }
+    let hashing_state = state.clone();
+    let prefix = upload_id.clone().into_bytes();
+    let (actual, len) = tokio::task::spawn_blocking(move || {
+        hashing_state
+            .vault
+            .store
+            .hash_sequence(T::UploadChunks, &prefix, u.chunks)
+    })
+    .await
+    .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
+    if len != u.length {
+        return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
+    }
+    if actual != object_id {
+        // Damage on disk is the vault's fault, not the client's: say so.
+        let checking = state.clone();
+        let prefix = upload_id.clone().into_bytes();
+        tokio::task::spawn_blocking(move || checking.vault.store.check_sequence(T::UploadChunks, &prefix, u.chunks))
+            .await
+            .map_err(|e| store::StoreError::Integrity(format!("checking task failed: {e}")))??;
+        return Err(mismatch(
+            "hash_mismatch",
+            "the uploaded data does not have the SHA-256 named in the commit",
+        ));
+    }
+
+    let store = &state.vault.store;
+    let guard = store.writer().await;
+    // Re-check under the lock: a concurrent commit or termination may have
+    // taken the upload meanwhile.
+    let u2 = load_upload(&state, &case_id, &upload_id, &actor)?;
+    if u2.chunks != u.chunks || u2.offset != u.offset {
+        return Err(conflict(
+            "upload_changed",
+            "the upload changed while it was being committed",
+        ));
+    }
+    if store.case_has_object(&case_id, &object_id)? {
+        return Err(conflict("object_exists", "this object is already part of the case"));
+    }
+    let mut batch = Batch::default();
+    if !store.has_object(&object)? {
+        for i in 0..u.chunks {
+            let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
+            batch.put(T::ObjectChunks, indexed_key(&object, i), h);
+        }
+        batch.put_json(
+            T::Objects,
+            object,
+            &ObjectManifest {
+                size: u.length,
+                chunks: u.chunks,
+            },
+        );
+    }
+    remove_upload(&mut batch, &upload_id, &u);
+    let index = store.log_size()?;
+    let entry = CaseObject {
+        object_id: object_id.clone(),
+        size: u.length,
+        label: req.label.clone(),
+        index,
+        added_by: Some(actor.key_id().clone()),
+    };
+    batch.put_json(T::CaseObjects, pair_key(&case_id, &object_id), &entry);
+    let details = serde_json::json!({ "size": u.length, "label_sha256": hex::encode(Sha256::digest(&label)) });
+    let d = draft(
+        &case_id,
+        &actor,
+        Action::ObjectStored,
+        vec![object_id.clone()],
+        details,
+        with_body(signed, &body),
+    );
+    let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
+    let receipt = receipts.pop().expect("one event");
+    Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
+}

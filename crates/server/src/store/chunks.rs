@@ -1,0 +1,282 @@
+//! Ciphertext chunks: the narrow [`ChunkStore`] interface, the file-backed
+//! implementation, and the store's reads (always re-hashed), writes and
+//! collection of unreferenced chunks. Knows nothing of cases or the log.
+
+use super::*;
+
+/// The narrow interface of the ciphertext chunk store, so that a filesystem
+/// or S3 backend can replace sled for chunks in large deployments.
+pub trait ChunkStore: Send + Sync {
+    /// Store a chunk under its SHA-256; storing the same chunk twice is a no-op.
+    fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()>;
+    /// Fetch a chunk; the caller re-hashes it.
+    fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>>;
+}
+
+/// Chunks up to this size stay in sled's `chunks` tree: a statement, a
+/// form or a label is written with the request's other records and made
+/// durable by the same shared flush (group commit), instead of costing a
+/// file, two fsyncs and a folder entry of its own.
+pub const SMALL_CHUNK: usize = 64 * 1024;
+
+/// Ciphertext chunks larger than [`SMALL_CHUNK`] as files, one per chunk,
+/// named by its SHA-256 under a two-hex-digit fan-out in `chunks/` of the
+/// store's folder. Measured: with every chunk inside sled, the server's
+/// resident memory grew with everything it stored (peak 4.2 GiB during a
+/// 4 GiB upload, `bench/run.sh`); as files they live in the kernel's page
+/// cache instead. Reads look in both places, so a store written by an
+/// earlier version, which kept all chunks in sled, still reads.
+pub(super) struct FileChunks {
+    pub(super) dir: PathBuf,
+    pub(super) small: sled::Tree,
+}
+
+/// Where chunk `hash` lives under the chunk folder `dir`.
+fn chunk_path(dir: &Path, hash: &Hash) -> PathBuf {
+    let name = hex::encode(hash);
+    dir.join(&name[..2]).join(name)
+}
+
+impl FileChunks {
+    fn path(&self, hash: &Hash) -> PathBuf {
+        chunk_path(&self.dir, hash)
+    }
+}
+
+impl ChunkStore for FileChunks {
+    fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= SMALL_CHUNK {
+            // Durable with the caller's next flush, which precedes any reply.
+            self.small.insert(hash, bytes)?;
+            return Ok(());
+        }
+        let path = self.path(hash);
+        if path.exists() {
+            return Ok(());
+        }
+        let fan = path.parent().expect("chunk paths have a folder");
+        if !fan.exists() {
+            std::fs::create_dir_all(fan)?;
+            custos_durable::sync_dir(&self.dir)?;
+        }
+        // Written under a temporary name, flushed, then renamed: a crash
+        // leaves the whole chunk or none, never a torn one under its name.
+        let tmp = fan.join(format!(
+            ".{}.{}",
+            hex::encode(&hash[..8]),
+            hex::encode(rand::random::<[u8; 8]>())
+        ));
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_data()?;
+        drop(file);
+        std::fs::rename(&tmp, &path)?;
+        custos_durable::sync_dir(fan)?;
+        Ok(())
+    }
+    fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.small.get(hash)? {
+            return Ok(Some(v.to_vec()));
+        }
+        match std::fs::read(self.path(hash)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Store {
+    // ---- chunks and objects ----
+
+    /// Store one chunk, returning its hash.
+    pub fn put_chunk(&self, bytes: &[u8]) -> Result<Hash> {
+        let hash: Hash = Sha256::digest(bytes).into();
+        self.chunks.put(&hash, bytes)?;
+        Ok(hash)
+    }
+
+    /// Store a chunk whose SHA-256 the caller has already checked (a PATCH
+    /// body that is exactly one chunk, verified against its signed
+    /// `Content-Digest`), saving a pass over the bytes. A wrong `hash`
+    /// would file the chunk under another address; reads re-hash, so it
+    /// would surface as an integrity error, never as wrong content.
+    pub fn put_chunk_prehashed(&self, hash: Hash, bytes: &[u8]) -> Result<Hash> {
+        debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(bytes)), hash);
+        self.chunks.put(&hash, bytes)?;
+        Ok(hash)
+    }
+
+    /// Permission to write chunks that nothing refers to yet; hold it until
+    /// the references are applied.
+    pub async fn chunk_writes(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.chunk_gate.read().await
+    }
+
+    /// Note that chunks may have lost their last reference (an upload was
+    /// terminated or expired).
+    pub fn mark_garbage(&self) {
+        self.garbage.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Store::collect_chunks`] has anything to do.
+    pub fn has_garbage(&self) -> bool {
+        self.garbage.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Delete every chunk that no object and no upload refers to, and any
+    /// temporary file a crash left; returns how many went. Chunks are
+    /// content-addressed and may be shared, so a chunk goes only when
+    /// nothing at all refers to it. References are read under the writer
+    /// lock (a commit moves an upload's references to its object in one
+    /// transaction), and no chunk is written meanwhile (the chunk gate).
+    pub async fn collect_chunks(&self) -> Result<usize> {
+        // Owned, and moved into the blocking deletion below: if this task
+        // is aborted (the server stopping), the gate stays shut until the
+        // deletion has finished, so no chunk is written meanwhile.
+        let gate = self.chunk_gate.clone().write_owned().await;
+        self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
+        let collected = match self.live_chunks().await {
+            // Walking the chunk folders and deleting files is blocking work.
+            Ok(live) => {
+                let (small, dir) = (self.tree(T::Chunks).clone(), self.chunk_dir.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _gate = gate;
+                    remove_chunks_except(&small, &dir, &live)
+                })
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(format!("collection failed: {e}")))))
+            }
+            Err(e) => Err(e),
+        };
+        if collected.is_err() {
+            // Try again at the next tick.
+            self.mark_garbage();
+        }
+        collected
+    }
+
+    /// Every chunk an object or an upload refers to, read under the writer
+    /// lock.
+    async fn live_chunks(&self) -> Result<std::collections::HashSet<Hash>> {
+        let _writer = self.writer().await;
+        let mut live = std::collections::HashSet::new();
+        for t in [T::ObjectChunks, T::UploadChunks] {
+            for v in self.tree(t).iter().values() {
+                live.insert(
+                    Hash::try_from(v?.as_ref())
+                        .map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
+                );
+            }
+        }
+        Ok(live)
+    }
+
+    /// Every file in the chunk folders (`chunks/XX/`): chunks, and the
+    /// temporary files of writes a crash cut short.
+    pub(super) fn chunk_files(&self) -> Result<Vec<std::fs::DirEntry>> {
+        chunk_files_in(&self.chunk_dir)
+    }
+
+    /// The file a chunk is kept in (for operators' tools and the tests
+    /// that damage a store on purpose).
+    pub fn chunk_file(&self, hash: &Hash) -> PathBuf {
+        chunk_path(&self.chunk_dir, hash)
+    }
+
+    /// Fetch a chunk and check it against its address.
+    pub fn get_chunk(&self, hash: &Hash) -> Result<Vec<u8>> {
+        let bytes = self
+            .chunks
+            .get(hash)?
+            .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
+        if Sha256::digest(&bytes).as_slice() != hash {
+            return Err(StoreError::Integrity(format!(
+                "chunk {} does not match its hash",
+                hex::encode(hash)
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The chunk hashes of a sequence (an upload or an object), in order.
+    pub fn chunk_at(&self, t: T, prefix: &[u8], index: u64) -> Result<Hash> {
+        let v = self
+            .tree(t)
+            .get(indexed_key(prefix, index))?
+            .ok_or_else(|| StoreError::Integrity("chunk list has a gap".into()))?;
+        Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))
+    }
+
+    /// Hash the whole of a chunk sequence, in one pass: chunks are not
+    /// re-checked one by one, because a damaged chunk changes the result
+    /// anyway. A caller whose expected hash differs runs
+    /// [`Store::check_sequence`] to tell damage from a wrong claim.
+    pub fn hash_sequence(&self, t: T, prefix: &[u8], chunks: u64) -> Result<(String, u64)> {
+        let mut h = Sha256::new();
+        let mut len = 0u64;
+        for i in 0..chunks {
+            let hash = self.chunk_at(t, prefix, i)?;
+            let chunk = self
+                .chunks
+                .get(&hash)?
+                .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
+            h.update(&chunk);
+            len += chunk.len() as u64;
+        }
+        Ok((hex::encode(h.finalize()), len))
+    }
+
+    /// Re-check every chunk of a sequence against its address.
+    pub fn check_sequence(&self, t: T, prefix: &[u8], chunks: u64) -> Result<()> {
+        for i in 0..chunks {
+            self.get_chunk(&self.chunk_at(t, prefix, i)?)?;
+        }
+        Ok(())
+    }
+
+    /// Read chunk `index` of an object, re-hashed.
+    pub fn object_chunk(&self, object: &Hash, index: u64) -> Result<Vec<u8>> {
+        self.get_chunk(&self.chunk_at(T::ObjectChunks, object, index)?)
+    }
+}
+
+/// Delete every chunk (in sled's `small` tree and as files under `dir`)
+/// and every temporary file whose hash is not in `live`. Blocking.
+fn remove_chunks_except(small: &sled::Tree, dir: &Path, live: &std::collections::HashSet<Hash>) -> Result<usize> {
+    let mut removed = 0;
+    for key in small.iter().keys() {
+        let key = key?;
+        if !Hash::try_from(key.as_ref()).is_ok_and(|h| live.contains(&h)) {
+            small.remove(key)?;
+            removed += 1;
+        }
+    }
+    for entry in chunk_files_in(dir)? {
+        let name = entry.file_name();
+        let referenced = name
+            .to_str()
+            .and_then(custos_core::protocol::hash_from_hex)
+            .is_some_and(|h| live.contains(&h));
+        if !referenced {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Every file in the chunk folders under `dir`. Blocking.
+fn chunk_files_in(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    let mut files = Vec::new();
+    for fan in std::fs::read_dir(dir)? {
+        let fan = fan?;
+        if !fan.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(fan.path())? {
+            files.push(entry?);
+        }
+    }
+    Ok(files)
+}

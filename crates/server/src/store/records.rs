@@ -1,0 +1,236 @@
+//! What the store keeps about cases, objects, uploads and the registry, as
+//! records, and the keys they are filed under. Plain data: how they are
+//! written together is `Store::apply`'s business.
+
+use super::*;
+
+/// Where a case's chain ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// Sequence number of the last event.
+    pub seq: u64,
+    /// Hex SHA-256 of its bytes.
+    pub hash: String,
+}
+
+/// A stored object: its size and number of chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectManifest {
+    /// Ciphertext size in bytes.
+    pub size: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+}
+
+/// An object's membership of a case, as stored and as clients see it.
+pub use custos_core::wire::CaseObject;
+
+/// A submitter's public keys as registered at intake.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubmitterKey {
+    /// Key id of the signing key.
+    pub key_id: KeyId,
+    /// Ed25519 key, base64.
+    pub verifying_key: String,
+    /// age recipient.
+    pub recipient: String,
+}
+
+/// A case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Case id.
+    pub case_id: String,
+    /// Creation time.
+    pub created: String,
+    /// `open` (or `withdrawn` once that exists).
+    pub status: String,
+    /// age recipient all content is encrypted to.
+    pub case_recipient: String,
+    /// The submitter's keys (an unordered set).
+    pub submitter_keys: Vec<SubmitterKey>,
+    /// Encrypted note about the keys, base64, opaque to the server.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Set when a submitter key withdrew the complaint.
+    #[serde(default)]
+    pub withdrawal: Option<Withdrawal>,
+}
+
+/// A withdrawal: when, by which of the case's submitter keys, and the
+/// encrypted reason. The server cannot tell a duress key from the real one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Time, RFC 3339.
+    pub time: String,
+    /// The submitter key that signed it.
+    pub key_id: KeyId,
+    /// Reason encrypted to the case key, base64.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A registry entry: the principal and the log index of the event that
+/// registered it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistryRecord {
+    /// The principal.
+    pub principal: custos_core::identity::Principal,
+    /// Index of its `principal_added` event.
+    pub index: u64,
+}
+
+/// An upload in progress (tus).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// Case the object will join.
+    pub case_id: String,
+    /// Declared total length.
+    pub length: u64,
+    /// Bytes received so far.
+    pub offset: u64,
+    /// Chunks stored so far.
+    pub chunks: u64,
+    /// Who created the upload; only they may continue it.
+    pub owner: KeyId,
+    /// Unix time of creation.
+    pub created: i64,
+    /// Unix time of the last accepted PATCH (0 before the first).
+    #[serde(default)]
+    pub touched: i64,
+}
+
+/// How long an upload may sit without progress before it is dropped: a
+/// week, so that someone cut off can come back days later, while abandoned
+/// partial ciphertext does not pile up for ever.
+pub const UPLOAD_TTL_SECS: i64 = 7 * 24 * 3600;
+
+impl UploadRecord {
+    /// When this upload expires unless it moves on (Unix time).
+    pub fn expires(&self) -> i64 {
+        self.created.max(self.touched) + UPLOAD_TTL_SECS
+    }
+}
+
+pub(super) fn node_key(level: u32, index: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&level.to_be_bytes());
+    k[4..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Key of item `index` under a 32-byte or textual prefix.
+pub fn indexed_key(prefix: &[u8], index: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Key of a chain's event: `case/` then the sequence number, big-endian,
+/// so a prefix scan returns the chain in order.
+pub(super) fn chain_key(case: &str, seq: u64) -> Vec<u8> {
+    indexed_key(format!("{case}/").as_bytes(), seq)
+}
+
+/// Key `a/b` for two-part keys.
+pub fn pair_key(a: &str, b: &str) -> Vec<u8> {
+    format!("{a}/{b}").into_bytes()
+}
+
+/// Decode a hex object id into its hash bytes.
+pub fn object_hash(object_id: &str) -> Option<Hash> {
+    custos_core::protocol::hash_from_hex(object_id)
+}
+
+/// Lookups by what the API asks, so that no caller names a tree for them.
+impl Store {
+    /// Whether `key_id` holds an envelope of `case`: it may open the case.
+    pub fn holds_envelope(&self, case: &str, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Envelopes).contains_key(pair_key(case, key_id))?)
+    }
+
+    /// The key ids holding an envelope of `case`.
+    pub fn holders(&self, case: &str) -> Result<Vec<KeyId>> {
+        Ok(self
+            .paired_with(T::Envelopes, case)?
+            .into_iter()
+            .filter_map(|id| id.parse().ok())
+            .collect())
+    }
+
+    /// `key_id`'s envelope of `case` (the case key wrapped to it).
+    pub fn envelope(&self, case: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(T::Envelopes).get(pair_key(case, key_id))?.map(|e| e.to_vec()))
+    }
+
+    /// `key_id`'s envelope of `case`'s note key (lawyers only).
+    pub fn note_envelope(&self, case: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(T::NoteEnvelopes)
+            .get(pair_key(case, key_id))?
+            .map(|e| e.to_vec()))
+    }
+
+    /// Whether `key_id` is a registered principal's.
+    pub fn is_principal(&self, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Registry).contains_key(key_id)?)
+    }
+
+    /// Whether `key_id` was a principal's and was removed (for good).
+    pub fn is_retired(&self, key_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Retired).contains_key(key_id)?)
+    }
+
+    /// The case `key_id` is a submitter key of, if it is one.
+    pub fn submitter_case(&self, key_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .tree(T::Submitters)
+            .get(key_id)?
+            .map(|c| String::from_utf8_lossy(&c).into_owned()))
+    }
+
+    /// Whether `key_id` has ever been used, as a principal's, a removed
+    /// principal's or a submitter's: a key serves one role for good.
+    pub fn key_is_known(&self, key_id: &str) -> Result<bool> {
+        Ok(self.submitter_case(key_id)?.is_some() || self.is_principal(key_id)? || self.is_retired(key_id)?)
+    }
+
+    /// How many objects `case` holds.
+    pub fn case_object_count(&self, case: &str) -> usize {
+        self.tree(T::CaseObjects).scan_prefix(pair_key(case, "")).count()
+    }
+
+    /// Whether `case` holds `object_id`.
+    pub fn case_has_object(&self, case: &str, object_id: &str) -> Result<bool> {
+        Ok(self.tree(T::CaseObjects).contains_key(pair_key(case, object_id))?)
+    }
+
+    /// Whether an object of this hash is stored (in any case).
+    pub fn has_object(&self, object: &Hash) -> Result<bool> {
+        Ok(self.tree(T::Objects).contains_key(object)?)
+    }
+
+    /// Every open upload whose record reads, with its record. One that
+    /// does not read is logged and left out, so that a damaged record
+    /// cannot stop the expiry of all the others.
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(T::Uploads).iter() {
+            let (k, v) = kv?;
+            match serde_json::from_slice(&v) {
+                Ok(record) => out.push((String::from_utf8_lossy(&k).into_owned(), record)),
+                Err(e) => tracing::warn!(error = %e, "an upload record does not read; left out"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of every open upload.
+    pub fn upload_ids(&self) -> Result<Vec<String>> {
+        self.tree(T::Uploads)
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+}
