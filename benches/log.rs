@@ -309,7 +309,6 @@ async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &I
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("mode");
     let t0 = Instant::now();
     let restored = backup::restore(&file, &dir.join("restored"), LogKeySource::File(&key))
-        .await
         .expect("the backup restores and audits");
     let secs = t0.elapsed().as_secs_f64();
     println!(

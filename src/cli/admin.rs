@@ -283,7 +283,9 @@ pub(super) async fn restore(ctx: &Ctx, args: Restore) -> anyhow::Result<()> {
         Some(path) => LogKeySource::File(path),
         None => LogKeySource::Backup(Box::new(|| backup_passphrase(false))),
     };
-    let r = backup::restore(&args.file, &args.data, key).await?;
+    // A restore writes and fsyncs a whole vault, and may prompt for the
+    // log key's passphrase: it runs where blocking is allowed.
+    let r = tokio::task::block_in_place(|| backup::restore(&args.file, &args.data, key))?;
     ctx.print(&r, || {
         format!(
             "restored into {}: log of {} entries (snapshot of {}); audit passed: {} entries, {} chains, \

@@ -528,9 +528,7 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
             write_tar(&file, members);
         }
         let target = work.join(format!("{}-restored", what.replace(' ', "-")));
-        let e = backup::restore(&file, &target, LogKeySource::File(&key))
-            .await
-            .unwrap_err();
+        let e = backup::restore(&file, &target, LogKeySource::File(&key)).unwrap_err();
         assert!(
             matches!(e, BackupError::Audit(_) | BackupError::Damaged(_)),
             "{what}: {e}"
@@ -548,9 +546,7 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
     let file = work.join("unsigned-forgery");
     forge(&file, registry, None);
     let target = work.join("unsigned-forgery-restored");
-    let e = backup::restore(&file, &target, LogKeySource::File(&key))
-        .await
-        .unwrap_err();
+    let e = backup::restore(&file, &target, LogKeySource::File(&key)).unwrap_err();
     assert!(e.to_string().contains("not signed by the log key"), "{e}");
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 
@@ -560,9 +556,7 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
         let file = work.join(format!("cut-{cut}"));
         std::fs::write(&file, &bytes[..cut]).unwrap();
         let target = work.join(format!("cut-{cut}-restored"));
-        let e = backup::restore(&file, &target, LogKeySource::File(&key))
-            .await
-            .unwrap_err();
+        let e = backup::restore(&file, &target, LogKeySource::File(&key)).unwrap_err();
         assert!(matches!(e, BackupError::Damaged(_)), "cut at {cut}: {e}");
     }
 
@@ -573,12 +567,9 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
         &work.join("wrong-key"),
         LogKeySource::File(&other.data_dir().join("log.key")),
     )
-    .await
     .unwrap_err();
     assert!(e.to_string().contains("does not belong to this vault"), "{e}");
-    let e = backup::restore(&good, &v.data_dir(), LogKeySource::File(&key))
-        .await
-        .unwrap_err();
+    let e = backup::restore(&good, &v.data_dir(), LogKeySource::File(&key)).unwrap_err();
     assert!(e.to_string().contains("is not empty"), "{e}");
     assert!(
         custos::vault::open(&v.data_dir()).is_ok(),
@@ -587,7 +578,7 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
 
     // And the untouched backup restores, as the control.
     let target = work.join("good-restored");
-    let r = backup::restore(&good, &target, LogKeySource::File(&key)).await.unwrap();
+    let r = backup::restore(&good, &target, LogKeySource::File(&key)).unwrap();
     assert_eq!(r.log_size, m.log_size);
     assert_eq!(r.audit.objects, 2);
     let verifier = LogVerifier::parse(&m.vkey).unwrap();

@@ -278,7 +278,9 @@ pub enum LogKeySource<'a> {
 
 /// Rebuild a vault in `dir` (new or empty) from the backup `file`, then
 /// run the full audit on it. On any failure nothing is left in `dir`.
-pub async fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
+/// Blocking throughout (it writes and fsyncs the whole vault): async
+/// callers run it on a blocking thread.
+pub fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(BackupError::Invalid(format!(
             "{} is not empty: a backup is restored only into a new or empty folder, never over a vault",
@@ -286,7 +288,7 @@ pub async fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<R
         )));
     }
     custos_durable::create_private_dir(dir)?;
-    let result = restore_into(file, dir, key).await;
+    let result = restore_into(file, dir, key);
     if result.is_err() {
         // Leave nothing half-restored behind that could be served.
         for entry in std::fs::read_dir(dir)?.flatten() {
@@ -301,7 +303,7 @@ pub async fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<R
     result
 }
 
-async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
+fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
     let store = Store::open(&crate::vault::db_path(dir))?;
     let mut description_bytes = None;
     let mut config = None;
@@ -365,11 +367,9 @@ async fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<
     }
     // Opening checks the tree against the checkpoint and starts the
     // high-water mark at the backup's checkpoint; then the full audit.
-    let vault = crate::vault::open_async(dir)
-        .await
-        .map_err(|e| audit_failed(e.to_string()))?;
+    let vault = crate::vault::open(dir).map_err(|e| audit_failed(e.to_string()))?;
     let audit = audit_vault(&vault)?;
-    vault.store.flush().await?;
+    vault.store.flush_blocking()?;
     Ok(Restored {
         data: dir.to_owned(),
         log_size: manifest.log_size,

@@ -56,7 +56,6 @@ async fn writes_after_the_cut_stay_out_of_the_snapshot() {
         &dir.path().join("restored"),
         LogKeySource::File(&data.join("log.key")),
     )
-    .await
     .unwrap();
     assert_eq!(restored.log_size, at_cut);
     assert_eq!(restored.audit.entries, at_cut);
