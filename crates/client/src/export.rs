@@ -153,7 +153,14 @@ fn write_bundle(
     options: ExportOptions,
 ) -> Result<(VerifyReport, bundle::Verified)> {
     let dir = staging.join("bundle");
-    bundle::finish_dir(&dir, log, options.report).map_err(|e| verify(format!("the exported bundle: {e}")))?;
+    bundle::finish_dir(&dir, log, options.report).map_err(|e| match e {
+        // A disk that cannot take the derived files is no verification failure.
+        bundle::BundleError::Write { file, source } => ClientError::Io(std::io::Error::new(
+            source.kind(),
+            format!("writing the bundle's {file}: {source}"),
+        )),
+        e => verify(format!("the exported bundle: {e}")),
+    })?;
     let (verification, verified) = bundle::verify_dir(&dir, log, &Policy::default());
     let verified = match (verified, verification.failure()) {
         (Some(v), None) => v,

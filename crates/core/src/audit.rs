@@ -18,15 +18,9 @@ use crate::identity::{Card, KeyId, Role};
 // reads them with the same types, so the two cannot disagree on a field.
 use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody};
 
-/// The first failure an audit found.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("entry {index}: {problem}")]
-pub struct AuditError {
-    /// Log index of the failing entry (or the log size for root checks).
-    pub index: u64,
-    /// What is wrong.
-    pub problem: String,
-}
+mod error;
+
+pub use self::error::{AuditError, AuditProblem};
 
 /// What an audit checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,10 +138,10 @@ impl LogAuditor {
     /// placing it in the tree. For a selection of whole chains (a bundle
     /// holds the vault's chain and one case's), fed in log order, whose
     /// inclusion the caller proves separately.
-    pub fn check_event(&mut self, bytes: &[u8]) -> Result<Event, String> {
-        let event: Event = serde_json::from_slice(bytes).map_err(|e| format!("not a valid event: {e}"))?;
+    pub fn check_event(&mut self, bytes: &[u8]) -> Result<Event, AuditProblem> {
+        let event: Event = serde_json::from_slice(bytes).map_err(AuditProblem::MalformedEvent)?;
         if event.v != EVENT_VERSION {
-            return Err(format!("unknown event version {}", event.v));
+            return Err(AuditProblem::UnknownVersion(event.v));
         }
         let (want_seq, want_prev) = match self.heads.get(&event.case) {
             None => (0, None),
@@ -155,19 +149,17 @@ impl LogAuditor {
         };
         if self.partial {
             if self.heads.get(&event.case).is_some_and(|(seq, _)| event.seq <= *seq) {
-                return Err(format!("case {} events are out of order", event.case));
+                return Err(AuditProblem::OutOfOrder { case: event.case });
             }
         } else if event.seq != want_seq {
-            return Err(format!(
-                "case {} sequence is {} where {} was expected",
-                event.case, event.seq, want_seq
-            ));
+            return Err(AuditProblem::Sequence {
+                case: event.case,
+                found: event.seq,
+                expected: want_seq,
+            });
         }
         if !self.partial && event.prev != want_prev {
-            return Err(format!(
-                "case {} chain link does not match the previous event",
-                event.case
-            ));
+            return Err(AuditProblem::ChainLink { case: event.case });
         }
         self.check_actor(&event)?;
         self.heads.insert(event.case.clone(), (event.seq, event_hash(bytes)));
@@ -176,18 +168,19 @@ impl LogAuditor {
     }
 
     /// Check the actor's authority and signature, and learn keys from the event.
-    fn check_actor(&mut self, e: &Event) -> Result<(), String> {
+    fn check_actor(&mut self, e: &Event) -> Result<(), AuditProblem> {
         if e.actor == VAULT_ACTOR {
             // Only the trust anchors written by `custos init` carry no
             // signature, and only before the first signed event.
             if self.signed_seen || e.action != Action::PrincipalAdded || e.case != VAULT_CASE {
-                return Err("unsigned event outside the initial trust anchors".into());
+                return Err(AuditProblem::UnsignedEvent);
             }
-            let card: Card = serde_json::from_value(e.details["card"].clone()).map_err(|_| "anchor without a card")?;
+            let card: Card =
+                serde_json::from_value(e.details["card"].clone()).map_err(AuditProblem::AnchorWithoutCard)?;
             if self.partial {
                 // A selection's anchors are the ones its reader trusts.
                 if !self.anchors.contains(&card) {
-                    return Err(format!("{} is not one of the trusted anchors", card.key_id()));
+                    return Err(AuditProblem::UntrustedAnchor(card.key_id()));
                 }
                 return Ok(());
             }
@@ -196,8 +189,8 @@ impl LogAuditor {
             return Ok(());
         }
         self.signed_seen = true;
-        let req = e.request.as_ref().ok_or("event has no signed request")?;
-        let actor: KeyId = e.actor.parse().map_err(|_| "actor is not a key id")?;
+        let req = e.request.as_ref().ok_or(AuditProblem::NoSignedRequest)?;
+        let actor: KeyId = e.actor.parse().map_err(AuditProblem::ActorNotAKeyId)?;
         let body = req.body_bytes();
         let key = if e.action == Action::CaseCreated {
             let body: CreateCase = parse_body(&body)?;
@@ -206,11 +199,11 @@ impl LogAuditor {
                 .iter()
                 .map(|k| crate::identity::parse_verifying_key(&k.verifying_key))
                 .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?;
+                .map_err(AuditProblem::SubmitterKey)?;
             let key = *keys
                 .iter()
                 .find(|k| KeyId::of(k) == actor)
-                .ok_or("case creator is not one of the submitter keys")?;
+                .ok_or(AuditProblem::CreatorNotSubmitter)?;
             // The case is wrapped to exactly the intake lawyers registered
             // (and not removed) at this point, and to its submitter keys: a
             // host that lists a removed intake lawyer to a submitter, to
@@ -221,20 +214,17 @@ impl LogAuditor {
             wrapped.sort();
             expected.sort();
             if wrapped != expected {
-                return Err(
-                    "the case is wrapped to other keys than the intake lawyers registered then and its submitter keys"
-                        .into(),
-                );
+                return Err(AuditProblem::WrappedToOtherKeys);
             }
             for k in keys {
                 let id = KeyId::of(&k);
                 // A key serves one case, and is a submitter's or a
                 // principal's for good: never both.
                 if self.principals.contains_key(&id) || self.retired.contains_key(&id) {
-                    return Err(format!("submitter key {id} is or was a principal's key"));
+                    return Err(AuditProblem::SubmitterKeyIsPrincipal(id));
                 }
                 if self.submitters.contains_key(&id) {
-                    return Err(format!("submitter key {id} was already registered for a case"));
+                    return Err(AuditProblem::SubmitterKeyReused(id));
                 }
                 self.submitters.insert(id, (e.case.clone(), k));
             }
@@ -245,20 +235,27 @@ impl LogAuditor {
                 Action::PrincipalAdded | Action::PrincipalRemoved | Action::VaultBackedUp
             );
             if admin_only && *role != Role::Admin {
-                return Err(format!("{actor} did what only an admin may do ({:?})", e.action));
+                return Err(AuditProblem::AdminOnly {
+                    actor,
+                    action: e.action,
+                });
             }
             *key
         } else if let Some((case, key)) = self.submitters.get(&actor) {
             if *case != e.case {
-                return Err(format!("submitter key {actor} acted on another case"));
+                return Err(AuditProblem::SubmitterOtherCase(actor));
             }
             *key
+        } else if self.retired.contains_key(&actor) {
+            return Err(AuditProblem::RetiredActor(actor));
         } else {
-            return Err(format!("actor {actor} is not a registered principal or submitter"));
+            return Err(AuditProblem::UnknownActor(actor));
         };
-        let params = req.verify(&key).map_err(|err| format!("actor signature: {err}"))?;
+        let params = req
+            .verify(&key)
+            .map_err(|source| AuditProblem::ActorSignature { actor, source })?;
         if params.keyid != e.actor {
-            return Err("signature key id differs from the actor".into());
+            return Err(AuditProblem::SignerNotActor);
         }
         self.summary.signatures += 1;
         check_time(e, &params)?;
@@ -266,10 +263,10 @@ impl LogAuditor {
         // A signed request is used once: the server spends its nonce. Only
         // a removal's revocations carry the removal's own request again.
         if !rides_on_removal && !self.spent.insert(spent_key(&params)) {
-            return Err(format!(
-                "a signed request of {} is logged a second time (nonce {})",
-                params.keyid, params.nonce
-            ));
+            return Err(AuditProblem::Replayed {
+                keyid: params.keyid,
+                nonce: params.nonce,
+            });
         }
         Ok(())
     }
@@ -282,25 +279,19 @@ impl LogAuditor {
     ///
     /// Returns whether the event is one of a removal's revocations, which
     /// carry the removal's request again.
-    fn check_action(&mut self, e: &Event, body: &Option<Vec<u8>>) -> Result<bool, String> {
+    fn check_action(&mut self, e: &Event, body: &Option<Vec<u8>>) -> Result<bool, AuditProblem> {
         let req = e.request.as_ref().expect("checked by the caller");
-        let method = req.value("@method").ok_or("the signature does not cover the method")?;
-        let path = signed_path(
-            req.value("@target-uri")
-                .ok_or("the signature does not cover the target")?,
-        )?;
+        let method = req.value("@method").ok_or(AuditProblem::NotCovered("method"))?;
+        let path = signed_path(req.value("@target-uri").ok_or(AuditProblem::NotCovered("target"))?)?;
         let case = e.case.as_str();
         let in_case = case != VAULT_CASE;
-        let key_of = || {
-            serde_json::from_value::<KeyId>(e.details["key_id"].clone())
-                .map_err(|_| "the event names no key id".to_string())
-        };
+        let key_of = || serde_json::from_value::<KeyId>(e.details["key_id"].clone()).map_err(|_| AuditProblem::NoKeyId);
         let bound = match (e.action, method, path.as_slice()) {
             (Action::CaseCreated, "POST", ["v1", "cases"]) => in_case,
             (Action::ObjectStored, "POST", ["v1", "cases", c, "uploads", _, "commit"]) => {
                 let b: CommitUpload = parse_body(body)?;
                 if e.objects != [b.sha256] {
-                    return Err("stored object differs from the signed commit".into());
+                    return Err(AuditProblem::StoredObjectNotSigned);
                 }
                 *c == case
             }
@@ -311,7 +302,7 @@ impl LogAuditor {
             (Action::EnvelopeGranted, "POST", ["v1", "cases", c, "grants"]) => {
                 let b: GrantBody = parse_body(body)?;
                 if e.details["key_id"] != b.key_id.as_str() {
-                    return Err("grantee differs from the signed grant".into());
+                    return Err(AuditProblem::GranteeNotSigned);
                 }
                 *c == case
             }
@@ -323,7 +314,7 @@ impl LogAuditor {
             (Action::EnvelopeRevoked, "DELETE", ["v1", "principals", k]) => {
                 let id = key_of()?;
                 if self.retired.get(&id) != Some(&req.signature) {
-                    return Err("a revocation by removal that follows no removal of that key".into());
+                    return Err(AuditProblem::RevocationWithoutRemoval);
                 }
                 in_case && id.as_str() == *k
             }
@@ -333,7 +324,7 @@ impl LogAuditor {
                     .parse::<KeyId>()
                     .is_ok_and(|k| self.submitters.get(&k).is_some_and(|(case, _)| *case == e.case));
                 if !by_submitter {
-                    return Err("a withdrawal not signed by one of the case's submitter keys".into());
+                    return Err(AuditProblem::WithdrawalNotBySubmitter);
                 }
                 *c == case
             }
@@ -342,13 +333,13 @@ impl LogAuditor {
                 let b: PrincipalBody = parse_body(body)?;
                 let id = b.card.key_id();
                 if e.details["key_id"] != id.as_str() {
-                    return Err("registered key differs from the signed card".into());
+                    return Err(AuditProblem::RegisteredKeyNotSigned);
                 }
                 if self.submitters.contains_key(&id) {
-                    return Err(format!("principal {id} is a submitter's key"));
+                    return Err(AuditProblem::PrincipalIsSubmitterKey(id));
                 }
                 if self.retired.contains_key(&id) {
-                    return Err(format!("principal {id} was removed and may not come back"));
+                    return Err(AuditProblem::PrincipalReturned(id));
                 }
                 if b.intake {
                     self.intake.insert(id.clone());
@@ -359,7 +350,7 @@ impl LogAuditor {
             (Action::PrincipalRemoved, "DELETE", ["v1", "principals", k]) => {
                 let id = key_of()?;
                 if id.as_str() != *k {
-                    return Err("removed key differs from the signed request".into());
+                    return Err(AuditProblem::RemovedKeyNotSigned);
                 }
                 self.principals.remove(&id);
                 self.intake.remove(&id);
@@ -370,21 +361,22 @@ impl LogAuditor {
             _ => false,
         };
         if !bound {
-            return Err(format!(
-                "the signed request ({method} {}) is not the one that makes a {:?} event of {case}",
-                path.join("/"),
-                e.action
-            ));
+            return Err(AuditProblem::RequestNotBound {
+                method: method.to_owned(),
+                path: path.join("/"),
+                action: e.action,
+                case: case.to_owned(),
+            });
         }
         // A registry change names the intake lawyers after it: the state
         // clients hold a vault's intake list to. (Logs from before it was
         // written have none.)
         if matches!(e.action, Action::PrincipalAdded | Action::PrincipalRemoved) {
             if let Some(named) = e.details.get("registry_intake") {
-                let named: std::collections::BTreeSet<KeyId> = serde_json::from_value(named.clone())
-                    .map_err(|_| "the registry change's intake list is malformed")?;
+                let named: std::collections::BTreeSet<KeyId> =
+                    serde_json::from_value(named.clone()).map_err(AuditProblem::MalformedIntakeList)?;
                 if named != self.intake {
-                    return Err("the registry change names other intake lawyers than the registry has".into());
+                    return Err(AuditProblem::IntakeMismatch);
                 }
             }
         }
@@ -397,13 +389,16 @@ impl LogAuditor {
         if checkpoint.size != index {
             return Err(AuditError {
                 index,
-                problem: format!("checkpoint covers {} entries but the log has {index}", checkpoint.size),
+                problem: AuditProblem::CheckpointSize {
+                    checkpoint: checkpoint.size,
+                    log: index,
+                },
             });
         }
         if self.root() != checkpoint.root {
             return Err(AuditError {
                 index,
-                problem: "Merkle root of the entries does not match the signed checkpoint".into(),
+                problem: AuditProblem::CheckpointRoot,
             });
         }
         Ok(())
@@ -423,15 +418,19 @@ fn spent_key(params: &crate::httpsig::SignatureParams) -> [u8; 16] {
 /// An event must be dated within its request's validity: the server
 /// refuses a request before `created` (but for clock skew) and logs none
 /// after `expires`, so an event outside it was backdated or re-dated.
-fn check_time(e: &Event, params: &crate::httpsig::SignatureParams) -> Result<(), String> {
+fn check_time(e: &Event, params: &crate::httpsig::SignatureParams) -> Result<(), AuditProblem> {
     let time = time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("the event's time {:?} is not RFC 3339", e.time))?
+        .map_err(|source| AuditProblem::TimeNotRfc3339 {
+            time: e.time.clone(),
+            source,
+        })?
         .unix_timestamp();
     if time < params.created - crate::httpsig::MAX_FUTURE_SKEW_SECS || time > params.expires {
-        return Err(format!(
-            "the event is dated {} but its request was valid from {} to {}",
-            e.time, params.created, params.expires
-        ));
+        return Err(AuditProblem::OutsideSignatureWindow {
+            time: e.time.clone(),
+            created: params.created,
+            expires: params.expires,
+        });
     }
     Ok(())
 }
@@ -439,8 +438,8 @@ fn check_time(e: &Event, params: &crate::httpsig::SignatureParams) -> Result<(),
 /// The path of a signed `@target-uri` (`scheme://authority/path`), as its
 /// segments, if it is in the one form the server accepts: no query or
 /// fragment, no percent-escape, no empty or dot segment.
-fn signed_path(target: &str) -> Result<Vec<&str>, String> {
-    let bad = || format!("the signed target {target:?} is not a canonical URL of the API");
+fn signed_path(target: &str) -> Result<Vec<&str>, AuditProblem> {
+    let bad = || AuditProblem::NonCanonicalTarget(target.to_owned());
     let rest = target
         .strip_prefix("https://")
         .or_else(|| target.strip_prefix("http://"))
@@ -452,9 +451,10 @@ fn signed_path(target: &str) -> Result<Vec<&str>, String> {
     Ok(path[1..].split('/').collect())
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Option<Vec<u8>>) -> Result<T, String> {
-    let body = body.as_ref().ok_or("signed request body is missing")?;
-    serde_json::from_slice(body).map_err(|e| format!("signed request body: {e}"))
+/// The signed request's body, read as the API's body `T` for it.
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &Option<Vec<u8>>) -> Result<T, AuditProblem> {
+    let body = body.as_ref().ok_or(AuditProblem::BodyMissing)?;
+    serde_json::from_slice(body).map_err(AuditProblem::MalformedBody)
 }
 
 /// Why a receipt was rejected.

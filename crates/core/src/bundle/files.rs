@@ -8,43 +8,57 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{
-    fail, Failure, CHECKPOINT_FILE, EVENTS_DIR, MANIFEST_FILE, OBJECTS_DIR, PROOFS_DIR, README_FILE, REPORT_FILE,
-    VKEY_FILE,
-};
+use super::error::{fail, BundleProblem, Failure};
+use super::{CHECKPOINT_FILE, EVENTS_DIR, MANIFEST_FILE, OBJECTS_DIR, PROOFS_DIR, README_FILE, REPORT_FILE, VKEY_FILE};
 use crate::custody::tlog_proof::parse_decimal;
 
 /// Read a file of at most `max` bytes, refusing links and special files.
 pub(super) fn read_limited(path: &Path, max: u64, check: &'static str) -> Result<Vec<u8>, Failure> {
-    let meta = std::fs::symlink_metadata(path).or_else(|_| fail(check, format!("{} is missing", path.display())))?;
+    let meta = std::fs::symlink_metadata(path).or_else(|_| fail(check, BundleProblem::Missing(path.into())))?;
     if !meta.is_file() {
-        return fail(check, format!("{} is not a regular file", path.display()));
+        return fail(check, BundleProblem::NotRegularFile(path.into()));
     }
     if meta.len() > max {
-        return fail(check, format!("{} is larger than {max} bytes", path.display()));
+        return fail(check, BundleProblem::TooLarge { path: path.into(), max });
     }
-    std::fs::read(path).or_else(|e| fail(check, format!("{}: {e}", path.display())))
+    std::fs::read(path).or_else(|source| {
+        fail(
+            check,
+            BundleProblem::Read {
+                path: path.into(),
+                source,
+            },
+        )
+    })
 }
 
+/// [`read_limited`], for a file that must be UTF-8.
 pub(super) fn read_text(path: &Path, max: u64, check: &'static str) -> Result<String, Failure> {
-    String::from_utf8(read_limited(path, max, check)?)
-        .or_else(|_| fail(check, format!("{} is not UTF-8", path.display())))
+    String::from_utf8(read_limited(path, max, check)?).or_else(|_| fail(check, BundleProblem::NotUtf8(path.into())))
 }
 
 /// Entries of `dir` as (name, is a directory); anything that is neither a
 /// regular file nor a directory (a link, a device) fails.
 fn entries(dir: &Path) -> Result<Vec<(String, bool)>, Failure> {
+    let unreadable = |source| {
+        Failure::new(
+            "files",
+            BundleProblem::Read {
+                path: dir.into(),
+                source,
+            },
+        )
+    };
     let mut out = Vec::new();
-    let read = std::fs::read_dir(dir).or_else(|e| fail("files", format!("{}: {e}", dir.display())))?;
-    for e in read {
-        let e = e.or_else(|e| fail("files", e.to_string()))?;
+    for e in std::fs::read_dir(dir).map_err(unreadable)? {
+        let e = e.map_err(unreadable)?;
         let name = e
             .file_name()
             .into_string()
-            .or_else(|_| fail("files", "a file name is not UTF-8"))?;
-        let ty = e.file_type().or_else(|e| fail("files", e.to_string()))?;
+            .or_else(|_| fail("files", BundleProblem::NameNotUtf8(dir.into())))?;
+        let ty = e.file_type().map_err(unreadable)?;
         if !ty.is_file() && !ty.is_dir() {
-            return fail("files", format!("{}/{name} is a link or special file", dir.display()));
+            return fail("files", BundleProblem::LinkOrSpecial(dir.join(&name)));
         }
         out.push((name, ty.is_dir()));
     }
@@ -57,7 +71,7 @@ fn indexed_files(dir: &Path, sub: &str, suffix: &str) -> Result<BTreeSet<u64>, F
     for (name, is_dir) in entries(&dir.join(sub))? {
         match name.strip_suffix(suffix).and_then(parse_decimal) {
             Some(index) if !is_dir => out.insert(index),
-            _ => return fail("files", format!("unexpected entry {sub}/{name}")),
+            _ => return fail("files", BundleProblem::UnexpectedEntry(format!("{sub}/{name}"))),
         };
     }
     Ok(out)
@@ -84,24 +98,24 @@ pub(super) fn layout(dir: &Path, complete: bool) -> Result<Layout, Failure> {
             EVENTS_DIR | PROOFS_DIR | OBJECTS_DIR if is_dir => {}
             n if (required.contains(&n) || derived.contains(&n)) && ty_file => {}
             REPORT_FILE if ty_file => {}
-            _ => return fail("files", format!("unexpected entry {name:?} in the bundle")),
+            _ => return fail("files", BundleProblem::UnexpectedEntry(name)),
         }
         seen.insert(name);
     }
     for name in required.iter().chain(&[EVENTS_DIR, PROOFS_DIR, OBJECTS_DIR]) {
         if !seen.contains(*name) {
-            return fail("files", format!("{name} is missing"));
+            return fail("files", BundleProblem::Missing(name.into()));
         }
     }
     let events = indexed_files(dir, EVENTS_DIR, ".json")?;
     let proofs = indexed_files(dir, PROOFS_DIR, ".tlog-proof")?;
     if let Some(i) = events.symmetric_difference(&proofs).next() {
-        return fail("files", format!("event {i} has no proof, or proof {i} no event"));
+        return fail("files", BundleProblem::Unpaired(*i));
     }
     let mut objects = BTreeSet::new();
     for (name, is_dir) in entries(&dir.join(OBJECTS_DIR))? {
         if is_dir || !crate::protocol::is_lower_hex(&name, 64) {
-            return fail("files", format!("unexpected file objects/{name}"));
+            return fail("files", BundleProblem::UnexpectedEntry(format!("{OBJECTS_DIR}/{name}")));
         }
         objects.insert(name);
     }

@@ -21,9 +21,10 @@
 //!
 //! This file holds the layout's names and the types a verification yields;
 //! reading the files is `files`, the checks `verify`, the derived files
-//! `derived`.
+//! `derived`, what can go wrong `error`.
 
 mod derived;
+mod error;
 mod files;
 pub mod report;
 mod verify;
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use self::derived::{manifest, manifest_bytes, readme};
+pub use self::error::{BundleError, BundleProblem, Failure};
 pub use self::verify::{finish_dir, verify_dir};
 use crate::custody::checkpoint::Checkpoint;
 use crate::custody::cosignature::WitnessVerifier;
@@ -190,20 +192,6 @@ pub struct Policy {
     pub quorum: usize,
 }
 
-/// A failed check.
-#[derive(Debug)]
-pub struct Failure {
-    check: &'static str,
-    problem: String,
-}
-
-fn fail<T>(check: &'static str, problem: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure {
-        check,
-        problem: problem.into(),
-    })
-}
-
 /// File name of event `index`.
 pub fn event_file(index: u64) -> String {
     format!("{EVENTS_DIR}/{index}.json")
@@ -218,3 +206,6 @@ pub fn proof_file(index: u64) -> String {
 pub fn object_file(sha256: &str) -> String {
     format!("{OBJECTS_DIR}/{sha256}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::derived::{b64, manifest_bytes, readme};
+use super::error::{fail, BundleError, BundleProblem, Failure};
 use super::files::{layout, read_limited, read_text, sha256_file, Layout};
 use super::{
-    event_file, fail, object_file, proof_file, report, CheckLine, Failure, Policy, Verified, VerifiedEvent,
-    VerifyReport, CHECKPOINT_FILE, MANIFEST_FILE, README_FILE, REPORT_FILE, VKEY_FILE,
+    event_file, object_file, proof_file, report, CheckLine, Policy, Verified, VerifiedEvent, VerifyReport,
+    CHECKPOINT_FILE, MANIFEST_FILE, README_FILE, REPORT_FILE, VKEY_FILE,
 };
-use crate::audit::LogAuditor;
+use crate::audit::{AuditError, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
 use crate::custody::cosignature::{cosigners, unix_now};
 use crate::custody::merkle;
@@ -82,12 +83,14 @@ fn check_signed_checkpoint(
 ) -> Result<(String, Checkpoint), Failure> {
     let vkey = read_text(&dir.join(VKEY_FILE), MAX_NOTE_BYTES, "vkey")?;
     if vkey != format!("{}\n", log.vkey()) {
-        return fail("vkey", "log.vkey is not the log key you pinned with --vkey");
+        return fail("vkey", BundleProblem::WrongLogKey);
     }
     checks.pass("vkey", format!("log.vkey is the pinned key {}", log.vkey()));
 
     let note = read_text(&dir.join(CHECKPOINT_FILE), MAX_NOTE_BYTES, "checkpoint")?;
-    let checkpoint = log.verify(&note).or_else(|e| fail("checkpoint", e.to_string()))?;
+    let checkpoint = log
+        .verify(&note)
+        .or_else(|e| fail("checkpoint", BundleProblem::Checkpoint(e)))?;
     checks.pass(
         "checkpoint",
         format!(
@@ -110,12 +113,11 @@ fn check_witnesses(note: &str, policy: &Policy, checks: &mut Checks) -> Result<(
         if names.len() < policy.quorum {
             return fail(
                 "witnesses",
-                format!(
-                    "{} of the {} given witnesses cosigned the checkpoint; {} required",
-                    names.len(),
-                    policy.witnesses.len(),
-                    policy.quorum
-                ),
+                BundleProblem::Quorum {
+                    cosigned: names.len(),
+                    given: policy.witnesses.len(),
+                    quorum: policy.quorum,
+                },
             );
         }
         checks.pass(
@@ -144,20 +146,30 @@ fn check_inclusion(
     for &index in &layout.events {
         let bytes = read_limited(&dir.join(event_file(index)), MAX_EVENT_BYTES, "inclusion")?;
         let text = read_text(&dir.join(proof_file(index)), MAX_NOTE_BYTES, "inclusion")?;
-        let proof = TlogProof::parse(&text).or_else(|e| fail("inclusion", format!("{}: {e}", proof_file(index))))?;
+        let proof = TlogProof::parse(&text).or_else(|source| {
+            fail(
+                "inclusion",
+                BundleProblem::Proof {
+                    file: proof_file(index),
+                    source,
+                },
+            )
+        })?;
         if proof.index != index {
             return fail(
                 "inclusion",
-                format!("{} is for index {}", proof_file(index), proof.index),
+                BundleProblem::ProofIndex {
+                    file: proof_file(index),
+                    index: proof.index,
+                },
             );
         }
         if proof.checkpoint != note {
             return fail(
                 "inclusion",
-                format!(
-                    "{} is against another checkpoint than checkpoint.txt",
-                    proof_file(index)
-                ),
+                BundleProblem::ProofCheckpoint {
+                    file: proof_file(index),
+                },
             );
         }
         merkle::verify_inclusion(
@@ -167,12 +179,7 @@ fn check_inclusion(
             &proof.hashes,
             &checkpoint.root,
         )
-        .or_else(|e| {
-            fail(
-                "inclusion",
-                format!("event {index} is not in the checkpointed log: {e}"),
-            )
-        })?;
+        .or_else(|source| fail("inclusion", BundleProblem::NotIncluded { index, source }))?;
         events.push((index, bytes));
     }
     checks.pass(
@@ -197,14 +204,17 @@ fn check_chains(
     for (index, bytes) in events {
         let event = auditor
             .check_event(&bytes)
-            .or_else(|problem| fail("chain", format!("event {index}: {problem}")))?;
+            .or_else(|problem| fail("chain", BundleProblem::Audit(AuditError { index, problem })))?;
         if event.case != VAULT_CASE {
             match &case_id {
                 None => case_id = Some(event.case.clone()),
                 Some(c) if *c != event.case => {
                     return fail(
                         "chain",
-                        format!("event {index} belongs to a second case {}", event.case),
+                        BundleProblem::SecondCase {
+                            index,
+                            case: event.case,
+                        },
                     );
                 }
                 Some(_) => {}
@@ -212,24 +222,18 @@ fn check_chains(
         }
         verified.push(VerifiedEvent { index, bytes, event });
     }
-    let case_id = case_id.map_or_else(|| fail("chain", "the bundle holds no case events"), Ok)?;
+    let case_id = case_id.map_or_else(|| fail("chain", BundleProblem::NoCaseEvents), Ok)?;
     let summary = auditor.summary();
     // Completeness: the export event is the last entry of the proven tree,
     // so every earlier event of the case had to be included; and it records
     // how long the vault chain was.
     let last = verified.last().expect("a case event exists");
     if last.event.action != Action::CaseExported || last.index + 1 != checkpoint.size {
-        return fail(
-            "chain",
-            "the bundle does not end with its export event at the checkpoint's last entry",
-        );
+        return fail("chain", BundleProblem::NoExportAtEnd);
     }
     let vault_events = verified.iter().filter(|e| e.event.case == VAULT_CASE).count() as u64;
     if last.event.details["vault_events"].as_u64() != Some(vault_events) {
-        return fail(
-            "chain",
-            format!("the vault chain has {vault_events} events here but the export event records another number"),
-        );
+        return fail("chain", BundleProblem::VaultEventCount(vault_events));
     }
     let case_events = verified.len() as u64 - vault_events;
     checks.pass(
@@ -258,7 +262,7 @@ fn check_objects(
         .collect();
     let exported: BTreeSet<String> = last.event.objects.iter().cloned().collect();
     if exported != stored {
-        return fail("objects", "the export event names other objects than the case stored");
+        return fail("objects", BundleProblem::ExportNamesOtherObjects);
     }
     if layout.objects != stored {
         let missing = stored.difference(&layout.objects).next();
@@ -266,18 +270,31 @@ fn check_objects(
         return fail(
             "objects",
             match (missing, extra) {
-                (Some(m), _) => format!("object {m} is missing"),
-                (_, Some(x)) => format!("object {x} was never stored in the case"),
+                (Some(m), _) => BundleProblem::ObjectMissing(m.clone()),
+                (_, Some(x)) => BundleProblem::ObjectNotStored(x.clone()),
                 _ => unreachable!("sets differ"),
             },
         );
     }
     let mut objects = BTreeMap::new();
     for sha in &stored {
-        let (got, size) =
-            sha256_file(&dir.join(object_file(sha))).or_else(|e| fail("objects", format!("object {sha}: {e}")))?;
+        let (got, size) = sha256_file(&dir.join(object_file(sha))).or_else(|source| {
+            fail(
+                "objects",
+                BundleProblem::ObjectRead {
+                    sha256: sha.clone(),
+                    source,
+                },
+            )
+        })?;
         if got != *sha {
-            return fail("objects", format!("object {sha} has SHA-256 {got}"));
+            return fail(
+                "objects",
+                BundleProblem::ObjectHash {
+                    sha256: sha.clone(),
+                    found: got,
+                },
+            );
         }
         objects.insert(sha.clone(), size);
     }
@@ -308,7 +325,7 @@ pub fn verify_dir(dir: &Path, log: &LogVerifier, policy: &Policy) -> (VerifyRepo
             let Some(expected) = expected else { continue };
             let found = read_limited(&dir.join(file), MAX_DERIVED_BYTES, check)?;
             if found != expected {
-                return fail(check, format!("{file} is not what the verified contents say"));
+                return fail(check, BundleProblem::DerivedDiffers(file));
             }
             checks.pass(check, format!("{file} matches the verified contents"));
         }
@@ -323,11 +340,12 @@ pub fn verify_dir(dir: &Path, log: &LogVerifier, policy: &Policy) -> (VerifyRepo
             },
             Some(v),
         ),
-        Err(Failure { check, problem }) => {
+        Err(failure) => {
+            let (check, problem) = failure.into_parts();
             checks.lines.push(CheckLine {
                 check,
                 passed: false,
-                detail: problem,
+                detail: problem.to_string(),
             });
             (
                 VerifyReport {
@@ -343,12 +361,12 @@ pub fn verify_dir(dir: &Path, log: &LogVerifier, policy: &Policy) -> (VerifyRepo
 
 /// Write the derived files (manifest, README, and the report if asked) into
 /// a folder holding the evidence files, after checking those.
-pub fn finish_dir(dir: &Path, log: &LogVerifier, with_report: bool) -> Result<(), String> {
+pub fn finish_dir(dir: &Path, log: &LogVerifier, with_report: bool) -> Result<(), BundleError> {
     let mut checks = Checks { lines: Vec::new() };
-    let v = verify_contents(dir, log, &Policy::default(), false, &mut checks)
-        .map_err(|f| format!("{}: {}", f.check, f.problem))?;
-    let write =
-        |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).map_err(|e| format!("writing {name}: {e}"));
+    let v = verify_contents(dir, log, &Policy::default(), false, &mut checks)?;
+    let write = |file: &'static str, bytes: &[u8]| {
+        std::fs::write(dir.join(file), bytes).map_err(|source| BundleError::Write { file, source })
+    };
     write(MANIFEST_FILE, &manifest_bytes(&v, with_report))?;
     write(README_FILE, readme(&v).as_bytes())?;
     if with_report {
