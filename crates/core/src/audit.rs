@@ -16,7 +16,8 @@ use crate::custody::{event_hash, Action, Event, Receipt, EVENT_VERSION, VAULT_AC
 use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
 // reads them with the same types, so the two cannot disagree on a field.
-use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody};
+use crate::protocol::MAX_WORKFLOW_ENTRY;
+use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody, WorkflowBody};
 
 mod error;
 
@@ -31,6 +32,9 @@ pub struct AuditSummary {
     pub chains: usize,
     /// Actor signatures verified.
     pub signatures: u64,
+    /// Entries by action (`case_created`, `workflow_changed`, ...): what
+    /// happened and how often, never what it held.
+    pub actions: BTreeMap<&'static str, u64>,
 }
 
 /// Replays log entries in order and checks each as it comes.
@@ -164,6 +168,7 @@ impl LogAuditor {
         self.check_actor(&event)?;
         self.heads.insert(event.case.clone(), (event.seq, event_hash(bytes)));
         self.summary.entries += 1;
+        *self.summary.actions.entry(event.action.name()).or_default() += 1;
         Ok(event)
     }
 
@@ -240,8 +245,21 @@ impl LogAuditor {
                     action: e.action,
                 });
             }
+            if e.action == Action::WorkflowChanged && *role != Role::Lawyer {
+                return Err(AuditProblem::LawyersOnly {
+                    actor,
+                    action: e.action,
+                });
+            }
             *key
         } else if let Some((case, key)) = self.submitters.get(&actor) {
+            // A codename holder never writes the lawyers' workflow.
+            if e.action == Action::WorkflowChanged {
+                return Err(AuditProblem::LawyersOnly {
+                    actor,
+                    action: e.action,
+                });
+            }
             if *case != e.case {
                 return Err(AuditProblem::SubmitterOtherCase(actor));
             }
@@ -329,6 +347,14 @@ impl LogAuditor {
                 *c == case
             }
             (Action::CaseExported, "POST", ["v1", "cases", c, "export"]) => *c == case,
+            (Action::WorkflowChanged, "POST", ["v1", "cases", c, "workflow"]) => {
+                let b: WorkflowBody = parse_body(body)?;
+                let sealed = B64.decode(&b.entry).map_err(|_| AuditProblem::MalformedWorkflowEntry)?;
+                if sealed.is_empty() || sealed.len() > MAX_WORKFLOW_ENTRY || !e.objects.is_empty() {
+                    return Err(AuditProblem::MalformedWorkflowEntry);
+                }
+                in_case && *c == case
+            }
             (Action::PrincipalAdded, "POST", ["v1", "principals"]) => {
                 let b: PrincipalBody = parse_body(body)?;
                 let id = b.card.key_id();

@@ -28,6 +28,17 @@ pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;
 /// Most log entries returned by one `entries` request.
 pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
+/// Largest sealed workflow entry (a status, tag or assignment change, or a
+/// lawyer's note), in bytes of age ciphertext. A note of a few pages fits;
+/// it is kept in the log for ever, so larger documents go in as replies
+/// or files.
+pub const MAX_WORKFLOW_ENTRY: usize = 64 * 1024;
+
+/// Workflow entries are padded to a multiple of this many bytes before
+/// they are sealed, so the log's copy says little of a note's length or of
+/// whether it was a note or a status change.
+pub const WORKFLOW_PAD: usize = 1024;
+
 /// Whether `s` is exactly `len` lower-case hex digits: the one spelling of
 /// case ids, key ids and object ids (a second spelling of one id would be
 /// a second key for the same thing).

@@ -182,6 +182,17 @@ pub struct WithdrawBody {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/cases/{case}/workflow`, signed by a lawyer holding the case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowBody {
+    /// One change of the case's workflow (status, tags, assignee, a note),
+    /// age-encrypted to the lawyers' key of the case (the duress note's
+    /// key, which codename holders never get), base64. Padded before
+    /// encryption, so its size says little of what it holds.
+    pub entry: String,
+}
+
 /// `POST .../uploads/{id}/commit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

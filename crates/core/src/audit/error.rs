@@ -92,6 +92,15 @@ pub enum AuditProblem {
         /// What it did.
         action: Action,
     },
+    /// Someone other than a lawyer (a submitter key, an auditor, an admin)
+    /// did what only a case's lawyers may do.
+    #[error("{actor} did what only a case's lawyers may do ({action:?})")]
+    LawyersOnly {
+        /// The actor.
+        actor: KeyId,
+        /// What it did.
+        action: Action,
+    },
     /// A submitter key acted on a case it does not belong to.
     #[error("submitter key {0} acted on another case")]
     SubmitterOtherCase(KeyId),
@@ -187,6 +196,10 @@ pub enum AuditProblem {
     /// submitter keys.
     #[error("a withdrawal not signed by one of the case's submitter keys")]
     WithdrawalNotBySubmitter,
+    /// A workflow change whose sealed entry is not base64 of 1 to
+    /// `MAX_WORKFLOW_ENTRY` bytes, or that names objects.
+    #[error("a workflow change whose sealed entry is malformed or too large")]
+    MalformedWorkflowEntry,
 
     // Keys: who is who.
     /// A submitter key in a signed case creation is not a key.

@@ -629,3 +629,49 @@ fn a_removed_principal_acting_is_the_retired_actor_failure() {
         "{e}"
     );
 }
+
+/// A workflow change is a lawyer's, with a sealed entry of bounded size,
+/// on its own case's path; and the summary counts events by action.
+#[test]
+fn only_lawyers_change_a_cases_workflow() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let auditor = Identity::generate("Auditor").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let path = format!("/v1/cases/{CASE}/workflow");
+    let body = |entry: &[u8]| {
+        serde_json::to_vec(&crate::wire::WorkflowBody {
+            entry: B64.encode(entry),
+        })
+        .unwrap()
+    };
+    let with = |who: &Identity, path: &str, body: &[u8]| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.register(&admin, &auditor, "auditor");
+        log.open_case(&submitter, CASE);
+        log.act(who, CASE, Action::WorkflowChanged, "POST", path, Some(body));
+        let mut a = LogAuditor::new();
+        for e in &log.events {
+            a.push(e)?;
+        }
+        Ok::<_, AuditError>(a.summary())
+    };
+    let summary = with(&lawyer, &path, &body(b"sealed")).unwrap();
+    assert_eq!(summary.actions.get("workflow_changed"), Some(&1));
+    assert_eq!(summary.actions.get("case_created"), Some(&1));
+    for who in [&submitter, &auditor, &admin] {
+        let e = with(who, &path, &body(b"sealed")).unwrap_err();
+        assert!(
+            matches!(&e.problem, AuditProblem::LawyersOnly { actor, action: Action::WorkflowChanged } if *actor == who.key_id()),
+            "{e}"
+        );
+    }
+    let too_large = vec![0u8; crate::protocol::MAX_WORKFLOW_ENTRY + 1];
+    for bad in [body(b""), body(&too_large)] {
+        let e = with(&lawyer, &path, &bad).unwrap_err();
+        assert!(matches!(e.problem, AuditProblem::MalformedWorkflowEntry), "{e}");
+    }
+    let other = format!("/v1/cases/{}/workflow", "f".repeat(24));
+    let e = with(&lawyer, &other, &body(b"sealed")).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::RequestNotBound { .. }), "{e}");
+}

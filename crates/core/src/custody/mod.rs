@@ -55,6 +55,32 @@ pub enum Action {
     /// An admin took a backup of the whole vault (ciphertext, log and
     /// registry): a copy of every case left the vault.
     VaultBackedUp,
+    /// A lawyer holding the case changed its workflow (status, tags,
+    /// assignee) or added a note. What changed is sealed to the lawyers'
+    /// key of the case: the log shows who and when, never what.
+    WorkflowChanged,
+}
+
+impl Action {
+    /// The action's name as events spell it (`case_created`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CaseCreated => "case_created",
+            Action::ObjectStored => "object_stored",
+            Action::EnvelopeGranted => "envelope_granted",
+            Action::EnvelopeRevoked => "envelope_revoked",
+            Action::ObjectAccessed => "object_accessed",
+            Action::MessagePosted => "message_posted",
+            Action::Withdrawn => "withdrawn",
+            Action::CaseSealed => "case_sealed",
+            Action::CaseExported => "case_exported",
+            Action::PrincipalAdded => "principal_added",
+            Action::PrincipalRemoved => "principal_removed",
+            Action::CheckpointAnchored => "checkpoint_anchored",
+            Action::VaultBackedUp => "vault_backed_up",
+            Action::WorkflowChanged => "workflow_changed",
+        }
+    }
 }
 
 /// One custody event. The stored JSON bytes are what is hashed and proven;
@@ -156,4 +182,31 @@ pub fn now_rfc3339() -> String {
         .expect("0 is a valid nanosecond");
     now.format(&time::format_description::well_known::Rfc3339)
         .expect("UTC times always format")
+}
+
+#[cfg(test)]
+mod action_names {
+    use super::Action;
+
+    #[test]
+    fn each_name_is_the_one_events_carry() {
+        for a in [
+            Action::CaseCreated,
+            Action::ObjectStored,
+            Action::EnvelopeGranted,
+            Action::EnvelopeRevoked,
+            Action::ObjectAccessed,
+            Action::MessagePosted,
+            Action::Withdrawn,
+            Action::CaseSealed,
+            Action::CaseExported,
+            Action::PrincipalAdded,
+            Action::PrincipalRemoved,
+            Action::CheckpointAnchored,
+            Action::VaultBackedUp,
+            Action::WorkflowChanged,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
+    }
 }
