@@ -87,6 +87,13 @@ pub fn may_grant(actor: &Actor, access: CaseAccess, grantee: Role) -> bool {
     actor.role() == Some(Role::Lawyer) && access.holds_envelope && grantee == Role::Lawyer
 }
 
+/// May the actor change the case's workflow or add a note? Only its
+/// lawyers: the entry is sealed to their key, and a codename holder (who
+/// may be a coercer) must neither write nor see it.
+pub fn may_change_workflow(actor: &Actor, access: CaseAccess) -> bool {
+    actor.role() == Some(Role::Lawyer) && access.holds_envelope
+}
+
 /// May the actor revoke someone's envelope for the case?
 pub fn may_revoke(actor: &Actor, access: CaseAccess) -> bool {
     match actor.role() {
@@ -195,6 +202,15 @@ mod tests {
         assert!(may_revoke(&principal(Role::Admin), NONE));
         assert!(!may_revoke(&principal(Role::Auditor), NONE));
         assert!(!may_revoke(&submitter("c"), NONE));
+    }
+
+    #[test]
+    fn workflow_is_written_by_holding_lawyers_only() {
+        assert!(may_change_workflow(&principal(Role::Lawyer), HOLDS));
+        assert!(!may_change_workflow(&principal(Role::Lawyer), NONE));
+        for a in [principal(Role::Auditor), principal(Role::Admin), submitter("c")] {
+            assert!(!may_change_workflow(&a, HOLDS));
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod logged;
 mod objects;
 mod principals;
 mod uploads;
+mod workflow;
 
 pub use body::MIN_BODY_RATE;
 pub(crate) use body::{read_body, BodyBudget};
@@ -145,6 +146,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cases/{case}/export", post(objects::export))
         .route("/v1/cases/{case}/log", get(case_log::case_log))
         .route("/v1/cases/{case}/withdraw", post(cases::withdraw))
+        .route("/v1/cases/{case}/workflow", post(workflow::change))
         .route("/v1/cases/{case}/export/objects/{object}", get(objects::export_object))
         .route("/v1/cases/{case}/grants", post(grants::grant))
         .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(grants::revoke))
