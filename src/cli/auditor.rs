@@ -83,6 +83,15 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
         lines.push(format!("entries:    {} verified", report.entries));
         lines.push(format!("chains:     {} hash chains intact", report.chains));
         lines.push(format!("signatures: {} actor signatures verified", report.signatures));
+        lines.push(format!(
+            "actions:    {}",
+            report
+                .actions
+                .iter()
+                .map(|(action, n)| format!("{action} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         if let Some(old) = report.consistent_with {
             lines.push(format!(
                 "history:    consistent with the checkpoint of size {old} verified last time"

@@ -1,36 +1,217 @@
-//! The lawyer's commands: `cases`, `get`, `reply`, `grant`, `revoke`.
+//! The lawyer's commands: `cases`, `case show|set|note`, `get`, `reply`,
+//! `grant`, `revoke`.
 
 use std::path::PathBuf;
 
 use super::Ctx;
 use crate::client::flows::{self, check_receipt};
+use crate::client::workflow::{Assignment, Change, Status};
 use crate::custody::Action;
 use crate::identity::KeyId;
 
-pub(super) async fn cases(ctx: &Ctx) -> anyhow::Result<()> {
+/// Arguments of `custos cases`.
+#[derive(clap::Args, Debug)]
+pub struct Cases {
+    /// Only cases with this workflow status: new, triage, active,
+    /// referred or closed.
+    #[arg(long, value_name = "STATUS")]
+    status: Option<Status>,
+    /// Only cases with this tag.
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+    /// Only cases assigned to this identity.
+    #[arg(long)]
+    mine: bool,
+    /// Only cases with activity since this identity last looked at them
+    /// (`case show` or `get`; remembered on this machine only).
+    #[arg(long)]
+    new: bool,
+}
+
+pub(super) async fn cases(ctx: &Ctx, args: Cases) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
     let log = ctx.log_verifier(None).await?;
-    let list = flows::cases(&ctx.client()?, &id, &log).await?;
+    let filter = flows::CaseFilter {
+        status: args.status,
+        tag: args.tag,
+        mine: args.mine,
+        new: args.new,
+    };
+    let list = flows::cases(&ctx.client()?, &id, &log, &filter).await?;
     ctx.print(&list, || {
         if list.is_empty() {
             return "no cases".into();
         }
-        let row = |case: &str, status: &str, files: &str, opened: &str| {
-            format!("{case:<24}  {status:<24} {files:>5}  {opened}")
+        let row = |new: &str, case: &str, status: &str, work: &str, files: &str, opened: &str, tags: &str| {
+            format!("{new:1} {case:<24}  {status:<24} {work:<9} {files:>5}  {opened:<20}  {tags}")
         };
-        std::iter::once(row("CASE", "STATUS", "FILES", "OPENED"))
+        std::iter::once(row("", "CASE", "STATUS", "WORKFLOW", "FILES", "OPENED", "TAGS"))
             .chain(list.iter().map(|c| {
                 row(
-                    &c.case_id,
-                    &c.status.replace('_', " "),
-                    &c.objects.to_string(),
-                    &c.created,
+                    if c.new { "*" } else { "" },
+                    &c.summary.case_id,
+                    &c.summary.status.replace('_', " "),
+                    c.workflow_status.as_str(),
+                    &c.summary.objects.to_string(),
+                    &c.summary.created,
+                    &c.tags.join(", "),
                 )
             }))
             .collect::<Vec<_>>()
             .join("\n")
     });
     Ok(())
+}
+
+/// `custos case`: a case's workflow, as its lawyers keep it.
+#[derive(clap::Subcommand, Debug)]
+pub enum CaseCmd {
+    /// Show a case's status, tags, assignee, notes and their history.
+    Show {
+        /// Case id.
+        case: String,
+    },
+    /// Change a case's status, tags or assignee.
+    Set(CaseSet),
+    /// Add a note for the case's lawyers.
+    Note {
+        /// Case id.
+        case: String,
+        /// The note (a text file).
+        #[arg(long)]
+        message: PathBuf,
+    },
+}
+
+/// Arguments of `custos case set`.
+#[derive(clap::Args, Debug)]
+pub struct CaseSet {
+    /// Case id.
+    case: String,
+    /// The new status: new, triage, active, referred or closed.
+    #[arg(long, value_name = "STATUS")]
+    status: Option<Status>,
+    /// +TAG adds a tag, -TAG removes one; repeat for several.
+    #[arg(long, value_name = "+TAG|-TAG", allow_hyphen_values = true)]
+    tag: Vec<String>,
+    /// Assign the case to this lawyer (who must hold it).
+    #[arg(long, value_name = "KEYID", conflicts_with = "unassign")]
+    assign: Option<KeyId>,
+    /// Assign the case to nobody.
+    #[arg(long)]
+    unassign: bool,
+}
+
+pub(super) async fn case(ctx: &Ctx, cmd: CaseCmd) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let client = ctx.client()?;
+    let (case_id, change) = match cmd {
+        CaseCmd::Show { case } => {
+            let work = flows::case_show(&client, &id, &log, &case).await?;
+            ctx.print(&work, || show_work(&work));
+            return Ok(());
+        }
+        CaseCmd::Set(args) => {
+            let mut change = Change {
+                status: args.status,
+                assign: match (args.assign, args.unassign) {
+                    (Some(k), _) => Some(Assignment::To(k)),
+                    (None, true) => Some(Assignment::Nobody),
+                    (None, false) => None,
+                },
+                ..Change::default()
+            };
+            for t in args.tag {
+                match t.strip_prefix('-') {
+                    Some(removed) => change.remove_tags.push(removed.to_owned()),
+                    None => change.add_tags.push(t.strip_prefix('+').unwrap_or(&t).to_owned()),
+                }
+            }
+            (args.case, change)
+        }
+        CaseCmd::Note { case, message } => {
+            let text = std::fs::read_to_string(&message).map_err(|e| anyhow::anyhow!("{}: {e}", message.display()))?;
+            let change = Change {
+                note: Some(text),
+                ..Change::default()
+            };
+            (case, change)
+        }
+    };
+    let receipt = flows::case_change(&client, &id, &log, &case_id, change).await?;
+    check_receipt(&receipt, &log, Action::WorkflowChanged)?;
+    ctx.print(&serde_json::json!({ "case_id": case_id, "receipt": receipt }), || {
+        format!("recorded in case {case_id}'s log, sealed to its lawyers; `custos case show {case_id}` shows it")
+    });
+    Ok(())
+}
+
+/// `case show`, for a person.
+fn show_work(w: &flows::CaseWork) -> String {
+    let who = |k: &KeyId| match w.names.get(k) {
+        Some(name) => format!("{name} ({k})"),
+        None => k.to_string(),
+    };
+    let mut lines = vec![
+        format!("case {}: {}", w.case_id, w.status.replace('_', " ")),
+        format!("workflow: {}", w.workflow_status.as_str()),
+        format!(
+            "assigned to: {}",
+            w.assignee.as_ref().map(who).unwrap_or_else(|| "nobody".into())
+        ),
+        format!(
+            "tags: {}",
+            if w.tags.is_empty() {
+                "none".into()
+            } else {
+                w.tags.join(", ")
+            }
+        ),
+        format!("last activity: {}", w.last_activity),
+    ];
+    if w.unreadable > 0 {
+        lines.push(format!(
+            "warning: {} workflow entr{} did not open with the lawyers' key and {} left out",
+            w.unreadable,
+            if w.unreadable == 1 { "y" } else { "ies" },
+            if w.unreadable == 1 { "is" } else { "are" }
+        ));
+    }
+    lines.push(format!("notes: {}", w.notes.len()));
+    for n in &w.notes {
+        lines.push(format!("  {}  {}:", n.time, who(&n.by)));
+        lines.extend(n.text.lines().map(|l| format!("    {l}")));
+    }
+    lines.push(format!(
+        "history: {} change{}",
+        w.history.len(),
+        if w.history.len() == 1 { "" } else { "s" }
+    ));
+    for h in &w.history {
+        let what = match &h.change {
+            None => "(could not be read)".to_owned(),
+            Some(c) => {
+                let mut parts = Vec::new();
+                if let Some(s) = c.status {
+                    parts.push(format!("status {}", s.as_str()));
+                }
+                parts.extend(c.add_tags.iter().map(|t| format!("+{t}")));
+                parts.extend(c.remove_tags.iter().map(|t| format!("-{t}")));
+                match &c.assign {
+                    Some(Assignment::To(k)) => parts.push(format!("assigned to {}", who(k))),
+                    Some(Assignment::Nobody) => parts.push("unassigned".into()),
+                    None => {}
+                }
+                if c.note.is_some() {
+                    parts.push("note".into());
+                }
+                parts.join(", ")
+            }
+        };
+        lines.push(format!("  {}  {}: {what}", h.time, who(&h.by)));
+    }
+    lines.join("\n")
 }
 
 /// Arguments of `custos get`.

@@ -79,8 +79,12 @@ enum Command {
     /// Come back to a case with its codename: status, add, replies, withdraw.
     #[command(subcommand)]
     Submitter(submitter::SubmitterCmd),
-    /// List the cases this identity can open.
-    Cases,
+    /// List the cases this identity can open, with their workflow.
+    Cases(lawyer::Cases),
+    /// A case's workflow: status, tags, assignee and notes, sealed to its
+    /// lawyers.
+    #[command(subcommand)]
+    Case(lawyer::CaseCmd),
     /// Download, verify and decrypt a case.
     Get(lawyer::Get),
     /// Send the submitter a message, encrypted to them and the case.
@@ -239,7 +243,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(c) => submitter::submit(&ctx, c).await,
         Command::Submitter(c) => submitter::submitter(&ctx, c).await,
         Command::Reply(c) => lawyer::reply(&ctx, c).await,
-        Command::Cases => lawyer::cases(&ctx).await,
+        Command::Cases(c) => lawyer::cases(&ctx, c).await,
+        Command::Case(c) => lawyer::case(&ctx, c).await,
         Command::Get(c) => lawyer::get(&ctx, c).await,
         Command::Grant(c) => lawyer::grant(&ctx, c).await,
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,

@@ -12,7 +12,7 @@ use crate::proxy;
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// A server process that is killed when the test ends, however it ends.
-struct ServerProcess(Child);
+pub(crate) struct ServerProcess(Child);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -21,17 +21,17 @@ impl Drop for ServerProcess {
     }
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    server: String,
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: String,
 }
 
 impl Env {
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.current_dir(self.dir.path())
             .env("CUSTOS_CONFIG_DIR", self.path("config"))
@@ -42,12 +42,12 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
 
     /// Run, require success, return stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -58,7 +58,7 @@ impl Env {
     }
 
     /// A fresh folder with no server yet.
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Env {
             dir: tempfile::tempdir().unwrap(),
             server: String::new(),
@@ -67,7 +67,7 @@ impl Env {
 
     /// Unencrypted identities named after their roles, an initialised vault
     /// in `vault` with `admin` as its anchor; returns the log's vkey.
-    fn identities_and_vault(&self, whos: &[&str]) -> String {
+    pub(crate) fn identities_and_vault(&self, whos: &[&str]) -> String {
         for who in whos {
             self.ok(&["keygen", "--name", who, "--out", who, "--no-passphrase"]);
         }
@@ -85,7 +85,7 @@ impl Env {
 
     /// Register `who.pub` (admin-signed); lawyers are intake principals.
     /// Returns what the command said on stderr.
-    fn register(&self, who: &str) -> String {
+    pub(crate) fn register(&self, who: &str) -> String {
         let card = format!("{who}.pub");
         let mut args = vec!["--identity", "admin", "principal", "add", &card, "--role", who];
         if who == "lawyer" {
@@ -124,18 +124,18 @@ impl Env {
         shown
     }
 
-    fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 }
 
-type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+pub(crate) type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Start `custos serve` on port 0; returns the process, its URL and its log
 /// lines (at debug level, collected as they come).
-fn start_server(env: &Env, data: &Path) -> (ServerProcess, String, Log) {
+pub(crate) fn start_server(env: &Env, data: &Path) -> (ServerProcess, String, Log) {
     start_server_with(env, data, &[])
 }
 
@@ -1015,8 +1015,9 @@ fn the_readme_walkthrough_runs_as_written_and_the_demo_prints_the_same_steps() {
     let case = case.expect("submit printed a case id");
     let all = outputs.join("\n");
     // `cases` has a header row; `get` lists by kind and ends with a verdict.
-    let cases = outputs.iter().find(|o| o.starts_with("CASE ")).expect(&all);
-    assert!(cases.lines().nth(1).unwrap().starts_with(&case), "{cases}");
+    let cases = outputs.iter().find(|o| o.trim_start().starts_with("CASE ")).expect(&all);
+    // A case not looked at yet is marked new.
+    assert!(cases.lines().nth(1).unwrap().starts_with(&format!("* {case}")), "{cases}");
     let got = outputs.iter().find(|o| o.contains("verified:")).expect(&all);
     let listed: Vec<&str> = got
         .lines()

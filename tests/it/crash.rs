@@ -222,11 +222,11 @@ async fn check(
     let mut f = Findings::default();
     let client = Client::new(url).unwrap();
 
-    let visible: HashMap<String, usize> = flows::cases(&client, &h.lawyer, &h.log)
+    let visible: HashMap<String, usize> = flows::cases(&client, &h.lawyer, &h.log, &Default::default())
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.case_id, c.objects))
+        .map(|c| (c.summary.case_id, c.summary.objects))
         .collect();
     let acked: HashMap<&str, &Acked> = told.submissions.iter().map(|a| (a.case_id.as_str(), a)).collect();
     for a in &told.submissions {

@@ -161,9 +161,16 @@ async fn a_lawyer_refuses_a_record_that_differs_from_the_log() {
     let status = |c: Client| {
         let (v, id) = (&v, s.case_id.clone());
         async move {
-            flows::cases(&c, &v.lawyer, &v.log)
+            flows::cases(&c, &v.lawyer, &v.log, &Default::default())
                 .await
-                .map(|cases| cases.into_iter().find(|x| x.case_id == id).unwrap().status)
+                .map(|cases| {
+                    cases
+                        .into_iter()
+                        .find(|x| x.summary.case_id == id)
+                        .unwrap()
+                        .summary
+                        .status
+                })
         }
     };
     assert_eq!(status(c.clone()).await.unwrap(), "withdrawn_under_duress");

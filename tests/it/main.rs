@@ -29,3 +29,4 @@ mod uploads;
 mod web;
 mod web_client_vectors;
 mod witness;
+mod workflow;

@@ -186,9 +186,11 @@ async fn only_a_codename_key_of_the_case_can_withdraw_it() {
     assert_eq!(err.code(), Some("already_withdrawn"));
     let after = session(&v, &s.codename, &s.case_id).await.status().unwrap();
     assert_eq!((after.status.as_str(), after.objects.len()), ("withdrawn", 1));
-    let cases = flows::cases(&v.client(), &v.lawyer, &v.log).await.unwrap();
-    let c = cases.iter().find(|c| c.case_id == s.case_id).unwrap();
-    assert_eq!(c.status, "withdrawn");
+    let cases = flows::cases(&v.client(), &v.lawyer, &v.log, &Default::default())
+        .await
+        .unwrap();
+    let c = cases.iter().find(|c| c.summary.case_id == s.case_id).unwrap();
+    assert_eq!(c.summary.status, "withdrawn");
     // The whole log, withdrawal included, audits.
     let audit = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
     assert_eq!(audit.failure, None);
@@ -252,8 +254,18 @@ async fn a_duress_withdrawal_is_flagged_to_lawyers_and_looks_like_any_other_to_e
     let r2 = coerced.withdraw(Some("reason two")).await.unwrap();
 
     // Lawyers see the difference.
-    let cases = flows::cases(&v.client(), &v.lawyer, &v.log).await.unwrap();
-    let status = |id: &str| cases.iter().find(|c| c.case_id == id).unwrap().status.clone();
+    let cases = flows::cases(&v.client(), &v.lawyer, &v.log, &Default::default())
+        .await
+        .unwrap();
+    let status = |id: &str| {
+        cases
+            .iter()
+            .find(|c| c.summary.case_id == id)
+            .unwrap()
+            .summary
+            .status
+            .clone()
+    };
     assert_eq!(status(&real.case_id), "withdrawn");
     assert_eq!(status(&forced.case_id), "withdrawn_under_duress");
     let got = flows::get_case(&v.client(), &v.lawyer, &v.log, &forced.case_id, &v.tmp.path().join("g"))

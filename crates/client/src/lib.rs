@@ -26,6 +26,7 @@ pub mod resume;
 pub mod submitter;
 mod transfer;
 pub mod trust;
+pub mod workflow;
 
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
@@ -288,6 +289,19 @@ impl Client {
                 Some(key),
                 Method::POST,
                 &format!("/v1/cases/{case_id}/grants"),
+                Some(body),
+            )
+            .await?
+            .receipt)
+    }
+
+    /// Record a sealed change of a case's workflow (a lawyer holding it).
+    pub async fn change_workflow(&self, key: &SigningKey, case_id: &str, body: &WorkflowBody) -> Result<Receipt> {
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::POST,
+                &format!("/v1/cases/{case_id}/workflow"),
                 Some(body),
             )
             .await?

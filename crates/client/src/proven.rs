@@ -15,7 +15,9 @@ use custos_core::audit::{included, LogAuditor};
 use custos_core::custody::checkpoint::{Checkpoint, LogVerifier};
 use custos_core::custody::{Action, Event, VAULT_ACTOR, VAULT_CASE};
 use custos_core::identity::{Card, KeyId, Role};
-use custos_core::wire::{CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
+use custos_core::wire::{
+    CaseDetail, CaseLog, CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody, WorkflowBody,
+};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -72,6 +74,12 @@ pub struct ProvenCase {
     pub withdrawal: Option<(KeyId, String, Option<String>)>,
     /// Who stored each object the reader was shown the storing of.
     pub stored: BTreeMap<String, StoredBy>,
+    /// The workflow entries, in log order: the signer, when, the log
+    /// index and the sealed entry (base64). A submitter is never shown any.
+    pub workflow: Vec<(KeyId, String, u64, String)>,
+    /// The case's newest event the reader was shown: its log index and
+    /// time.
+    pub last_event: (u64, String),
     /// The principals registered at the checkpoint, with their cards and
     /// roles, as the admins' signed requests in the log made them: all of
     /// them for a principal's reading, those the selection names for a
@@ -222,6 +230,8 @@ struct Facts {
     note_envelopes: BTreeMap<KeyId, String>,
     withdrawal: Option<(KeyId, String, Option<String>)>,
     stored: BTreeMap<String, StoredBy>,
+    workflow: Vec<(KeyId, String, u64, String)>,
+    last_event: (u64, String),
 }
 
 fn body<T: serde::de::DeserializeOwned>(e: &Event) -> Result<T> {
@@ -259,6 +269,7 @@ impl Facts {
                 e.case
             )));
         }
+        self.last_event = (index, e.time.clone());
         match e.action {
             Action::CaseCreated => {
                 let creation: CreateCase = body(e)?;
@@ -309,6 +320,11 @@ impl Facts {
                     },
                 );
             }
+            Action::WorkflowChanged => {
+                let w: WorkflowBody = body(e)?;
+                let key: KeyId = e.actor.parse().map_err(|_| verify("a workflow change by no key"))?;
+                self.workflow.push((key, e.time.clone(), index, w.entry));
+            }
             Action::Withdrawn => {
                 let w: WithdrawBody = body(e)?;
                 let key: KeyId = e.actor.parse().map_err(|_| verify("a withdrawal by no key"))?;
@@ -332,6 +348,8 @@ impl Facts {
             note_envelopes: self.note_envelopes,
             withdrawal: self.withdrawal,
             stored: self.stored,
+            workflow: self.workflow,
+            last_event: self.last_event,
             registry: self.registry,
         })
     }

@@ -49,6 +49,9 @@ pub struct AuditReport {
     pub chains: usize,
     /// Actor signatures verified.
     pub signatures: u64,
+    /// Entries verified, by action: who did what kind of thing is in the
+    /// log; what it held is not.
+    pub actions: std::collections::BTreeMap<String, u64>,
     /// Size of the signed checkpoint audited against.
     pub checkpoint_size: u64,
     /// Its root, base64.
@@ -126,8 +129,10 @@ pub async fn audit_with(
         entries,
         chains,
         signatures,
+        actions,
     } = auditor.summary();
     (report.entries, report.chains, report.signatures) = (entries, chains, signatures);
+    report.actions = actions.into_iter().map(|(a, n)| (a.to_owned(), n)).collect();
     match outcome {
         Ok(()) => Ok(report),
         Err(ClientError::Verify(problem)) => {

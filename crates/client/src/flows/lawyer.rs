@@ -1,5 +1,6 @@
-//! What a lawyer does with a case beyond reading it: list the cases this
-//! identity holds, reply to the submitter, grant the case to a colleague.
+//! What a lawyer does with a case beyond reading it: reply to the
+//! submitter, grant the case to a colleague. (Listing cases and their
+//! workflow is `workflow`.)
 //! Every fact acted on is proven from the signed log; retrieval is `retrieve`.
 
 use std::path::Path;
@@ -8,24 +9,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::upload::upload_encrypted;
-use super::{case_key_of, held_proven, holder_status, verify, Result, SubmitFile};
+use super::{case_key_of, held_proven, lawyers_key_of, verify, Result, SubmitFile};
 use crate::{Client, ClientError};
 use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::Receipt;
-use custos_core::envelope::{CaseKey, ObjectKind};
+use custos_core::envelope::ObjectKind;
 use custos_core::identity::{Identity, KeyId};
-use custos_core::wire::{CaseSummary, GrantBody};
-
-/// The cases an identity can open, with each withdrawn one's status as this
-/// holder sees it, proven from the log (see [`holder_status`]).
-pub async fn cases(client: &Client, identity: &Identity, log: &LogVerifier) -> Result<Vec<CaseSummary>> {
-    let mut cases = client.cases(identity.signing_key()).await?;
-    for c in cases.iter_mut().filter(|c| c.status != "open") {
-        let (_, proven) = held_proven(client, identity, log, &c.case_id).await?;
-        c.status = holder_status(identity, &proven)?;
-    }
-    Ok(cases)
-}
+use custos_core::wire::GrantBody;
 
 /// A lawyer's reply to the submitter: encrypted to the case key and to the
 /// submitter's keys, stored as an object of kind `reply`, and logged.
@@ -75,15 +65,10 @@ pub async fn grant(
         .ok_or_else(|| ClientError::Usage(format!("{to} is not a registered principal")))?;
     // Pass on the duress note's key too, so the new lawyer can tell a
     // coerced withdrawal from a real one.
-    let note_envelope = match proven.note_envelopes.get(&identity.key_id()) {
-        Some(env) => {
-            let note_key = CaseKey::open(
-                &B64.decode(env).map_err(|_| verify("note envelope is not base64"))?,
-                identity.age_identity(),
-            )?;
-            Some(B64.encode(note_key.wrap(&grantee.age_recipient())?))
-        }
-        None => None,
+    let note_envelope = if proven.note_envelopes.contains_key(&identity.key_id()) {
+        Some(B64.encode(lawyers_key_of(identity, &proven)?.wrap(&grantee.age_recipient())?))
+    } else {
+        None
     };
     let body = GrantBody {
         key_id: to.clone(),

@@ -6,7 +6,7 @@
 //! This module owns what the workflows share (trusting a vault, checking a
 //! receipt, the case as a holder sees it); each workflow has its own file:
 //! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
-//! (and `duress`), `audit`. The HTTP requests themselves are `client`'s.
+//! (and `duress`), `workflow`, `audit`. The HTTP requests themselves are `client`'s.
 
 mod audit;
 mod duress;
@@ -15,17 +15,19 @@ mod retrieve;
 mod submit;
 mod upload;
 mod witnessed;
+mod workflow;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 pub use self::audit::{audit, audit_with, AuditOptions, AuditReport, AuditState};
 pub use self::duress::holder_status;
-pub use self::lawyer::{cases, grant, reply};
+pub use self::lawyer::{grant, reply};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
 pub use self::submit::{submit, Submitted};
 pub use self::upload::{upload_encrypted, upload_files_resumably};
 pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
+pub use self::workflow::{case_change, case_show, cases, mark_seen, CaseFilter, CaseRow, CaseWork};
 use super::proven::{prove_case, ProvenCase, Reader};
 pub use super::resume::SubmitFile;
 use super::trust::{TrustStore, Trusted};
@@ -118,4 +120,22 @@ fn case_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
         return Err(verify("the envelope does not hold this case's key"));
     }
     Ok(case_key)
+}
+
+/// The lawyers' key of the case (the duress note's key), from this
+/// identity's envelope of it in the signed log: what seals the workflow
+/// and what a grant passes on. Codename holders never get it.
+fn lawyers_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
+    let envelope = proven.note_envelopes.get(&identity.key_id()).ok_or_else(|| {
+        ClientError::Usage(format!(
+            "identity {} holds no lawyers' key for case {}: a lawyer who holds it must grant the case again",
+            identity.key_id(),
+            proven.case_id
+        ))
+    })?;
+    Ok(CaseKey::open(
+        &B64.decode(envelope)
+            .map_err(|_| verify("the lawyers' key envelope is not base64"))?,
+        identity.age_identity(),
+    )?)
 }

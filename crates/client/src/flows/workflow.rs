@@ -1,0 +1,231 @@
+//! A lawyer's work on cases: show a case's workflow (status, tags,
+//! assignee, notes), change it, add a note, and list the cases with theirs.
+//! Every entry is read from the signed log and opened with the lawyers'
+//! key of the case; every change is sealed to that key before it leaves.
+//! What this lawyer last saw of each case stays on this machine
+//! ([`Seen`]), for `cases --new`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{held_proven, holder_status, lawyers_key_of, Result};
+use crate::proven::ProvenCase;
+use crate::workflow::{Assignment, Change, Note, Seen, Status, Workflow};
+use crate::{Client, ClientError};
+use custos_core::custody::checkpoint::LogVerifier;
+use custos_core::custody::Receipt;
+use custos_core::identity::{Identity, KeyId, Role};
+use custos_core::wire::{CaseSummary, WorkflowBody};
+
+/// A case as its lawyers work it: what `custos case show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseWork {
+    /// The case id.
+    pub case_id: String,
+    /// `open`, `withdrawn` or `withdrawn_under_duress`, from the log.
+    pub status: String,
+    /// The lawyers' status.
+    pub workflow_status: Status,
+    /// The tags, sorted.
+    pub tags: Vec<String>,
+    /// The lawyer the case is assigned to, if any.
+    pub assignee: Option<KeyId>,
+    /// The time of the case's newest event.
+    pub last_activity: String,
+    /// The notes, oldest first.
+    pub notes: Vec<Note>,
+    /// Every workflow change, oldest first.
+    pub history: Vec<crate::workflow::Logged>,
+    /// Names of the principals the case's history names, from the log.
+    pub names: BTreeMap<KeyId, String>,
+    /// Entries that did not open with the lawyers' key (a holder who
+    /// sealed to something else): counted, never guessed at.
+    pub unreadable: usize,
+}
+
+/// Which cases `custos cases` lists.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only those with this workflow status.
+    pub status: Option<Status>,
+    /// Only those with this tag.
+    pub tag: Option<String>,
+    /// Only those assigned to this identity.
+    pub mine: bool,
+    /// Only those with activity since this identity last looked.
+    pub new: bool,
+}
+
+/// One row of `custos cases`: the vault's summary, and the workflow as the
+/// log proves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRow {
+    /// What the vault lists; its `status` is the holder's, from the log.
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// The lawyers' status.
+    pub workflow_status: Status,
+    /// The tags, sorted.
+    pub tags: Vec<String>,
+    /// The assignee, if any.
+    pub assignee: Option<KeyId>,
+    /// The time of the case's newest event.
+    pub last_activity: String,
+    /// Whether the case changed since this identity last looked.
+    pub new: bool,
+}
+
+/// Open every workflow entry of a proven case and replay them.
+fn replay(identity: &Identity, proven: &ProvenCase) -> Result<Workflow> {
+    let lawyers = if proven.workflow.is_empty() {
+        None
+    } else {
+        Some(lawyers_key_of(identity, proven)?)
+    };
+    let entries = proven.workflow.iter().map(|(by, time, index, entry)| {
+        let change = lawyers.as_ref().and_then(|key| {
+            let sealed = B64.decode(entry).ok()?;
+            Change::open(&sealed, key).ok()
+        });
+        (by.clone(), time.clone(), *index, change)
+    });
+    Ok(Workflow::replay(entries, |k| is_lawyer_holder(proven, k)))
+}
+
+fn is_lawyer_holder(proven: &ProvenCase, key: &KeyId) -> bool {
+    proven.envelopes.contains_key(key) && proven.registry.get(key).is_some_and(|(_, role)| *role == Role::Lawyer)
+}
+
+fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
+    let w = replay(identity, proven)?;
+    let unreadable = w.unreadable();
+    let names = proven
+        .registry
+        .iter()
+        .map(|(k, (card, _))| (k.clone(), card.name.clone()))
+        .collect();
+    Ok(CaseWork {
+        case_id: proven.case_id.clone(),
+        status: holder_status(identity, proven)?,
+        workflow_status: w.status,
+        tags: w.tags.into_iter().collect(),
+        assignee: w.assignee,
+        last_activity: proven.last_event.1.clone(),
+        notes: w.notes,
+        history: w.history,
+        names,
+        unreadable,
+    })
+}
+
+/// The case's workflow as this lawyer may read it, proven from the log;
+/// the case then counts as seen.
+pub async fn case_show(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str) -> Result<CaseWork> {
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let work = work_of(identity, &proven)?;
+    mark_seen(client, identity, case_id, proven.last_event.0)?;
+    Ok(work)
+}
+
+/// Record one change of the case's workflow (or a note): checked, sealed
+/// to the lawyers' key of the case and sent as a signed request. An
+/// assignee must be a lawyer holding the case, as the log shows it.
+pub async fn case_change(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    change: Change,
+) -> Result<Receipt> {
+    let change = change.validated().map_err(|e| ClientError::Usage(e.to_string()))?;
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    if let Some(Assignment::To(k)) = &change.assign {
+        if !is_lawyer_holder(&proven, k) {
+            return Err(ClientError::Usage(format!(
+                "{k} is not a lawyer holding case {case_id}: grant it to them first"
+            )));
+        }
+    }
+    let lawyers = lawyers_key_of(identity, &proven)?;
+    let sealed = change.seal(&lawyers).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let body = WorkflowBody {
+        entry: B64.encode(sealed),
+    };
+    client.change_workflow(identity.signing_key(), case_id, &body).await
+}
+
+/// The cases this identity holds, each with its workflow proven from the
+/// log, that pass `filter`. Each withdrawn case's status is the holder's
+/// (see [`holder_status`]).
+pub async fn cases(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    filter: &CaseFilter,
+) -> Result<Vec<CaseRow>> {
+    let seen = load_seen(client, identity)?;
+    let me = identity.key_id();
+    let mut rows = Vec::new();
+    for mut summary in client.cases(identity.signing_key()).await? {
+        let (_, proven) = held_proven(client, identity, log, &summary.case_id).await?;
+        let w = replay(identity, &proven)?;
+        summary.status = holder_status(identity, &proven)?;
+        let new = seen
+            .cases
+            .get(&summary.case_id)
+            .is_none_or(|i| *i < proven.last_event.0);
+        let keep = filter.status.is_none_or(|s| s == w.status)
+            && filter.tag.as_ref().is_none_or(|t| w.tags.contains(&t.to_lowercase()))
+            && (!filter.mine || w.assignee.as_ref() == Some(&me))
+            && (!filter.new || new);
+        if keep {
+            rows.push(CaseRow {
+                summary,
+                workflow_status: w.status,
+                tags: w.tags.into_iter().collect(),
+                assignee: w.assignee,
+                last_activity: proven.last_event.1.clone(),
+                new,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Where this identity's [`Seen`] for this vault is kept: beside the trust
+/// pins, named by a hash of the vault's address and the key id. `None`
+/// for a client that keeps no pins (nothing is remembered then).
+fn seen_path(client: &Client, identity: &Identity) -> Option<PathBuf> {
+    let pins = client.pins()?;
+    let h = hex::encode(&Sha256::digest(client.base().as_bytes())[..8]);
+    Some(pins.dir().join("seen").join(format!("{h}-{}.json", identity.key_id())))
+}
+
+fn load_seen(client: &Client, identity: &Identity) -> Result<Seen> {
+    let Some(path) = seen_path(client, identity) else {
+        return Ok(Seen::default());
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}; remove it to start afresh", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Seen::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Remember that this identity has seen the case up to log index `index`.
+pub fn mark_seen(client: &Client, identity: &Identity, case_id: &str, index: u64) -> Result<()> {
+    let Some(path) = seen_path(client, identity) else {
+        return Ok(());
+    };
+    let mut seen = load_seen(client, identity)?;
+    seen.cases.insert(case_id.to_owned(), index);
+    custos_durable::create_private_dir(path.parent().expect("the path has a folder"))?;
+    custos_durable::write_atomically(&path, &serde_json::to_vec(&seen).expect("serialisable"))?;
+    Ok(())
+}
