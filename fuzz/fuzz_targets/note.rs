@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(cp) = log.verify(text) {
         assert!(cp.size > 0 || cp.root.len() == 32);
     }
-    let _ = witness.cosigned_at(text, u64::MAX / 2);
+    let _ = witness.cosigned_at(text, i64::MAX / 2);
     // As a vkey, of the log or of a witness; a parsed vkey prints back.
     if let Ok(v) = LogVerifier::parse(text) {
         assert_eq!(LogVerifier::parse(&v.vkey()).unwrap().vkey(), v.vkey());

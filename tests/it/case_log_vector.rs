@@ -63,7 +63,7 @@ async fn record() -> Value {
     )
     .unwrap();
     let body = case_log.checkpoint.split("\n\n").next().unwrap().to_owned() + "\n";
-    let time = custos::custody::cosignature::unix_now();
+    let time = custos::custody::unix_now() as u64;
     let cosigned = format!("{}{}", case_log.checkpoint, witness.cosign(&body, time));
     json!({
         "about": "A submitter's view of a case's log and the vault's intake parameters, recorded from a real vault by tests/it/case_log_vector.rs (CUSTOS_WRITE_VECTORS=1); that test and web/test/protocol.test.mjs must prove the same from them.",
@@ -151,8 +151,8 @@ async fn the_recorded_cosignature_verifies_for_its_witness_only() {
     let c = &v["cosigned"];
     let witness = custos::custody::cosignature::WitnessVerifier::parse(c["witness"].as_str().unwrap()).unwrap();
     let note = c["note"].as_str().unwrap();
-    let now = c["time"].as_u64().unwrap();
-    assert_eq!(witness.cosigned_at(note, now), Some(now));
+    let now = c["time"].as_i64().unwrap();
+    assert_eq!(witness.cosigned_at(note, now), Some(now as u64));
     let (log, ..) = parts(&v);
     log.verify(note).unwrap();
     assert!(witness.cosigned_at(&note.replacen('\n', "\n1", 1), now).is_none());

@@ -1015,9 +1015,15 @@ fn the_readme_walkthrough_runs_as_written_and_the_demo_prints_the_same_steps() {
     let case = case.expect("submit printed a case id");
     let all = outputs.join("\n");
     // `cases` has a header row; `get` lists by kind and ends with a verdict.
-    let cases = outputs.iter().find(|o| o.trim_start().starts_with("CASE ")).expect(&all);
+    let cases = outputs
+        .iter()
+        .find(|o| o.trim_start().starts_with("CASE "))
+        .expect(&all);
     // A case not looked at yet is marked new.
-    assert!(cases.lines().nth(1).unwrap().starts_with(&format!("* {case}")), "{cases}");
+    assert!(
+        cases.lines().nth(1).unwrap().starts_with(&format!("* {case}")),
+        "{cases}"
+    );
     let got = outputs.iter().find(|o| o.contains("verified:")).expect(&all);
     let listed: Vec<&str> = got
         .lines()

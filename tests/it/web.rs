@@ -158,7 +158,7 @@ async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
     // they cosigned, proven to extend the receipts' last one.
     if let Some(w) = &v.witnesses.first() {
         let witnessed = receipt.witnessed.expect("the page's receipt is witnessed");
-        let now = custos::custody::cosignature::unix_now();
+        let now = custos::custody::unix_now();
         assert!(w.verifier.cosigned_at(&witnessed.checkpoint, now).is_some());
         let cp = v.log.verify(&witnessed.checkpoint).unwrap();
         let last = v.log.verify(&receipt.receipts.last().unwrap().checkpoint).unwrap();

@@ -108,7 +108,7 @@ async fn verify_with_a_witness_quorum_passes_and_fails() {
     // The vault serves the cosigned checkpoint to everyone.
     let note = v.client().checkpoint().await.unwrap();
     v.log.verify(&note).unwrap();
-    let now = custos::custody::cosignature::unix_now();
+    let now = custos::custody::unix_now();
     assert!(w1.witness.verifier().cosigned_at(&note, now).is_some(), "{note}");
     assert!(absent.witness.verifier().cosigned_at(&note, now).is_none());
 }
@@ -262,7 +262,7 @@ async fn a_witness_answer_longer_than_any_cosignature_is_refused() {
         "the honest witness behind the padding did cosign"
     );
     let note = v.client().checkpoint().await.unwrap();
-    let now = custos::custody::cosignature::unix_now();
+    let now = custos::custody::unix_now();
     assert!(
         honest.witness.verifier().cosigned_at(&note, now).is_none(),
         "a cosignature was taken from an oversized answer: {note}"
@@ -422,7 +422,7 @@ async fn receipts_are_witnessed_and_the_witnesses_stay_pinned() {
     assert_eq!(witnessed.from_size, last.size);
     let proof = custos::audit::decode_hashes(&witnessed.consistency).unwrap();
     custos::custody::merkle::verify_consistency(last.size, cp.size, &proof, &last.root, &cp.root).unwrap();
-    let now = custos::custody::cosignature::unix_now();
+    let now = custos::custody::unix_now();
     assert!(w.witness.verifier().cosigned_at(&witnessed.checkpoint, now).is_some());
 
     // The operator drops the witness (to hide a fork from it, say): the

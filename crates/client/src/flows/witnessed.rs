@@ -111,7 +111,7 @@ pub(super) async fn cosigned_checkpoint(
     loop {
         let note = client.checkpoint().await?;
         log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
-        let now = custos_core::custody::cosignature::unix_now();
+        let now = custos_core::custody::unix_now();
         let names = custos_core::custody::cosignature::cosigners(&note, &policy.witnesses, now);
         *cosigned_by = names.iter().map(|n| (*n).to_owned()).collect();
         if names.len() >= policy.quorum {

@@ -14,9 +14,10 @@ use super::{
 };
 use crate::audit::{AuditError, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
-use crate::custody::cosignature::{cosigners, unix_now};
+use crate::custody::cosignature::cosigners;
 use crate::custody::merkle;
 use crate::custody::tlog_proof::TlogProof;
+use crate::custody::unix_now;
 use crate::custody::{Action, VAULT_CASE};
 
 /// Largest event file read: case creation bodies are at most 256 KiB of JSON,

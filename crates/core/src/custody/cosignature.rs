@@ -14,7 +14,7 @@ const ALG_COSIGNATURE_V1: u8 = 0x04;
 
 /// How far in the future a cosignature's timestamp may be before a verifier
 /// treats it as forged: witnesses' clocks drift, but not by minutes.
-const MAX_FUTURE_SECONDS: u64 = 300;
+const MAX_FUTURE_SECONDS: i64 = 300;
 
 /// The message a witness signs: two header lines, then the checkpoint body.
 fn signed_message(body: &str, timestamp: u64) -> Vec<u8> {
@@ -53,7 +53,8 @@ impl WitnessVerifier {
 
     /// The time of this witness's valid cosignature on `note`, if it has one.
     /// Lines from other keys are ignored, as the signed-note format requires.
-    pub fn cosigned_at(&self, note: &str, now: u64) -> Option<u64> {
+    /// `now` is Unix time ([`super::unix_now`]).
+    pub fn cosigned_at(&self, note: &str, now: i64) -> Option<u64> {
         let (body, lines) = split_note(note).ok()?;
         let id = key_id_for(&self.name, ALG_COSIGNATURE_V1, &self.key);
         lines.into_iter().find_map(|(name, raw)| {
@@ -61,7 +62,7 @@ impl WitnessVerifier {
                 return None;
             }
             let timestamp = u64::from_be_bytes(raw[4..12].try_into().ok()?);
-            if timestamp > i64::MAX as u64 || timestamp > now + MAX_FUTURE_SECONDS {
+            if i64::try_from(timestamp).ok()? > now.saturating_add(MAX_FUTURE_SECONDS) {
                 return None;
             }
             let sig = Signature::from_slice(&raw[12..]).ok()?;
@@ -118,7 +119,7 @@ impl WitnessSigner {
 }
 
 /// Names of the given witnesses that validly cosigned `note`.
-pub fn cosigners<'a>(note: &str, witnesses: &'a [WitnessVerifier], now: u64) -> Vec<&'a str> {
+pub fn cosigners<'a>(note: &str, witnesses: &'a [WitnessVerifier], now: i64) -> Vec<&'a str> {
     let mut names: Vec<&str> = witnesses
         .iter()
         .filter(|w| w.cosigned_at(note, now).is_some())
@@ -126,14 +127,6 @@ pub fn cosigners<'a>(note: &str, witnesses: &'a [WitnessVerifier], now: u64) -> 
         .collect();
     names.dedup();
     names
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -175,6 +175,12 @@ pub struct Receipt {
     pub checkpoint: String,
 }
 
+/// Now, as Unix time in seconds: the one clock every signature window,
+/// stamp, upload expiry and cosignature check reads.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// Now, as RFC 3339 UTC with second precision.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc()

@@ -19,11 +19,6 @@ use crate::store::{RegistryRecord, T};
 use custos_core::httpsig::{self, SignatureError, SignedRequest};
 use custos_core::identity::KeyId;
 
-/// Unix time now.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// The routes whose signed requests carry a query, with the names it may
 /// hold, in the one order they may come in, and whether each is required.
 /// Every other signed request has none: what the router ignores must not
@@ -106,7 +101,7 @@ pub fn authenticate(
         return Err(ApiError::MethodNotAllowed);
     }
     let (params, params_text, sig_b64) = httpsig::parse_headers(input, sig)?;
-    params.check_time(unix_now())?;
+    params.check_time(custos_core::custody::unix_now())?;
 
     let mut required = vec!["@method", "@target-uri"];
     if carries_body(method, headers) {

@@ -149,13 +149,13 @@ fn spend_stamp(state: &AppState, uri: &axum::http::Uri, headers: &axum::http::He
         &state.vault.description.origin,
         &digest,
         state.stamp_bits,
-        super::auth::unix_now(),
+        custos_core::custody::unix_now(),
     )
     .map_err(|e| mismatch("stamp_invalid", e.to_string()))?;
     // Each stamp is good for one request, spent as soon as it is seen (it is
     // bound to this body, so only a replay can carry it again), and
     // remembered for as long as it could still pass the time check.
-    let stamp_expiry = super::auth::unix_now() + 2 * custos_core::stamp::MAX_SKEW_SECONDS;
+    let stamp_expiry = custos_core::custody::unix_now() + 2 * custos_core::stamp::MAX_SKEW_SECONDS;
     if !state
         .vault
         .store

@@ -83,7 +83,7 @@ fn still_allowed(store: &store::Store, d: &EventDraft) -> Result<()> {
     // An event is dated when it is logged, and auditors refuse one dated
     // after its request expired: a request that waited past its expiry
     // (behind a slow body, say) is refused, and the client signs anew.
-    if request.parsed()?.expires <= super::auth::unix_now() {
+    if request.parsed()?.expires <= custos_core::custody::unix_now() {
         return Err(custos_core::httpsig::SignatureError::Expired.into());
     }
     if let Some(rec) = store.get_json::<RegistryRecord>(T::Registry, &d.actor)? {

@@ -189,10 +189,10 @@ pub async fn serve(
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                if let Err(e) = state.vault.store.prune_nonces(auth::unix_now()) {
+                if let Err(e) = state.vault.store.prune_nonces(custos_core::custody::unix_now()) {
                     tracing::warn!(error = %e, "could not prune expired nonces");
                 }
-                match expire_uploads(&state.vault.store, auth::unix_now()).await {
+                match expire_uploads(&state.vault.store, custos_core::custody::unix_now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(uploads = n, "dropped uploads that expired"),
                     Err(e) => tracing::warn!(error = %e, "could not drop expired uploads"),

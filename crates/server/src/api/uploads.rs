@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::auth::{check_body, unix_now, Signed, SignedBody};
+use super::auth::{check_body, Signed, SignedBody};
 use super::cases::visible_case;
 use super::error::{conflict, mismatch, ApiError};
 use super::logged::{draft, log_and_flush, parse_canonical, with_body};
@@ -26,6 +26,7 @@ use super::wire::{CommitUpload, ObjectCommitted};
 use super::AppState;
 use crate::policy::{self, Actor};
 use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, ObjectManifest, UploadRecord, CHUNK_SIZE, T};
+use custos_core::custody::unix_now;
 use custos_core::custody::Action;
 use custos_core::envelope::MAX_LABEL_BYTES;
 use custos_core::protocol::{MAX_PATCH_BODY, TUS_VERSION};

@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::vault::{read_key_file, write_key_file, VaultError};
 use custos_core::custody::checkpoint::{split_note, Checkpoint, LogVerifier};
-use custos_core::custody::cosignature::{unix_now, WitnessSigner, WitnessVerifier};
+use custos_core::custody::cosignature::{WitnessSigner, WitnessVerifier};
 use custos_core::custody::merkle::{self, Hash};
 use custos_core::custody::tlog_proof::{parse_decimal, take_hash_lines};
+use custos_core::custody::unix_now;
 
 /// A request holds a checkpoint of a few hundred bytes and at most 63 proof
 /// hashes; 16 KiB is generous and keeps hostile bodies small.
@@ -274,7 +275,9 @@ impl Witness {
             Refusal::Storage
         })?;
         tracing::info!(origin, size = cp.size, "cosigned");
-        Ok(self.signer.cosign(body, unix_now()))
+        // A cosignature's time is C2SP's unsigned seconds; a clock before
+        // 1970 is a broken clock, and signs 0 rather than wrap.
+        Ok(self.signer.cosign(body, u64::try_from(unix_now()).unwrap_or(0)))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::AddCheckpoint;
 use crate::store::Store;
 use custos_core::custody::checkpoint::split_note;
-use custos_core::custody::cosignature::unix_now;
+use custos_core::custody::unix_now;
 
 /// How long one witness may take to answer before the vault gives up on it
 /// for this checkpoint.
