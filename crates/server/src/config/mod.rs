@@ -4,6 +4,10 @@
 //! environment; this module parses, layers and validates them, and says
 //! where each effective value came from. It holds no secret, by design:
 //! keys live in their own files, never in the configuration.
+//!
+//! Each setting is declared once, in the `settings!` table below: its file
+//! key, flag, variable, type, default and check. A new setting is a new
+//! entry there (and its line in `deploy/custos.toml.example`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,6 +60,18 @@ pub const MAX_CASE_OPEN_UPLOADS: usize = 8;
 /// Default level of the server's log (a `tracing` filter).
 pub const DEFAULT_LOG: &str = "info";
 
+/// Most connections (or open uploads per case) a setting may allow: far
+/// beyond what one machine serves, low enough to stay a sane number.
+pub const MAX_CONNECTIONS_LIMIT: u64 = 1 << 20;
+
+/// Most body bytes in flight a setting may allow: 1 TiB, and within what
+/// the body budget's semaphore counts in KiB.
+pub const MAX_BODY_BYTES_LIMIT: u64 = 1 << 40;
+
+/// Longest client timeout or shutdown grace accepted: an hour. Longer would
+/// let one silent client, or one stuck request, hold the vault for good.
+pub const MAX_WAIT_SECS: u64 = 3600;
+
 /// Errors in the configuration: each names the key and the layer it came from.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,100 +121,208 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// One layer of settings, every key optional: the file, the environment or
-/// the flags. Keys are the same in all three: `max_upload_bytes` in the file
-/// is `CUSTOS_MAX_UPLOAD_BYTES` in the environment and `--max-upload-bytes`
-/// on the command line (`custos serve` and `custos config check` take this
-/// struct as their flags, so a setting is declared here once for the file
-/// and the flags; a flag beats the variable, which beats the file).
-#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields)]
-#[command(next_help_heading = "Settings (also custos.toml keys and CUSTOS_* variables)")]
-pub struct Layer {
+/// Declares every server setting, each once, in the two stages ripgrep's
+/// flags have (raw, then validated). An entry reads:
+///
+/// ```text
+/// /// The flag's help: what it does, its default, its variable.
+/// #[arg(value_name = "...")]                 // more of the flag, for clap
+/// key: Raw, env "CUSTOS_KEY" by read,       // the raw setting
+///     /// What the effective value is.
+///     => field: Effective = default, check;   // the validated setting
+/// ```
+///
+/// `key` is the `custos.toml` key and, with dashes, the flag of
+/// `custos serve` and `custos config check`; `read` turns the variable's
+/// text into a `Raw` (an empty variable is unset); `check` turns a `Raw`
+/// from any layer into the `Effective` value of `Settings::field`, or says
+/// what is wrong with it. From the entries follow [`Layer`] (the file's
+/// keys for serde, the flags for clap), [`KEYS`], [`Layer::from_env`],
+/// [`Settings`] and its default, the choice of layer in
+/// [`Settings::resolve`] with the record of where each value came from,
+/// and what `custos config check` prints.
+///
+/// Not clap's own `env = "..."`: it would report a bad variable as a bad
+/// flag (naming `--key`, not the variable), take an empty variable
+/// as an empty value, not split `CUSTOS_WITNESS` at white space (its items
+/// hold a comma), print the variables' values in `--help`, and read the
+/// process's environment where the tests want to hand it one.
+macro_rules! settings {
+    ($(
+        $(#[doc = $help:tt])*
+        #[arg($($arg:tt)*)]
+        $key:ident: $raw:ty, env $var:literal by $read:expr,
+        $(#[doc = $doc:tt])*
+        => $field:ident: $effective:ty = $default:expr, $check:expr;
+    )*) => {
+        /// One layer of settings, every key optional: the file, the
+        /// environment or the flags. Keys are the same in all three:
+        /// `max_upload_bytes` in the file is `CUSTOS_MAX_UPLOAD_BYTES` in
+        /// the environment and `--max-upload-bytes` on the command line
+        /// (`custos serve` and `custos config check` take this struct as
+        /// their flags; a flag beats the variable, which beats the file).
+        #[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        #[command(next_help_heading = "Settings (also custos.toml keys and CUSTOS_* variables)")]
+        pub struct Layer {
+            $(
+                $(#[doc = $help])*
+                #[arg(long, $($arg)*)]
+                pub $key: Option<$raw>,
+            )*
+        }
+
+        /// Every key, in the order they are printed, with its environment
+        /// variable.
+        pub const KEYS: &[(&str, &str)] = &[$((stringify!($key), $var)),*];
+
+        impl Layer {
+            /// The layer given by `CUSTOS_*` variables, read through `var`.
+            pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+                Ok(Layer {
+                    $($key: read_var(&var, stringify!($key), $var, $read)?,)*
+                })
+            }
+        }
+
+        /// The effective, validated settings of a server.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $(
+                $(#[doc = $doc])*
+                pub $field: $effective,
+            )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $($field: $default,)* }
+            }
+        }
+
+        impl Settings {
+            /// Each key from the highest layer that has it, checked, over
+            /// the defaults; and where each came from.
+            fn layered(file: Layer, env: Layer, flags: Layer) -> Result<(Settings, Sources), ConfigError> {
+                let mut settings = Settings::default();
+                let mut sources = Sources::new();
+                $(
+                    let key = stringify!($key);
+                    let layers = [(Source::File, file.$key), (Source::Env, env.$key), (Source::Flag, flags.$key)];
+                    if let Some((from, raw)) = pick(&mut sources, key, layers) {
+                        let check: fn($raw) -> Result<$effective, String> = $check;
+                        settings.$field = check(raw).map_err(|message| ConfigError::Value { key, from, message })?;
+                    }
+                )*
+                Ok((settings, sources))
+            }
+
+            /// Each key and its value (`None`: not set).
+            fn entries(&self) -> Vec<(&'static str, Option<toml::Value>)> {
+                vec![$((stringify!($key), self.$field.printed()),)*]
+            }
+        }
+    };
+}
+
+settings! {
     /// Address to listen on [default: 127.0.0.1:8630] [env: CUSTOS_LISTEN].
-    #[arg(long, value_name = "IP:PORT")]
-    pub listen: Option<String>,
+    #[arg(value_name = "IP:PORT")]
+    listen: String, env "CUSTOS_LISTEN" by text,
+        /// Address to listen on.
+        => listen: SocketAddr = DEFAULT_LISTEN.parse().expect("a valid address"), socket_address;
+
     /// Public base URL clients use (scheme://host[:port]) when behind a
     /// proxy or an onion service; repeat it, or separate with commas, for a
     /// vault reached at several addresses [env: CUSTOS_PUBLIC_URL].
-    #[arg(long, value_name = "URL", value_delimiter = ',')]
-    pub public_url: Option<Vec<String>>,
+    #[arg(value_name = "URL", value_delimiter = ',')]
+    public_url: Vec<String>, env "CUSTOS_PUBLIC_URL" by items_by_comma,
+        /// Public base URLs (scheme://host[:port], no trailing slash) that
+        /// requests must be signed for; empty means the request's own Host.
+        => public_urls: Vec<String> = Vec::new(), |urls| urls.iter().map(|u| public_url(u)).collect();
+
     /// Serve Prometheus /metrics on this address, apart from the API; keep
     /// it on loopback [default: off] [env: CUSTOS_METRICS_LISTEN].
-    #[arg(long, value_name = "IP:PORT")]
-    pub metrics_listen: Option<String>,
+    #[arg(value_name = "IP:PORT")]
+    metrics_listen: String, env "CUSTOS_METRICS_LISTEN" by text,
+        /// Where `/metrics` is served, apart from the API; `None`: nowhere.
+        => metrics_listen: Option<SocketAddr> = None, |v| socket_address(v).map(Some);
+
     /// Proof-of-work difficulty for opening a case, in leading zero bits
     /// (each step doubles the sender's cost; 18 is about a second in a
     /// browser) [default: 18] [env: CUSTOS_STAMP_BITS].
-    #[arg(long, value_name = "BITS")]
-    pub stamp_bits: Option<u8>,
+    #[arg(value_name = "BITS")]
+    stamp_bits: u8, env "CUSTOS_STAMP_BITS" by stamp_bits_text,
+        /// Proof-of-work difficulty for opening a case, in leading zero bits.
+        => stamp_bits: u8 = custos_core::stamp::DEFAULT_BITS, stamp_bits;
+
     /// A witness to send every new checkpoint to, as URL,VKEY (its
     /// add-checkpoint prefix and its cosigning key); repeat for several
     /// [env: CUSTOS_WITNESS, separated by spaces].
-    #[arg(long, value_name = "URL,VKEY")]
-    pub witness: Option<Vec<String>>,
+    #[arg(value_name = "URL,VKEY")]
+    witness: Vec<String>, env "CUSTOS_WITNESS" by items_by_white_space,
+        /// Witnesses each new checkpoint is sent to.
+        => witnesses: Vec<WitnessConfig> = Vec::new(), |list| list.iter().map(|w| w.parse()).collect();
+
     /// The server log's filter: error, warn, info, debug [default: info]
     /// [env: CUSTOS_LOG].
-    #[arg(long, value_name = "FILTER")]
-    pub log: Option<String>,
+    #[arg(value_name = "FILTER")]
+    log: String, env "CUSTOS_LOG" by text,
+        /// The server's log filter.
+        => log: String = DEFAULT_LOG.into(), log_filter;
+
     /// Largest object accepted, in bytes [default: 64 GiB]
     /// [env: CUSTOS_MAX_UPLOAD_BYTES].
-    #[arg(long, value_name = "BYTES")]
-    pub max_upload_bytes: Option<u64>,
+    #[arg(value_name = "BYTES")]
+    max_upload_bytes: u64, env "CUSTOS_MAX_UPLOAD_BYTES" by whole_number,
+        /// Largest object accepted, in bytes.
+        => max_upload_bytes: u64 = MAX_UPLOAD_LENGTH, |n| one_to(MAX_UPLOAD_LENGTH, " bytes", n);
+
     /// Seconds a client may send nothing mid-request before it is cut off
     /// [default: 30] [env: CUSTOS_CLIENT_TIMEOUT_SECS].
-    #[arg(long, value_name = "SECS")]
-    pub client_timeout_secs: Option<u64>,
+    #[arg(value_name = "SECS")]
+    client_timeout_secs: u64, env "CUSTOS_CLIENT_TIMEOUT_SECS" by whole_number,
+        /// Longest a client may stay silent mid-request.
+        => client_timeout: Duration = CLIENT_TIMEOUT, seconds;
+
     /// Seconds a stopping server lets requests in flight finish
     /// [default: 30] [env: CUSTOS_SHUTDOWN_GRACE_SECS].
-    #[arg(long, value_name = "SECS")]
-    pub shutdown_grace_secs: Option<u64>,
+    #[arg(value_name = "SECS")]
+    shutdown_grace_secs: u64, env "CUSTOS_SHUTDOWN_GRACE_SECS" by whole_number,
+        /// Longest a stopping server lets requests in flight finish.
+        => shutdown_grace: Duration = SHUTDOWN_GRACE, seconds;
+
     /// Most connections served at once; more are refused with 503
     /// [default: 256] [env: CUSTOS_MAX_CONNECTIONS].
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<u64>,
+    #[arg(value_name = "N")]
+    max_connections: u64, env "CUSTOS_MAX_CONNECTIONS" by whole_number,
+        /// Most connections served at once; more are answered
+        /// `503 too_many_connections` and closed.
+        => max_connections: usize = MAX_CONNECTIONS, count;
+
     /// Most bytes of request bodies held at once, across all requests
     /// [default: 128 MiB] [env: CUSTOS_MAX_BODY_BYTES_IN_FLIGHT].
-    #[arg(long, value_name = "BYTES")]
-    pub max_body_bytes_in_flight: Option<u64>,
+    #[arg(value_name = "BYTES")]
+    max_body_bytes_in_flight: u64, env "CUSTOS_MAX_BODY_BYTES_IN_FLIGHT" by whole_number,
+        /// Most bytes of request bodies held at once across all requests; a
+        /// body that would pass it is answered `503 server_busy`.
+        => max_body_bytes_in_flight: u64 = MAX_BODY_BYTES_IN_FLIGHT, |n| one_to(MAX_BODY_BYTES_LIMIT, "", n);
+
     /// Most ciphertext one case may hold, stored and being uploaded
     /// [default: 64 GiB] [env: CUSTOS_MAX_CASE_BYTES].
-    #[arg(long, value_name = "BYTES")]
-    pub max_case_bytes: Option<u64>,
+    #[arg(value_name = "BYTES")]
+    max_case_bytes: u64, env "CUSTOS_MAX_CASE_BYTES" by whole_number,
+        /// Most ciphertext one case may hold: its objects plus the declared
+        /// lengths of its open uploads.
+        => max_case_bytes: u64 = MAX_CASE_BYTES, |n| one_to(u64::MAX / 2, "", n);
+
     /// Most uploads open at once on one case [default: 8]
     /// [env: CUSTOS_MAX_CASE_OPEN_UPLOADS].
-    #[arg(long, value_name = "N")]
-    pub max_case_open_uploads: Option<u64>,
+    #[arg(value_name = "N")]
+    max_case_open_uploads: u64, env "CUSTOS_MAX_CASE_OPEN_UPLOADS" by whole_number,
+        /// Most uploads open at once on one case.
+        => max_case_open_uploads: usize = MAX_CASE_OPEN_UPLOADS, count;
 }
-
-/// Every key, in the order they are printed, with its environment variable.
-pub const KEYS: [(&str, &str); 13] = [
-    ("listen", "CUSTOS_LISTEN"),
-    ("public_url", "CUSTOS_PUBLIC_URL"),
-    ("metrics_listen", "CUSTOS_METRICS_LISTEN"),
-    ("stamp_bits", "CUSTOS_STAMP_BITS"),
-    ("witness", "CUSTOS_WITNESS"),
-    ("log", "CUSTOS_LOG"),
-    ("max_upload_bytes", "CUSTOS_MAX_UPLOAD_BYTES"),
-    ("client_timeout_secs", "CUSTOS_CLIENT_TIMEOUT_SECS"),
-    ("shutdown_grace_secs", "CUSTOS_SHUTDOWN_GRACE_SECS"),
-    ("max_connections", "CUSTOS_MAX_CONNECTIONS"),
-    ("max_body_bytes_in_flight", "CUSTOS_MAX_BODY_BYTES_IN_FLIGHT"),
-    ("max_case_bytes", "CUSTOS_MAX_CASE_BYTES"),
-    ("max_case_open_uploads", "CUSTOS_MAX_CASE_OPEN_UPLOADS"),
-];
-
-/// Most connections (or open uploads per case) a setting may allow: far
-/// beyond what one machine serves, low enough to stay a sane number.
-pub const MAX_CONNECTIONS_LIMIT: u64 = 1 << 20;
-
-/// Most body bytes in flight a setting may allow: 1 TiB, and within what
-/// the body budget's semaphore counts in KiB.
-pub const MAX_BODY_BYTES_LIMIT: u64 = 1 << 40;
-
-/// Longest client timeout or shutdown grace accepted: an hour. Longer would
-/// let one silent client, or one stuck request, hold the vault for good.
-pub const MAX_WAIT_SECS: u64 = 3600;
 
 impl Layer {
     /// Parse `custos.toml`'s text; `file` names it in errors. Unknown keys
@@ -207,64 +331,6 @@ impl Layer {
         toml::from_str(text).map_err(|e| ConfigError::File {
             file: file.to_owned(),
             message: e.message().to_owned(),
-        })
-    }
-
-    /// The layer given by `CUSTOS_*` variables, read through `var`. Lists
-    /// are separated by commas (`public_url`) or by white space (`witness`,
-    /// whose items hold a comma themselves).
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
-        let get = |key: &'static str| {
-            let name = KEYS.iter().find(|(k, _)| *k == key).expect("known key").1;
-            var(name).filter(|v| !v.trim().is_empty())
-        };
-        let number = |key: &'static str| -> Result<Option<u64>, ConfigError> {
-            get(key)
-                .map(|v| {
-                    v.trim().parse::<u64>().map_err(|_| ConfigError::Value {
-                        key,
-                        from: Source::Env,
-                        message: format!("{v:?} is not a whole number"),
-                    })
-                })
-                .transpose()
-        };
-        let split = |v: String, comma: bool| -> Vec<String> {
-            let parts: Vec<&str> = if comma {
-                v.split(',').collect()
-            } else {
-                v.split_whitespace().collect()
-            };
-            parts
-                .into_iter()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        let stamp_bits = number("stamp_bits")?
-            .map(|n| {
-                u8::try_from(n).map_err(|_| ConfigError::Value {
-                    key: "stamp_bits",
-                    from: Source::Env,
-                    message: format!("{n} is more than {}", custos_core::stamp::MAX_BITS),
-                })
-            })
-            .transpose()?;
-        Ok(Layer {
-            listen: get("listen"),
-            public_url: get("public_url").map(|v| split(v, true)),
-            metrics_listen: get("metrics_listen"),
-            stamp_bits,
-            witness: get("witness").map(|v| split(v, false)),
-            log: get("log"),
-            max_upload_bytes: number("max_upload_bytes")?,
-            client_timeout_secs: number("client_timeout_secs")?,
-            shutdown_grace_secs: number("shutdown_grace_secs")?,
-            max_connections: number("max_connections")?,
-            max_body_bytes_in_flight: number("max_body_bytes_in_flight")?,
-            max_case_bytes: number("max_case_bytes")?,
-            max_case_open_uploads: number("max_case_open_uploads")?,
         })
     }
 }
@@ -288,61 +354,6 @@ pub fn load(dir: Option<&std::path::Path>, flags: Layer) -> Result<(Settings, So
     Settings::resolve(file, env, flags)
 }
 
-/// The effective, validated settings of a server.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Public base URLs (scheme://host[:port], no trailing slash) that
-    /// requests must be signed for; empty means the request's own Host.
-    pub public_urls: Vec<String>,
-    /// Where `/metrics` is served, apart from the API; `None`: nowhere.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Proof-of-work difficulty for opening a case, in leading zero bits.
-    pub stamp_bits: u8,
-    /// Witnesses each new checkpoint is sent to.
-    pub witnesses: Vec<WitnessConfig>,
-    /// The server's log filter.
-    pub log: String,
-    /// Largest object accepted, in bytes.
-    pub max_upload_bytes: u64,
-    /// Longest a client may stay silent mid-request.
-    pub client_timeout: Duration,
-    /// Longest a stopping server lets requests in flight finish.
-    pub shutdown_grace: Duration,
-    /// Most connections served at once; more are answered
-    /// `503 too_many_connections` and closed.
-    pub max_connections: usize,
-    /// Most bytes of request bodies held at once across all requests; a
-    /// body that would pass it is answered `503 server_busy`.
-    pub max_body_bytes_in_flight: u64,
-    /// Most ciphertext one case may hold: its objects plus the declared
-    /// lengths of its open uploads.
-    pub max_case_bytes: u64,
-    /// Most uploads open at once on one case.
-    pub max_case_open_uploads: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            listen: DEFAULT_LISTEN.parse().expect("a valid address"),
-            public_urls: Vec::new(),
-            metrics_listen: None,
-            stamp_bits: custos_core::stamp::DEFAULT_BITS,
-            witnesses: Vec::new(),
-            log: DEFAULT_LOG.into(),
-            max_upload_bytes: MAX_UPLOAD_LENGTH,
-            client_timeout: CLIENT_TIMEOUT,
-            shutdown_grace: SHUTDOWN_GRACE,
-            max_connections: MAX_CONNECTIONS,
-            max_body_bytes_in_flight: MAX_BODY_BYTES_IN_FLIGHT,
-            max_case_bytes: MAX_CASE_BYTES,
-            max_case_open_uploads: MAX_CASE_OPEN_UPLOADS,
-        }
-    }
-}
-
 /// Where each key's effective value came from.
 pub type Sources = BTreeMap<&'static str, Source>;
 
@@ -362,115 +373,9 @@ impl Settings {
     /// Layer `file` < `env` < `flags` over the defaults and validate the
     /// result.
     pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<(Settings, Sources), ConfigError> {
-        let mut s = Settings::default();
-        let mut src = Sources::new();
-        macro_rules! layers {
-            ($key:ident) => {
-                [
-                    (Source::File, file.$key.clone()),
-                    (Source::Env, env.$key.clone()),
-                    (Source::Flag, flags.$key.clone()),
-                ]
-            };
-        }
-        let bad = |key: &'static str, source: Source, message: String| ConfigError::Value {
-            key,
-            from: source,
-            message,
-        };
-        if let Some((from, v)) = pick(&mut src, "listen", layers!(listen)) {
-            s.listen = v
-                .parse()
-                .map_err(|_| bad("listen", from, format!("{v:?} is not IP:PORT")))?;
-        }
-        if let Some((from, urls)) = pick(&mut src, "public_url", layers!(public_url)) {
-            s.public_urls = urls
-                .iter()
-                .map(|u| public_url(u).map_err(|m| bad("public_url", from, m)))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some((from, v)) = pick(&mut src, "metrics_listen", layers!(metrics_listen)) {
-            s.metrics_listen = Some(
-                v.parse()
-                    .map_err(|_| bad("metrics_listen", from, format!("{v:?} is not IP:PORT")))?,
-            );
-        }
-        if let Some((from, bits)) = pick(&mut src, "stamp_bits", layers!(stamp_bits)) {
-            if bits > custos_core::stamp::MAX_BITS {
-                return Err(bad(
-                    "stamp_bits",
-                    from,
-                    format!("{bits} is more than {}", custos_core::stamp::MAX_BITS),
-                ));
-            }
-            s.stamp_bits = bits;
-        }
-        if let Some((from, list)) = pick(&mut src, "witness", layers!(witness)) {
-            s.witnesses = list
-                .iter()
-                .map(|w| w.parse().map_err(|m| bad("witness", from, m)))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some((from, filter)) = pick(&mut src, "log", layers!(log)) {
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .map_err(|e| bad("log", from, format!("{filter:?} is not a log filter: {e}")))?;
-            s.log = filter;
-        }
-        if let Some((from, n)) = pick(&mut src, "max_upload_bytes", layers!(max_upload_bytes)) {
-            if n == 0 || n > MAX_UPLOAD_LENGTH {
-                return Err(bad(
-                    "max_upload_bytes",
-                    from,
-                    format!("must be 1 to {} bytes", MAX_UPLOAD_LENGTH),
-                ));
-            }
-            s.max_upload_bytes = n;
-        }
-        for (key, value, slot) in [
-            (
-                "client_timeout_secs",
-                layers!(client_timeout_secs),
-                &mut s.client_timeout,
-            ),
-            (
-                "shutdown_grace_secs",
-                layers!(shutdown_grace_secs),
-                &mut s.shutdown_grace,
-            ),
-        ] {
-            if let Some((from, n)) = pick(&mut src, key, value) {
-                if n == 0 || n > MAX_WAIT_SECS {
-                    return Err(bad(key, from, format!("must be 1 to {MAX_WAIT_SECS} seconds")));
-                }
-                *slot = Duration::from_secs(n);
-            }
-        }
-        // Limits: zero would refuse everything; the upper bounds keep the
-        // numbers meaningful (and within what a semaphore counts).
-        let mut limit = |key: &'static str, layers, max: u64| match pick(&mut src, key, layers) {
-            Some((from, n)) if n == 0 || n > max => Err(bad(key, from, format!("must be 1 to {max}"))),
-            picked => Ok(picked.map(|(_, n)| n)),
-        };
-        if let Some(n) = limit("max_connections", layers!(max_connections), MAX_CONNECTIONS_LIMIT)? {
-            s.max_connections = n as usize;
-        }
-        if let Some(n) = limit(
-            "max_body_bytes_in_flight",
-            layers!(max_body_bytes_in_flight),
-            MAX_BODY_BYTES_LIMIT,
-        )? {
-            s.max_body_bytes_in_flight = n;
-        }
-        if let Some(n) = limit("max_case_bytes", layers!(max_case_bytes), u64::MAX / 2)? {
-            s.max_case_bytes = n;
-        }
-        if let Some(n) = limit(
-            "max_case_open_uploads",
-            layers!(max_case_open_uploads),
-            MAX_CONNECTIONS_LIMIT,
-        )? {
-            s.max_case_open_uploads = n as usize;
-        }
+        let (s, src) = Settings::layered(file, env, flags)?;
+        // The one check across keys: a budget below one request's body
+        // would refuse every upload.
         if s.max_body_bytes_in_flight < MAX_PATCH_BODY as u64 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes_in_flight",
@@ -511,37 +416,6 @@ impl Settings {
         serde_json::Value::Object(map)
     }
 
-    /// Each key and its value (`None`: not set).
-    fn entries(&self) -> Vec<(&'static str, Option<toml::Value>)> {
-        let text = |v: String| toml::Value::String(v);
-        let list = |items: Vec<String>| toml::Value::Array(items.into_iter().map(text).collect());
-        // Every limit is far below i64::MAX (validated in `resolve`).
-        let int = |n: u64| toml::Value::Integer(n as i64);
-        vec![
-            ("listen", Some(text(self.listen.to_string()))),
-            ("public_url", Some(list(self.public_urls.clone()))),
-            ("metrics_listen", self.metrics_listen.map(|a| text(a.to_string()))),
-            ("stamp_bits", Some(int(self.stamp_bits.into()))),
-            (
-                "witness",
-                Some(list(
-                    self.witnesses
-                        .iter()
-                        .map(|w| format!("{},{}", without_userinfo(&w.url), w.verifier.vkey()))
-                        .collect(),
-                )),
-            ),
-            ("log", Some(text(self.log.clone()))),
-            ("max_upload_bytes", Some(int(self.max_upload_bytes))),
-            ("client_timeout_secs", Some(int(self.client_timeout.as_secs()))),
-            ("shutdown_grace_secs", Some(int(self.shutdown_grace.as_secs()))),
-            ("max_connections", Some(int(self.max_connections as u64))),
-            ("max_body_bytes_in_flight", Some(int(self.max_body_bytes_in_flight))),
-            ("max_case_bytes", Some(int(self.max_case_bytes))),
-            ("max_case_open_uploads", Some(int(self.max_case_open_uploads as u64))),
-        ]
-    }
-
     /// Warnings about settings that are valid but probably a mistake.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -576,6 +450,104 @@ impl Settings {
     }
 }
 
+// Reading a variable: each setting names one of these in `settings!`.
+
+/// A `CUSTOS_*` variable through `var`, read by `read`; empty (or only
+/// white space) is unset.
+fn read_var<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    name: &str,
+    read: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(text) = var(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    read(&text).map(Some).map_err(|message| ConfigError::Value {
+        key,
+        from: Source::Env,
+        message,
+    })
+}
+
+/// The variable as it is.
+fn text(v: &str) -> Result<String, String> {
+    Ok(v.to_owned())
+}
+
+/// A whole number, white space around it allowed.
+fn whole_number(v: &str) -> Result<u64, String> {
+    v.trim().parse().map_err(|_| format!("{v:?} is not a whole number"))
+}
+
+/// A whole number that fits the flag's type; `stamp_bits` checks the rest.
+fn stamp_bits_text(v: &str) -> Result<u8, String> {
+    let n = whole_number(v)?;
+    u8::try_from(n).map_err(|_| format!("{n} is more than {}", custos_core::stamp::MAX_BITS))
+}
+
+/// Items separated by commas, as the flag's own values are.
+fn items_by_comma(v: &str) -> Result<Vec<String>, String> {
+    Ok(items(v.split(',')))
+}
+
+/// Items separated by white space, for items that hold a comma themselves.
+fn items_by_white_space(v: &str) -> Result<Vec<String>, String> {
+    Ok(items(v.split_whitespace()))
+}
+
+/// The non-empty items, trimmed.
+fn items<'a>(parts: impl Iterator<Item = &'a str>) -> Vec<String> {
+    parts
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+// Checking a value from any layer: each setting names one of these (or a
+// closure over one) in `settings!`.
+
+/// An `IP:PORT` address.
+fn socket_address(v: String) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| format!("{v:?} is not IP:PORT"))
+}
+
+/// At most `MAX_BITS`, the most a client is asked to pay.
+fn stamp_bits(bits: u8) -> Result<u8, String> {
+    if bits > custos_core::stamp::MAX_BITS {
+        return Err(format!("{bits} is more than {}", custos_core::stamp::MAX_BITS));
+    }
+    Ok(bits)
+}
+
+/// A `tracing` filter.
+fn log_filter(filter: String) -> Result<String, String> {
+    match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(_) => Ok(filter),
+        Err(e) => Err(format!("{filter:?} is not a log filter: {e}")),
+    }
+}
+
+/// Limits: zero would refuse everything; the upper bound keeps the number
+/// meaningful (and within what a semaphore counts). `unit` follows `max`.
+fn one_to(max: u64, unit: &str, n: u64) -> Result<u64, String> {
+    if n == 0 || n > max {
+        return Err(format!("must be 1 to {max}{unit}"));
+    }
+    Ok(n)
+}
+
+/// A count of connections or uploads, 1 to `MAX_CONNECTIONS_LIMIT`.
+fn count(n: u64) -> Result<usize, String> {
+    one_to(MAX_CONNECTIONS_LIMIT, "", n).map(|n| n as usize)
+}
+
+/// A wait of 1 to `MAX_WAIT_SECS` seconds.
+fn seconds(n: u64) -> Result<Duration, String> {
+    one_to(MAX_WAIT_SECS, " seconds", n).map(Duration::from_secs)
+}
+
 /// Check a public base URL: http or https, a host, nothing after it.
 fn public_url(url: &str) -> Result<String, String> {
     let trimmed = url.trim().trim_end_matches('/');
@@ -589,6 +561,70 @@ fn public_url(url: &str) -> Result<String, String> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// An effective value as `custos.toml` would hold it (`None`: not set), for
+/// `custos config check`.
+trait Printed {
+    /// The value, or `None` when it is not set.
+    fn printed(&self) -> Option<toml::Value>;
+}
+
+impl Printed for String {
+    fn printed(&self) -> Option<toml::Value> {
+        Some(toml::Value::String(self.clone()))
+    }
+}
+
+impl Printed for SocketAddr {
+    fn printed(&self) -> Option<toml::Value> {
+        self.to_string().printed()
+    }
+}
+
+impl<T: Printed> Printed for Option<T> {
+    fn printed(&self) -> Option<toml::Value> {
+        self.as_ref().and_then(T::printed)
+    }
+}
+
+impl<T: Printed> Printed for Vec<T> {
+    fn printed(&self) -> Option<toml::Value> {
+        Some(toml::Value::Array(self.iter().filter_map(T::printed).collect()))
+    }
+}
+
+impl Printed for u64 {
+    fn printed(&self) -> Option<toml::Value> {
+        // Every limit is far below i64::MAX (checked in `settings!`).
+        Some(toml::Value::Integer(*self as i64))
+    }
+}
+
+impl Printed for u8 {
+    fn printed(&self) -> Option<toml::Value> {
+        u64::from(*self).printed()
+    }
+}
+
+impl Printed for usize {
+    fn printed(&self) -> Option<toml::Value> {
+        (*self as u64).printed()
+    }
+}
+
+impl Printed for Duration {
+    /// In seconds: every duration setting is a `*_secs` key.
+    fn printed(&self) -> Option<toml::Value> {
+        self.as_secs().printed()
+    }
+}
+
+impl Printed for WitnessConfig {
+    /// Without the URL's user name and password.
+    fn printed(&self) -> Option<toml::Value> {
+        format!("{},{}", without_userinfo(&self.url), self.verifier.vkey()).printed()
+    }
 }
 
 /// A URL without the `user:password@` part, for printing.
