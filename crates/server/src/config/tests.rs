@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// A witness's cosigning key, for settings that name one.
+fn witness_vkey() -> String {
+    custos_core::custody::cosignature::WitnessSigner::new("w.example", ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+        .unwrap()
+        .verifier()
+        .vkey()
+}
+
 fn env(pairs: &[(&str, &str)]) -> Layer {
     let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Layer::from_env(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
@@ -56,13 +64,7 @@ fn unknown_keys_and_bad_values_are_refused_by_name() {
 
 #[test]
 fn lists_split_as_documented_and_print_back() {
-    let vkey = custos_core::custody::cosignature::WitnessSigner::new(
-        "w.example",
-        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-    )
-    .unwrap()
-    .verifier()
-    .vkey();
+    let vkey = witness_vkey();
     let env = env(&[
         ("CUSTOS_PUBLIC_URL", "https://a.example/, http://b.onion"),
         (
@@ -89,4 +91,64 @@ fn lists_split_as_documented_and_print_back() {
     assert_eq!(s2.stamp_bits, s.stamp_bits);
     assert_eq!(s.to_json()["public_url"][1], "http://b.onion");
     assert!(s.to_json()["metrics_listen"].is_null());
+}
+
+/// A valid value of `key` as the file holds it: its default, or an example
+/// where the default is unset or an empty list.
+fn sample(key: &str, default: Option<toml::Value>) -> toml::Value {
+    match (key, default) {
+        (_, Some(v)) if v.as_array().is_none_or(|items| !items.is_empty()) => v,
+        ("metrics_listen", _) => "127.0.0.1:9630".into(),
+        ("public_url", _) => vec!["https://vault.example.org"].into(),
+        ("witness", _) => vec![format!("https://w.example,{}", witness_vkey())].into(),
+        (key, _) => panic!("{key} has no default to try: give it an example here"),
+    }
+}
+
+/// What the README promises of every key, walked over all of them: it is
+/// also a `CUSTOS_*` variable of the same name in capitals and a flag of
+/// the same name with dashes, whose help names the variable; each layer
+/// sets it, and the higher layer wins. A setting in the file alone cannot
+/// be declared (`settings!` makes all three from one entry); this pins
+/// the names the entry spells out and the way through each layer.
+#[test]
+fn every_key_is_a_file_key_a_variable_and_a_flag() {
+    let command = <Layer as clap::Args>::augment_args(clap::Command::new("custos"));
+    assert_eq!(command.get_arguments().count(), KEYS.len(), "a flag that is no setting");
+    let defaults = Settings::default().entries();
+    assert_eq!(defaults.len(), KEYS.len());
+    let plain = |v: &toml::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    for (&(key, var), (printed, default)) in KEYS.iter().zip(defaults) {
+        assert_eq!(key, printed, "printed in the order of KEYS");
+        assert_eq!(var, format!("CUSTOS_{}", key.to_uppercase()));
+        let flag = format!("--{}", key.replace('_', "-"));
+        let arg = command.get_arguments().find(|a| a.get_id() == key).expect("a flag");
+        assert_eq!(arg.get_long().map(|l| format!("--{l}")), Some(flag.clone()));
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        assert!(help.contains(var), "{flag}'s help names {var}: {help}");
+
+        let value = sample(key, default);
+        // One item for a list, so that its separator is not at stake here.
+        let text = match &value {
+            toml::Value::Array(items) => plain(&items[0]),
+            v => plain(v),
+        };
+        let file = Layer::from_toml("custos.toml", &format!("{key} = {value}")).unwrap();
+        let env = Layer::from_env(|name| (name == var).then(|| text.clone())).unwrap();
+        let matches = command.clone().try_get_matches_from(["custos", &flag, &text]).unwrap();
+        let flags = <Layer as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        let none = Layer::default;
+        for (layers, from) in [
+            ((file.clone(), none(), none()), Source::File),
+            ((none(), env.clone(), none()), Source::Env),
+            ((none(), none(), flags.clone()), Source::Flag),
+            ((file.clone(), env.clone(), none()), Source::Env),
+            ((file.clone(), env.clone(), flags.clone()), Source::Flag),
+        ] {
+            let (s, src) = Settings::resolve(layers.0, layers.1, layers.2).unwrap();
+            assert_eq!(src[key], from, "{key}");
+            let got = s.entries().into_iter().find(|(k, _)| *k == key).unwrap().1;
+            assert_eq!(got, Some(value.clone()), "{key} from {from}");
+        }
+    }
 }
