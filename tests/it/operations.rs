@@ -259,8 +259,8 @@ async fn sigterm_finishes_the_upload_in_flight_and_takes_no_new_work() {
 fn custos(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(BIN);
     c.args(args);
-    for (name, _) in custos::config::KEYS {
-        c.env_remove(name);
+    for (_, var) in custos::config::KEYS {
+        c.env_remove(var);
     }
     c.env_remove("CUSTOS_DATA");
     for (n, val) in env {
