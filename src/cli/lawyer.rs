@@ -172,7 +172,8 @@ fn show_work(w: &flows::CaseWork) -> String {
     ];
     if w.unreadable > 0 {
         lines.push(format!(
-            "warning: {} workflow entr{} did not open with the lawyers' key and {} left out",
+            "warning: {} workflow entr{} did not open with your lawyers' key (or you hold none: a lawyer \
+             who holds it must grant the case again) and {} left out",
             w.unreadable,
             if w.unreadable == 1 { "y" } else { "ies" },
             if w.unreadable == 1 { "is" } else { "are" }
