@@ -51,7 +51,11 @@ pub(super) async fn cases(ctx: &Ctx, args: Cases) -> anyhow::Result<()> {
                     if c.new { "*" } else { "" },
                     &c.summary.case_id,
                     &c.summary.status.replace('_', " "),
-                    c.workflow_status.as_str(),
+                    &format!(
+                        "{}{}",
+                        c.workflow_status.as_str(),
+                        if c.unreadable > 0 { "?" } else { "" }
+                    ),
                     &c.summary.objects.to_string(),
                     &c.summary.created,
                     &c.tags.join(", "),
@@ -131,6 +135,17 @@ pub(super) async fn case(ctx: &Ctx, cmd: CaseCmd) -> anyhow::Result<()> {
             (args.case, change)
         }
         CaseCmd::Note { case, message } => {
+            let too_long = std::fs::metadata(&message)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", message.display()))?
+                .len()
+                > crate::client::workflow::MAX_NOTE_BYTES as u64;
+            if too_long {
+                anyhow::bail!(
+                    "{} is longer than a note may be ({} bytes): add long documents to the case as replies",
+                    message.display(),
+                    crate::client::workflow::MAX_NOTE_BYTES
+                );
+            }
             let text = std::fs::read_to_string(&message).map_err(|e| anyhow::anyhow!("{}: {e}", message.display()))?;
             let change = Change {
                 note: Some(text),
@@ -172,11 +187,18 @@ fn show_work(w: &flows::CaseWork) -> String {
     ];
     if w.unreadable > 0 {
         lines.push(format!(
-            "warning: {} workflow entr{} did not open with your lawyers' key (or you hold none: a lawyer \
-             who holds it must grant the case again) and {} left out",
+            "warning: {} workflow entr{} did not open with your lawyers' key (or you hold none), or \
+             broke the rules once opened, and {} left out: what is shown may be incomplete",
             w.unreadable,
             if w.unreadable == 1 { "y" } else { "ies" },
             if w.unreadable == 1 { "is" } else { "are" }
+        ));
+    }
+    if w.refused > 0 {
+        lines.push(format!(
+            "warning: {} workflow entr{} signed by someone who did not hold the case; not applied",
+            w.refused,
+            if w.refused == 1 { "y was" } else { "ies were" }
         ));
     }
     lines.push(format!("notes: {}", w.notes.len()));
@@ -210,7 +232,12 @@ fn show_work(w: &flows::CaseWork) -> String {
                 parts.join(", ")
             }
         };
-        lines.push(format!("  {}  {}: {what}", h.time, who(&h.by)));
+        let refused = if h.change.is_some() && !h.applied {
+            " (not applied: not a holder of the case)"
+        } else {
+            ""
+        };
+        lines.push(format!("  {}  {}: {what}{refused}", h.time, who(&h.by)));
     }
     lines.join("\n")
 }

@@ -181,14 +181,19 @@ fn two_lawyers_work_a_case_and_no_codename_holder_sees_any_of_it() {
     assert_eq!(audit["actions"]["workflow_changed"], 4, "{audit}");
     let auditor = custos::identity::Identity::load(&env.path("auditor"), || unreachable!()).unwrap();
     let entries = rt.block_on(client.entries(auditor.signing_key(), 0, 1000)).unwrap();
-    let workflow: Vec<Event> = entries
+    let all: Vec<Event> = entries
         .entries
         .iter()
         .map(|e| serde_json::from_slice::<Event>(&B64.decode(e).unwrap()).unwrap())
-        .filter(|e| e.action == Action::WorkflowChanged)
         .collect();
+    let workflow: Vec<&Event> = all.iter().filter(|e| e.action == Action::WorkflowChanged).collect();
     assert_eq!(workflow.len(), 4);
-    for e in &workflow {
+    // In the case's lawyers' chain: the case's own chain, whose sequence
+    // numbers codename holders see, runs on without a gap where they went.
+    assert!(workflow.iter().all(|e| e.case == format!("{case}.lawyers")));
+    let seqs: Vec<u64> = all.iter().filter(|e| e.case == case).map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    for e in workflow {
         let body = e.signed_body::<WorkflowBody>().unwrap();
         let sealed = B64.decode(&body.entry).unwrap();
         assert!(sealed.starts_with(b"age-encryption.org/v1\n"), "sealed with age");

@@ -74,9 +74,14 @@ pub struct ProvenCase {
     pub withdrawal: Option<(KeyId, String, Option<String>)>,
     /// Who stored each object the reader was shown the storing of.
     pub stored: BTreeMap<String, StoredBy>,
-    /// The workflow entries, in log order: the signer, when, the log
-    /// index and the sealed entry (base64). A submitter is never shown any.
-    pub workflow: Vec<(KeyId, String, u64, String)>,
+    /// The workflow entries (the case's lawyers' chain), in log order. A
+    /// submitter is never shown any.
+    pub workflow: Vec<WorkflowEntry>,
+    /// Each revocation of the case: its log index and the key revoked.
+    pub revocations: Vec<(u64, KeyId)>,
+    /// Every event of the case the reader was shown (both its chains):
+    /// log index and actor.
+    pub activity: Vec<(u64, String)>,
     /// The case's newest event the reader was shown: its log index and
     /// time.
     pub last_event: (u64, String),
@@ -86,6 +91,25 @@ pub struct ProvenCase {
     /// submitter's. What a client wraps a case key to comes from here,
     /// never from the host's registry listing.
     pub registry: BTreeMap<KeyId, (Card, Role)>,
+}
+
+/// One workflow entry as the signed log shows it.
+#[derive(Debug, Clone)]
+pub struct WorkflowEntry {
+    /// Its signer.
+    pub by: KeyId,
+    /// When the vault logged it.
+    pub time: String,
+    /// Its log index.
+    pub index: u64,
+    /// The sealed change, base64.
+    pub entry: String,
+    /// Whether the signer was a lawyer holding the case when it was
+    /// logged (the auditor refuses a log where it was not).
+    pub by_holder: bool,
+    /// The lawyers holding the case when it was logged: whom it could
+    /// assign the case to.
+    pub holders: BTreeSet<KeyId>,
 }
 
 impl ProvenCase {
@@ -230,7 +254,9 @@ struct Facts {
     note_envelopes: BTreeMap<KeyId, String>,
     withdrawal: Option<(KeyId, String, Option<String>)>,
     stored: BTreeMap<String, StoredBy>,
-    workflow: Vec<(KeyId, String, u64, String)>,
+    workflow: Vec<WorkflowEntry>,
+    revocations: Vec<(u64, KeyId)>,
+    activity: Vec<(u64, String)>,
     last_event: (u64, String),
 }
 
@@ -263,13 +289,40 @@ impl Facts {
             }
             return Ok(());
         }
-        if e.case != case_id {
+        let lawyers = e.case == custos_core::custody::lawyers_chain(case_id);
+        if e.case != case_id && !lawyers {
             return Err(verify(format!(
                 "the case's log holds an event of another case ({})",
                 e.case
             )));
         }
         self.last_event = (index, e.time.clone());
+        self.activity.push((index, e.actor.clone()));
+        if lawyers {
+            if e.action != Action::WorkflowChanged {
+                return Err(verify(format!(
+                    "the case's lawyers' chain holds a {:?} event",
+                    e.action
+                )));
+            }
+            let w: WorkflowBody = body(e)?;
+            let by: KeyId = e.actor.parse().map_err(|_| verify("a workflow change by no key"))?;
+            let holders: BTreeSet<KeyId> = self
+                .envelopes
+                .keys()
+                .filter(|k| self.registry.get(*k).is_some_and(|(_, role)| *role == Role::Lawyer))
+                .cloned()
+                .collect();
+            self.workflow.push(WorkflowEntry {
+                by_holder: holders.contains(&by),
+                by,
+                time: e.time.clone(),
+                index,
+                entry: w.entry,
+                holders,
+            });
+            return Ok(());
+        }
         match e.action {
             Action::CaseCreated => {
                 let creation: CreateCase = body(e)?;
@@ -298,6 +351,7 @@ impl Facts {
                     .map_err(|_| verify("a revocation that names no key"))?;
                 self.envelopes.remove(&key);
                 self.note_envelopes.remove(&key);
+                self.revocations.push((index, key));
             }
             Action::ObjectStored => {
                 let commit: CommitUpload = body(e)?;
@@ -319,11 +373,6 @@ impl Facts {
                         label: commit.label,
                     },
                 );
-            }
-            Action::WorkflowChanged => {
-                let w: WorkflowBody = body(e)?;
-                let key: KeyId = e.actor.parse().map_err(|_| verify("a workflow change by no key"))?;
-                self.workflow.push((key, e.time.clone(), index, w.entry));
             }
             Action::Withdrawn => {
                 let w: WithdrawBody = body(e)?;
@@ -349,6 +398,8 @@ impl Facts {
             withdrawal: self.withdrawal,
             stored: self.stored,
             workflow: self.workflow,
+            revocations: self.revocations,
+            activity: self.activity,
             last_event: self.last_event,
             registry: self.registry,
         })

@@ -101,9 +101,22 @@ pub struct Change {
 /// "медосмотр").
 pub const MAX_TAG_CHARS: usize = 40;
 
-/// Longest note, in bytes of UTF-8: a few pages. The sealed entry must stay
-/// within the protocol's limit with its padding and age's overhead.
-pub const MAX_NOTE_BYTES: usize = 32 * 1024;
+/// Longest note, in bytes of UTF-8: a few pages. Padded to the next power
+/// of two, the sealed entry stays within the protocol's limit.
+pub const MAX_NOTE_BYTES: usize = 16 * 1024;
+
+/// Most tags one change adds and removes together.
+pub const MAX_TAGS_PER_CHANGE: usize = 16;
+
+/// Characters a tag or a note may not hold: controls (but a note's line
+/// breaks and tabs), and the invisible ones that reorder or hide text
+/// (bidirectional overrides, zero-width marks). Text from another lawyer
+/// reaches this lawyer's terminal, where such characters could rewrite
+/// what is shown, and a tag that looks like another must not be one.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
 
 /// Why a change or an entry is refused.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +139,7 @@ pub fn normalize_tag(tag: &str) -> Result<String, WorkflowError> {
     let t = tag.trim().to_lowercase();
     let bad = t.is_empty()
         || t.chars().count() > MAX_TAG_CHARS
-        || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        || t.chars().any(|c| c.is_whitespace() || is_hidden(c) || c == ',')
         || t.starts_with(['+', '-']);
     if bad {
         return Err(WorkflowError::Invalid(format!(
@@ -154,6 +167,11 @@ impl Change {
                 "nothing to change: give a status, a tag, an assignment or a note".into(),
             ));
         }
+        if self.add_tags.len() + self.remove_tags.len() > MAX_TAGS_PER_CHANGE {
+            return Err(WorkflowError::Invalid(format!(
+                "at most {MAX_TAGS_PER_CHANGE} tags in one change"
+            )));
+        }
         self.add_tags = self
             .add_tags
             .iter()
@@ -170,12 +188,17 @@ impl Change {
                     "a note must hold 1 to {MAX_NOTE_BYTES} bytes of text"
                 )));
             }
+            if note.chars().any(|c| c != '\n' && c != '\t' && is_hidden(c)) {
+                return Err(WorkflowError::Invalid(
+                    "a note may not hold control or invisible formatting characters".into(),
+                ));
+            }
         }
         Ok(self)
     }
 
-    /// Seal the change to the lawyers' key: JSON padded with spaces to a
-    /// multiple of [`WORKFLOW_PAD`] bytes, then age-encrypted.
+    /// Seal the change to the lawyers' key: its JSON padded (see
+    /// `padded`), then age-encrypted.
     pub fn seal(&self, lawyers: &CaseKey) -> Result<Vec<u8>, WorkflowError> {
         let sealed = envelope::encrypt_bytes(&self.padded(), &[&lawyers.recipient()])?;
         if sealed.len() > MAX_WORKFLOW_ENTRY {
@@ -184,20 +207,26 @@ impl Change {
         Ok(sealed)
     }
 
-    /// The change's JSON, padded with spaces to a multiple of
-    /// [`WORKFLOW_PAD`] bytes: trailing white space is still one JSON
-    /// document, read the same by every reader.
+    /// The change's JSON, padded with spaces to a power of two of at
+    /// least [`WORKFLOW_PAD`] bytes, so a status change and a short note
+    /// look alike and a long note shows only its size class. Trailing
+    /// white space is still one JSON document, read the same by every
+    /// reader.
     fn padded(&self) -> Vec<u8> {
         let mut plain = serde_json::to_vec(self).expect("a change serialises");
-        let pad = (WORKFLOW_PAD - plain.len() % WORKFLOW_PAD) % WORKFLOW_PAD;
-        plain.resize(plain.len() + pad, b' ');
+        let class = plain.len().max(WORKFLOW_PAD).next_power_of_two();
+        plain.resize(class, b' ');
         plain
     }
 
-    /// Open an entry sealed with [`Change::seal`].
+    /// Open an entry sealed with [`Change::seal`], and hold it to the same
+    /// rules as a change this client sends: an entry from another lawyer's
+    /// client that breaks them (a hidden character in a note, a tag that
+    /// is not one, an empty change) counts as unreadable.
     pub fn open(sealed: &[u8], lawyers: &CaseKey) -> Result<Change, WorkflowError> {
         let plain = envelope::decrypt_bytes(sealed, lawyers.identity()).map_err(|_| WorkflowError::Unreadable)?;
-        serde_json::from_slice(&plain).map_err(|_| WorkflowError::Unreadable)
+        let change: Change = serde_json::from_slice(&plain).map_err(|_| WorkflowError::Unreadable)?;
+        change.validated().map_err(|_| WorkflowError::Unreadable)
     }
 }
 
@@ -225,6 +254,28 @@ pub struct Logged {
     pub index: u64,
     /// What it changed; `None` when it could not be read.
     pub change: Option<Change>,
+    /// Whether it counted: read, and signed by a lawyer then holding the
+    /// case.
+    pub applied: bool,
+}
+
+/// A workflow entry to replay: who signed it, when, where in the log, what
+/// it holds once opened (`None`: unreadable), whether its signer held the
+/// case then, and the lawyers who did (whom it may assign the case to).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The signer.
+    pub by: KeyId,
+    /// When the vault logged it.
+    pub time: String,
+    /// Its log index.
+    pub index: u64,
+    /// The opened change, if it opened.
+    pub change: Option<Change>,
+    /// Whether the signer was a lawyer holding the case then.
+    pub by_holder: bool,
+    /// The lawyers holding the case then.
+    pub holders: BTreeSet<KeyId>,
 }
 
 /// The workflow of one case: the replay of its entries in log order.
@@ -243,18 +294,30 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// Replay `entries` (signer, time, log index, opened change or `None`
-    /// if it did not open) in log order. `is_lawyer_holder` says whether a
-    /// key may be assigned the case; an assignment to any other key, and
-    /// the assignment of a lawyer who no longer holds the case, count as
-    /// none.
+    /// Replay `entries` in log order. An entry counts only if it opened
+    /// and its signer held the case then; an assignment only to a lawyer
+    /// holding the case then. `revocations` (log index, key) end an
+    /// assignment when the assignee loses the case, for good: a later
+    /// grant does not bring it back. `holds_now` says who holds the case
+    /// at the end, in case a removal came outside the events replayed.
     pub fn replay(
-        entries: impl IntoIterator<Item = (KeyId, String, u64, Option<Change>)>,
-        is_lawyer_holder: impl Fn(&KeyId) -> bool,
+        entries: impl IntoIterator<Item = Entry>,
+        revocations: &[(u64, KeyId)],
+        holds_now: impl Fn(&KeyId) -> bool,
     ) -> Workflow {
         let mut w = Workflow::default();
-        for (by, time, index, change) in entries {
-            if let Some(c) = &change {
+        let mut revoked = revocations.iter().peekable();
+        let end_assignment = |w: &mut Workflow, key: &KeyId| {
+            if w.assignee.as_ref() == Some(key) {
+                w.assignee = None;
+            }
+        };
+        for e in entries {
+            while let Some((_, key)) = revoked.next_if(|(at, _)| *at < e.index) {
+                end_assignment(&mut w, key);
+            }
+            let applied = e.by_holder && e.change.is_some();
+            if let (true, Some(c)) = (applied, &e.change) {
                 if let Some(s) = c.status {
                     w.status = s;
                 }
@@ -265,35 +328,44 @@ impl Workflow {
                     w.tags.remove(t);
                 }
                 match &c.assign {
-                    Some(Assignment::To(k)) if is_lawyer_holder(k) => w.assignee = Some(k.clone()),
+                    Some(Assignment::To(k)) if e.holders.contains(k) => w.assignee = Some(k.clone()),
                     Some(_) => w.assignee = None,
                     None => {}
                 }
                 if let Some(text) = &c.note {
                     w.notes.push(Note {
-                        by: by.clone(),
-                        time: time.clone(),
-                        index,
+                        by: e.by.clone(),
+                        time: e.time.clone(),
+                        index: e.index,
                         text: text.clone(),
                     });
                 }
             }
             w.history.push(Logged {
-                by,
-                time,
-                index,
-                change,
+                by: e.by,
+                time: e.time,
+                index: e.index,
+                change: e.change,
+                applied,
             });
         }
-        if w.assignee.as_ref().is_some_and(|k| !is_lawyer_holder(k)) {
+        for (_, key) in revoked {
+            end_assignment(&mut w, key);
+        }
+        if w.assignee.as_ref().is_some_and(|k| !holds_now(k)) {
             w.assignee = None;
         }
         w
     }
 
-    /// How many entries did not open.
+    /// How many entries did not open (or broke the rules once opened).
     pub fn unreadable(&self) -> usize {
         self.history.iter().filter(|l| l.change.is_none()).count()
+    }
+
+    /// How many entries were signed by someone not holding the case.
+    pub fn refused(&self) -> usize {
+        self.history.iter().filter(|l| l.change.is_some() && !l.applied).count()
     }
 }
 
@@ -333,6 +405,15 @@ mod tests {
             WORKFLOW_PAD,
             "a status change and a note pad to the same size"
         );
+        let longer = Change {
+            note: Some("x".repeat(3000)),
+            ..Change::default()
+        };
+        assert_eq!(
+            longer.padded().len(),
+            4 * WORKFLOW_PAD,
+            "longer notes pad to a power of two"
+        );
         let (a, b) = (short.seal(&lawyers).unwrap(), long.seal(&lawyers).unwrap());
         assert_eq!(Change::open(&a, &lawyers).unwrap(), short);
         assert_eq!(Change::open(&b, &lawyers).unwrap(), long);
@@ -341,9 +422,16 @@ mod tests {
     }
 
     #[test]
-    fn changes_replay_in_log_order_and_assignments_need_a_lawyer_holding_the_case() {
-        let holders = [key(1), key(2)];
-        let holds = |k: &KeyId| holders.contains(k);
+    fn changes_replay_in_log_order_and_count_only_from_holders() {
+        let both: BTreeSet<KeyId> = [key(1), key(2)].into();
+        let entry = |by: u8, index: u64, change: Option<Change>, holders: &BTreeSet<KeyId>| Entry {
+            by: key(by),
+            time: format!("t{index}"),
+            index,
+            change,
+            by_holder: holders.contains(&key(by)),
+            holders: holders.clone(),
+        };
         let c = |status: Option<Status>, add: &[&str], remove: &[&str], assign: Option<Assignment>| {
             Some(Change {
                 status,
@@ -355,48 +443,70 @@ mod tests {
         };
         let w = Workflow::replay(
             vec![
-                (
-                    key(1),
-                    "t1".into(),
-                    5,
-                    c(Some(Status::Triage), &["urgent", "medical"], &[], None),
-                ),
-                (
-                    key(2),
-                    "t2".into(),
-                    6,
-                    c(None, &[], &["medical"], Some(Assignment::To(key(2)))),
-                ),
-                (
-                    key(1),
-                    "t3".into(),
+                entry(1, 5, c(Some(Status::Triage), &["urgent", "medical"], &[], None), &both),
+                entry(2, 6, c(None, &[], &["medical"], Some(Assignment::To(key(2)))), &both),
+                // Assigned to a key that does not hold the case: nobody.
+                entry(
+                    1,
                     7,
                     c(Some(Status::Active), &[], &[], Some(Assignment::To(key(9)))),
+                    &both,
                 ),
-                (key(2), "t4".into(), 8, None),
+                entry(2, 8, None, &both),
+                // Signed by a key that does not hold the case: not applied.
+                entry(9, 9, c(Some(Status::Closed), &["forged"], &[], None), &both),
             ],
-            holds,
+            &[],
+            |k| both.contains(k),
         );
         assert_eq!(w.status, Status::Active);
         assert_eq!(w.tags.iter().collect::<Vec<_>>(), ["urgent"]);
-        assert_eq!(
-            w.assignee, None,
-            "an assignment to a key that does not hold the case is none"
-        );
-        assert_eq!(w.history.len(), 4);
-        assert_eq!(w.unreadable(), 1);
-        let w = Workflow::replay(
-            vec![(key(1), "t".into(), 1, c(None, &[], &[], Some(Assignment::To(key(2)))))],
-            |k| *k == key(1),
-        );
-        assert_eq!(w.assignee, None, "a lawyer revoked since is no longer the assignee");
+        assert_eq!(w.assignee, None);
+        assert_eq!(w.history.len(), 5);
+        assert_eq!((w.unreadable(), w.refused()), (1, 1));
+
+        // An assignment ends when the assignee is revoked, and a later
+        // grant does not bring it back.
+        let assign = || entry(1, 10, c(None, &[], &[], Some(Assignment::To(key(2)))), &both);
+        let w = Workflow::replay(vec![assign()], &[(11, key(2))], |k| both.contains(k));
+        assert_eq!(w.assignee, None, "revoked after the assignment");
+        let w = Workflow::replay(vec![assign()], &[], |k| both.contains(k));
+        assert_eq!(w.assignee, Some(key(2)));
+        let w = Workflow::replay(vec![assign()], &[], |k| *k == key(1));
+        assert_eq!(w.assignee, None, "no longer holding the case at the end");
+        // Assigned before it held the case: not made valid by a later grant.
+        let before = entry(1, 3, c(None, &[], &[], Some(Assignment::To(key(2)))), &[key(1)].into());
+        let w = Workflow::replay(vec![before], &[], |k| both.contains(k));
+        assert_eq!(w.assignee, None);
+    }
+
+    #[test]
+    fn an_entry_that_breaks_the_rules_opens_as_unreadable() {
+        let lawyers = CaseKey::generate();
+        // What a hostile co-holder's client could seal: no check on its side.
+        let raw = |json: &str| envelope::encrypt_bytes(json.as_bytes(), &[&lawyers.recipient()]).unwrap();
+        for json in [
+            r#"{"note":"fine\u001b[2Ahidden"}"#,
+            r#"{"note":"right\u202eto left"}"#,
+            r#"{"add_tags":["Urgent now"]}"#,
+            r#"{}"#,
+            r#"{"status":"triage","extra":1}"#,
+            "not json",
+        ] {
+            assert!(
+                matches!(Change::open(&raw(json), &lawyers), Err(WorkflowError::Unreadable)),
+                "{json}"
+            );
+        }
+        let ok = Change::open(&raw(r#"{"add_tags":["Urgent"],"note":"line\nnext\ttab"}"#), &lawyers).unwrap();
+        assert_eq!(ok.add_tags, ["urgent"], "tags are normalised on opening too");
     }
 
     #[test]
     fn tags_are_normalised_and_bad_ones_refused() {
         assert_eq!(normalize_tag(" Urgent ").unwrap(), "urgent");
         assert_eq!(normalize_tag("Медосмотр").unwrap(), "медосмотр");
-        for bad in ["", "two words", "+x", "-x", "a,b", &"x".repeat(41)] {
+        for bad in ["", "two words", "+x", "-x", "a,b", "ur\u{200b}gent", &"x".repeat(41)] {
             assert!(normalize_tag(bad).is_err(), "{bad:?}");
         }
         assert!(Change::default().validated().is_err(), "an empty change is refused");

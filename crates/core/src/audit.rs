@@ -55,6 +55,10 @@ pub struct LogAuditor {
     anchors: Vec<Card>,
     /// The registered lawyers new cases are wrapped to.
     intake: std::collections::BTreeSet<KeyId>,
+    /// Who holds each case's key (its envelopes, as granted and not
+    /// revoked): only a lawyer among them may change its workflow. Kept
+    /// when whole chains are checked.
+    holders: HashMap<String, std::collections::HashSet<KeyId>>,
     /// Checking a selection of events, not whole chains.
     partial: bool,
     signed_seen: bool,
@@ -350,10 +354,22 @@ impl LogAuditor {
             (Action::WorkflowChanged, "POST", ["v1", "cases", c, "workflow"]) => {
                 let b: WorkflowBody = parse_body(body)?;
                 let sealed = B64.decode(&b.entry).map_err(|_| AuditProblem::MalformedWorkflowEntry)?;
-                if sealed.is_empty() || sealed.len() > MAX_WORKFLOW_ENTRY || !e.objects.is_empty() {
+                let no_details = e.details.as_object().is_some_and(|d| d.is_empty());
+                if sealed.is_empty() || sealed.len() > MAX_WORKFLOW_ENTRY || !e.objects.is_empty() || !no_details {
                     return Err(AuditProblem::MalformedWorkflowEntry);
                 }
-                in_case && *c == case
+                // Only a lawyer holding the case: the server checks this
+                // under its writer lock, and a log that breaks it was not
+                // made by an honest server.
+                let in_lawyers_chain = case == crate::custody::lawyers_chain(c);
+                let holds = self
+                    .holders
+                    .get(*c)
+                    .is_some_and(|h| e.actor.parse().is_ok_and(|k| h.contains(&k)));
+                if in_lawyers_chain && !self.partial && !holds {
+                    return Err(AuditProblem::NotAHolder(e.actor.clone()));
+                }
+                in_lawyers_chain
             }
             (Action::PrincipalAdded, "POST", ["v1", "principals"]) => {
                 let b: PrincipalBody = parse_body(body)?;
@@ -386,6 +402,9 @@ impl LogAuditor {
             (Action::VaultBackedUp, "GET", ["v1", "vault", "backup"]) => !in_case,
             _ => false,
         };
+        if bound && !self.partial {
+            self.track_holders(e, body, &key_of)?;
+        }
         if !bound {
             return Err(AuditProblem::RequestNotBound {
                 method: method.to_owned(),
@@ -407,6 +426,35 @@ impl LogAuditor {
             }
         }
         Ok(e.action == Action::EnvelopeRevoked && path.get(1) == Some(&"principals"))
+    }
+
+    /// Follow who holds each case: its creation's envelopes, then grants
+    /// and revocations (a removal's included).
+    fn track_holders(
+        &mut self,
+        e: &Event,
+        body: &Option<Vec<u8>>,
+        key_of: &dyn Fn() -> Result<KeyId, AuditProblem>,
+    ) -> Result<(), AuditProblem> {
+        match e.action {
+            Action::CaseCreated => {
+                let b: CreateCase = parse_body(body)?;
+                let holders = self.holders.entry(e.case.clone()).or_default();
+                holders.extend(b.envelopes.into_iter().map(|env| env.key_id));
+            }
+            Action::EnvelopeGranted => {
+                let b: GrantBody = parse_body(body)?;
+                self.holders.entry(e.case.clone()).or_default().insert(b.key_id);
+            }
+            Action::EnvelopeRevoked => {
+                let key = key_of()?;
+                if let Some(h) = self.holders.get_mut(&e.case) {
+                    h.remove(&key);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Check that everything pushed so far is exactly the tree of `checkpoint`.

@@ -34,9 +34,9 @@ pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 /// or files.
 pub const MAX_WORKFLOW_ENTRY: usize = 64 * 1024;
 
-/// Workflow entries are padded to a multiple of this many bytes before
-/// they are sealed, so the log's copy says little of a note's length or of
-/// whether it was a note or a status change.
+/// Workflow entries are padded to a power of two of at least this many
+/// bytes before they are sealed, so the log's copy does not tell a status
+/// change from a short note, and shows only the size class of a long one.
 pub const WORKFLOW_PAD: usize = 1024;
 
 /// Whether `s` is exactly `len` lower-case hex digits: the one spelling of

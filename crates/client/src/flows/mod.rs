@@ -124,18 +124,37 @@ fn case_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
 
 /// The lawyers' key of the case (the duress note's key), from this
 /// identity's envelope of it in the signed log: what seals the workflow
-/// and what a grant passes on. Codename holders never get it.
+/// and what a grant passes on. Codename holders never get it. It must open
+/// the case's own duress note, from the submitter's signed creation: a key
+/// a granting lawyer's client slipped in instead would split the workflow
+/// in two and let whoever chose it read this lawyer's entries.
 fn lawyers_key_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseKey> {
     let envelope = proven.note_envelopes.get(&identity.key_id()).ok_or_else(|| {
         ClientError::Usage(format!(
-            "identity {} holds no lawyers' key for case {}: a lawyer who holds it must grant the case again",
+            "identity {} holds no lawyers' key for case {}, so it can neither read nor write the case's workflow",
             identity.key_id(),
             proven.case_id
         ))
     })?;
-    Ok(CaseKey::open(
+    let key = CaseKey::open(
         &B64.decode(envelope)
             .map_err(|_| verify("the lawyers' key envelope is not base64"))?,
         identity.age_identity(),
-    )?)
+    )?;
+    let note = proven
+        .creation
+        .note
+        .as_deref()
+        .ok_or_else(|| verify("the case's signed creation holds no duress note, so it has no lawyers' key"))?;
+    let opens = B64
+        .decode(note)
+        .ok()
+        .is_some_and(|n| custos_core::envelope::decrypt_bytes(&n, key.identity()).is_ok());
+    if !opens {
+        return Err(verify(format!(
+            "the lawyers' key granted to you for case {} is not the case's: it does not open the case's duress note",
+            proven.case_id
+        )));
+    }
+    Ok(key)
 }

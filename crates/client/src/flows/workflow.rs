@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{held_proven, holder_status, lawyers_key_of, Result};
 use crate::proven::ProvenCase;
-use crate::workflow::{Assignment, Change, Note, Seen, Status, Workflow};
+use crate::workflow::{normalize_tag, Assignment, Change, Entry, Note, Seen, Status, Workflow};
 use crate::{Client, ClientError};
 use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::Receipt;
@@ -43,9 +43,12 @@ pub struct CaseWork {
     pub history: Vec<crate::workflow::Logged>,
     /// Names of the principals the case's history names, from the log.
     pub names: BTreeMap<KeyId, String>,
-    /// Entries that did not open with the lawyers' key (a holder who
-    /// sealed to something else): counted, never guessed at.
+    /// Entries that did not open with the lawyers' key, or broke the
+    /// rules once opened: counted, never guessed at, never applied.
     pub unreadable: usize,
+    /// Entries signed by a key that did not hold the case then (the
+    /// auditor refuses such a log): shown, never applied.
+    pub refused: usize,
 }
 
 /// Which cases `custos cases` lists.
@@ -76,8 +79,12 @@ pub struct CaseRow {
     pub assignee: Option<KeyId>,
     /// The time of the case's newest event.
     pub last_activity: String,
-    /// Whether the case changed since this identity last looked.
+    /// Whether someone else acted on the case since this identity last
+    /// looked.
     pub new: bool,
+    /// Workflow entries that could not be read: while there are any, the
+    /// workflow shown may be incomplete.
+    pub unreadable: usize,
 }
 
 /// Open every workflow entry of a proven case and replay them. Without
@@ -89,14 +96,18 @@ fn replay(identity: &Identity, proven: &ProvenCase) -> Workflow {
     } else {
         lawyers_key_of(identity, proven).ok()
     };
-    let entries = proven.workflow.iter().map(|(by, time, index, entry)| {
-        let change = lawyers.as_ref().and_then(|key| {
-            let sealed = B64.decode(entry).ok()?;
+    let entries = proven.workflow.iter().map(|e| Entry {
+        by: e.by.clone(),
+        time: e.time.clone(),
+        index: e.index,
+        change: lawyers.as_ref().and_then(|key| {
+            let sealed = B64.decode(&e.entry).ok()?;
             Change::open(&sealed, key).ok()
-        });
-        (by.clone(), time.clone(), *index, change)
+        }),
+        by_holder: e.by_holder,
+        holders: e.holders.clone(),
     });
-    Workflow::replay(entries, |k| is_lawyer_holder(proven, k))
+    Workflow::replay(entries, &proven.revocations, |k| is_lawyer_holder(proven, k))
 }
 
 fn is_lawyer_holder(proven: &ProvenCase, key: &KeyId) -> bool {
@@ -105,7 +116,7 @@ fn is_lawyer_holder(proven: &ProvenCase, key: &KeyId) -> bool {
 
 fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
     let w = replay(identity, proven);
-    let unreadable = w.unreadable();
+    let (unreadable, refused) = (w.unreadable(), w.refused());
     let names = proven
         .registry
         .iter()
@@ -122,6 +133,7 @@ fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
         history: w.history,
         names,
         unreadable,
+        refused,
     })
 }
 
@@ -130,7 +142,7 @@ fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
 pub async fn case_show(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str) -> Result<CaseWork> {
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
     let work = work_of(identity, &proven)?;
-    mark_seen(client, identity, case_id, proven.last_event.0)?;
+    mark_seen(client, identity, case_id, proven.last_event.0);
     Ok(work)
 }
 
@@ -158,7 +170,10 @@ pub async fn case_change(
     let body = WorkflowBody {
         entry: B64.encode(sealed),
     };
-    client.change_workflow(identity.signing_key(), case_id, &body).await
+    let receipt = client.change_workflow(identity.signing_key(), case_id, &body).await?;
+    // Your own change is not news to you.
+    mark_seen(client, identity, case_id, receipt.index);
+    Ok(receipt)
 }
 
 /// The cases this identity holds, each with its workflow proven from the
@@ -170,22 +185,30 @@ pub async fn cases(
     log: &LogVerifier,
     filter: &CaseFilter,
 ) -> Result<Vec<CaseRow>> {
-    let seen = load_seen(client, identity)?;
+    let seen = load_seen(client, identity);
     let me = identity.key_id();
+    let tag = filter
+        .tag
+        .as_deref()
+        .map(normalize_tag)
+        .transpose()
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
     let mut rows = Vec::new();
     for mut summary in client.cases(identity.signing_key()).await? {
         let (_, proven) = held_proven(client, identity, log, &summary.case_id).await?;
         let w = replay(identity, &proven);
         summary.status = holder_status(identity, &proven)?;
-        let new = seen
-            .cases
-            .get(&summary.case_id)
-            .is_none_or(|i| *i < proven.last_event.0);
+        let since = seen.cases.get(&summary.case_id).copied();
+        let new = proven
+            .activity
+            .iter()
+            .any(|(index, actor)| since.is_none_or(|s| *index > s) && *actor != me.as_str());
         let keep = filter.status.is_none_or(|s| s == w.status)
-            && filter.tag.as_ref().is_none_or(|t| w.tags.contains(&t.to_lowercase()))
+            && tag.as_ref().is_none_or(|t| w.tags.contains(t))
             && (!filter.mine || w.assignee.as_ref() == Some(&me))
             && (!filter.new || new);
         if keep {
+            let unreadable = w.unreadable();
             rows.push(CaseRow {
                 summary,
                 workflow_status: w.status,
@@ -193,6 +216,7 @@ pub async fn cases(
                 assignee: w.assignee,
                 last_activity: proven.last_event.1.clone(),
                 new,
+                unreadable,
             });
         }
     }
@@ -208,26 +232,37 @@ fn seen_path(client: &Client, identity: &Identity) -> Option<PathBuf> {
     Some(pins.dir().join("seen").join(format!("{h}-{}.json", identity.key_id())))
 }
 
-fn load_seen(client: &Client, identity: &Identity) -> Result<Seen> {
+/// What this identity last saw, best effort: a damaged file is set aside
+/// (renamed `.damaged`) and counts as nothing seen, so that it can never
+/// stop a listing or a retrieval.
+fn load_seen(client: &Client, identity: &Identity) -> Seen {
     let Some(path) = seen_path(client, identity) else {
-        return Ok(Seen::default());
+        return Seen::default();
     };
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}; remove it to start afresh", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Seen::default()),
-        Err(e) => Err(e.into()),
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the record of cases seen is damaged; setting it aside");
+            let _ = std::fs::rename(&path, path.with_extension("json.damaged"));
+            Seen::default()
+        }),
+        Err(_) => Seen::default(),
     }
 }
 
-/// Remember that this identity has seen the case up to log index `index`.
-pub fn mark_seen(client: &Client, identity: &Identity, case_id: &str, index: u64) -> Result<()> {
+/// Remember that this identity has seen the case up to log index `index`
+/// (never lowering what it saw before). Best effort: a record that cannot
+/// be written is said in the log and otherwise ignored, since it only
+/// decides what `cases --new` marks.
+pub fn mark_seen(client: &Client, identity: &Identity, case_id: &str, index: u64) {
     let Some(path) = seen_path(client, identity) else {
-        return Ok(());
+        return;
     };
-    let mut seen = load_seen(client, identity)?;
-    seen.cases.insert(case_id.to_owned(), index);
-    custos_durable::create_private_dir(path.parent().expect("the path has a folder"))?;
-    custos_durable::write_atomically(&path, &serde_json::to_vec(&seen).expect("serialisable"))?;
-    Ok(())
+    let mut seen = load_seen(client, identity);
+    let at = seen.cases.entry(case_id.to_owned()).or_insert(index);
+    *at = (*at).max(index);
+    let written = custos_durable::create_private_dir(path.parent().expect("the path has a folder"))
+        .and_then(|()| custos_durable::write_atomically(&path, &serde_json::to_vec(&seen).expect("serialisable")));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not record the cases seen");
+    }
 }

@@ -101,6 +101,9 @@ pub enum AuditProblem {
         /// What it did.
         action: Action,
     },
+    /// A lawyer who did not hold the case changed its workflow.
+    #[error("{0} changed the workflow of a case it did not hold")]
+    NotAHolder(String),
     /// A submitter key acted on a case it does not belong to.
     #[error("submitter key {0} acted on another case")]
     SubmitterOtherCase(KeyId),
@@ -197,8 +200,9 @@ pub enum AuditProblem {
     #[error("a withdrawal not signed by one of the case's submitter keys")]
     WithdrawalNotBySubmitter,
     /// A workflow change whose sealed entry is not base64 of 1 to
-    /// `MAX_WORKFLOW_ENTRY` bytes, or that names objects.
-    #[error("a workflow change whose sealed entry is malformed or too large")]
+    /// `MAX_WORKFLOW_ENTRY` bytes, or that names objects or carries
+    /// details the signed request does not.
+    #[error("a workflow change whose sealed entry is malformed or too large, or that carries more than it")]
     MalformedWorkflowEntry,
 
     // Keys: who is who.

@@ -645,17 +645,22 @@ fn only_lawyers_change_a_cases_workflow() {
         })
         .unwrap()
     };
-    let with = |who: &Identity, path: &str, body: &[u8]| {
+    let late = Identity::generate("Lawyer who never held it").unwrap();
+    let chain = crate::custody::lawyers_chain(CASE);
+    let with_in = |chain: &str, who: &Identity, path: &str, body: &[u8]| {
         let mut log = Log::new(&admin, &lawyer);
         log.register(&admin, &auditor, "auditor");
         log.open_case(&submitter, CASE);
-        log.act(who, CASE, Action::WorkflowChanged, "POST", path, Some(body));
+        // Registered after the case opened: not wrapped to it.
+        log.register(&admin, &late, "lawyer");
+        log.act(who, chain, Action::WorkflowChanged, "POST", path, Some(body));
         let mut a = LogAuditor::new();
         for e in &log.events {
             a.push(e)?;
         }
         Ok::<_, AuditError>(a.summary())
     };
+    let with = |who: &Identity, path: &str, body: &[u8]| with_in(&chain, who, path, body);
     let summary = with(&lawyer, &path, &body(b"sealed")).unwrap();
     assert_eq!(summary.actions.get("workflow_changed"), Some(&1));
     assert_eq!(summary.actions.get("case_created"), Some(&1));
@@ -674,4 +679,13 @@ fn only_lawyers_change_a_cases_workflow() {
     let other = format!("/v1/cases/{}/workflow", "f".repeat(24));
     let e = with(&lawyer, &other, &body(b"sealed")).unwrap_err();
     assert!(matches!(e.problem, AuditProblem::RequestNotBound { .. }), "{e}");
+    // In the case's own chain, where codename holders would count it.
+    let e = with_in(CASE, &lawyer, &path, &body(b"sealed")).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::RequestNotBound { .. }), "{e}");
+    // A lawyer who never held the case.
+    let e = with(&late, &path, &body(b"sealed")).unwrap_err();
+    assert!(
+        matches!(&e.problem, AuditProblem::NotAHolder(k) if *k == late.key_id().to_string()),
+        "{e}"
+    );
 }

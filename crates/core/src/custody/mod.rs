@@ -23,6 +23,24 @@ pub const VAULT_CASE: &str = "vault";
 /// anchors written by `custos init`.
 pub const VAULT_ACTOR: &str = "vault";
 
+/// The chain a case's lawyers' workflow is logged in, apart from the
+/// case's own: codename holders are shown events of the case's chain with
+/// their sequence numbers, and a workflow change in that chain would leave
+/// a gap they could count.
+pub fn lawyers_chain(case: &str) -> String {
+    format!("{case}{LAWYERS_CHAIN_SUFFIX}")
+}
+
+/// What names a case's lawyers' chain after its case id (a case id is hex,
+/// so no case's chain ends so).
+pub const LAWYERS_CHAIN_SUFFIX: &str = ".lawyers";
+
+/// The case a chain belongs to: the case itself, or the case whose
+/// lawyers' chain it is.
+pub fn case_of_chain(chain: &str) -> &str {
+    chain.strip_suffix(LAWYERS_CHAIN_SUFFIX).unwrap_or(chain)
+}
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,12 +4,13 @@
 //! holds the case, who replied) from the signed log rather than from the
 //! host's word. Reading it is not an action on the case and is not logged.
 //!
-//! Lawyers holding the case and auditors get the vault's chain and the
-//! case's whole chain. A submitter gets only what tells it who may write
-//! to it (the case's creation, grants, revocations and what principals
-//! stored), with the registrations of those principals and of the admins
-//! who registered them: never an event of a submitter key but the
-//! creation, so a coercer holding one codename learns nothing of the other.
+//! Lawyers holding the case and auditors get the vault's chain, the
+//! case's whole chain and its lawyers' chain (the workflow). A submitter
+//! gets only what tells it who may write to it (the case's creation,
+//! grants, revocations and what principals stored), with the
+//! registrations of those principals and of the admins who registered
+//! them: never an event of a submitter key but the creation, so a coercer
+//! holding one codename learns nothing of the other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub(super) async fn case_log(
         Actor::Principal(_) => {
             let mut all: Vec<u64> = store.chain_indices(VAULT_CASE, size)?;
             all.extend(case_events.iter().map(|(i, _, _)| *i));
+            all.extend(store.chain_indices(&custos_core::custody::lawyers_chain(&case_id), size)?);
             all
         }
     };

@@ -88,7 +88,8 @@ fn still_allowed(store: &store::Store, d: &EventDraft) -> Result<()> {
     }
     if let Some(rec) = store.get_json::<RegistryRecord>(T::Registry, &d.actor)? {
         let on_case = d.case != VAULT_CASE;
-        if on_case && rec.principal.role == Role::Lawyer && !store.holds_envelope(&d.case, &d.actor)? {
+        let case = custos_core::custody::case_of_chain(&d.case);
+        if on_case && rec.principal.role == Role::Lawyer && !store.holds_envelope(case, &d.actor)? {
             return Err(ApiError::NotFound("case"));
         }
         return Ok(());

@@ -1,9 +1,10 @@
 //! `POST /v1/cases/{case}/workflow`: a lawyer holding the case records one
 //! change of its workflow (status, tags, assignee) or a note. The entry is
 //! sealed by the lawyer's client to the lawyers' key of the case; the
-//! vault checks who may write it and logs it, and cannot read it. Codename
-//! holders never see these events (`case_log` leaves them out of a
-//! submitter's selection).
+//! vault checks who may write it and logs it, and cannot read it. The
+//! event goes in the case's lawyers' chain (`custody::lawyers_chain`),
+//! which `case_log` shows to lawyers and auditors only: codename holders
+//! see neither these events nor a gap in the case chain where they were.
 
 use std::sync::Arc;
 
@@ -44,8 +45,10 @@ pub(super) async fn change(
     }
     decode_b64("entry", &req.entry, MAX_WORKFLOW_ENTRY)?;
     let guard = state.vault.store.writer().await;
+    // Logged in the case's lawyers' chain, not its own: codename holders
+    // see the case chain's sequence numbers, and must not count these.
     let d = draft(
-        &case_id,
+        &custos_core::custody::lawyers_chain(&case_id),
         &actor,
         Action::WorkflowChanged,
         vec![],
