@@ -200,6 +200,16 @@ pub enum AuditProblem {
     /// `MAX_WORKFLOW_ENTRY` bytes, or that names objects.
     #[error("a workflow change whose sealed entry is malformed or too large")]
     MalformedWorkflowEntry,
+    /// A disclosure whose signed body is not well formed (see
+    /// `DiscloseBody::malformed`).
+    #[error("a malformed disclosure: {0}")]
+    MalformedDisclosure(&'static str),
+    /// A disclosure event lists other objects than its signed request.
+    #[error("a disclosure event lists other objects than its signed request")]
+    DisclosedObjectsNotSigned,
+    /// A disclosure names an object its case never stored.
+    #[error("a disclosure names object {0}, which its case never stored")]
+    DisclosedObjectNotInCase(String),
 
     // Keys: who is who.
     /// A submitter key in a signed case creation is not a key.
