@@ -522,6 +522,24 @@ pub fn signed_commit(e: &Event) -> Result<CommitUpload, AuditProblem> {
     Ok(b)
 }
 
+/// What a `principal_added` event records, read from the admin's signed
+/// request for a verifier that holds this one event: the request is a
+/// registration, and the event names the card's key. The admin's
+/// signature is left to whoever holds the registry up to its anchors.
+pub fn signed_registration(e: &Event) -> Result<PrincipalBody, AuditProblem> {
+    let (method, path) = signed_target(e)?;
+    let bound =
+        e.action == Action::PrincipalAdded && method == "POST" && e.case == VAULT_CASE && path == ["v1", "principals"];
+    if !bound {
+        return Err(not_bound(e, method, &path));
+    }
+    let b: PrincipalBody = parse_body(&e.request.as_ref().expect("checked").body_bytes())?;
+    if e.details["key_id"] != b.card.key_id().as_str() {
+        return Err(AuditProblem::RegisteredKeyNotSigned);
+    }
+    Ok(b)
+}
+
 /// Check that `key` signed the event's request, for the event's actor,
 /// and that the event is dated within the request's validity: what the
 /// auditor checks of every signed event, for a verifier that learnt the
