@@ -178,7 +178,10 @@ pub struct Verify {
     /// (default: all of them).
     #[arg(long)]
     quorum: Option<usize>,
-    /// Where to decrypt to when an identity is given (default: ./CASE-decrypted).
+    /// Where to decrypt an export bundle to when an identity is given
+    /// (default: ./CASE-decrypted). A disclosure is checked, not decrypted:
+    /// its recipient's identity (an age identity file or a custos identity)
+    /// lets verify compare the files themselves.
     #[arg(long)]
     out: Option<PathBuf>,
 }
