@@ -1,9 +1,10 @@
 //! A bundle archive from anywhere: unpacked (no links, no escaping paths)
-//! and verified offline, as `custos verify` does.
+//! and verified offline, as `custos verify` does: as a disclosure when its
+//! manifest says so, else as an export.
 #![no_main]
 #![forbid(unsafe_code)]
 
-use custos::bundle::{unpack_archive, verify_dir, Policy};
+use custos::bundle::{disclosure, unpack_archive, verify_dir, Policy};
 use custos::custody::checkpoint::LogSigner;
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
@@ -26,5 +27,9 @@ fuzz_target!(|data: &[u8]| {
         witnesses: vec![],
         quorum: 0,
     };
-    let _ = verify_dir(&bundle, &log, &policy);
+    if disclosure::is_disclosure(&bundle) {
+        let _ = disclosure::verify_dir(&bundle, &log, &policy, None);
+    } else {
+        let _ = verify_dir(&bundle, &log, &policy);
+    }
 });

@@ -1,5 +1,6 @@
 //! Files and strings a person hands the CLI: identity files (plain and
-//! encrypted), cards, codenames, key ids, witness settings, age recipients.
+//! encrypted), cards, codenames, key ids, witness settings, age recipients,
+//! and the age identity files a disclosure's recipient verifies with.
 #![no_main]
 #![forbid(unsafe_code)]
 
@@ -26,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = WitnessConfig::from_str(text);
         let _ = parse_recipient(text);
         let _ = parse_verifying_key(text);
+        let _ = custos::identity::parse_age_identity_file(text);
     }
+    let _ = custos::identity::is_age_identity_file(data);
     // The whole file path, encrypted or not; the passphrase is never given,
     // so an encrypted file stops after its header is read.
     let dir = tempfile::tempdir().unwrap();

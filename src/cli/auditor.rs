@@ -1,4 +1,6 @@
-//! The auditor's commands: `log checkpoint` and `audit`.
+//! The auditor's commands: `log checkpoint`, `audit`, `export` and
+//! `verify` (of an export bundle, or of a disclosure bundle for whoever
+//! received one).
 
 use std::path::PathBuf;
 
@@ -161,7 +163,8 @@ pub(super) async fn export(ctx: &Ctx, args: Export) -> anyhow::Result<()> {
 /// Arguments of `custos verify`.
 #[derive(clap::Args, Debug)]
 pub struct Verify {
-    /// A bundle folder or .tar archive made by `custos export`.
+    /// A bundle folder or .tar archive made by `custos export` or
+    /// `custos disclose`.
     path: PathBuf,
     /// The log's verifier key (or a file holding it), obtained independently
     /// of the bundle.
@@ -175,7 +178,10 @@ pub struct Verify {
     /// (default: all of them).
     #[arg(long)]
     quorum: Option<usize>,
-    /// Where to decrypt to when an identity is given (default: ./CASE-decrypted).
+    /// Where to decrypt an export bundle to when an identity is given
+    /// (default: ./CASE-decrypted). A disclosure is checked, not decrypted:
+    /// its recipient's identity (an age identity file or a custos identity)
+    /// lets verify compare the files themselves.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -200,10 +206,6 @@ pub(super) async fn verify(ctx: &Ctx, args: Verify) -> anyhow::Result<()> {
         quorum: args.quorum.unwrap_or(witnesses.len()),
         witnesses,
     };
-    let identity = match &ctx.identity {
-        Some(_) => Some(ctx.load_identity()?),
-        None => None,
-    };
     let unpacked;
     let dir = if args.path.is_file() {
         unpacked = tempfile::Builder::new().prefix("custos-verify-").tempdir()?;
@@ -211,6 +213,13 @@ pub(super) async fn verify(ctx: &Ctx, args: Verify) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.path.display()))?
     } else {
         args.path.clone()
+    };
+    if bundle::disclosure::is_disclosure(&dir) {
+        return verify_disclosure(ctx, &dir, &log, &policy);
+    }
+    let identity = match &ctx.identity {
+        Some(_) => Some(ctx.load_identity()?),
+        None => None,
     };
     let (mut report, verified) = bundle::verify_dir(&dir, &log, &policy);
     let mut decrypted = Vec::new();
@@ -259,6 +268,82 @@ pub(super) async fn verify(ctx: &Ctx, args: Verify) -> anyhow::Result<()> {
                 report.case_id.as_deref().unwrap_or("?")
             ),
             Some(f) => format!("NOT VERIFIED: check {} failed", f.check),
+        });
+        lines.join("\n")
+    });
+    match report.failure() {
+        None => Ok(()),
+        Some(f) => anyhow::bail!("verification failed at check {}: {}", f.check, f.detail),
+    }
+}
+
+/// The recipient's key for a disclosure: an age identity file, or a custos
+/// identity file (whose age key a disclosure to its card is sealed to).
+fn recipient_key(ctx: &Ctx) -> anyhow::Result<Option<age::x25519::Identity>> {
+    let Some(path) = &ctx.identity else {
+        return Ok(None);
+    };
+    let head = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if crate::identity::is_age_identity_file(&head) {
+        crate::identity::check_private(path)?;
+        let text = zeroize::Zeroizing::new(String::from_utf8(head).expect("checked UTF-8"));
+        return Ok(Some(crate::identity::parse_age_identity_file(&text)?));
+    }
+    Ok(Some(ctx.load_identity()?.age_identity().clone()))
+}
+
+/// `custos verify` of a disclosure bundle: every check, and the logged
+/// objects it holds.
+fn verify_disclosure(
+    ctx: &Ctx,
+    dir: &std::path::Path,
+    log: &crate::custody::checkpoint::LogVerifier,
+    policy: &crate::bundle::Policy,
+) -> anyhow::Result<()> {
+    let recipient = recipient_key(ctx)?;
+    let (report, _) = crate::bundle::disclosure::verify_dir(dir, log, policy, recipient.as_ref());
+    ctx.print(&report, || {
+        let mut lines: Vec<String> = report
+            .checks
+            .iter()
+            .map(|c| {
+                let mark = match (c.passed, report.unchecked.contains(&c.check)) {
+                    (false, _) => "FAIL",
+                    (true, true) => "skip",
+                    (true, false) => "ok  ",
+                };
+                format!("{:<11} {mark}  {}", c.check, c.detail)
+            })
+            .collect();
+        if report.passed {
+            lines.push(format!(
+                "holds {} logged object{} of case {}:",
+                report.objects.len(),
+                if report.objects.len() == 1 { "" } else { "s" },
+                report.case_id.as_deref().unwrap_or("?")
+            ));
+            lines.extend(report.objects.iter().map(|o| {
+                format!(
+                    "  {}  {}  {}  received {}  entry {}",
+                    o.object_id,
+                    o.file,
+                    o.kind.map_or("(kind sealed)", |k| k.as_str()),
+                    o.received,
+                    o.stored_index
+                )
+            }));
+        }
+        lines.push(match (report.failure(), report.contents_checked) {
+            (None, true) => format!(
+                "VERIFIED: each file of this disclosure from case {} is exactly a logged object",
+                report.case_id.as_deref().unwrap_or("?")
+            ),
+            (None, false) => format!(
+                "VERIFIED, BUT NOT THE FILES: the disclosure from case {} is logged and its ciphertexts match; \
+                 give the recipient's key with --identity to check the files themselves",
+                report.case_id.as_deref().unwrap_or("?")
+            ),
+            (Some(f), _) => format!("NOT VERIFIED: check {} failed", f.check),
         });
         lines.join("\n")
     });

@@ -1,5 +1,5 @@
 //! The lawyer's commands: `cases`, `case show|set|note`, `get`, `reply`,
-//! `grant`, `revoke`.
+//! `grant`, `revoke`, `disclose`.
 
 use std::path::PathBuf;
 
@@ -353,5 +353,74 @@ pub(super) async fn revoke(ctx: &Ctx, args: Revoke) -> anyhow::Result<()> {
             )
         },
     );
+    Ok(())
+}
+
+/// Arguments of `custos disclose`.
+#[derive(clap::Args, Debug)]
+pub struct Disclose {
+    /// Case id.
+    case: String,
+    /// Who receives it: an age recipient (age1...) or a custos card file.
+    #[arg(long, value_name = "RECIPIENT")]
+    to: String,
+    /// The objects to disclose, by id (as `custos --json get` lists them).
+    #[arg(long, value_name = "ID", num_args = 1..)]
+    files: Vec<String>,
+    /// Also disclose the submitter's account: its statement and form.
+    #[arg(long)]
+    statement: bool,
+    /// Write the files in the clear (for a court filing) rather than
+    /// encrypted to the recipient.
+    #[arg(long)]
+    plaintext: bool,
+    /// The summary's language: ru, kk or en.
+    #[arg(long, value_name = "LANG", default_value = "en")]
+    lang: crate::bundle::disclosure::Language,
+    /// Where to write the bundle (a new folder).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let options = flows::DiscloseOptions {
+        to: flows::Recipient::from_arg(&args.to)?,
+        files: args.files,
+        statement: args.statement,
+        plaintext: args.plaintext,
+        language: args.lang,
+    };
+    let done = flows::disclose(&ctx.client()?, &id, &log, &args.case, &args.out, options).await?;
+    ctx.print(&done, || {
+        let to = match (&done.recipient.name, &done.recipient.key_id) {
+            (Some(name), Some(key)) => format!("{name} ({key}, {})", done.recipient.recipient),
+            _ => done.recipient.recipient.clone(),
+        };
+        let mut lines = vec![format!(
+            "disclosed {} file{} of case {} to {to}, {}:",
+            done.files.len(),
+            if done.files.len() == 1 { "" } else { "s" },
+            done.case_id,
+            if done.plaintext {
+                "in the clear"
+            } else {
+                "encrypted to the recipient"
+            }
+        )];
+        lines.extend(
+            done.files
+                .iter()
+                .map(|f| format!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id)),
+        );
+        lines.push(format!(
+            "logged as case_disclosed at index {}; the bundle in {} verifies against checkpoint size {}",
+            done.receipt_index,
+            done.path.display(),
+            done.checkpoint_size
+        ));
+        lines.join("\n")
+    });
     Ok(())
 }

@@ -93,6 +93,9 @@ enum Command {
     Grant(lawyer::Grant),
     /// Take a principal's access to a case away.
     Revoke(lawyer::Revoke),
+    /// Give chosen files of a case to an outside body, provably: encrypted
+    /// to its age key (or in the clear), with what checks them offline.
+    Disclose(lawyer::Disclose),
     /// Read the custody log.
     #[command(subcommand)]
     Log(auditor::LogCmd),
@@ -100,7 +103,7 @@ enum Command {
     Audit(auditor::Audit),
     /// Write a case's chain of custody as a self-contained bundle.
     Export(auditor::Export),
-    /// Verify an export bundle offline against the log's key.
+    /// Verify an export or disclosure bundle offline against the log's key.
     Verify(auditor::Verify),
     /// Run a witness that cosigns other logs' checkpoints.
     #[command(subcommand)]
@@ -248,6 +251,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Get(c) => lawyer::get(&ctx, c).await,
         Command::Grant(c) => lawyer::grant(&ctx, c).await,
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
+        Command::Disclose(c) => lawyer::disclose(&ctx, c).await,
         Command::Log(c) => auditor::log(&ctx, c).await,
         Command::Audit(c) => auditor::audit(&ctx, c).await,
         Command::Export(c) => auditor::export(&ctx, c).await,

@@ -308,6 +308,20 @@ impl Client {
             .receipt)
     }
 
+    /// Record a disclosure of some of a case's objects to an outside body
+    /// (a lawyer holding it).
+    pub async fn disclose(&self, key: &SigningKey, case_id: &str, body: &DiscloseBody) -> Result<Receipt> {
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::POST,
+                &format!("/v1/cases/{case_id}/disclosures"),
+                Some(body),
+            )
+            .await?
+            .receipt)
+    }
+
     /// Revoke a grant.
     pub async fn revoke(&self, key: &SigningKey, case_id: &str, from: &KeyId) -> Result<Receipt> {
         Ok(self

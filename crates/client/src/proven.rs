@@ -206,13 +206,27 @@ pub async fn prove_case(
     case_id: &str,
     reader: Reader,
 ) -> Result<ProvenCase> {
+    Ok(prove_case_log(client, key, log, anchors, case_id, reader).await?.1)
+}
+
+/// [`prove_case`], keeping the case's log as the vault returned it (each
+/// entry with its inclusion proof against the log's checkpoint), for a
+/// workflow that hands some of those entries on with their proofs.
+pub async fn prove_case_log(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    log: &LogVerifier,
+    anchors: &[Card],
+    case_id: &str,
+    reader: Reader,
+) -> Result<(CaseLog, ProvenCase)> {
     let case_log: CaseLog = client.case_log(key, case_id).await?;
     let proven = prove_log(&case_log, log, anchors, case_id, reader)?;
     if let Some(pins) = client.pins() {
         pins.advance_checkpoint(client, log, &case_log.checkpoint, &proven.checkpoint)
             .await?;
     }
-    Ok(proven)
+    Ok((case_log, proven))
 }
 
 /// What a case's log, as the vault returned it, proves (see

@@ -17,7 +17,7 @@ use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
 // reads them with the same types, so the two cannot disagree on a field.
 use crate::protocol::MAX_WORKFLOW_ENTRY;
-use crate::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody, WorkflowBody};
+use crate::wire::{CommitUpload, CreateCase, DiscloseBody, GrantBody, PrincipalBody, WorkflowBody};
 
 mod error;
 
@@ -56,9 +56,11 @@ pub struct LogAuditor {
     /// The registered lawyers new cases are wrapped to.
     intake: std::collections::BTreeSet<KeyId>,
     /// Who holds each case's key (its envelopes, as granted and not
-    /// revoked): only a lawyer among them may change its workflow. Kept
-    /// when whole chains are checked.
+    /// revoked): only a lawyer among them may change its workflow or
+    /// disclose it. Kept when whole chains are checked.
     holders: HashMap<String, std::collections::HashSet<KeyId>>,
+    /// The objects each case stored: a disclosure may name only those.
+    stored: HashMap<String, std::collections::HashSet<String>>,
     /// Checking a selection of events, not whole chains.
     partial: bool,
     signed_seen: bool,
@@ -249,7 +251,7 @@ impl LogAuditor {
                     action: e.action,
                 });
             }
-            if e.action == Action::WorkflowChanged && *role != Role::Lawyer {
+            if lawyers_only(e.action) && *role != Role::Lawyer {
                 return Err(AuditProblem::LawyersOnly {
                     actor,
                     action: e.action,
@@ -257,8 +259,9 @@ impl LogAuditor {
             }
             *key
         } else if let Some((case, key)) = self.submitters.get(&actor) {
-            // A codename holder never writes the lawyers' workflow.
-            if e.action == Action::WorkflowChanged {
+            // A codename holder never writes the lawyers' workflow, nor
+            // discloses the case to anyone.
+            if lawyers_only(e.action) {
                 return Err(AuditProblem::LawyersOnly {
                     actor,
                     action: e.action,
@@ -312,9 +315,10 @@ impl LogAuditor {
             (Action::CaseCreated, "POST", ["v1", "cases"]) => in_case,
             (Action::ObjectStored, "POST", ["v1", "cases", c, "uploads", _, "commit"]) => {
                 let b: CommitUpload = parse_body(body)?;
-                if e.objects != [b.sha256] {
+                if e.objects != [b.sha256.clone()] {
                     return Err(AuditProblem::StoredObjectNotSigned);
                 }
+                self.stored.entry(e.case.clone()).or_default().insert(b.sha256);
                 *c == case
             }
             (Action::ObjectAccessed, "GET", ["v1", "cases", c, "objects", o])
@@ -370,6 +374,25 @@ impl LogAuditor {
                     return Err(AuditProblem::NotAHolder(e.actor.clone()));
                 }
                 in_lawyers_chain
+            }
+            (Action::CaseDisclosed, "POST", ["v1", "cases", c, "disclosures"]) => {
+                let b = disclosure_body(e, body)?;
+                // A selection may leave out the objects' storing; a whole
+                // log may not.
+                if !self.partial {
+                    let stored = self.stored.get(case);
+                    if let Some(o) = b.objects.iter().find(|o| !stored.is_some_and(|s| s.contains(*o))) {
+                        return Err(AuditProblem::DisclosedObjectNotInCase(o.clone()));
+                    }
+                    let holds = self
+                        .holders
+                        .get(case)
+                        .is_some_and(|h| e.actor.parse().is_ok_and(|k| h.contains(&k)));
+                    if *c == case && !holds {
+                        return Err(AuditProblem::NotAHolder(e.actor.clone()));
+                    }
+                }
+                in_case && *c == case
             }
             (Action::PrincipalAdded, "POST", ["v1", "principals"]) => {
                 let b: PrincipalBody = parse_body(body)?;
@@ -477,6 +500,118 @@ impl LogAuditor {
         }
         Ok(())
     }
+}
+
+/// Actions only a case's lawyers may take: its workflow and its
+/// disclosure are theirs, never a codename holder's, an auditor's or an
+/// admin's.
+fn lawyers_only(action: Action) -> bool {
+    matches!(action, Action::WorkflowChanged | Action::CaseDisclosed)
+}
+
+/// The signed body of a `case_disclosed` event, well formed and naming
+/// exactly the event's objects.
+fn disclosure_body(e: &Event, body: &Option<Vec<u8>>) -> Result<DiscloseBody, AuditProblem> {
+    let b: DiscloseBody = parse_body(body)?;
+    if let Some(why) = b.malformed() {
+        return Err(AuditProblem::MalformedDisclosure(why));
+    }
+    if e.objects != b.objects {
+        return Err(AuditProblem::DisclosedObjectsNotSigned);
+    }
+    Ok(b)
+}
+
+/// The method and path segments of an event's signed request.
+fn signed_target(e: &Event) -> Result<(&str, Vec<&str>), AuditProblem> {
+    let req = e.request.as_ref().ok_or(AuditProblem::NoSignedRequest)?;
+    let method = req.value("@method").ok_or(AuditProblem::NotCovered("method"))?;
+    let path = signed_path(req.value("@target-uri").ok_or(AuditProblem::NotCovered("target"))?)?;
+    Ok((method, path))
+}
+
+fn not_bound(e: &Event, method: &str, path: &[&str]) -> AuditProblem {
+    AuditProblem::RequestNotBound {
+        method: method.to_owned(),
+        path: path.join("/"),
+        action: e.action,
+        case: e.case.clone(),
+    }
+}
+
+/// What a `case_disclosed` event records, read from its signed request
+/// for a verifier that holds this one event rather than the whole log (a
+/// disclosure bundle): the request is the disclosure of this event's
+/// case, and its body is well formed and names exactly the event's
+/// objects. Whose signature it carries is [`check_signature`]'s.
+pub fn signed_disclosure(e: &Event) -> Result<DiscloseBody, AuditProblem> {
+    let (method, path) = signed_target(e)?;
+    let bound = e.action == Action::CaseDisclosed
+        && method == "POST"
+        && e.case != VAULT_CASE
+        && matches!(path.as_slice(), ["v1", "cases", c, "disclosures"] if *c == e.case);
+    if !bound {
+        return Err(not_bound(e, method, &path));
+    }
+    disclosure_body(e, &e.request.as_ref().expect("checked").body_bytes())
+}
+
+/// What an `object_stored` event records, read from its signed commit
+/// for a verifier that holds this one event: the request is a commit in
+/// this event's case, naming exactly the event's object. The submitter's
+/// signature is left to whoever holds the case's creation, which names
+/// the submitter's keys.
+pub fn signed_commit(e: &Event) -> Result<CommitUpload, AuditProblem> {
+    let (method, path) = signed_target(e)?;
+    let bound = e.action == Action::ObjectStored
+        && method == "POST"
+        && e.case != VAULT_CASE
+        && matches!(path.as_slice(), ["v1", "cases", c, "uploads", _, "commit"] if *c == e.case);
+    if !bound {
+        return Err(not_bound(e, method, &path));
+    }
+    let b: CommitUpload = parse_body(&e.request.as_ref().expect("checked").body_bytes())?;
+    if e.objects != [b.sha256.clone()] {
+        return Err(AuditProblem::StoredObjectNotSigned);
+    }
+    Ok(b)
+}
+
+/// What a `principal_added` event records, read from the admin's signed
+/// request for a verifier that holds this one event: the request is a
+/// registration, and the event names the card's key. The admin's
+/// signature is left to whoever holds the registry up to its anchors.
+pub fn signed_registration(e: &Event) -> Result<PrincipalBody, AuditProblem> {
+    let (method, path) = signed_target(e)?;
+    let bound =
+        e.action == Action::PrincipalAdded && method == "POST" && e.case == VAULT_CASE && path == ["v1", "principals"];
+    if !bound {
+        return Err(not_bound(e, method, &path));
+    }
+    let b: PrincipalBody = parse_body(&e.request.as_ref().expect("checked").body_bytes())?;
+    if e.details["key_id"] != b.card.key_id().as_str() {
+        return Err(AuditProblem::RegisteredKeyNotSigned);
+    }
+    Ok(b)
+}
+
+/// Check that `key` signed the event's request, for the event's actor,
+/// and that the event is dated within the request's validity: what the
+/// auditor checks of every signed event, for a verifier that learnt the
+/// actor's key elsewhere than from a whole log.
+pub fn check_signature(e: &Event, key: &VerifyingKey) -> Result<(), AuditProblem> {
+    let req = e.request.as_ref().ok_or(AuditProblem::NoSignedRequest)?;
+    let actor: KeyId = e.actor.parse().map_err(AuditProblem::ActorNotAKeyId)?;
+    if KeyId::of(key) != actor {
+        return Err(AuditProblem::SignerNotActor);
+    }
+    let params = req
+        .verify(key)
+        .map_err(|source| AuditProblem::ActorSignature { actor, source })?;
+    if params.keyid != e.actor {
+        return Err(AuditProblem::SignerNotActor);
+    }
+    check_time(e, &params)
 }
 
 /// The key a signed request is remembered by: its signer and its nonce.

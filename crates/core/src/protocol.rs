@@ -39,6 +39,11 @@ pub const MAX_WORKFLOW_ENTRY: usize = 64 * 1024;
 /// change from a short note, and shows only the size class of a long one.
 pub const WORKFLOW_PAD: usize = 1024;
 
+/// Most objects one disclosure may name. A disclosure is a chosen part
+/// of a case (a statement and a few exhibits); its signed request is kept
+/// in the log for ever, and this bounds it at about 70 KiB.
+pub const MAX_DISCLOSED_OBJECTS: usize = 1000;
+
 /// Whether `s` is exactly `len` lower-case hex digits: the one spelling of
 /// case ids, key ids and object ids (a second spelling of one id would be
 /// a second key for the same thing).

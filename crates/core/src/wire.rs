@@ -193,6 +193,48 @@ pub struct WorkflowBody {
     pub entry: String,
 }
 
+/// `POST /v1/cases/{case}/disclosures`, signed by a lawyer holding the
+/// case: which of its objects go to which outside body. The vault logs it
+/// as a `case_disclosed` event that lists the same objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscloseBody {
+    /// The recipient's age X25519 recipient (`age1...`), to which the
+    /// disclosed files and their keys are encrypted.
+    pub recipient: String,
+    /// The key id of the recipient's custos card, when the lawyer named
+    /// the recipient by a card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_key_id: Option<KeyId>,
+    /// The object ids disclosed, in ascending order, each once.
+    pub objects: Vec<String>,
+    /// Whether the files went out in the clear (for a court filing) rather
+    /// than encrypted to the recipient.
+    pub plaintext: bool,
+}
+
+impl DiscloseBody {
+    /// Why the body is not a well-formed disclosure, if it is not: the
+    /// recipient must be an age X25519 recipient, and the objects 1 to
+    /// `MAX_DISCLOSED_OBJECTS` object ids in ascending order (one spelling
+    /// of one set). The server and the auditor hold it to the same rules.
+    pub fn malformed(&self) -> Option<&'static str> {
+        if crate::identity::parse_recipient(&self.recipient).is_err() {
+            return Some("the recipient is not an age1... X25519 recipient");
+        }
+        if self.objects.is_empty() || self.objects.len() > crate::protocol::MAX_DISCLOSED_OBJECTS {
+            return Some("a disclosure names 1 to 1000 objects");
+        }
+        if !self.objects.iter().all(|o| crate::protocol::is_lower_hex(o, 64)) {
+            return Some("an object id is not 64 lower-case hex digits");
+        }
+        if !self.objects.windows(2).all(|w| w[0] < w[1]) {
+            return Some("the objects are not in ascending order, each once");
+        }
+        None
+    }
+}
+
 /// `POST .../uploads/{id}/commit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -94,6 +94,14 @@ pub fn may_change_workflow(actor: &Actor, access: CaseAccess) -> bool {
     actor.role() == Some(Role::Lawyer) && access.holds_envelope
 }
 
+/// May the actor disclose objects of the case to an outside body? Only
+/// its lawyers: they hold the case key the disclosed files are decrypted
+/// with, and the decision to hand evidence on is theirs, never a codename
+/// holder's (who may be a coercer) nor an auditor's.
+pub fn may_disclose(actor: &Actor, access: CaseAccess) -> bool {
+    actor.role() == Some(Role::Lawyer) && access.holds_envelope
+}
+
 /// May the actor revoke someone's envelope for the case?
 pub fn may_revoke(actor: &Actor, access: CaseAccess) -> bool {
     match actor.role() {
@@ -210,6 +218,15 @@ mod tests {
         assert!(!may_change_workflow(&principal(Role::Lawyer), NONE));
         for a in [principal(Role::Auditor), principal(Role::Admin), submitter("c")] {
             assert!(!may_change_workflow(&a, HOLDS));
+        }
+    }
+
+    #[test]
+    fn disclosures_are_made_by_holding_lawyers_only() {
+        assert!(may_disclose(&principal(Role::Lawyer), HOLDS));
+        assert!(!may_disclose(&principal(Role::Lawyer), NONE));
+        for a in [principal(Role::Auditor), principal(Role::Admin), submitter("c")] {
+            assert!(!may_disclose(&a, HOLDS));
         }
     }
 

@@ -6,9 +6,10 @@
 //! This module owns what the workflows share (trusting a vault, checking a
 //! receipt, the case as a holder sees it); each workflow has its own file:
 //! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
-//! (and `duress`), `workflow`, `audit`. The HTTP requests themselves are `client`'s.
+//! (and `duress`), `workflow`, `disclose`, `audit`. The HTTP requests themselves are `client`'s.
 
 mod audit;
+mod disclose;
 mod duress;
 mod lawyer;
 mod retrieve;
@@ -21,6 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 pub use self::audit::{audit, audit_with, AuditOptions, AuditReport, AuditState};
+pub use self::disclose::{disclose, DiscloseOptions, Disclosed, DisclosedFile, Recipient};
 pub use self::duress::holder_status;
 pub use self::lawyer::{grant, reply};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};

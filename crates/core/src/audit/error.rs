@@ -101,8 +101,9 @@ pub enum AuditProblem {
         /// What it did.
         action: Action,
     },
-    /// A lawyer who did not hold the case changed its workflow.
-    #[error("{0} changed the workflow of a case it did not hold")]
+    /// A lawyer who did not hold the case changed its workflow or
+    /// disclosed it.
+    #[error("{0} acted as a lawyer of a case it did not hold")]
     NotAHolder(String),
     /// A submitter key acted on a case it does not belong to.
     #[error("submitter key {0} acted on another case")]
@@ -204,6 +205,16 @@ pub enum AuditProblem {
     /// details the signed request does not.
     #[error("a workflow change whose sealed entry is malformed or too large, or that carries more than it")]
     MalformedWorkflowEntry,
+    /// A disclosure whose signed body is not well formed (see
+    /// `DiscloseBody::malformed`).
+    #[error("a malformed disclosure: {0}")]
+    MalformedDisclosure(&'static str),
+    /// A disclosure event lists other objects than its signed request.
+    #[error("a disclosure event lists other objects than its signed request")]
+    DisclosedObjectsNotSigned,
+    /// A disclosure names an object its case never stored.
+    #[error("a disclosure names object {0}, which its case never stored")]
+    DisclosedObjectNotInCase(String),
 
     // Keys: who is who.
     /// A submitter key in a signed case creation is not a key.

@@ -689,3 +689,107 @@ fn only_lawyers_change_a_cases_workflow() {
         "{e}"
     );
 }
+
+/// A disclosure is a lawyer's, on its own case's path, with a well-formed
+/// body naming exactly the event's objects, each one the case stored; the
+/// one-event checks a disclosure bundle runs agree.
+#[test]
+fn only_lawyers_disclose_what_their_case_stored() {
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let auditor = Identity::generate("Auditor").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let court = age::x25519::Identity::generate().to_public().to_string();
+    let (first, second, never) = ("ab".repeat(32), "cd".repeat(32), "ef".repeat(32));
+    let path = format!("/v1/cases/{CASE}/disclosures");
+    let body = |objects: &[&String], recipient: &str| {
+        serde_json::to_vec(&crate::wire::DiscloseBody {
+            recipient: recipient.to_owned(),
+            recipient_key_id: None,
+            objects: objects.iter().map(|o| (*o).clone()).collect(),
+            plaintext: false,
+        })
+        .unwrap()
+    };
+    let late = Identity::generate("Lawyer who never held it").unwrap();
+    // A case that stored `first` and `second`, then `who`'s disclosure.
+    let with = |who: &Identity, path: &str, body: &[u8], listed: Vec<String>| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.register(&admin, &auditor, "auditor");
+        log.open_case(&submitter, CASE);
+        // Registered after the case opened: not wrapped to it.
+        log.register(&admin, &late, "lawyer");
+        for (i, sha) in [&first, &second].into_iter().enumerate() {
+            let commit = serde_json::to_vec(&serde_json::json!({ "sha256": sha, "label": "AA" })).unwrap();
+            let upload = format!("/v1/cases/{CASE}/uploads/{}/commit", format!("{i}").repeat(32));
+            let req = signed(&submitter, "POST", &upload, Some(&commit));
+            log.push_signed(
+                &submitter,
+                CASE,
+                Action::ObjectStored,
+                vec![sha.clone()],
+                req,
+                serde_json::json!({}),
+            );
+        }
+        let req = signed(who, "POST", path, Some(body));
+        log.push_signed(who, CASE, Action::CaseDisclosed, listed, req, serde_json::json!({}));
+        let mut a = LogAuditor::new();
+        for e in &log.events {
+            a.push(e)?;
+        }
+        Ok::<_, AuditError>((a.summary(), log.events.last().unwrap().clone()))
+    };
+    let both = vec![first.clone(), second.clone()];
+    let (summary, bytes) = with(&lawyer, &path, &body(&[&first, &second], &court), both.clone()).unwrap();
+    assert_eq!(summary.actions.get("case_disclosed"), Some(&1));
+    // The one-event reading a bundle verifier does: the body, and the
+    // lawyer's signature once the lawyer's key is known.
+    let event: Event = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(signed_disclosure(&event).unwrap().objects, both);
+    check_signature(&event, &lawyer.signing_key().verifying_key()).unwrap();
+    assert!(matches!(
+        check_signature(&event, &admin.signing_key().verifying_key()),
+        Err(AuditProblem::SignerNotActor)
+    ));
+
+    for who in [&submitter, &auditor, &admin] {
+        let e = with(who, &path, &body(&[&first], &court), vec![first.clone()]).unwrap_err();
+        assert!(
+            matches!(&e.problem, AuditProblem::LawyersOnly { actor, action: Action::CaseDisclosed } if *actor == who.key_id()),
+            "{e}"
+        );
+    }
+    for (bad, listed, why) in [
+        (
+            body(&[&second, &first], &court),
+            vec![second.clone(), first.clone()],
+            "order",
+        ),
+        (
+            body(&[&first, &first], &court),
+            vec![first.clone(), first.clone()],
+            "twice",
+        ),
+        (body(&[], &court), vec![], "none"),
+        (body(&[&first], "age1nope"), vec![first.clone()], "recipient"),
+    ] {
+        let e = with(&lawyer, &path, &bad, listed).unwrap_err();
+        assert!(matches!(e.problem, AuditProblem::MalformedDisclosure(_)), "{why}: {e}");
+    }
+    let e = with(&lawyer, &path, &body(&[&first], &court), both.clone()).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::DisclosedObjectsNotSigned), "{e}");
+    let e = with(&lawyer, &path, &body(&[&never], &court), vec![never.clone()]).unwrap_err();
+    assert!(
+        matches!(&e.problem, AuditProblem::DisclosedObjectNotInCase(o) if *o == never),
+        "{e}"
+    );
+    let other = format!("/v1/cases/{}/disclosures", "f".repeat(24));
+    let e = with(&lawyer, &other, &body(&[&first], &court), vec![first.clone()]).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::RequestNotBound { .. }), "{e}");
+    let e = with(&late, &path, &body(&[&first], &court), vec![first.clone()]).unwrap_err();
+    assert!(
+        matches!(&e.problem, AuditProblem::NotAHolder(k) if *k == late.key_id().to_string()),
+        "{e}"
+    );
+}

@@ -8,6 +8,8 @@ use crate::audit::AuditError;
 use crate::custody::checkpoint::CheckpointError;
 use crate::custody::merkle::ProofError;
 use crate::custody::tlog_proof::TlogProofError;
+use crate::custody::Action;
+use crate::envelope::EnvelopeError;
 
 /// Why [`finish_dir`](super::finish_dir) did not finish a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,8 @@ impl Failure {
 
     /// The short name of the check that failed, as the report names it
     /// (`vkey`, `checkpoint`, `witnesses`, `files`, `inclusion`, `chain`,
-    /// `objects`, `manifest`, `readme`, `report`).
+    /// `objects`, `manifest`, `readme`, `report`; for a disclosure also
+    /// `disclosure`, `labels`, `contents` and `summary`).
     pub fn check(&self) -> &'static str {
         self.check
     }
@@ -210,4 +213,94 @@ pub enum BundleProblem {
     /// contents imply.
     #[error("{0} is not what the verified contents say")]
     DerivedDiffers(&'static str),
+
+    // Disclosures.
+    /// A disclosure's manifest does not read as one.
+    #[error("manifest.json is not a disclosure's manifest: {0}")]
+    ManifestMalformed(String),
+    /// A disclosed file's name is not a plain file name.
+    #[error("{0:?} is not a plain file name")]
+    UnsafeName(String),
+    /// The bundle does not end with one case_disclosed entry.
+    #[error("the bundle does not end with its one case_disclosed entry")]
+    NoDisclosureEvent,
+    /// An entry a disclosure does not carry.
+    #[error("entry {index} ({action:?}) is not one a disclosure carries")]
+    UnexpectedEvent {
+        /// The entry's log index.
+        index: u64,
+        /// What it records.
+        action: Action,
+    },
+    /// No registration of the disclosing key as a lawyer, before the
+    /// disclosure.
+    #[error("the bundle holds no registration of the disclosing key as a lawyer before the disclosure")]
+    NoLawyerRegistration,
+    /// A disclosed object that no object_stored entry of the case here
+    /// names.
+    #[error("object {0} is disclosed, but no object_stored entry of the case here names it")]
+    DisclosedObjectNotStored(String),
+    /// An object_stored entry of an object the disclosure does not name.
+    #[error("object {0} is stored here, but the disclosure does not name it")]
+    StoredObjectNotDisclosed(String),
+    /// The manifest and the signed disclosure disagree on whether the
+    /// files are in the clear.
+    #[error("the manifest and the lawyer's signed disclosure differ on whether the files are in the clear")]
+    ModeDiffers,
+    /// The key given is not the disclosure's recipient's.
+    #[error("the key given is not the recipient's: the disclosure is to {0}")]
+    OtherRecipient(String),
+    /// An object's key file does not read or open.
+    #[error("the keys of object {sha256}: {source}")]
+    KeyFile {
+        /// The object.
+        sha256: String,
+        /// Why.
+        source: EnvelopeError,
+    },
+    /// An object's logged label does not open with its key.
+    #[error("the logged label of object {sha256}: {source}")]
+    Label {
+        /// The object.
+        sha256: String,
+        /// Why.
+        source: EnvelopeError,
+    },
+    /// The logged label names another file than the bundle's.
+    #[error("object {sha256} is logged as {label:?}, not as {file:?}")]
+    NameDiffers {
+        /// The object.
+        sha256: String,
+        /// The name its label gives.
+        label: String,
+        /// The name in the bundle.
+        file: String,
+    },
+    /// An object's file key does not open the logged ciphertext.
+    #[error("the file key of object {sha256} does not open its logged ciphertext: {source}")]
+    FileKeyDoesNotOpen {
+        /// The object.
+        sha256: String,
+        /// Why.
+        source: EnvelopeError,
+    },
+    /// A disclosed age file does not open with the recipient's key.
+    #[error("{file} does not open with the recipient's key: {source}")]
+    DisclosedFileUnreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        source: EnvelopeError,
+    },
+    /// A disclosed file is not the logged object's plaintext.
+    #[error("{file} is not the plaintext of the logged object {sha256}")]
+    DisclosedFileDiffers {
+        /// The file.
+        file: String,
+        /// The object.
+        sha256: String,
+    },
+    /// The sealed summary does not open with the recipient's key.
+    #[error("summary.html.age does not open with the recipient's key: {0}")]
+    SummarySealed(EnvelopeError),
 }

@@ -39,7 +39,7 @@ pub(super) fn read_text(path: &Path, max: u64, check: &'static str) -> Result<St
 
 /// Entries of `dir` as (name, is a directory); anything that is neither a
 /// regular file nor a directory (a link, a device) fails.
-fn entries(dir: &Path) -> Result<Vec<(String, bool)>, Failure> {
+pub(super) fn entries(dir: &Path) -> Result<Vec<(String, bool)>, Failure> {
     let unreadable = |source| {
         Failure::new(
             "files",
@@ -66,7 +66,7 @@ fn entries(dir: &Path) -> Result<Vec<(String, bool)>, Failure> {
 }
 
 /// Indices of the files `N<suffix>` in `sub`, which must hold nothing else.
-fn indexed_files(dir: &Path, sub: &str, suffix: &str) -> Result<BTreeSet<u64>, Failure> {
+pub(super) fn indexed_files(dir: &Path, sub: &str, suffix: &str) -> Result<BTreeSet<u64>, Failure> {
     let mut out = BTreeSet::new();
     for (name, is_dir) in entries(&dir.join(sub))? {
         match name.strip_suffix(suffix).and_then(parse_decimal) {

@@ -1,5 +1,7 @@
 //! Export bundles: the self-contained folder (or .tar) that carries one
-//! case's chain of custody to a court, and its offline verification. Owns
+//! case's chain of custody to a court, and its offline verification.
+//! (A disclosure, which carries chosen files of a case to an outside body,
+//! is `disclosure`.) Owns
 //! the layout, the derived files (manifest, README.txt, report.html) and the
 //! checks, which read the bundle's files and nothing else; fetching from a
 //! vault (`custos::client::export`), packing into a .tar and decrypting
@@ -24,6 +26,7 @@
 //! `derived`, what can go wrong `error`.
 
 mod derived;
+pub mod disclosure;
 mod error;
 mod files;
 pub mod report;

@@ -24,16 +24,16 @@ use crate::custody::{Action, VAULT_CASE};
 /// stored base64 inside the event.
 const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 /// Largest proof or checkpoint file: a few dozen lines.
-const MAX_NOTE_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_NOTE_BYTES: u64 = 64 * 1024;
 /// Largest manifest, README or report: a case with tens of thousands of events.
-const MAX_DERIVED_BYTES: u64 = 64 * 1024 * 1024;
+pub(super) const MAX_DERIVED_BYTES: u64 = 64 * 1024 * 1024;
 
-struct Checks {
-    lines: Vec<CheckLine>,
+pub(super) struct Checks {
+    pub(super) lines: Vec<CheckLine>,
 }
 
 impl Checks {
-    fn pass(&mut self, check: &'static str, detail: impl Into<String>) {
+    pub(super) fn pass(&mut self, check: &'static str, detail: impl Into<String>) {
         self.lines.push(CheckLine {
             check,
             passed: true,
@@ -77,7 +77,7 @@ fn verify_contents(
 
 /// `log.vkey` is the pinned key, and `checkpoint.txt` is signed with it;
 /// returns the note and the checkpoint it holds.
-fn check_signed_checkpoint(
+pub(super) fn check_signed_checkpoint(
     dir: &Path,
     log: &LogVerifier,
     checks: &mut Checks,
@@ -105,7 +105,7 @@ fn check_signed_checkpoint(
 
 /// The checkpoint carries a quorum of the given witnesses' cosignatures
 /// (checked, and reported, only when witnesses or a quorum were given).
-fn check_witnesses(note: &str, policy: &Policy, checks: &mut Checks) -> Result<(), Failure> {
+pub(super) fn check_witnesses(note: &str, policy: &Policy, checks: &mut Checks) -> Result<(), Failure> {
     let names: Vec<String> = cosigners(note, &policy.witnesses, unix_now())
         .into_iter()
         .map(str::to_owned)
@@ -145,49 +145,60 @@ fn check_inclusion(
 ) -> Result<Vec<(u64, Vec<u8>)>, Failure> {
     let mut events = Vec::with_capacity(layout.events.len());
     for &index in &layout.events {
-        let bytes = read_limited(&dir.join(event_file(index)), MAX_EVENT_BYTES, "inclusion")?;
-        let text = read_text(&dir.join(proof_file(index)), MAX_NOTE_BYTES, "inclusion")?;
-        let proof = TlogProof::parse(&text).or_else(|source| {
-            fail(
-                "inclusion",
-                BundleProblem::Proof {
-                    file: proof_file(index),
-                    source,
-                },
-            )
-        })?;
-        if proof.index != index {
-            return fail(
-                "inclusion",
-                BundleProblem::ProofIndex {
-                    file: proof_file(index),
-                    index: proof.index,
-                },
-            );
-        }
-        if proof.checkpoint != note {
-            return fail(
-                "inclusion",
-                BundleProblem::ProofCheckpoint {
-                    file: proof_file(index),
-                },
-            );
-        }
-        merkle::verify_inclusion(
-            index,
-            checkpoint.size,
-            &merkle::leaf_hash(&bytes),
-            &proof.hashes,
-            &checkpoint.root,
-        )
-        .or_else(|source| fail("inclusion", BundleProblem::NotIncluded { index, source }))?;
-        events.push((index, bytes));
+        events.push((index, included_event(dir, index, note, checkpoint)?.0));
     }
     checks.pass(
         "inclusion",
         format!("all {} events are in the checkpointed log", events.len()),
     );
     Ok(events)
+}
+
+/// Event file `index` and its proof's text, once the proof shows the
+/// event at that index in the tree of exactly `checkpoint.txt`.
+pub(super) fn included_event(
+    dir: &Path,
+    index: u64,
+    note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<(Vec<u8>, String), Failure> {
+    let bytes = read_limited(&dir.join(event_file(index)), MAX_EVENT_BYTES, "inclusion")?;
+    let text = read_text(&dir.join(proof_file(index)), MAX_NOTE_BYTES, "inclusion")?;
+    let proof = TlogProof::parse(&text).or_else(|source| {
+        fail(
+            "inclusion",
+            BundleProblem::Proof {
+                file: proof_file(index),
+                source,
+            },
+        )
+    })?;
+    if proof.index != index {
+        return fail(
+            "inclusion",
+            BundleProblem::ProofIndex {
+                file: proof_file(index),
+                index: proof.index,
+            },
+        );
+    }
+    if proof.checkpoint != note {
+        return fail(
+            "inclusion",
+            BundleProblem::ProofCheckpoint {
+                file: proof_file(index),
+            },
+        );
+    }
+    merkle::verify_inclusion(
+        index,
+        checkpoint.size,
+        &merkle::leaf_hash(&bytes),
+        &proof.hashes,
+        &checkpoint.root,
+    )
+    .or_else(|source| fail("inclusion", BundleProblem::NotIncluded { index, source }))?;
+    Ok((bytes, text))
 }
 
 /// The events form one case's chain and the vault's, linked and signed,

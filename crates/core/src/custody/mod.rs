@@ -77,6 +77,10 @@ pub enum Action {
     /// assignee) or added a note. What changed is sealed to the lawyers'
     /// key of the case: the log shows who and when, never what.
     WorkflowChanged,
+    /// A lawyer holding the case disclosed some of its objects to an
+    /// outside body (a court, an oversight body): the signed request names
+    /// the recipient's age key and the objects, which the event lists.
+    CaseDisclosed,
 }
 
 impl Action {
@@ -97,6 +101,7 @@ impl Action {
             Action::CheckpointAnchored => "checkpoint_anchored",
             Action::VaultBackedUp => "vault_backed_up",
             Action::WorkflowChanged => "workflow_changed",
+            Action::CaseDisclosed => "case_disclosed",
         }
     }
 }
@@ -229,6 +234,7 @@ mod action_names {
             Action::CheckpointAnchored,
             Action::VaultBackedUp,
             Action::WorkflowChanged,
+            Action::CaseDisclosed,
         ] {
             assert_eq!(serde_json::to_value(a).unwrap(), a.name());
         }

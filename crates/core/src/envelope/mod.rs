@@ -2,6 +2,9 @@
 //! it to each principal and to the submitter, streaming encryption of content,
 //! and the small encrypted labels that carry file names. The server never
 //! calls into this module: it only ever holds what this module produces.
+//! One file's own key, which a disclosure hands on, is `file_key`.
+
+mod file_key;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,6 +13,8 @@ use age::secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
+
+pub use self::file_key::{decrypt_capturing, decrypt_with_file_key, open_with, open_with_file_key, AgeFileKey};
 
 /// Largest encrypted label accepted anywhere: a file name, a media type and a
 /// short description fit many times over.
@@ -204,6 +209,28 @@ impl Label {
             return Err(EnvelopeError::Malformed("label"));
         }
         let json = decrypt_bytes(ciphertext, case.identity())?;
+        serde_json::from_slice(&json).map_err(|_| EnvelopeError::Malformed("label"))
+    }
+
+    /// Decrypt a label with the case key, and keep its file key: what lets
+    /// a disclosure's recipient read this one label.
+    pub fn open_capturing(ciphertext: &[u8], case: &CaseKey) -> Result<(Self, AgeFileKey), EnvelopeError> {
+        if ciphertext.len() > MAX_LABEL_BYTES {
+            return Err(EnvelopeError::Malformed("label"));
+        }
+        let mut json = Vec::new();
+        let key = decrypt_capturing(ciphertext, &mut json, case.identity())?;
+        let label = serde_json::from_slice(&json).map_err(|_| EnvelopeError::Malformed("label"))?;
+        Ok((label, key))
+    }
+
+    /// Decrypt a label with its own file key (see [`Self::open_capturing`]).
+    pub fn open_with_file_key(ciphertext: &[u8], key: &AgeFileKey) -> Result<Self, EnvelopeError> {
+        if ciphertext.len() > MAX_LABEL_BYTES {
+            return Err(EnvelopeError::Malformed("label"));
+        }
+        let mut json = Vec::new();
+        decrypt_with_file_key(ciphertext, &mut json, key)?;
         serde_json::from_slice(&json).map_err(|_| EnvelopeError::Malformed("label"))
     }
 

@@ -469,6 +469,26 @@ pub fn check_private(path: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// The key of an age identity file (`age-keygen`'s: comment lines and one
+/// `AGE-SECRET-KEY-1...` line), as an outside body that receives a
+/// disclosure holds it.
+pub fn parse_age_identity_file(text: &str) -> Result<age::x25519::Identity, IdentityError> {
+    let what = "age identity file";
+    let mut keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err(malformed(what, "expected exactly one AGE-SECRET-KEY-1... line"));
+    };
+    key.parse().map_err(|_| malformed(what, "not an age X25519 secret key"))
+}
+
+/// Whether `text` reads as an age identity file rather than a custos one.
+pub fn is_age_identity_file(text: &[u8]) -> bool {
+    std::str::from_utf8(text).is_ok_and(|t| t.lines().any(|l| l.trim().starts_with("AGE-SECRET-KEY-1")))
+}
+
 /// Read a card from a file holding one card line.
 pub fn read_card(path: &Path) -> Result<Card, IdentityError> {
     let text = std::fs::read_to_string(path)?;
@@ -486,6 +506,20 @@ mod tests {
             assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
         }
         assert!("Lawyer".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn age_identity_files_are_read_as_age_keygen_writes_them() {
+        use age::secrecy::ExposeSecret;
+        let key = age::x25519::Identity::generate();
+        let secret = key.to_string().expose_secret().to_owned();
+        let file = format!("# created: 2026-01-01\n# public key: {}\n{secret}\n", key.to_public());
+        assert!(is_age_identity_file(file.as_bytes()));
+        let read = parse_age_identity_file(&file).unwrap();
+        assert_eq!(read.to_public().to_string(), key.to_public().to_string());
+        assert!(parse_age_identity_file("# nothing\n").is_err());
+        assert!(parse_age_identity_file(&format!("{secret}\n{secret}\n")).is_err());
+        assert!(!is_age_identity_file(b"custos-identity-v1\nname: x\n"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! One file per resource: `cases`, `objects`, `grants`, `principals` (and
 //! the intake parameters), `uploads` (tus), `log` and `case_log`, `backup`,
-//! `health`. What every write shares (canonical bodies, drafting events,
+//! `health`, `workflow`, `disclosures`. What every write shares (canonical bodies, drafting events,
 //! the recheck under the writer lock, append and flush) is `logged`;
 //! `auth` and `body` come before any of them, `error` after.
 
@@ -14,6 +14,7 @@ mod backup;
 mod body;
 mod case_log;
 mod cases;
+mod disclosures;
 pub mod error;
 mod grants;
 mod health;
@@ -147,6 +148,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cases/{case}/log", get(case_log::case_log))
         .route("/v1/cases/{case}/withdraw", post(cases::withdraw))
         .route("/v1/cases/{case}/workflow", post(workflow::change))
+        .route("/v1/cases/{case}/disclosures", post(disclosures::disclose))
         .route("/v1/cases/{case}/export/objects/{object}", get(objects::export_object))
         .route("/v1/cases/{case}/grants", post(grants::grant))
         .route("/v1/cases/{case}/grants/{key}", axum::routing::delete(grants::revoke))

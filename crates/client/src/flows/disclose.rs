@@ -1,0 +1,441 @@
+//! Disclosing part of a case to an outside body (a court, an oversight
+//! body): the chosen objects are downloaded (each a logged access),
+//! decrypted with the case key while their age file keys are kept, and
+//! written for the recipient, re-encrypted to their age key or in the
+//! clear; the vault logs the lawyer's signed disclosure; the bundle gets
+//! the entries that prove it with their inclusion proofs, and is verified
+//! before it is given its name. What a bundle holds and how it is checked
+//! is the core's (`custos_core::bundle::disclosure`); nothing of the case
+//! but the chosen objects, their labels' keys and those entries goes in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Serialize;
+
+use super::{case_key_of, check_receipt, held_proven, verify, Result};
+use crate::bundle::disclosure::{self, DisclosureReport, Language, ObjectKeys};
+use crate::bundle::{self, Policy};
+use crate::proven::{prove_case_log, Reader};
+use crate::{Client, ClientError};
+use custos_core::audit::decode_hashes;
+use custos_core::custody::checkpoint::LogVerifier;
+use custos_core::custody::tlog_proof::TlogProof;
+use custos_core::custody::{Action, Event, Receipt, VAULT_CASE};
+use custos_core::envelope::{
+    decrypt_capturing, encrypt_bytes, encrypt_stream, unique_name, CaseKey, Label, ObjectKind,
+};
+use custos_core::identity::{private_file, Identity, KeyId};
+use custos_core::wire::{DiscloseBody, ExportEntry};
+
+/// Who a disclosure goes to: an age recipient, and the card's key id and
+/// name when they were named by a custos card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    /// The age X25519 recipient (`age1...`).
+    pub recipient: String,
+    /// The card's key id.
+    pub key_id: Option<KeyId>,
+    /// The card's name.
+    pub name: Option<String>,
+}
+
+impl Recipient {
+    /// What `--to` names: an age recipient (`age1...`) or a custos card
+    /// file.
+    pub fn from_arg(arg: &str) -> Result<Recipient> {
+        if arg.starts_with("age1") {
+            custos_core::identity::parse_recipient(arg).map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?;
+            return Ok(Recipient {
+                recipient: arg.to_owned(),
+                key_id: None,
+                name: None,
+            });
+        }
+        let card = custos_core::identity::read_card(Path::new(arg)).map_err(|e| {
+            ClientError::Usage(format!(
+                "--to takes an age recipient (age1...) or a custos card file; {arg}: {e}"
+            ))
+        })?;
+        Ok(Recipient {
+            recipient: card.recipient.clone(),
+            key_id: Some(card.key_id()),
+            name: Some(card.name),
+        })
+    }
+}
+
+/// What to disclose, to whom, and how.
+#[derive(Debug, Clone)]
+pub struct DiscloseOptions {
+    /// The recipient.
+    pub to: Recipient,
+    /// Object ids to disclose.
+    pub files: Vec<String>,
+    /// Also the submitter's account: every object of kind `statement` or
+    /// `form`.
+    pub statement: bool,
+    /// The files in the clear (for a court filing) rather than encrypted
+    /// to the recipient.
+    pub plaintext: bool,
+    /// The summary's language.
+    pub language: Language,
+}
+
+/// One disclosed file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisclosedFile {
+    /// The object.
+    pub object_id: String,
+    /// What it is.
+    pub kind: ObjectKind,
+    /// Its file in the bundle.
+    pub file: String,
+}
+
+/// What a disclosure wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disclosed {
+    /// The case.
+    pub case_id: String,
+    /// The bundle folder.
+    pub path: PathBuf,
+    /// Who it is for.
+    pub recipient: Recipient,
+    /// Whether the files are in the clear.
+    pub plaintext: bool,
+    /// The files, in the order the case stored them.
+    pub files: Vec<DisclosedFile>,
+    /// The case_disclosed event's log index.
+    pub receipt_index: u64,
+    /// Size of the checkpoint the bundle's entries are proven against.
+    pub checkpoint_size: u64,
+    /// The verification the bundle passed before it was given its name.
+    pub verification: DisclosureReport,
+}
+
+/// One chosen object: its id, label and the label's file key.
+struct Chosen {
+    object_id: String,
+    label: Label,
+    label_key: custos_core::envelope::AgeFileKey,
+    name: String,
+}
+
+/// Disclose objects of `case_id` to `options.to`, writing the bundle to
+/// `out` (which must not exist yet).
+pub async fn disclose(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    out: &Path,
+    options: DiscloseOptions,
+) -> Result<Disclosed> {
+    if options.files.is_empty() && !options.statement {
+        return Err(ClientError::Usage(
+            "say what to disclose: --files ID... and/or --statement (a case is never disclosed whole by default)"
+                .into(),
+        ));
+    }
+    if let Some(bad) = options
+        .files
+        .iter()
+        .find(|f| !custos_core::protocol::is_lower_hex(f, 64))
+    {
+        return Err(ClientError::Usage(format!(
+            "{bad} is not an object id (64 lower-case hex digits, as `custos get --json` lists them)"
+        )));
+    }
+    if out.exists() {
+        return Err(ClientError::Usage(format!(
+            "{} exists already; choose a new path for the bundle",
+            out.display()
+        )));
+    }
+    let (_, proven) = held_proven(client, identity, log, case_id).await?;
+    let case_key = case_key_of(identity, &proven)?;
+    let chosen = choose(&proven, &case_key, &options)?;
+
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".custos-disclose-")
+        .tempdir_in(&parent)?;
+    let dir = staging.path().join("bundle");
+    let plain = staging.path().join("plain");
+    custos_durable::create_private_dir(&dir)?;
+    custos_durable::create_private_dir(&plain)?;
+    for sub in [
+        bundle::EVENTS_DIR,
+        bundle::PROOFS_DIR,
+        bundle::OBJECTS_DIR,
+        disclosure::KEYS_DIR,
+        disclosure::FILES_DIR,
+    ] {
+        std::fs::create_dir(dir.join(sub))?;
+    }
+    let recipient = custos_core::identity::parse_recipient(&options.to.recipient)
+        .map_err(|e| ClientError::Usage(format!("--to: {e}")))?;
+
+    // The objects first: each download is a logged access, and a failure
+    // here logs no disclosure.
+    let mut keys = BTreeMap::new();
+    for c in &chosen {
+        let ciphertext = dir.join(bundle::object_file(&c.object_id));
+        let download = client
+            .open_download(identity.signing_key(), case_id, &c.object_id, 0)
+            .await?;
+        let (receipt, sha) = crate::pipe::save(download, std::fs::File::create(&ciphertext)?).await?;
+        if sha != c.object_id {
+            return Err(verify(format!(
+                "object {} does not match its hash (got {sha})",
+                c.object_id
+            )));
+        }
+        let event = check_receipt(&receipt, log, Action::ObjectAccessed)?;
+        if event.objects != [c.object_id.clone()] || event.actor != identity.key_id().as_str() {
+            return Err(verify("the access receipt is for another object or actor"));
+        }
+        // Decrypting, re-encrypting and writing are file work: off the
+        // async threads.
+        let job = Rewrite {
+            ciphertext,
+            staged: plain.join(&c.object_id),
+            disclosed: dir.join(disclosure::disclosed_file(&c.name, options.plaintext)),
+            keys_file: dir.join(disclosure::keys_file(&c.object_id, options.plaintext)),
+            case_key: case_key.identity().clone(),
+            recipient: recipient.clone(),
+            plaintext: options.plaintext,
+            label_key: c.label_key.clone(),
+        };
+        let object_keys = tokio::task::spawn_blocking(move || job.run())
+            .await
+            .map_err(|e| verify(format!("disclosure task failed: {e}")))??;
+        keys.insert(c.object_id.clone(), object_keys);
+    }
+
+    let mut objects: Vec<String> = chosen.iter().map(|c| c.object_id.clone()).collect();
+    objects.sort();
+    let body = DiscloseBody {
+        recipient: options.to.recipient.clone(),
+        recipient_key_id: options.to.key_id.clone(),
+        objects,
+        plaintext: options.plaintext,
+    };
+    let receipt = client.disclose(identity.signing_key(), case_id, &body).await?;
+    let event = check_receipt(&receipt, log, Action::CaseDisclosed)?;
+    if event.case != case_id || event.objects != body.objects || event.actor != identity.key_id().as_str() {
+        return Err(verify("the disclosure receipt is for another case, objects or actor"));
+    }
+
+    // The entries that prove it, each with its proof against one
+    // checkpoint: the log as this lawyer reads it now, which holds the
+    // disclosure.
+    let (case_log, _) = prove_case_log(client, identity.signing_key(), log, &[], case_id, Reader::Principal).await?;
+    let checkpoint = log
+        .verify(&case_log.checkpoint)
+        .map_err(|e| verify(format!("the case's checkpoint: {e}")))?;
+    for entry in proving_entries(&case_log.entries, &receipt, &identity.key_id(), &proven, &chosen)? {
+        let bytes = B64
+            .decode(&entry.event)
+            .map_err(|_| verify("a log entry is not base64"))?;
+        let hashes = decode_hashes(&entry.proof).ok_or_else(|| verify("a log entry's proof is malformed"))?;
+        let proof = TlogProof {
+            index: entry.index,
+            hashes,
+            checkpoint: case_log.checkpoint.clone(),
+        };
+        std::fs::write(dir.join(bundle::event_file(entry.index)), &bytes)?;
+        std::fs::write(dir.join(bundle::proof_file(entry.index)), proof.to_text())?;
+    }
+    std::fs::write(dir.join(bundle::CHECKPOINT_FILE), &case_log.checkpoint)?;
+    std::fs::write(dir.join(bundle::VKEY_FILE), format!("{}\n", log.vkey()))?;
+
+    let (out_path, log_key) = (out.to_path_buf(), log.clone());
+    let (plaintext, language) = (options.plaintext, options.language);
+    let verification = tokio::task::spawn_blocking(move || {
+        let finished = finish(&dir, &out_path, &log_key, &keys, plaintext, language);
+        drop(staging);
+        finished
+    })
+    .await
+    .map_err(|e| verify(format!("bundle task failed: {e}")))??;
+    Ok(Disclosed {
+        case_id: case_id.to_owned(),
+        path: out.to_path_buf(),
+        recipient: options.to,
+        plaintext: options.plaintext,
+        files: chosen
+            .iter()
+            .map(|c| DisclosedFile {
+                object_id: c.object_id.clone(),
+                kind: c.label.kind,
+                file: disclosure::disclosed_file(&c.name, options.plaintext),
+            })
+            .collect(),
+        receipt_index: receipt.index,
+        checkpoint_size: checkpoint.size,
+        verification,
+    })
+}
+
+/// The objects to disclose, in the order the case stored them, each with
+/// its label opened (and the label's key kept) and its file name: those
+/// named, and with `statement` every statement and form. Only the chosen
+/// objects' label keys are kept.
+fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &DiscloseOptions) -> Result<Vec<Chosen>> {
+    if let Some(missing) = options.files.iter().find(|f| !proven.stored.contains_key(*f)) {
+        return Err(ClientError::Usage(format!(
+            "object {missing} is not in case {}",
+            proven.case_id
+        )));
+    }
+    let mut stored: Vec<(&String, &crate::proven::StoredBy)> = proven.stored.iter().collect();
+    stored.sort_by_key(|(_, by)| by.index);
+    let mut names = HashSet::new();
+    let mut chosen = Vec::new();
+    for (object_id, by) in stored {
+        let named = options.files.contains(object_id);
+        if !named && !options.statement {
+            continue;
+        }
+        let sealed = B64.decode(&by.label).map_err(|_| verify("a label is not base64"))?;
+        let (label, label_key) = Label::open_capturing(&sealed, case_key)?;
+        let account = matches!(label.kind, ObjectKind::Statement | ObjectKind::Form);
+        if named || (options.statement && account) {
+            let name = unique_name(&mut names, &label.safe_file_name());
+            chosen.push(Chosen {
+                object_id: object_id.clone(),
+                label,
+                label_key,
+                name,
+            });
+        }
+    }
+    if options.statement
+        && !chosen
+            .iter()
+            .any(|c| matches!(c.label.kind, ObjectKind::Statement | ObjectKind::Form))
+    {
+        return Err(ClientError::Usage(format!(
+            "case {} holds no statement or form to disclose",
+            proven.case_id
+        )));
+    }
+    Ok(chosen)
+}
+
+/// From the case's log: the disclosing lawyer's registration, each chosen
+/// object's object_stored entry and the disclosure, in log order.
+fn proving_entries<'a>(
+    entries: &'a [ExportEntry],
+    receipt: &Receipt,
+    me: &KeyId,
+    proven: &crate::proven::ProvenCase,
+    chosen: &[Chosen],
+) -> Result<Vec<&'a ExportEntry>> {
+    let event_of = |e: &ExportEntry| -> Option<Event> { serde_json::from_slice(&B64.decode(&e.event).ok()?).ok() };
+    let registration = entries
+        .iter()
+        .filter(|e| e.index < receipt.index)
+        .filter(|e| {
+            event_of(e).is_some_and(|ev| {
+                ev.case == VAULT_CASE && ev.action == Action::PrincipalAdded && ev.details["key_id"] == me.as_str()
+            })
+        })
+        .max_by_key(|e| e.index)
+        .ok_or_else(|| verify("the vault's log shows no registration of this identity"))?;
+    let mut wanted: Vec<u64> = chosen.iter().map(|c| proven.stored[&c.object_id].index).collect();
+    wanted.push(registration.index);
+    wanted.push(receipt.index);
+    wanted.sort_unstable();
+    wanted
+        .into_iter()
+        .map(|i| {
+            entries
+                .iter()
+                .find(|e| e.index == i)
+                .ok_or_else(|| verify(format!("the case's log lacks entry {i}")))
+        })
+        .collect()
+}
+
+/// One object's file work: decrypt the logged ciphertext with the case
+/// key, keeping its file key; write the file for the recipient (moved into
+/// place in the clear, or re-encrypted to them) and its keys.
+struct Rewrite {
+    ciphertext: PathBuf,
+    staged: PathBuf,
+    disclosed: PathBuf,
+    keys_file: PathBuf,
+    case_key: age::x25519::Identity,
+    recipient: age::x25519::Recipient,
+    plaintext: bool,
+    label_key: custos_core::envelope::AgeFileKey,
+}
+
+impl Rewrite {
+    fn run(self) -> Result<ObjectKeys> {
+        let private = |p: &Path| private_file(p).map_err(|e| ClientError::Usage(e.to_string()));
+        let mut staged = std::io::BufWriter::new(private(&self.staged)?);
+        let object = decrypt_capturing(std::fs::File::open(&self.ciphertext)?, &mut staged, &self.case_key)?;
+        staged.flush()?;
+        drop(staged);
+        if self.plaintext {
+            std::fs::rename(&self.staged, &self.disclosed)?;
+        } else {
+            let mut sealed = std::io::BufWriter::new(private(&self.disclosed)?);
+            encrypt_stream(std::fs::File::open(&self.staged)?, &mut sealed, &[&self.recipient])?;
+            sealed.flush()?;
+            std::fs::remove_file(&self.staged)?;
+        }
+        let keys = ObjectKeys {
+            object,
+            label: self.label_key,
+        };
+        let bytes = if self.plaintext {
+            keys.to_bytes().to_vec()
+        } else {
+            encrypt_bytes(&keys.to_bytes(), &[&self.recipient])?
+        };
+        private(&self.keys_file)?.write_all(&bytes)?;
+        Ok(keys)
+    }
+}
+
+/// Finish the bundle staged in `dir` (its derived files), verify it, and
+/// move it to `out`. Blocking.
+fn finish(
+    dir: &Path,
+    out: &Path,
+    log: &LogVerifier,
+    keys: &BTreeMap<String, ObjectKeys>,
+    plaintext: bool,
+    language: Language,
+) -> Result<DisclosureReport> {
+    disclosure::finish_dir(dir, log, keys, plaintext, language).map_err(|e| match e {
+        bundle::BundleError::Write { file, source } => ClientError::Io(std::io::Error::new(
+            source.kind(),
+            format!("writing the bundle's {file}: {source}"),
+        )),
+        e => verify(format!("the disclosure bundle: {e}")),
+    })?;
+    let (report, verified) = disclosure::verify_dir(dir, log, &Policy::default(), None);
+    if verified.is_none() {
+        return Err(verify(format!(
+            "the disclosure bundle does not verify: {}",
+            report
+                .failure()
+                .map_or("unknown".into(), |f| format!("{}: {}", f.check, f.detail))
+        )));
+    }
+    std::fs::rename(dir, out)?;
+    Ok(report)
+}
