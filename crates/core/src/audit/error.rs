@@ -200,6 +200,14 @@ pub enum AuditProblem {
     /// `MAX_WORKFLOW_ENTRY` bytes, or that names objects.
     #[error("a workflow change whose sealed entry is malformed or too large")]
     MalformedWorkflowEntry,
+    /// A contact address set for a principal is not in the plain form the
+    /// vault accepts (it could carry a second mail header or recipient).
+    #[error("a contact address that {0}")]
+    MalformedContact(#[source] crate::identity::contact::EmailError),
+    /// A contact address is set for a key that is not a registered lawyer
+    /// at that point (an auditor, an admin, a removed or unknown key).
+    #[error("a contact address set for {0}, which is not a registered lawyer")]
+    ContactNotForLawyer(KeyId),
 
     // Keys: who is who.
     /// A submitter key in a signed case creation is not a key.

@@ -59,6 +59,9 @@ pub enum Action {
     /// assignee) or added a note. What changed is sealed to the lawyers'
     /// key of the case: the log shows who and when, never what.
     WorkflowChanged,
+    /// An admin set (or cleared) the mail address a lawyer's digest goes
+    /// to. The address is in the logged request: auditors read it.
+    PrincipalContactSet,
 }
 
 impl Action {
@@ -79,6 +82,7 @@ impl Action {
             Action::CheckpointAnchored => "checkpoint_anchored",
             Action::VaultBackedUp => "vault_backed_up",
             Action::WorkflowChanged => "workflow_changed",
+            Action::PrincipalContactSet => "principal_contact_set",
         }
     }
 }
@@ -211,6 +215,7 @@ mod action_names {
             Action::CheckpointAnchored,
             Action::VaultBackedUp,
             Action::WorkflowChanged,
+            Action::PrincipalContactSet,
         ] {
             assert_eq!(serde_json::to_value(a).unwrap(), a.name());
         }
