@@ -14,6 +14,7 @@ mod bundle;
 mod case_log_vector;
 mod cli;
 mod crash;
+mod digest;
 mod disk_faults;
 mod full_flow;
 mod hostile_vault;

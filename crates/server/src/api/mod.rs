@@ -4,7 +4,7 @@
 //! a request.
 //!
 //! One file per resource: `cases`, `objects`, `grants`, `principals` (and
-//! the intake parameters), `uploads` (tus), `log` and `case_log`, `backup`,
+//! the intake parameters), `contacts` (lawyers' digest addresses), `uploads` (tus), `log` and `case_log`, `backup`,
 //! `health`. What every write shares (canonical bodies, drafting events,
 //! the recheck under the writer lock, append and flush) is `logged`;
 //! `auth` and `body` come before any of them, `error` after.
@@ -14,6 +14,7 @@ mod backup;
 mod body;
 mod case_log;
 mod cases;
+mod contacts;
 pub mod error;
 mod grants;
 mod health;
@@ -157,6 +158,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/principals/{key}",
             axum::routing::delete(principals::remove_principal),
+        )
+        .route(
+            "/v1/principals/{key}/contact",
+            axum::routing::put(contacts::set_contact),
         )
         .route("/v1/vault/backup", get(backup::backup))
         .route("/v1/log/checkpoint", get(log::checkpoint))
