@@ -95,6 +95,10 @@ pub struct AppState {
     pub max_case_bytes: u64,
     /// Most uploads open at once on one case.
     pub max_case_open_uploads: usize,
+    /// The lawyers' digests, when the operator set a schedule (see
+    /// [`crate::digest::Digests::from_settings`], which reads the relay's
+    /// credentials); `None`: none are sent.
+    pub digests: Option<Arc<crate::digest::Digests>>,
 }
 
 impl AppState {
@@ -115,6 +119,7 @@ impl AppState {
             body_budget: Arc::new(body::Budget::new(settings.max_body_bytes_in_flight)),
             max_case_bytes: settings.max_case_bytes,
             max_case_open_uploads: settings.max_case_open_uploads,
+            digests: None,
         }
     }
 
@@ -229,6 +234,10 @@ pub async fn serve(
         })
     };
     state.witnesses.wake();
+    let digests = state
+        .digests
+        .clone()
+        .map(|d| tokio::spawn(crate::digest::run(state.clone(), d)));
     let draining = {
         let state = state.clone();
         async move {
@@ -250,6 +259,10 @@ pub async fn serve(
     pusher.abort();
     let _ = pruner.await;
     let _ = pusher.await;
+    if let Some(d) = digests {
+        d.abort();
+        let _ = d.await;
+    }
     state.vault.store.flush().await.map_err(std::io::Error::other)?;
     result
 }
