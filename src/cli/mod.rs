@@ -93,6 +93,9 @@ enum Command {
     Grant(lawyer::Grant),
     /// Take a principal's access to a case away.
     Revoke(lawyer::Revoke),
+    /// Print one line per new case, file or message in the cases this
+    /// identity holds, as they come, until Ctrl-C.
+    Watch(lawyer::Watch),
     /// Read the custody log.
     #[command(subcommand)]
     Log(auditor::LogCmd),
@@ -248,6 +251,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Get(c) => lawyer::get(&ctx, c).await,
         Command::Grant(c) => lawyer::grant(&ctx, c).await,
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
+        Command::Watch(c) => lawyer::watch(&ctx, c).await,
         Command::Log(c) => auditor::log(&ctx, c).await,
         Command::Audit(c) => auditor::audit(&ctx, c).await,
         Command::Export(c) => auditor::export(&ctx, c).await,

@@ -1,6 +1,6 @@
-//! Lawyers' digests: the admin's signed contact address, and the mail the
+//! Lawyers' digests: the admin's signed contact address, the mail the
 //! vault sends at fixed times to a real SMTP server (aiosmtpd, from PyPI,
-//! installed by `tests/smtp/ensure-aiosmtpd.sh`).
+//! installed by `tests/smtp/ensure-aiosmtpd.sh`), and `custos watch`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -438,4 +438,112 @@ async fn an_admin_sets_a_lawyers_address_in_the_log() {
         .unwrap();
     let e = custos::backup::audit_vault(&vault).unwrap_err();
     assert!(e.to_string().contains("registry"), "{e}");
+}
+
+/// `custos watch` through the binary: nothing for what was there when it
+/// began, then one JSON line per new case, file and message, each kind
+/// read from the sealed label; Ctrl-C ends it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_one_line_per_new_case_file_and_message() {
+    use std::io::BufRead;
+    let v = TestVault::start().await;
+    let before = v.submit(b"an older case", &[]).await;
+    let identity = v.tmp.path().join("lawyer.identity");
+    v.lawyer.save(&identity, None).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["--server", &v.url, "--identity", identity.to_str().unwrap(), "--json"])
+        .args(["watch", "--interval", "1"])
+        .env("CUSTOS_CONFIG_DIR", v.tmp.path().join("watch-config"))
+        .env_remove("CUSTOS_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _kill = Kill(child.id());
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let (out_tx, out_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    loop {
+        let line = err_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("watch said it was watching");
+        if line.contains("watching 1 case(s)") {
+            break;
+        }
+    }
+
+    let s = v.submit(b"statement", &[("photo.jpg", b"jpeg".to_vec())]).await;
+    let message = v.file("message.txt", b"they came back");
+    let session = custos::client::submitter::open(&v.client(), &v.trust(), s.codename, &s.case_id)
+        .await
+        .unwrap();
+    session
+        .add(
+            &[SubmitFile {
+                path: message,
+                kind: ObjectKind::Message,
+            }],
+            &v.tmp.path().join("journal"),
+        )
+        .await
+        .unwrap();
+
+    let mut lines = Vec::new();
+    while lines.len() < 4 {
+        let line = out_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("watch printed only {lines:?}"));
+        lines.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    let items: Vec<(&str, &str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["case_id"], s.case_id.as_str(), "{l}");
+            assert!(l["seen"].is_string(), "{l}");
+            (
+                l["item"].as_str().unwrap(),
+                l["kind"].as_str().unwrap_or(""),
+                l["name"].as_str().unwrap_or(""),
+                l["object_id"].as_str().unwrap_or(""),
+            )
+        })
+        .map(|(i, k, n, o)| (i, k, n, if o.len() == 64 { "object" } else { o }))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("case", "", "", ""),
+            ("file", "statement", "statement.txt", "object"),
+            ("file", "evidence", "photo.jpg", "object"),
+            ("message", "message", "message.txt", "object"),
+        ]
+    );
+    assert_ne!(before.case_id, s.case_id);
+
+    let stop = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(stop.unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch ended with {status}");
+    assert!(out_rx.recv_timeout(Duration::from_secs(5)).is_err(), "nothing more");
 }
