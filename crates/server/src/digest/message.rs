@@ -52,7 +52,7 @@ pub fn body(counts: Counts) -> String {
         "",
         "This digest comes at fixed times, the same size each time, even",
         "when nothing is new. It names no case and no time of arrival.",
-        "To see what is new: custos cases --new (or watch, or the desk).",
+        "To see what is new: custos cases --new, or custos watch.",
         "",
     ]
     .join("\r\n")
