@@ -114,6 +114,7 @@ async fn main() {
             &custos::store::RegistryRecord {
                 principal,
                 index: index as u64,
+                contact: None,
             },
         );
     }

@@ -83,6 +83,24 @@ pub enum PrincipalCmd {
         /// Key id of the principal.
         key_id: KeyId,
     },
+    /// Set the mail address a lawyer's digest goes to (the vault mails
+    /// counts only, at fixed times, when the operator has set a schedule),
+    /// or clear it. The address is logged: auditors read it.
+    Contact {
+        /// Key id of the lawyer.
+        key_id: KeyId,
+        /// The address (plain local@domain, ASCII).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
+        email: Option<crate::identity::contact::EmailAddress>,
+        /// Clear the address: no more digests for this lawyer.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 pub(super) async fn principal(ctx: &Ctx, cmd: PrincipalCmd) -> anyhow::Result<()> {
@@ -118,6 +136,19 @@ pub(super) async fn principal(ctx: &Ctx, cmd: PrincipalCmd) -> anyhow::Result<()
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        PrincipalCmd::Contact { key_id, email, .. } => {
+            let receipt = client
+                .set_contact(id.signing_key(), &key_id, email.as_ref().map(|a| a.as_str()))
+                .await?;
+            crate::client::flows::check_receipt(&receipt, &log, crate::custody::Action::PrincipalContactSet)?;
+            ctx.print(
+                &serde_json::json!({ "key_id": key_id, "email": email, "receipt": receipt }),
+                || match &email {
+                    Some(a) => format!("{key_id}'s digest goes to {a}"),
+                    None => format!("{key_id} gets no digest"),
+                },
+            );
         }
         PrincipalCmd::Remove { key_id } => {
             let receipt = client.remove_principal(id.signing_key(), &key_id).await?;

@@ -1,5 +1,5 @@
 //! The lawyer's commands: `cases`, `case show|set|note`, `get`, `reply`,
-//! `grant`, `revoke`, `disclose`.
+//! `grant`, `revoke`, `disclose`, `watch`.
 
 use std::path::PathBuf;
 
@@ -423,4 +423,61 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
         lines.join("\n")
     });
     Ok(())
+}
+
+/// Arguments of `custos watch`.
+#[derive(clap::Args, Debug)]
+pub struct Watch {
+    /// Seconds between looks at the vault.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    interval: u64,
+}
+
+/// Print one line per new case, file or message in the cases this
+/// identity holds (with `--json`, one JSON object per line), until Ctrl-C.
+pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
+    let id = ctx.load_identity()?;
+    let log = ctx.log_verifier(None).await?;
+    let client = ctx.client()?;
+    let mut watch = flows::Watch::start(&client, &id, &log).await?;
+    eprintln!(
+        "watching {} case(s) every {} s; Ctrl-C stops",
+        watch.cases(),
+        args.interval
+    );
+    let stop = super::serve::shutdown_signal();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(args.interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let polled = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tick.tick() => tokio::select! {
+                _ = &mut stop => return Ok(()),
+                polled = watch.poll(&client, &id, &log) => polled,
+            },
+        };
+        let items = match polled {
+            Ok(items) => items,
+            Err(e) => {
+                eprintln!("warning: {e}; looking again in {} s", args.interval);
+                continue;
+            }
+        };
+        let seen = crate::custody::now_rfc3339();
+        for item in items {
+            if ctx.json {
+                let mut line = serde_json::to_value(&item).expect("serialisable");
+                line["seen"] = seen.clone().into();
+                println!("{line}");
+            } else {
+                let mut words = vec![seen.clone(), format!("{:<7}", item.item.as_str()), item.case_id.clone()];
+                words.extend(item.object_id.clone());
+                words.extend(item.kind.map(|k| k.as_str().to_owned()));
+                words.extend(item.name.clone());
+                println!("{}", words.join("  "));
+            }
+        }
+    }
 }

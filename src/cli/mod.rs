@@ -96,6 +96,9 @@ enum Command {
     /// Give chosen files of a case to an outside body, provably: encrypted
     /// to its age key (or in the clear), with what checks them offline.
     Disclose(lawyer::Disclose),
+    /// Print one line per new case, file or message in the cases this
+    /// identity holds, as they come, until Ctrl-C.
+    Watch(lawyer::Watch),
     /// Read the custody log.
     #[command(subcommand)]
     Log(auditor::LogCmd),
@@ -252,6 +255,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(c) => lawyer::grant(&ctx, c).await,
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
         Command::Disclose(c) => lawyer::disclose(&ctx, c).await,
+        Command::Watch(c) => lawyer::watch(&ctx, c).await,
         Command::Log(c) => auditor::log(&ctx, c).await,
         Command::Audit(c) => auditor::audit(&ctx, c).await,
         Command::Export(c) => auditor::export(&ctx, c).await,

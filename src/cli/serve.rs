@@ -107,7 +107,14 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     } else {
         None
     };
-    let state = Arc::new(AppState::new(vault, &settings));
+    let mut state = AppState::new(vault, &settings);
+    // The relay's credentials are read now, once: a missing or readable
+    // file stops the server here, not at the first digest.
+    state.digests = crate::digest::Digests::from_settings(&settings)?;
+    if let Some(d) = &state.digests {
+        tracing::info!(interval_secs = d.interval_secs, "digests are mailed at fixed times");
+    }
+    let state = Arc::new(state);
     let (listener, addr) = api::bind(settings.listen).await?;
     let metrics = match settings.metrics_listen {
         Some(m) => {

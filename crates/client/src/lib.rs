@@ -348,6 +348,23 @@ impl Client {
             .receipt)
     }
 
+    /// Set (`Some`) or clear (`None`) the mail address a lawyer's digest
+    /// goes to, signed by an admin.
+    pub async fn set_contact(&self, key: &SigningKey, id: &KeyId, email: Option<&str>) -> Result<Receipt> {
+        let body = ContactBody {
+            email: email.map(str::to_owned),
+        };
+        Ok(self
+            .json::<ReceiptBody>(
+                Some(key),
+                Method::PUT,
+                &format!("/v1/principals/{id}/contact"),
+                Some(&body),
+            )
+            .await?
+            .receipt)
+    }
+
     /// Remove a principal.
     pub async fn remove_principal(&self, key: &SigningKey, id: &KeyId) -> Result<Receipt> {
         Ok(self

@@ -17,7 +17,7 @@ use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
 // reads them with the same types, so the two cannot disagree on a field.
 use crate::protocol::MAX_WORKFLOW_ENTRY;
-use crate::wire::{CommitUpload, CreateCase, DiscloseBody, GrantBody, PrincipalBody, WorkflowBody};
+use crate::wire::{CommitUpload, ContactBody, CreateCase, DiscloseBody, GrantBody, PrincipalBody, WorkflowBody};
 
 mod error;
 
@@ -243,7 +243,7 @@ impl LogAuditor {
         } else if let Some((key, role)) = self.principals.get(&actor) {
             let admin_only = matches!(
                 e.action,
-                Action::PrincipalAdded | Action::PrincipalRemoved | Action::VaultBackedUp
+                Action::PrincipalAdded | Action::PrincipalRemoved | Action::VaultBackedUp | Action::PrincipalContactSet
             );
             if admin_only && *role != Role::Admin {
                 return Err(AuditProblem::AdminOnly {
@@ -423,6 +423,19 @@ impl LogAuditor {
                 !in_case
             }
             (Action::VaultBackedUp, "GET", ["v1", "vault", "backup"]) => !in_case,
+            // A lawyer's digest address: an admin's, for a lawyer registered
+            // now, in the one plain form that cannot smuggle a header.
+            (Action::PrincipalContactSet, "PUT", ["v1", "principals", k, "contact"]) => {
+                let b: ContactBody = parse_body(body)?;
+                if let Some(email) = &b.email {
+                    crate::identity::contact::EmailAddress::parse(email).map_err(AuditProblem::MalformedContact)?;
+                }
+                let id = key_of()?;
+                if !matches!(self.principals.get(&id), Some((_, Role::Lawyer))) {
+                    return Err(AuditProblem::ContactNotForLawyer(id));
+                }
+                !in_case && e.objects.is_empty() && id.as_str() == *k
+            }
             _ => false,
         };
         if bound && !self.partial {

@@ -235,6 +235,18 @@ impl DiscloseBody {
     }
 }
 
+/// `PUT /v1/principals/{key}/contact`, signed by an admin: where the
+/// vault mails the lawyer's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// The lawyer's mail address, in the plain form
+    /// [`crate::identity::contact::EmailAddress`] accepts; absent to clear
+    /// it (no more digests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
 /// `POST .../uploads/{id}/commit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

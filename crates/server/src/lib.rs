@@ -16,6 +16,7 @@
 //! - [`web`]: the submitter's page at `/`, which encrypts in the browser and
 //!   then talks to [`api`] as any other client does.
 //! - [`backup`]: snapshots of a running vault and their restore.
+//! - [`digest`]: lawyers' digests, counts only, mailed at fixed times.
 //! - [`witness`]: the C2SP witness service, and the vault's push of new
 //!   checkpoints to witnesses.
 //! - [`config`]: the server's settings, from `custos.toml`, `CUSTOS_*`
@@ -33,6 +34,7 @@ pub mod accept;
 pub mod api;
 pub mod backup;
 pub mod config;
+pub mod digest;
 pub mod metrics;
 pub mod policy;
 pub mod store;

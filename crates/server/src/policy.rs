@@ -116,6 +116,13 @@ pub fn may_manage_registry(actor: &Actor) -> bool {
     actor.role() == Some(Role::Admin)
 }
 
+/// May the actor set a principal's contact address (where its digest is
+/// mailed)? Only an admin, as for every registry change: an address set by
+/// anyone else could send a lawyer's digest to a stranger.
+pub fn may_set_contact(actor: &Actor) -> bool {
+    actor.role() == Some(Role::Admin)
+}
+
 /// May the actor take a backup of the whole vault? Only an admin: a backup
 /// is ciphertext, but of every case.
 pub fn may_take_backup(actor: &Actor) -> bool {
@@ -227,6 +234,14 @@ mod tests {
         assert!(!may_disclose(&principal(Role::Lawyer), NONE));
         for a in [principal(Role::Auditor), principal(Role::Admin), submitter("c")] {
             assert!(!may_disclose(&a, HOLDS));
+        }
+    }
+
+    #[test]
+    fn contact_addresses_are_set_by_admins_only() {
+        assert!(may_set_contact(&principal(Role::Admin)));
+        for a in [principal(Role::Lawyer), principal(Role::Auditor), submitter("c")] {
+            assert!(!may_set_contact(&a));
         }
     }
 

@@ -120,6 +120,7 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
             &RegistryRecord {
                 principal: p.clone(),
                 index: index as u64,
+                contact: None,
             },
         );
         drafts.push(EventDraft {

@@ -6,7 +6,7 @@
 //! This module owns what the workflows share (trusting a vault, checking a
 //! receipt, the case as a holder sees it); each workflow has its own file:
 //! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
-//! (and `duress`), `workflow`, `disclose`, `audit`. The HTTP requests themselves are `client`'s.
+//! (and `duress`), `workflow`, `disclose`, `watch`, `audit`. The HTTP requests themselves are `client`'s.
 
 mod audit;
 mod disclose;
@@ -15,6 +15,7 @@ mod lawyer;
 mod retrieve;
 mod submit;
 mod upload;
+mod watch;
 mod witnessed;
 mod workflow;
 
@@ -28,6 +29,7 @@ pub use self::lawyer::{grant, reply};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
 pub use self::submit::{submit, Submitted};
 pub use self::upload::{upload_encrypted, upload_files_resumably};
+pub use self::watch::{Watch, WatchItem, WatchKind};
 pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
 pub use self::workflow::{case_change, case_show, cases, mark_seen, CaseFilter, CaseRow, CaseWork};
 use super::proven::{prove_case, ProvenCase, Reader};

@@ -215,6 +215,14 @@ pub enum AuditProblem {
     /// A disclosure names an object its case never stored.
     #[error("a disclosure names object {0}, which its case never stored")]
     DisclosedObjectNotInCase(String),
+    /// A contact address set for a principal is not in the plain form the
+    /// vault accepts (it could carry a second mail header or recipient).
+    #[error("a contact address that {0}")]
+    MalformedContact(#[source] crate::identity::contact::EmailError),
+    /// A contact address is set for a key that is not a registered lawyer
+    /// at that point (an auditor, an admin, a removed or unknown key).
+    #[error("a contact address set for {0}, which is not a registered lawyer")]
+    ContactNotForLawyer(KeyId),
 
     // Keys: who is who.
     /// A submitter key in a signed case creation is not a key.

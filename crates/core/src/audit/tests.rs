@@ -793,3 +793,67 @@ fn only_lawyers_disclose_what_their_case_stored() {
         "{e}"
     );
 }
+
+/// A lawyer's digest address is set by an admin only, for a registered
+/// lawyer only, on the vault's chain, in the plain form that cannot carry
+/// a second header; clearing it (no address) is an admin's change too.
+#[test]
+fn only_admins_set_a_lawyers_contact_address() {
+    use crate::identity::contact::EmailError;
+    let admin = Identity::generate("Admin").unwrap();
+    let lawyer = Identity::generate("Lawyer").unwrap();
+    let auditor = Identity::generate("Auditor").unwrap();
+    let submitter = Identity::generate("Submitter").unwrap();
+    let body = |email: Option<&str>| {
+        serde_json::to_vec(&crate::wire::ContactBody {
+            email: email.map(str::to_owned),
+        })
+        .unwrap()
+    };
+    let with = |who: &Identity, of: &Identity, case: &str, body: &[u8]| {
+        let mut log = Log::new(&admin, &lawyer);
+        log.register(&admin, &auditor, "auditor");
+        log.open_case(&submitter, CASE);
+        let path = format!("/v1/principals/{}/contact", of.key_id());
+        let req = signed(who, "PUT", &path, Some(body));
+        let details = serde_json::json!({ "key_id": of.key_id() });
+        log.push_signed(who, case, Action::PrincipalContactSet, vec![], req, details);
+        let mut a = LogAuditor::new();
+        for e in &log.events {
+            a.push(e)?;
+        }
+        Ok::<_, AuditError>(a.summary())
+    };
+    let summary = with(&admin, &lawyer, VAULT_CASE, &body(Some("lawyer@example.org"))).unwrap();
+    assert_eq!(summary.actions.get("principal_contact_set"), Some(&1));
+    with(&admin, &lawyer, VAULT_CASE, &body(None)).unwrap();
+    for who in [&lawyer, &auditor] {
+        let e = with(who, &lawyer, VAULT_CASE, &body(Some("lawyer@example.org"))).unwrap_err();
+        assert!(
+            matches!(&e.problem, AuditProblem::AdminOnly { actor, action: Action::PrincipalContactSet } if *actor == who.key_id()),
+            "{e}"
+        );
+    }
+    let e = with(&submitter, &lawyer, VAULT_CASE, &body(Some("lawyer@example.org"))).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::SubmitterOtherCase(_)), "{e}");
+    let e = with(
+        &admin,
+        &lawyer,
+        VAULT_CASE,
+        &body(Some("lawyer@example.org\r\nBcc: spy@example.net")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e.problem, AuditProblem::MalformedContact(EmailError::WhiteSpace)),
+        "{e}"
+    );
+    for not_a_lawyer in [&auditor, &admin, &submitter] {
+        let e = with(&admin, not_a_lawyer, VAULT_CASE, &body(Some("x@example.org"))).unwrap_err();
+        assert!(
+            matches!(&e.problem, AuditProblem::ContactNotForLawyer(k) if *k == not_a_lawyer.key_id()),
+            "{e}"
+        );
+    }
+    let e = with(&admin, &lawyer, CASE, &body(Some("lawyer@example.org"))).unwrap_err();
+    assert!(matches!(e.problem, AuditProblem::RequestNotBound { .. }), "{e}");
+}

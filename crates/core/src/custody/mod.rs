@@ -81,6 +81,9 @@ pub enum Action {
     /// outside body (a court, an oversight body): the signed request names
     /// the recipient's age key and the objects, which the event lists.
     CaseDisclosed,
+    /// An admin set (or cleared) the mail address a lawyer's digest goes
+    /// to. The address is in the logged request: auditors read it.
+    PrincipalContactSet,
 }
 
 impl Action {
@@ -102,6 +105,7 @@ impl Action {
             Action::VaultBackedUp => "vault_backed_up",
             Action::WorkflowChanged => "workflow_changed",
             Action::CaseDisclosed => "case_disclosed",
+            Action::PrincipalContactSet => "principal_contact_set",
         }
     }
 }
@@ -235,6 +239,7 @@ mod action_names {
             Action::VaultBackedUp,
             Action::WorkflowChanged,
             Action::CaseDisclosed,
+            Action::PrincipalContactSet,
         ] {
             assert_eq!(serde_json::to_value(a).unwrap(), a.name());
         }

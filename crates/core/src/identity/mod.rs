@@ -3,6 +3,7 @@
 //! does not decide what a role may do (that is `policy`).
 
 pub mod codename;
+pub mod contact;
 
 use std::fmt;
 use std::io::{Read, Write};

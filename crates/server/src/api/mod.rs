@@ -4,8 +4,9 @@
 //! a request.
 //!
 //! One file per resource: `cases`, `objects`, `grants`, `principals` (and
-//! the intake parameters), `uploads` (tus), `log` and `case_log`, `backup`,
-//! `health`, `workflow`, `disclosures`. What every write shares (canonical bodies, drafting events,
+//! the intake parameters), `contacts` (lawyers' digest addresses),
+//! `uploads` (tus), `log` and `case_log`, `backup`, `health`, `workflow`,
+//! `disclosures`. What every write shares (canonical bodies, drafting events,
 //! the recheck under the writer lock, append and flush) is `logged`;
 //! `auth` and `body` come before any of them, `error` after.
 
@@ -14,6 +15,7 @@ mod backup;
 mod body;
 mod case_log;
 mod cases;
+mod contacts;
 mod disclosures;
 pub mod error;
 mod grants;
@@ -95,6 +97,10 @@ pub struct AppState {
     pub max_case_bytes: u64,
     /// Most uploads open at once on one case.
     pub max_case_open_uploads: usize,
+    /// The lawyers' digests, when the operator set a schedule (see
+    /// [`crate::digest::Digests::from_settings`], which reads the relay's
+    /// credentials); `None`: none are sent.
+    pub digests: Option<Arc<crate::digest::Digests>>,
 }
 
 impl AppState {
@@ -115,6 +121,7 @@ impl AppState {
             body_budget: Arc::new(body::Budget::new(settings.max_body_bytes_in_flight)),
             max_case_bytes: settings.max_case_bytes,
             max_case_open_uploads: settings.max_case_open_uploads,
+            digests: None,
         }
     }
 
@@ -159,6 +166,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/principals/{key}",
             axum::routing::delete(principals::remove_principal),
+        )
+        .route(
+            "/v1/principals/{key}/contact",
+            axum::routing::put(contacts::set_contact),
         )
         .route("/v1/vault/backup", get(backup::backup))
         .route("/v1/log/checkpoint", get(log::checkpoint))
@@ -226,6 +237,10 @@ pub async fn serve(
         })
     };
     state.witnesses.wake();
+    let digests = state
+        .digests
+        .clone()
+        .map(|d| tokio::spawn(crate::digest::run(state.clone(), d)));
     let draining = {
         let state = state.clone();
         async move {
@@ -247,6 +262,10 @@ pub async fn serve(
     pusher.abort();
     let _ = pruner.await;
     let _ = pusher.await;
+    if let Some(d) = digests {
+        d.abort();
+        let _ = d.await;
+    }
     state.vault.store.flush().await.map_err(std::io::Error::other)?;
     result
 }

@@ -157,6 +157,7 @@ pub(super) async fn add_principal(
         &RegistryRecord {
             principal,
             index: store.log_size()?,
+            contact: None,
         },
     );
     let mut intake = intake_lawyers(store)?;
@@ -216,6 +217,7 @@ pub(super) async fn remove_principal(
     let mut batch = Batch::default();
     batch.remove(T::Registry, key_id.as_str());
     batch.put(T::Retired, key_id.as_str(), store.log_size()?.to_be_bytes().to_vec());
+    store.forget_digest(&mut batch, &key_id);
     let mut intake = intake_lawyers(store)?;
     intake.remove(&key_id);
     let mut drafts = vec![draft(

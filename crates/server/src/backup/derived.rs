@@ -1,8 +1,9 @@
 //! The state a vault's log determines, rebuilt from its events alone and
 //! compared, record for record, with what a restored store holds: the
-//! registry, cases, envelopes, note envelopes and case objects. A backup
-//! whose trees say anything the signed events do not is refused, whatever
-//! its manifest claims. Pure: the caller feeds events it has audited.
+//! registry (with lawyers' contact addresses), cases, envelopes, note
+//! envelopes and case objects. A backup whose trees say anything the
+//! signed events do not is refused, whatever its manifest claims. Pure:
+//! the caller feeds events it has audited.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,9 @@ use serde::de::DeserializeOwned;
 
 use crate::store::{pair_key, CaseObject, CaseRecord, RegistryRecord, Store, SubmitterKey, Withdrawal, T};
 use custos_core::custody::{Action, Event, VAULT_ACTOR};
+use custos_core::identity::contact::EmailAddress;
 use custos_core::identity::{Card, KeyId, Principal, Role};
-use custos_core::wire::{CommitUpload, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
+use custos_core::wire::{CommitUpload, ContactBody, CreateCase, GrantBody, PrincipalBody, WithdrawBody};
 
 /// How far a record's time may be from its event's: the server stamps a
 /// case or a withdrawal just before the event that logs it, so they differ
@@ -68,7 +70,26 @@ impl Derived {
                     card,
                 };
                 let key = principal.key_id.as_str().as_bytes().to_vec();
-                self.registry.insert(key, RegistryRecord { principal, index });
+                self.registry.insert(
+                    key,
+                    RegistryRecord {
+                        principal,
+                        index,
+                        contact: None,
+                    },
+                );
+            }
+            Action::PrincipalContactSet => {
+                let b: ContactBody = body(e)?;
+                let record = self
+                    .registry
+                    .get_mut(key_of(e)?.as_str().as_bytes())
+                    .ok_or("a contact address for a principal the log never registered")?;
+                record.contact = b
+                    .email
+                    .map(|a| EmailAddress::parse(&a))
+                    .transpose()
+                    .map_err(|e| format!("a contact address that {e}"))?;
             }
             Action::PrincipalRemoved => {
                 self.registry.remove(key_of(e)?.as_str().as_bytes());

@@ -7,7 +7,8 @@
 //!
 //! Each setting is declared once, in the `settings!` table below: its file
 //! key, flag, variable, type, default and check. A new setting is a new
-//! entry there (and its line in `deploy/custos.toml.example`).
+//! entry there (and its line in `deploy/custos.toml.example`). The
+//! digest's mail settings check and print through `mail`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,7 +17,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use custos_core::custody::cosignature::WitnessVerifier;
+use custos_core::identity::contact::EmailAddress;
 use custos_core::protocol::{MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
+
+mod mail;
+
+pub use mail::{is_loopback_host, SmtpSecurity, MAX_DIGEST_INTERVAL_SECS, SMTP_SUBMISSION_PORT};
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "custos.toml";
@@ -322,6 +328,51 @@ settings! {
     max_case_open_uploads: u64, env "CUSTOS_MAX_CASE_OPEN_UPLOADS" by whole_number,
         /// Most uploads open at once on one case.
         => max_case_open_uploads: usize = MAX_CASE_OPEN_UPLOADS, count;
+
+    /// Mail each lawyer with a contact address a digest of counts (new
+    /// cases, new files and messages) every this many seconds, at fixed
+    /// times: the multiples of it since the Unix epoch (86400: daily at
+    /// 00:00 UTC); 0 is off [default: 0] [env: CUSTOS_DIGEST_INTERVAL_SECS].
+    #[arg(value_name = "SECS")]
+    digest_interval_secs: u64, env "CUSTOS_DIGEST_INTERVAL_SECS" by whole_number,
+        /// Seconds between digests; 0: no digest is sent.
+        => digest_interval_secs: u64 = 0, mail::interval;
+
+    /// The SMTP relay digests go through: a host name or IP address
+    /// [env: CUSTOS_SMTP_RELAY].
+    #[arg(value_name = "HOST")]
+    smtp_relay: String, env "CUSTOS_SMTP_RELAY" by text,
+        /// The SMTP relay's host; `None`: none set.
+        => smtp_relay: Option<String> = None, |h| mail::relay_host(&h).map(Some);
+
+    /// The relay's port [default: 587] [env: CUSTOS_SMTP_PORT].
+    #[arg(value_name = "PORT")]
+    smtp_port: u64, env "CUSTOS_SMTP_PORT" by whole_number,
+        /// The relay's port.
+        => smtp_port: u16 = mail::SMTP_SUBMISSION_PORT, mail::port;
+
+    /// starttls (required, never falls back to plain), tls (from the
+    /// first byte, port 465) or plain (only to a relay on this machine)
+    /// [default: starttls] [env: CUSTOS_SMTP_SECURITY].
+    #[arg(value_name = "MODE")]
+    smtp_security: String, env "CUSTOS_SMTP_SECURITY" by text,
+        /// How the connection to the relay is protected.
+        => smtp_security: SmtpSecurity = SmtpSecurity::StartTls, |m| m.parse();
+
+    /// A file holding the relay's username = "..." and password = "...",
+    /// readable by its owner only; read once at start
+    /// [env: CUSTOS_SMTP_CREDENTIALS_FILE].
+    #[arg(value_name = "FILE")]
+    smtp_credentials_file: String, env "CUSTOS_SMTP_CREDENTIALS_FILE" by text,
+        /// Where the relay's user name and password are; `None`: the relay
+        /// takes mail without them.
+        => smtp_credentials_file: Option<std::path::PathBuf> = None, |p| mail::credentials_path(p).map(Some);
+
+    /// The digests' sender address [env: CUSTOS_SMTP_FROM].
+    #[arg(value_name = "ADDR")]
+    smtp_from: String, env "CUSTOS_SMTP_FROM" by text,
+        /// The digests' sender; `None`: none set.
+        => smtp_from: Option<EmailAddress> = None, |a| mail::from_address(a).map(Some);
 }
 
 impl Layer {
@@ -383,6 +434,11 @@ impl Settings {
                 message: format!("must be at least {} (one upload request's body)", MAX_PATCH_BODY),
             });
         }
+        mail::check(&s).map_err(|(key, message)| ConfigError::Value {
+            key,
+            from: src[key],
+            message,
+        })?;
         Ok((s, src))
     }
 

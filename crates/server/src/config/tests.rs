@@ -101,6 +101,9 @@ fn sample(key: &str, default: Option<toml::Value>) -> toml::Value {
         ("metrics_listen", _) => "127.0.0.1:9630".into(),
         ("public_url", _) => vec!["https://vault.example.org"].into(),
         ("witness", _) => vec![format!("https://w.example,{}", witness_vkey())].into(),
+        ("smtp_relay", _) => "smtp.example.org".into(),
+        ("smtp_credentials_file", _) => "/etc/custos/smtp-credentials".into(),
+        ("smtp_from", _) => "vault@example.org".into(),
         (key, _) => panic!("{key} has no default to try: give it an example here"),
     }
 }
@@ -150,5 +153,55 @@ fn every_key_is_a_file_key_a_variable_and_a_flag() {
             let got = s.entries().into_iter().find(|(k, _)| *k == key).unwrap().1;
             assert_eq!(got, Some(value.clone()), "{key} from {from}");
         }
+    }
+}
+
+/// The digest's settings: plain SMTP only to this machine, a schedule
+/// only with a relay and a sender, and each value checked by name.
+#[test]
+fn mail_settings_refuse_plain_smtp_across_the_network() {
+    let resolve = |text: &str| {
+        let file = Layer::from_toml("custos.toml", text).unwrap();
+        Settings::resolve(file, Layer::default(), Layer::default())
+    };
+    let (s, _) =
+        resolve("digest_interval_secs = 86400\nsmtp_relay = \"smtp.example.org\"\nsmtp_from = \"vault@example.org\"\n")
+            .unwrap();
+    assert_eq!(
+        s.smtp_security,
+        SmtpSecurity::StartTls,
+        "STARTTLS unless told otherwise"
+    );
+    assert_eq!(s.smtp_port, 587);
+    for loopback in ["localhost", "127.0.0.1", "::1", "127.0.0.53"] {
+        let text = format!("smtp_security = \"plain\"\nsmtp_relay = \"{loopback}\"\n");
+        resolve(&text).unwrap();
+    }
+    for (text, key) in [
+        (
+            "smtp_security = \"plain\"\nsmtp_relay = \"smtp.example.org\"",
+            "smtp_security",
+        ),
+        ("smtp_security = \"plain\"\nsmtp_relay = \"10.0.0.5\"", "smtp_security"),
+        ("smtp_security = \"none\"", "smtp_security"),
+        ("digest_interval_secs = 60", "digest_interval_secs"),
+        (
+            "digest_interval_secs = 60\nsmtp_relay = \"smtp.example.org\"",
+            "digest_interval_secs",
+        ),
+        ("digest_interval_secs = 99999999", "digest_interval_secs"),
+        ("smtp_relay = \"smtp.example.org:587\"", "smtp_relay"),
+        ("smtp_relay = \"smtp://smtp.example.org\"", "smtp_relay"),
+        ("smtp_port = 0", "smtp_port"),
+        ("smtp_port = 70000", "smtp_port"),
+        ("smtp_from = \"Vault <vault@example.org>\"", "smtp_from"),
+        ("smtp_from = \"vault@example.org\\r\\nBcc: x@example.net\"", "smtp_from"),
+        ("smtp_credentials_file = \"\"", "smtp_credentials_file"),
+    ] {
+        let e = resolve(text).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Value { key: k, .. } if *k == key),
+            "{text}: {e}"
+        );
     }
 }

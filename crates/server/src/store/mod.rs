@@ -89,10 +89,13 @@ pub enum T {
     Meta,
     /// key id / nonce -> expiry (i64 BE).
     Nonces,
+    /// lawyer's key id -> [`DigestState`]: how far that lawyer's digests
+    /// have counted. Not made by the log: the digest task's own record.
+    Digests,
 }
 
 /// Every tree and its name in sled.
-pub const TREES: [(T, &str); 19] = [
+pub const TREES: [(T, &str); 20] = [
     (T::Chunks, "chunks"),
     (T::UploadChunks, "upload_chunks"),
     (T::ObjectChunks, "object_chunks"),
@@ -112,6 +115,7 @@ pub const TREES: [(T, &str); 19] = [
     (T::Chains, "log_chains"),
     (T::Meta, "meta"),
     (T::Nonces, "nonces"),
+    (T::Digests, "digests"),
 ];
 
 /// Key of the latest signed checkpoint note in the meta tree.

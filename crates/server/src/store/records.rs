@@ -3,6 +3,8 @@
 //! written together is `Store::apply`'s business.
 
 use super::*;
+use custos_core::identity::contact::EmailAddress;
+use custos_core::identity::Role;
 
 /// Where a case's chain ends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +80,22 @@ pub struct RegistryRecord {
     pub principal: custos_core::identity::Principal,
     /// Index of its `principal_added` event.
     pub index: u64,
+    /// Where a lawyer's digest is mailed, as an admin's signed
+    /// `principal_contact_set` last set it; none: no digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<EmailAddress>,
+}
+
+/// How far one lawyer's digests have counted: the log's size when the
+/// last digest that reached the relay was made (or when the address was
+/// set), and that digest's slot. A digest that fails is retried at the
+/// next slot and counts from here, so nothing is lost or counted twice.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DigestState {
+    /// Log entries below this index are counted in a digest already sent.
+    pub counted_to: u64,
+    /// Unix time of the slot of the last digest sent (0: none yet).
+    pub sent_slot: i64,
 }
 
 /// An upload in progress (tus).
@@ -144,6 +162,73 @@ pub fn object_hash(object_id: &str) -> Option<Hash> {
 
 /// Lookups by what the API asks, so that no caller names a tree for them.
 impl Store {
+    /// The registry's record of `key_id`, if it is a principal's.
+    pub fn registry_record(&self, key_id: &str) -> Result<Option<RegistryRecord>> {
+        self.get_json(T::Registry, key_id)
+    }
+
+    /// Every lawyer with a contact address, in key id order: who the
+    /// digest is mailed to.
+    pub fn lawyer_contacts(&self) -> Result<Vec<(KeyId, EmailAddress)>> {
+        Ok(self
+            .scan_json::<RegistryRecord>(T::Registry, "")?
+            .into_iter()
+            .filter(|r| r.principal.role == Role::Lawyer)
+            .filter_map(|r| Some((r.principal.key_id, r.contact?)))
+            .collect())
+    }
+
+    /// Set (or clear) `record`'s contact address in `batch`. A lawyer
+    /// given an address for the first time counts from the log's size
+    /// now; a changed address keeps the count; a cleared one forgets it.
+    pub fn set_contact(
+        &self,
+        batch: &mut Batch,
+        mut record: RegistryRecord,
+        contact: Option<EmailAddress>,
+    ) -> Result<()> {
+        let key = record.principal.key_id.as_str().to_owned();
+        match &contact {
+            Some(_) if self.digest_state(&key)?.is_none() => {
+                let state = DigestState {
+                    counted_to: self.log_size()?,
+                    sent_slot: 0,
+                };
+                batch.put_json(T::Digests, key.as_str(), &state);
+            }
+            Some(_) => {}
+            None => batch.remove(T::Digests, key.as_str()),
+        }
+        record.contact = contact;
+        batch.put_json(T::Registry, key.as_str(), &record);
+        Ok(())
+    }
+
+    /// How far `key_id`'s digests have counted, if it has an address.
+    pub fn digest_state(&self, key_id: &str) -> Result<Option<DigestState>> {
+        self.get_json(T::Digests, key_id)
+    }
+
+    /// Record that a digest reached the relay for `key_id`, and make it
+    /// durable; the writer lock is taken for the write.
+    pub async fn record_digest_sent(&self, key_id: &KeyId, state: DigestState) -> Result<()> {
+        let guard = self.writer().await;
+        // Only while the address is still set: a digest that was on its
+        // way when an admin cleared it must not bring the count back.
+        if self.digest_state(key_id.as_str())?.is_some() {
+            let mut batch = Batch::default();
+            batch.put_json(T::Digests, key_id.as_str(), &state);
+            self.apply(&guard, batch)?;
+        }
+        drop(guard);
+        self.flush().await
+    }
+
+    /// Forget `key_id`'s digest count in `batch` (its principal is removed).
+    pub fn forget_digest(&self, batch: &mut Batch, key_id: &KeyId) {
+        batch.remove(T::Digests, key_id.as_str());
+    }
+
     /// Whether `key_id` holds an envelope of `case`: it may open the case.
     pub fn holds_envelope(&self, case: &str, key_id: &str) -> Result<bool> {
         Ok(self.tree(T::Envelopes).contains_key(pair_key(case, key_id))?)
