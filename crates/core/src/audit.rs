@@ -10,9 +10,9 @@ use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
-use crate::custody::checkpoint::{Checkpoint, LogVerifier};
+use crate::custody::checkpoint::Checkpoint;
 use crate::custody::merkle::{self, Hash, MemoryTree};
-use crate::custody::{event_hash, Action, Event, Receipt, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
+use crate::custody::{event_hash, Action, Event, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
 // reads them with the same types, so the two cannot disagree on a field.
@@ -20,8 +20,12 @@ use crate::protocol::MAX_WORKFLOW_ENTRY;
 use crate::wire::{CommitUpload, ContactBody, CreateCase, DiscloseBody, GrantBody, PrincipalBody, WorkflowBody};
 
 mod error;
+mod receipt;
+mod signed;
 
 pub use self::error::{AuditError, AuditProblem};
+pub use self::receipt::{decode_hashes, included, verify_receipt, ReceiptError};
+pub use self::signed::{check_signature, signed_commit, signed_disclosure, signed_registration};
 
 /// What an audit checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -552,81 +556,6 @@ fn not_bound(e: &Event, method: &str, path: &[&str]) -> AuditProblem {
     }
 }
 
-/// What a `case_disclosed` event records, read from its signed request
-/// for a verifier that holds this one event rather than the whole log (a
-/// disclosure bundle): the request is the disclosure of this event's
-/// case, and its body is well formed and names exactly the event's
-/// objects. Whose signature it carries is [`check_signature`]'s.
-pub fn signed_disclosure(e: &Event) -> Result<DiscloseBody, AuditProblem> {
-    let (method, path) = signed_target(e)?;
-    let bound = e.action == Action::CaseDisclosed
-        && method == "POST"
-        && e.case != VAULT_CASE
-        && matches!(path.as_slice(), ["v1", "cases", c, "disclosures"] if *c == e.case);
-    if !bound {
-        return Err(not_bound(e, method, &path));
-    }
-    disclosure_body(e, &e.request.as_ref().expect("checked").body_bytes())
-}
-
-/// What an `object_stored` event records, read from its signed commit
-/// for a verifier that holds this one event: the request is a commit in
-/// this event's case, naming exactly the event's object. The submitter's
-/// signature is left to whoever holds the case's creation, which names
-/// the submitter's keys.
-pub fn signed_commit(e: &Event) -> Result<CommitUpload, AuditProblem> {
-    let (method, path) = signed_target(e)?;
-    let bound = e.action == Action::ObjectStored
-        && method == "POST"
-        && e.case != VAULT_CASE
-        && matches!(path.as_slice(), ["v1", "cases", c, "uploads", _, "commit"] if *c == e.case);
-    if !bound {
-        return Err(not_bound(e, method, &path));
-    }
-    let b: CommitUpload = parse_body(&e.request.as_ref().expect("checked").body_bytes())?;
-    if e.objects != [b.sha256.clone()] {
-        return Err(AuditProblem::StoredObjectNotSigned);
-    }
-    Ok(b)
-}
-
-/// What a `principal_added` event records, read from the admin's signed
-/// request for a verifier that holds this one event: the request is a
-/// registration, and the event names the card's key. The admin's
-/// signature is left to whoever holds the registry up to its anchors.
-pub fn signed_registration(e: &Event) -> Result<PrincipalBody, AuditProblem> {
-    let (method, path) = signed_target(e)?;
-    let bound =
-        e.action == Action::PrincipalAdded && method == "POST" && e.case == VAULT_CASE && path == ["v1", "principals"];
-    if !bound {
-        return Err(not_bound(e, method, &path));
-    }
-    let b: PrincipalBody = parse_body(&e.request.as_ref().expect("checked").body_bytes())?;
-    if e.details["key_id"] != b.card.key_id().as_str() {
-        return Err(AuditProblem::RegisteredKeyNotSigned);
-    }
-    Ok(b)
-}
-
-/// Check that `key` signed the event's request, for the event's actor,
-/// and that the event is dated within the request's validity: what the
-/// auditor checks of every signed event, for a verifier that learnt the
-/// actor's key elsewhere than from a whole log.
-pub fn check_signature(e: &Event, key: &VerifyingKey) -> Result<(), AuditProblem> {
-    let req = e.request.as_ref().ok_or(AuditProblem::NoSignedRequest)?;
-    let actor: KeyId = e.actor.parse().map_err(AuditProblem::ActorNotAKeyId)?;
-    if KeyId::of(key) != actor {
-        return Err(AuditProblem::SignerNotActor);
-    }
-    let params = req
-        .verify(key)
-        .map_err(|source| AuditProblem::ActorSignature { actor, source })?;
-    if params.keyid != e.actor {
-        return Err(AuditProblem::SignerNotActor);
-    }
-    check_time(e, &params)
-}
-
 /// The key a signed request is remembered by: its signer and its nonce.
 fn spent_key(params: &crate::httpsig::SignatureParams) -> [u8; 16] {
     use sha2::{Digest, Sha256};
@@ -677,56 +606,6 @@ fn signed_path(target: &str) -> Result<Vec<&str>, AuditProblem> {
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Option<Vec<u8>>) -> Result<T, AuditProblem> {
     let body = body.as_ref().ok_or(AuditProblem::BodyMissing)?;
     serde_json::from_slice(body).map_err(AuditProblem::MalformedBody)
-}
-
-/// Why a receipt was rejected.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReceiptError {
-    /// The receipt is not well formed.
-    #[error("malformed receipt: {0}")]
-    Malformed(&'static str),
-    /// The checkpoint is not signed by the pinned log key.
-    #[error(transparent)]
-    Checkpoint(#[from] crate::custody::checkpoint::CheckpointError),
-    /// The event is not in the checkpointed tree.
-    #[error("inclusion proof: {0}")]
-    Proof(#[from] merkle::ProofError),
-}
-
-/// Check a receipt against the pinned log key: the checkpoint signature and
-/// the event's inclusion. Returns the event and the checkpoint.
-pub fn verify_receipt(receipt: &Receipt, log: &LogVerifier) -> Result<(Event, Checkpoint), ReceiptError> {
-    let checkpoint = log.verify(&receipt.checkpoint)?;
-    let bytes = included(receipt.index, &receipt.event, &receipt.proof, &checkpoint)?;
-    let event = serde_json::from_slice(&bytes).map_err(|_| ReceiptError::Malformed("event is not valid JSON"))?;
-    Ok((event, checkpoint))
-}
-
-/// An entry's stored bytes, given as receipts, exports and case logs carry
-/// them (the event and its inclusion proof in base64), once its inclusion
-/// at `index` in the tree of a verified `checkpoint` is proven.
-pub fn included(index: u64, event: &str, proof: &[String], checkpoint: &Checkpoint) -> Result<Vec<u8>, ReceiptError> {
-    let bytes = B64
-        .decode(event)
-        .map_err(|_| ReceiptError::Malformed("event is not base64"))?;
-    let proof = decode_hashes(proof).ok_or(ReceiptError::Malformed("proof hashes"))?;
-    merkle::verify_inclusion(
-        index,
-        checkpoint.size,
-        &merkle::leaf_hash(&bytes),
-        &proof,
-        &checkpoint.root,
-    )?;
-    Ok(bytes)
-}
-
-/// Decode base64 hashes; `None` if any is not 32 bytes of base64.
-pub fn decode_hashes(items: &[String]) -> Option<Vec<Hash>> {
-    items
-        .iter()
-        .map(|h| B64.decode(h).ok().and_then(|b| Hash::try_from(b.as_slice()).ok()))
-        .collect()
 }
 
 #[cfg(test)]
