@@ -458,15 +458,18 @@ pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
                 polled = watch.poll(&client, &id, &log) => polled,
             },
         };
-        let items = match polled {
-            Ok(items) => items,
+        let round = match polled {
+            Ok(round) => round,
             Err(e) => {
                 eprintln!("warning: {e}; looking again in {} s", args.interval);
                 continue;
             }
         };
+        for (case_id, e) in &round.skipped {
+            eprintln!("warning: case {case_id}: {e}; looking again in {} s", args.interval);
+        }
         let seen = crate::custody::now_rfc3339();
-        for item in items {
+        for item in round.items {
             if ctx.json {
                 let mut line = serde_json::to_value(&item).expect("serialisable");
                 line["seen"] = seen.clone().into();

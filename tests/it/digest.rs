@@ -547,3 +547,68 @@ async fn watch_prints_one_line_per_new_case_file_and_message() {
     assert!(status.success(), "watch ended with {status}");
     assert!(out_rx.recv_timeout(Duration::from_secs(5)).is_err(), "nothing more");
 }
+
+/// What `watch` finds in one look, as (item, case) pairs.
+fn found(round: &flows::WatchRound) -> Vec<(&'static str, String)> {
+    round
+        .items
+        .iter()
+        .map(|i| (i.item.as_str(), i.case_id.clone()))
+        .collect()
+}
+
+/// Regression: a look that failed at one case kept the objects of the
+/// cases before it as shown but not the cases, so the next look showed
+/// those cases again without their files. Each case is now looked at on
+/// its own: one the host fails to serve is skipped, and shown whole next
+/// time; the others are shown once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_skips_a_case_it_could_not_read_and_shows_it_whole_later() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let a = crate::hostile_vault::submit(&v, &url, b"first").await.case_id;
+    let b = crate::hostile_vault::submit(&v, &url, b"second").await.case_id;
+
+    *hostile.fail.lock().unwrap() = Some(b.clone());
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(found(&round), [("case", a.clone()), ("file", a.clone())]);
+    assert_eq!(round.skipped.len(), 1);
+    assert_eq!(round.skipped[0].0, b);
+
+    *hostile.fail.lock().unwrap() = None;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(found(&round), [("case", b.clone()), ("file", b.clone())]);
+    assert!(round.skipped.is_empty());
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert!(round.items.is_empty(), "{:?}", round.items);
+}
+
+/// Regression: newness came from the host's listing, so a case it left
+/// out of one listing and listed again was shown with all its old files.
+/// It is decided from the signed log: nothing old comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_shows_nothing_old_of_a_case_the_host_hid_for_a_while() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let old = crate::hostile_vault::submit(&v, &url, b"older").await.case_id;
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let hidden = old.clone();
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == "/v1/cases" {
+            json.as_array_mut().unwrap().retain(|c| c["case_id"] != hidden.as_str());
+        }
+    }));
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert!(round.items.is_empty() && round.skipped.is_empty());
+    assert_eq!(watch.cases(), 0);
+
+    *hostile.edit.lock().unwrap() = None;
+    let new = crate::hostile_vault::submit(&v, &url, b"newer").await.case_id;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(
+        found(&round),
+        [("case", new.clone()), ("file", new)],
+        "nothing of {old}"
+    );
+}
