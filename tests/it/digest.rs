@@ -612,3 +612,42 @@ async fn watch_shows_nothing_old_of_a_case_the_host_hid_for_a_while() {
         "nothing of {old}"
     );
 }
+
+/// Regression: `watch` printed what the host and the submitter chose as it
+/// came. A listed case id that is not 24 lower-case hex digits is refused
+/// (here one that clears the screen), and a file name's invisible
+/// formatting (a right-to-left override that shows `evil.exe` as
+/// `exe.live`, say) is escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_refuses_a_bad_case_id_and_escapes_file_names() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let s = crate::hostile_vault::submit(&v, &url, b"statement").await;
+    let trust = custos::client::trust::TrustStore::new(v.tmp.path().join("submitter-pins"));
+    let session = custos::client::submitter::open(&client, &trust, s.codename, &s.case_id)
+        .await
+        .unwrap();
+    let file = SubmitFile {
+        path: v.file("a\u{202e}gpj.exe", b"MZ"),
+        kind: ObjectKind::Evidence,
+    };
+    session.add(&[file], &v.tmp.path().join("journal")).await.unwrap();
+
+    *hostile.edit.lock().unwrap() = Some(Box::new(|method, path, json| {
+        if method == "GET" && path == "/v1/cases" {
+            json[0]["case_id"] = "\u{1b}[2J0123456789abcdef0123".into();
+        }
+    }));
+    let e = watch.poll(&client, &v.lawyer, &v.log).await.unwrap_err();
+    assert!(matches!(e, custos::client::ClientError::Verify(_)), "{e}");
+    assert!(
+        e.to_string().contains("\\u{1b}[2J") && !e.to_string().contains('\u{1b}'),
+        "{e}"
+    );
+
+    *hostile.edit.lock().unwrap() = None;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    let names: Vec<_> = round.items.iter().filter_map(|i| i.name.as_deref()).collect();
+    assert_eq!(names, ["statement.txt", "a\\u{202e}gpj.exe"]);
+}

@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::{case_key_of, held_proven, Result};
+use crate::terminal::escaped;
 use crate::{Client, ClientError};
 use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::envelope::{Label, ObjectKind};
@@ -57,7 +58,9 @@ pub struct WatchItem {
     /// `reply`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ObjectKind>,
-    /// Its file name, from its sealed label, made safe to print.
+    /// Its file name, from its sealed label (the submitter wrote it): a
+    /// base name, with control and formatting characters escaped
+    /// ([`crate::terminal::escaped`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Log index of the event that made it new: the object's storing, or
@@ -201,7 +204,7 @@ async fn case_news(
             case_id: case_id.to_owned(),
             object_id: Some(object_id.clone()),
             kind: label.as_ref().map(|l| l.kind),
-            name: label.as_ref().map(Label::safe_file_name),
+            name: label.as_ref().map(|l| escaped(&l.safe_file_name())),
             index: Some(by.index),
         });
     }
