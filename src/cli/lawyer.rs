@@ -435,7 +435,10 @@ pub struct Watch {
 }
 
 /// Print one line per new case, file or message in the cases this
-/// identity holds (with `--json`, one JSON object per line), until Ctrl-C.
+/// identity holds (with `--json`, one JSON object per line), until Ctrl-C
+/// (exit 0) or until something the vault sends does not verify (exit
+/// non-zero, one line saying what). A vault that cannot be reached or
+/// refuses is tried again at the next interval.
 pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
     let log = ctx.log_verifier(None).await?;
@@ -464,7 +467,7 @@ pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
         };
         let round = match polled {
             Ok(round) => round,
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 eprintln!(
                     "warning: {}; looking again in {} s",
                     escaped(&e.to_string()),
@@ -472,6 +475,9 @@ pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
                 );
                 continue;
             }
+            // What does not verify is not retried: the host is not to be
+            // believed, and a lawyer watching must be told.
+            Err(e) => anyhow::bail!("watch stopped: {}", escaped(&e.to_string())),
         };
         for (case_id, e) in &round.skipped {
             eprintln!(

@@ -651,3 +651,71 @@ async fn watch_refuses_a_bad_case_id_and_escapes_file_names() {
     let names: Vec<_> = round.items.iter().filter_map(|i| i.name.as_deref()).collect();
     assert_eq!(names, ["statement.txt", "a\\u{202e}gpj.exe"]);
 }
+
+/// Regression: `watch` took a record that differs from the signed log as
+/// a passing failure, warned and looked again for ever. What does not
+/// verify now ends it, non-zero, with one line; a vault that cannot
+/// serve a case is only skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_stops_on_what_does_not_verify() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let identity = v.tmp.path().join("lawyer.identity");
+    v.lawyer.save(&identity, None).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["--server", &url, "--identity", identity.to_str().unwrap()])
+        .args(["watch", "--interval", "1"])
+        .env("CUSTOS_CONFIG_DIR", v.tmp.path().join("watch-config"))
+        .env_remove("CUSTOS_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("watching")) {
+        lines.push(err_rx.recv_timeout(Duration::from_secs(30)).expect("watch began"));
+    }
+    let waited = std::thread::spawn(move || child.wait().unwrap());
+
+    // A case the host fails to serve: a warning, and watch goes on.
+    let s = crate::hostile_vault::submit(&v, &url, b"statement").await;
+    *hostile.fail.lock().unwrap() = Some(format!("/v1/cases/{}", s.case_id));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!waited.is_finished(), "watch ended on a failed request");
+    *hostile.fail.lock().unwrap() = None;
+    let case_path = format!("/v1/cases/{}", s.case_id);
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == case_path {
+            json["note"] = "c29tZXRoaW5nIGVsc2U=".into();
+        }
+    }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !waited.is_finished() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("watch went on after a record that does not verify");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = waited.join().unwrap();
+    assert!(!status.success());
+    while let Ok(line) = err_rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(line);
+    }
+    let stderr = lines.join("\n");
+    assert!(stderr.contains("warning: case"), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: watch stopped: verification failed") && last.contains("duress note"),
+        "{stderr}"
+    );
+}

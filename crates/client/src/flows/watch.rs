@@ -126,8 +126,10 @@ impl Watch {
     /// case before its objects, objects in log order). Only cases that
     /// are newly listed or whose object count changed are read and
     /// proven. Objects this lawyer stored are not news to them. Each
-    /// case is looked at on its own: one that fails is skipped this time
-    /// and its state left as it was.
+    /// case is looked at on its own: one the vault failed to serve is
+    /// skipped this time and its state left as it was. Anything that
+    /// does not verify ends the look with an error (see
+    /// [`ClientError::is_transient`]).
     pub async fn poll(&mut self, client: &Client, identity: &Identity, log: &LogVerifier) -> Result<WatchRound> {
         let listed = client.cases(identity.signing_key()).await?;
         let mut round = WatchRound::default();
@@ -145,7 +147,10 @@ impl Watch {
                     self.seen_to.insert(case_id.clone(), proven_to.max(from));
                     now.insert(case_id, summary.objects);
                 }
-                Err(e) => round.skipped.push((case_id, e)),
+                // The exchange failed, or the case went away between the
+                // listing and the look (revoked): look again next time.
+                Err(e) if e.is_transient() || matches!(e, ClientError::Usage(_)) => round.skipped.push((case_id, e)),
+                Err(e) => return Err(e),
             }
         }
         self.listed = now;
