@@ -30,7 +30,8 @@ use custos_core::wire::CreateCase;
 /// The digest's schedule and the relay it goes through.
 #[derive(Debug)]
 pub struct Digests {
-    /// Seconds between digests (at least 1).
+    /// Seconds between digests (at least 1; at least an hour unless the
+    /// relay is this machine, see `config::mail::check`).
     pub interval_secs: u64,
     /// Where they are handed over.
     pub mailer: Mailer,
