@@ -429,6 +429,25 @@ async fn an_admin_sets_a_lawyers_address_in_the_log() {
     v.stop().await;
     let vault = custos::vault::open(&v.data_dir()).unwrap();
     custos::backup::audit_vault(&vault).unwrap();
+    // A digest count for someone without an address, or counting past
+    // the log's end, fails it too.
+    let digests = vault.store.danger_raw_tree(T::Digests);
+    let row = digests.get(lawyer.as_str()).unwrap().unwrap();
+    let ahead = custos::store::DigestState {
+        counted_to: vault.store.log_size().unwrap() + 1,
+        sent_slot: 0,
+    };
+    digests
+        .insert(lawyer.as_str(), serde_json::to_vec(&ahead).unwrap())
+        .unwrap();
+    let e = custos::backup::audit_vault(&vault).unwrap_err();
+    assert!(e.to_string().contains("past the log's end"), "{e}");
+    digests.insert(lawyer.as_str(), row.clone()).unwrap();
+    digests.insert(v.auditor.key_id().as_str(), row).unwrap();
+    let e = custos::backup::audit_vault(&vault).unwrap_err();
+    assert!(e.to_string().contains("no address"), "{e}");
+    digests.remove(v.auditor.key_id().as_str()).unwrap();
+    custos::backup::audit_vault(&vault).unwrap();
     let mut record = vault.store.registry_record(lawyer.as_str()).unwrap().unwrap();
     record.contact = Some("spy@example.net".parse().unwrap());
     vault
