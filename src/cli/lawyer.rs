@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::Ctx;
 use crate::client::flows::{self, check_receipt};
+use crate::client::terminal::escaped;
 use crate::client::workflow::{Assignment, Change, Status};
 use crate::custody::Action;
 use crate::identity::KeyId;
@@ -434,12 +435,18 @@ pub struct Watch {
 }
 
 /// Print one line per new case, file or message in the cases this
-/// identity holds (with `--json`, one JSON object per line), until Ctrl-C.
+/// identity holds (with `--json`, one JSON object per line), until Ctrl-C
+/// (exit 0) or until something the vault sends does not verify (exit
+/// non-zero, one line saying what). A vault that cannot be reached or
+/// refuses is tried again at the next interval.
 pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
     let id = ctx.load_identity()?;
     let log = ctx.log_verifier(None).await?;
     let client = ctx.client()?;
-    let mut watch = flows::Watch::start(&client, &id, &log).await?;
+    // What the host says is escaped before it is printed, here and below.
+    let mut watch = flows::Watch::start(&client, &id, &log)
+        .await
+        .map_err(|e| anyhow::anyhow!(escaped(&e.to_string())))?;
     eprintln!(
         "watching {} case(s) every {} s; Ctrl-C stops",
         watch.cases(),
@@ -458,24 +465,43 @@ pub(super) async fn watch(ctx: &Ctx, args: Watch) -> anyhow::Result<()> {
                 polled = watch.poll(&client, &id, &log) => polled,
             },
         };
-        let items = match polled {
-            Ok(items) => items,
-            Err(e) => {
-                eprintln!("warning: {e}; looking again in {} s", args.interval);
+        let round = match polled {
+            Ok(round) => round,
+            Err(e) if e.is_transient() => {
+                eprintln!(
+                    "warning: {}; looking again in {} s",
+                    escaped(&e.to_string()),
+                    args.interval
+                );
                 continue;
             }
+            // What does not verify is not retried: the host is not to be
+            // believed, and a lawyer watching must be told.
+            Err(e) => anyhow::bail!("watch stopped: {}", escaped(&e.to_string())),
         };
+        for (case_id, e) in &round.skipped {
+            eprintln!(
+                "warning: case {}: {}; looking again in {} s",
+                escaped(case_id),
+                escaped(&e.to_string()),
+                args.interval
+            );
+        }
         let seen = crate::custody::now_rfc3339();
-        for item in items {
+        for item in round.items {
             if ctx.json {
                 let mut line = serde_json::to_value(&item).expect("serialisable");
                 line["seen"] = seen.clone().into();
                 println!("{line}");
             } else {
-                let mut words = vec![seen.clone(), format!("{:<7}", item.item.as_str()), item.case_id.clone()];
-                words.extend(item.object_id.clone());
+                let mut words = vec![
+                    seen.clone(),
+                    format!("{:<7}", item.item.as_str()),
+                    escaped(&item.case_id),
+                ];
+                words.extend(item.object_id.as_deref().map(escaped));
                 words.extend(item.kind.map(|k| k.as_str().to_owned()));
-                words.extend(item.name.clone());
+                words.extend(item.name.as_deref().map(escaped));
                 println!("{}", words.join("  "));
             }
         }

@@ -429,6 +429,25 @@ async fn an_admin_sets_a_lawyers_address_in_the_log() {
     v.stop().await;
     let vault = custos::vault::open(&v.data_dir()).unwrap();
     custos::backup::audit_vault(&vault).unwrap();
+    // A digest count for someone without an address, or counting past
+    // the log's end, fails it too.
+    let digests = vault.store.danger_raw_tree(T::Digests);
+    let row = digests.get(lawyer.as_str()).unwrap().unwrap();
+    let ahead = custos::store::DigestState {
+        counted_to: vault.store.log_size().unwrap() + 1,
+        sent_slot: 0,
+    };
+    digests
+        .insert(lawyer.as_str(), serde_json::to_vec(&ahead).unwrap())
+        .unwrap();
+    let e = custos::backup::audit_vault(&vault).unwrap_err();
+    assert!(e.to_string().contains("past the log's end"), "{e}");
+    digests.insert(lawyer.as_str(), row.clone()).unwrap();
+    digests.insert(v.auditor.key_id().as_str(), row).unwrap();
+    let e = custos::backup::audit_vault(&vault).unwrap_err();
+    assert!(e.to_string().contains("no address"), "{e}");
+    digests.remove(v.auditor.key_id().as_str()).unwrap();
+    custos::backup::audit_vault(&vault).unwrap();
     let mut record = vault.store.registry_record(lawyer.as_str()).unwrap().unwrap();
     record.contact = Some("spy@example.net".parse().unwrap());
     vault
@@ -546,4 +565,176 @@ async fn watch_prints_one_line_per_new_case_file_and_message() {
     let status = child.wait().unwrap();
     assert!(status.success(), "watch ended with {status}");
     assert!(out_rx.recv_timeout(Duration::from_secs(5)).is_err(), "nothing more");
+}
+
+/// What `watch` finds in one look, as (item, case) pairs.
+fn found(round: &flows::WatchRound) -> Vec<(&'static str, String)> {
+    round
+        .items
+        .iter()
+        .map(|i| (i.item.as_str(), i.case_id.clone()))
+        .collect()
+}
+
+/// Regression: a look that failed at one case kept the objects of the
+/// cases before it as shown but not the cases, so the next look showed
+/// those cases again without their files. Each case is now looked at on
+/// its own: one the host fails to serve is skipped, and shown whole next
+/// time; the others are shown once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_skips_a_case_it_could_not_read_and_shows_it_whole_later() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let a = crate::hostile_vault::submit(&v, &url, b"first").await.case_id;
+    let b = crate::hostile_vault::submit(&v, &url, b"second").await.case_id;
+
+    *hostile.fail.lock().unwrap() = Some(b.clone());
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(found(&round), [("case", a.clone()), ("file", a.clone())]);
+    assert_eq!(round.skipped.len(), 1);
+    assert_eq!(round.skipped[0].0, b);
+
+    *hostile.fail.lock().unwrap() = None;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(found(&round), [("case", b.clone()), ("file", b.clone())]);
+    assert!(round.skipped.is_empty());
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert!(round.items.is_empty(), "{:?}", round.items);
+}
+
+/// Regression: newness came from the host's listing, so a case it left
+/// out of one listing and listed again was shown with all its old files.
+/// It is decided from the signed log: nothing old comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_shows_nothing_old_of_a_case_the_host_hid_for_a_while() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let old = crate::hostile_vault::submit(&v, &url, b"older").await.case_id;
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let hidden = old.clone();
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == "/v1/cases" {
+            json.as_array_mut().unwrap().retain(|c| c["case_id"] != hidden.as_str());
+        }
+    }));
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert!(round.items.is_empty() && round.skipped.is_empty());
+    assert_eq!(watch.cases(), 0);
+
+    *hostile.edit.lock().unwrap() = None;
+    let new = crate::hostile_vault::submit(&v, &url, b"newer").await.case_id;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    assert_eq!(
+        found(&round),
+        [("case", new.clone()), ("file", new)],
+        "nothing of {old}"
+    );
+}
+
+/// Regression: `watch` printed what the host and the submitter chose as it
+/// came. A listed case id that is not 24 lower-case hex digits is refused
+/// (here one that clears the screen), and a file name's invisible
+/// formatting (a right-to-left override that shows `evil.exe` as
+/// `exe.live`, say) is escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_refuses_a_bad_case_id_and_escapes_file_names() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let client = Client::new(&url).unwrap();
+    let mut watch = flows::Watch::start(&client, &v.lawyer, &v.log).await.unwrap();
+    let s = crate::hostile_vault::submit(&v, &url, b"statement").await;
+    let trust = custos::client::trust::TrustStore::new(v.tmp.path().join("submitter-pins"));
+    let session = custos::client::submitter::open(&client, &trust, s.codename, &s.case_id)
+        .await
+        .unwrap();
+    let file = SubmitFile {
+        path: v.file("a\u{202e}gpj.exe", b"MZ"),
+        kind: ObjectKind::Evidence,
+    };
+    session.add(&[file], &v.tmp.path().join("journal")).await.unwrap();
+
+    *hostile.edit.lock().unwrap() = Some(Box::new(|method, path, json| {
+        if method == "GET" && path == "/v1/cases" {
+            json[0]["case_id"] = "\u{1b}[2J0123456789abcdef0123".into();
+        }
+    }));
+    let e = watch.poll(&client, &v.lawyer, &v.log).await.unwrap_err();
+    assert!(matches!(e, custos::client::ClientError::Verify(_)), "{e}");
+    assert!(
+        e.to_string().contains("\\u{1b}[2J") && !e.to_string().contains('\u{1b}'),
+        "{e}"
+    );
+
+    *hostile.edit.lock().unwrap() = None;
+    let round = watch.poll(&client, &v.lawyer, &v.log).await.unwrap();
+    let names: Vec<_> = round.items.iter().filter_map(|i| i.name.as_deref()).collect();
+    assert_eq!(names, ["statement.txt", "a\\u{202e}gpj.exe"]);
+}
+
+/// Regression: `watch` took a record that differs from the signed log as
+/// a passing failure, warned and looked again for ever. What does not
+/// verify now ends it, non-zero, with one line; a vault that cannot
+/// serve a case is only skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_stops_on_what_does_not_verify() {
+    let (v, hostile, url) = crate::hostile_vault::behind_a_hostile_host().await;
+    let identity = v.tmp.path().join("lawyer.identity");
+    v.lawyer.save(&identity, None).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["--server", &url, "--identity", identity.to_str().unwrap()])
+        .args(["watch", "--interval", "1"])
+        .env("CUSTOS_CONFIG_DIR", v.tmp.path().join("watch-config"))
+        .env_remove("CUSTOS_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("watching")) {
+        lines.push(err_rx.recv_timeout(Duration::from_secs(30)).expect("watch began"));
+    }
+    let waited = std::thread::spawn(move || child.wait().unwrap());
+
+    // A case the host fails to serve: a warning, and watch goes on.
+    let s = crate::hostile_vault::submit(&v, &url, b"statement").await;
+    *hostile.fail.lock().unwrap() = Some(format!("/v1/cases/{}", s.case_id));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!waited.is_finished(), "watch ended on a failed request");
+    *hostile.fail.lock().unwrap() = None;
+    let case_path = format!("/v1/cases/{}", s.case_id);
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == case_path {
+            json["note"] = "c29tZXRoaW5nIGVsc2U=".into();
+        }
+    }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !waited.is_finished() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("watch went on after a record that does not verify");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = waited.join().unwrap();
+    assert!(!status.success());
+    while let Ok(line) = err_rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(line);
+    }
+    let stderr = lines.join("\n");
+    assert!(stderr.contains("warning: case"), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: watch stopped: verification failed") && last.contains("duress note"),
+        "{stderr}"
+    );
 }

@@ -27,11 +27,13 @@ use util::TestVault;
 
 /// How the host edits an answer: the request's method and path, and the
 /// JSON it would have sent.
-type Edit = Box<dyn Fn(&str, &str, &mut Value) + Send + Sync>;
+pub(crate) type Edit = Box<dyn Fn(&str, &str, &mut Value) + Send + Sync>;
 
-struct Hostile {
+pub(crate) struct Hostile {
     upstream: Mutex<String>,
-    edit: Mutex<Option<Edit>>,
+    pub(crate) edit: Mutex<Option<Edit>>,
+    /// Answer 503 to every request whose path holds this text.
+    pub(crate) fail: Mutex<Option<String>>,
     /// A `Custos-Receipt` header to put on every object download instead
     /// of the vault's.
     receipt: Mutex<Option<String>>,
@@ -41,6 +43,18 @@ struct Hostile {
 async fn relay(State(h): State<Arc<Hostile>>, req: Request) -> Response {
     let method = req.method().clone();
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    if h.fail
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|f| target.contains(f.as_str()))
+    {
+        return Response::builder()
+            .status(503)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"error":"unavailable","message":"try later"}"#))
+            .unwrap();
+    }
     let mut out = h
         .http
         .request(method.clone(), format!("{}{target}", h.upstream.lock().unwrap()));
@@ -85,13 +99,14 @@ fn req_path(target: &str) -> &str {
 
 /// A vault reached only through a hostile host, which it must believe is
 /// its public address (clients sign for it).
-async fn behind_a_hostile_host() -> (TestVault, Arc<Hostile>, String) {
+pub(crate) async fn behind_a_hostile_host() -> (TestVault, Arc<Hostile>, String) {
     let mut v = TestVault::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hostile = Arc::new(Hostile {
         upstream: Mutex::new(String::new()),
         edit: Mutex::new(None),
+        fail: Mutex::new(None),
         receipt: Mutex::new(None),
         http: reqwest::Client::new(),
     });
@@ -105,7 +120,7 @@ async fn behind_a_hostile_host() -> (TestVault, Arc<Hostile>, String) {
 }
 
 /// A submission through the host.
-async fn submit(v: &TestVault, url: &str, statement: &[u8]) -> flows::Submitted {
+pub(crate) async fn submit(v: &TestVault, url: &str, statement: &[u8]) -> flows::Submitted {
     let files = [SubmitFile {
         path: v.file("statement.txt", statement),
         kind: ObjectKind::Statement,

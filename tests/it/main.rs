@@ -18,7 +18,7 @@ mod digest;
 mod disclose;
 mod disk_faults;
 mod full_flow;
-mod hostile_vault;
+pub(crate) mod hostile_vault;
 mod integrity;
 mod limits;
 mod openapi;

@@ -67,6 +67,13 @@ fn http_failure(e: &reqwest::Error) -> String {
 }
 
 impl ClientError {
+    /// Whether looking again later may succeed: the exchange failed or
+    /// the vault refused. What did not verify, or a trust pin that does
+    /// not hold, is never retried: the host is not to be believed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Http(_) | ClientError::Api { .. })
+    }
+
     /// The server's error code, if the server refused.
     pub fn code(&self) -> Option<&str> {
         match self {

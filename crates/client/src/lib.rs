@@ -24,6 +24,7 @@ pub mod progress;
 pub mod proven;
 pub mod resume;
 pub mod submitter;
+pub mod terminal;
 mod transfer;
 pub mod trust;
 pub mod workflow;
@@ -241,11 +242,17 @@ impl Client {
             body: Some(body),
             ..Default::default()
         };
-        Ok(self
+        let created: CaseCreated = self
             .send(Some(key), Method::POST, "/v1/cases", parts)
             .await?
             .json()
-            .await?)
+            .await?;
+        if !custos_core::protocol::is_case_id(&created.case_id) {
+            return Err(ClientError::Verify(
+                "the vault gave the new case an id that is not 24 lower-case hex digits".into(),
+            ));
+        }
+        Ok(created)
     }
 
     /// Withdraw a case, signed by a submitter key.
@@ -262,8 +269,18 @@ impl Client {
     }
 
     /// Cases visible to `key`.
+    ///
+    /// A case id that is not one the server makes is refused: the id is
+    /// printed and used in paths, and the host chose it.
     pub async fn cases(&self, key: &SigningKey) -> Result<Vec<CaseSummary>> {
-        self.json(Some(key), Method::GET, "/v1/cases", None::<&()>).await
+        let cases: Vec<CaseSummary> = self.json(Some(key), Method::GET, "/v1/cases", None::<&()>).await?;
+        if let Some(bad) = cases.iter().find(|c| !custos_core::protocol::is_case_id(&c.case_id)) {
+            return Err(ClientError::Verify(format!(
+                "the vault listed a case id that is not 24 lower-case hex digits ({})",
+                terminal::escaped(&bad.case_id.chars().take(64).collect::<String>())
+            )));
+        }
+        Ok(cases)
     }
 
     /// One case.

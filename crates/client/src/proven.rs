@@ -68,6 +68,9 @@ pub struct ProvenCase {
     pub envelopes: BTreeMap<KeyId, String>,
     /// Each key's envelope of the duress note's key.
     pub note_envelopes: BTreeMap<KeyId, String>,
+    /// For each key holding the case, the log index of the event that
+    /// gave it its envelope: the creation, or its latest grant.
+    pub held_since: BTreeMap<KeyId, u64>,
     /// The withdrawal: which submitter key signed it, when, and the
     /// encrypted reason (a principal's reading only; a submitter is not
     /// shown withdrawals).
@@ -266,6 +269,7 @@ struct Facts {
     registry: BTreeMap<KeyId, (Card, Role)>,
     envelopes: BTreeMap<KeyId, String>,
     note_envelopes: BTreeMap<KeyId, String>,
+    held_since: BTreeMap<KeyId, u64>,
     withdrawal: Option<(KeyId, String, Option<String>)>,
     stored: BTreeMap<String, StoredBy>,
     workflow: Vec<WorkflowEntry>,
@@ -347,6 +351,7 @@ impl Facts {
                 }
                 for env in &creation.envelopes {
                     self.envelopes.insert(env.key_id.clone(), env.envelope.clone());
+                    self.held_since.insert(env.key_id.clone(), index);
                 }
                 for env in &creation.note_envelopes {
                     self.note_envelopes.insert(env.key_id.clone(), env.envelope.clone());
@@ -358,6 +363,7 @@ impl Facts {
                 if let Some(note) = grant.note_envelope {
                     self.note_envelopes.insert(grant.key_id.clone(), note);
                 }
+                self.held_since.insert(grant.key_id.clone(), index);
                 self.envelopes.insert(grant.key_id, grant.envelope);
             }
             Action::EnvelopeRevoked => {
@@ -365,6 +371,7 @@ impl Facts {
                     .map_err(|_| verify("a revocation that names no key"))?;
                 self.envelopes.remove(&key);
                 self.note_envelopes.remove(&key);
+                self.held_since.remove(&key);
                 self.revocations.push((index, key));
             }
             Action::ObjectStored => {
@@ -409,6 +416,7 @@ impl Facts {
             submitter_keys: self.submitter_keys,
             envelopes: self.envelopes,
             note_envelopes: self.note_envelopes,
+            held_since: self.held_since,
             withdrawal: self.withdrawal,
             stored: self.stored,
             workflow: self.workflow,

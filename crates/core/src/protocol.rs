@@ -44,6 +44,16 @@ pub const WORKFLOW_PAD: usize = 1024;
 /// in the log for ever, and this bounds it at about 70 KiB.
 pub const MAX_DISCLOSED_OBJECTS: usize = 1000;
 
+/// Length of a case id: 12 random bytes (the server draws them), as hex.
+pub const CASE_ID_HEX_LEN: usize = 24;
+
+/// Whether `s` is a case id as the server makes them: 24 lower-case hex
+/// digits. A client checks every case id a host hands it, which it then
+/// prints and puts in paths.
+pub fn is_case_id(s: &str) -> bool {
+    is_lower_hex(s, CASE_ID_HEX_LEN)
+}
+
 /// Whether `s` is exactly `len` lower-case hex digits: the one spelling of
 /// case ids, key ids and object ids (a second spelling of one id would be
 /// a second key for the same thing).
@@ -75,5 +85,8 @@ mod tests {
         assert!(is_lower_hex("0123456789abcdef", 16));
         assert!(!is_lower_hex("0123456789abcdeF", 16));
         assert!(!is_lower_hex("0123456789abcde", 16));
+        assert!(is_case_id("0123456789abcdef01234567"));
+        assert!(!is_case_id("0123456789abcdef0123456\u{1b}"));
+        assert!(!is_case_id("../0123456789abcdef01234"));
     }
 }

@@ -29,7 +29,7 @@ pub use self::lawyer::{grant, reply};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
 pub use self::submit::{submit, Submitted};
 pub use self::upload::{upload_encrypted, upload_files_resumably};
-pub use self::watch::{Watch, WatchItem, WatchKind};
+pub use self::watch::{Watch, WatchItem, WatchKind, WatchRound};
 pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
 pub use self::workflow::{case_change, case_show, cases, mark_seen, CaseFilter, CaseRow, CaseWork};
 use super::proven::{prove_case, ProvenCase, Reader};

@@ -1,7 +1,8 @@
 //! The state a vault's log determines, rebuilt from its events alone and
 //! compared, record for record, with what a restored store holds: the
 //! registry (with lawyers' contact addresses), cases, envelopes, note
-//! envelopes and case objects. A backup whose trees say anything the
+//! envelopes and case objects, and the digests' counts held to the
+//! addresses. A backup whose trees say anything the
 //! signed events do not is refused, whatever its manifest claims. Pure:
 //! the caller feeds events it has audited.
 
@@ -11,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
-use crate::store::{pair_key, CaseObject, CaseRecord, RegistryRecord, Store, SubmitterKey, Withdrawal, T};
+use crate::store::{pair_key, CaseObject, CaseRecord, DigestState, RegistryRecord, Store, SubmitterKey, Withdrawal, T};
 use custos_core::custody::{Action, Event, VAULT_ACTOR};
 use custos_core::identity::contact::EmailAddress;
 use custos_core::identity::{Card, KeyId, Principal, Role};
@@ -174,10 +175,11 @@ impl Derived {
 
     /// Compare every record of the store's derived trees with what the log
     /// built; the first difference, named.
-    pub(super) fn check(&self, store: &Store) -> Result<(), String> {
+    pub(super) fn check(&self, store: &Store, size: u64) -> Result<(), String> {
         same("registry", &self.registry, &read_json(store, T::Registry)?, |a, b| {
             a == b
         })?;
+        self.check_digests(store, size)?;
         same("cases", &self.cases, &read_json(store, T::Cases)?, same_case)?;
         same("envelopes", &self.envelopes, &read_raw(store, T::Envelopes)?, |a, b| {
             a == b
@@ -194,6 +196,35 @@ impl Derived {
             &read_json(store, T::CaseObjects)?,
             |a, b| a == b,
         )
+    }
+}
+
+impl Derived {
+    /// The digest task's own records, held to the registry the log built:
+    /// a count exactly for each lawyer with an address, none counted past
+    /// the log's end (a count ahead of the log would hide what comes).
+    fn check_digests(&self, store: &Store, size: u64) -> Result<(), String> {
+        let counts: BTreeMap<Vec<u8>, DigestState> = read_json(store, T::Digests)?;
+        for (key, state) in &counts {
+            let who = String::from_utf8_lossy(key);
+            if self.registry.get(key).is_none_or(|r| r.contact.is_none()) {
+                return Err(format!("the digests count for {who}, who has no address"));
+            }
+            if state.counted_to > size {
+                return Err(format!("the digests of {who} count past the log's end"));
+            }
+        }
+        if let Some((key, _)) = self
+            .registry
+            .iter()
+            .find(|(k, r)| r.contact.is_some() && !counts.contains_key(*k))
+        {
+            return Err(format!(
+                "the digests hold no count for {}, who has an address",
+                String::from_utf8_lossy(key)
+            ));
+        }
+        Ok(())
     }
 }
 

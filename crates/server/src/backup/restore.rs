@@ -102,7 +102,7 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
     // Derived state must be what the log says, or a doctored backup could
     // slip in an admin, a submitter key, an envelope or a case's note that
     // no signed event made.
-    derived.check(store).map_err(audit_failed)?;
+    derived.check(store, size).map_err(audit_failed)?;
     let registry = store.record_count(T::Registry);
     let mut submitters = BTreeMap::new();
     for kv in store.records(T::Submitters) {

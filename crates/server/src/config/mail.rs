@@ -12,6 +12,13 @@ use custos_core::identity::contact::EmailAddress;
 /// The mail submission port (RFC 6409), where relays take STARTTLS.
 pub const SMTP_SUBMISSION_PORT: u16 = 587;
 
+/// Shortest digest interval to a relay on another machine: an hour. The
+/// relay and the lawyers' mail providers see when each digest comes; at
+/// short intervals the counts in successive digests would date each
+/// case's arrival to within the interval. Below it only to a relay on
+/// this machine (tests and demos; see [`check`]).
+pub const MIN_DIGEST_INTERVAL_SECS: u64 = 3600;
+
 /// Longest digest interval: 30 days. Longer, and a lawyer would rather
 /// look at the vault than wait for it.
 pub const MAX_DIGEST_INTERVAL_SECS: u64 = 30 * 24 * 3600;
@@ -78,7 +85,8 @@ impl Printed for u16 {
     }
 }
 
-/// 0 (off) or 1 second to [`MAX_DIGEST_INTERVAL_SECS`].
+/// 0 (off) or 1 second to [`MAX_DIGEST_INTERVAL_SECS`]; the floor of
+/// [`MIN_DIGEST_INTERVAL_SECS`] depends on the relay and is in [`check`].
 pub(super) fn interval(secs: u64) -> Result<u64, String> {
     if secs > MAX_DIGEST_INTERVAL_SECS {
         return Err(format!("must be 0 (off) to {MAX_DIGEST_INTERVAL_SECS} seconds"));
@@ -134,6 +142,9 @@ pub(super) fn from_address(text: String) -> Result<EmailAddress, String> {
 }
 
 /// The checks across the mail settings: which key is at fault, and why.
+/// An interval under [`MIN_DIGEST_INTERVAL_SECS`] is taken only with a
+/// relay on this machine: that is how the tests and demos run digests
+/// seconds apart, with no switch that could ship turned on.
 pub(super) fn check(s: &super::Settings) -> Result<(), (&'static str, String)> {
     if s.smtp_security == SmtpSecurity::Plain {
         match &s.smtp_relay {
@@ -148,6 +159,18 @@ pub(super) fn check(s: &super::Settings) -> Result<(), (&'static str, String)> {
             }
             _ => {}
         }
+    }
+    if (1..MIN_DIGEST_INTERVAL_SECS).contains(&s.digest_interval_secs)
+        && !s.smtp_relay.as_deref().is_some_and(is_loopback_host)
+    {
+        return Err((
+            "digest_interval_secs",
+            format!(
+                "{} s would tell the relay and the lawyers' mail providers within {} s when each case came; \
+                 use at least {MIN_DIGEST_INTERVAL_SECS} (shorter only to a relay on this machine, for tests and demos)",
+                s.digest_interval_secs, s.digest_interval_secs
+            ),
+        ));
     }
     if s.digest_interval_secs > 0 && (s.smtp_relay.is_none() || s.smtp_from.is_none()) {
         return Err(("digest_interval_secs", "digests need smtp_relay and smtp_from".into()));

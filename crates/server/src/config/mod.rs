@@ -332,10 +332,12 @@ settings! {
     /// Mail each lawyer with a contact address a digest of counts (new
     /// cases, new files and messages) every this many seconds, at fixed
     /// times: the multiples of it since the Unix epoch (86400: daily at
-    /// 00:00 UTC); 0 is off [default: 0] [env: CUSTOS_DIGEST_INTERVAL_SECS].
+    /// 00:00 UTC); 0 is off; at least 3600 unless the relay is this
+    /// machine [default: 0] [env: CUSTOS_DIGEST_INTERVAL_SECS].
     #[arg(value_name = "SECS")]
     digest_interval_secs: u64, env "CUSTOS_DIGEST_INTERVAL_SECS" by whole_number,
-        /// Seconds between digests; 0: no digest is sent.
+        /// Seconds between digests; 0: no digest is sent. At least
+        /// [`mail::MIN_DIGEST_INTERVAL_SECS`] unless the relay is loopback.
         => digest_interval_secs: u64 = 0, mail::interval;
 
     /// The SMTP relay digests go through: a host name or IP address

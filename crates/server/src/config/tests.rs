@@ -177,6 +177,26 @@ fn mail_settings_refuse_plain_smtp_across_the_network() {
         let text = format!("smtp_security = \"plain\"\nsmtp_relay = \"{loopback}\"\n");
         resolve(&text).unwrap();
     }
+    // The floor: an hour to a relay elsewhere, seconds only to this machine.
+    let with = |secs: u64, relay: &str| {
+        format!("digest_interval_secs = {secs}\nsmtp_relay = \"{relay}\"\nsmtp_from = \"vault@example.org\"\n")
+    };
+    resolve(&with(3600, "smtp.example.org")).unwrap();
+    resolve(&with(2, "127.0.0.1")).unwrap();
+    resolve(&with(2, "localhost")).unwrap();
+    for (secs, relay) in [(3599, "smtp.example.org"), (1, "10.0.0.5")] {
+        let e = resolve(&with(secs, relay)).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Value {
+                    key: "digest_interval_secs",
+                    ..
+                }
+            ) && e.to_string().contains("at least 3600"),
+            "{e}"
+        );
+    }
     for (text, key) in [
         (
             "smtp_security = \"plain\"\nsmtp_relay = \"smtp.example.org\"",

@@ -23,14 +23,14 @@ pub use message::Counts;
 use crate::store::{DigestState, Store, StoreError};
 use crate::vault::Vault;
 use custos_core::custody::{Action, Event};
-use custos_core::identity::contact::EmailAddress;
 use custos_core::identity::KeyId;
 use custos_core::wire::CreateCase;
 
 /// The digest's schedule and the relay it goes through.
 #[derive(Debug)]
 pub struct Digests {
-    /// Seconds between digests (at least 1).
+    /// Seconds between digests (at least 1; at least an hour unless the
+    /// relay is this machine, see `config::mail::check`).
     pub interval_secs: u64,
     /// Where they are handed over.
     pub mailer: Mailer,
@@ -56,15 +56,19 @@ pub fn next_slot(now: i64, interval: u64) -> i64 {
     (now.div_euclid(interval) + 1) * interval
 }
 
+/// Longest single sleep before the wall clock is read again: a clock
+/// stepped forward (NTP after a suspend, say) is noticed within a minute.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
 /// Sleep until the wall clock reads `slot` (Unix seconds), however the
-/// runtime's timer drifts from it.
+/// runtime's timer drifts from it or the clock is stepped.
 async fn sleep_until(slot: i64) {
     let target = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(slot).unwrap_or(0));
     while let Ok(left) = target.duration_since(SystemTime::now()) {
         if left.is_zero() {
             break;
         }
-        tokio::time::sleep(left).await;
+        tokio::time::sleep(left.min(MAX_SLEEP)).await;
     }
 }
 
@@ -100,20 +104,40 @@ where
     V: AsRef<Vault> + Send + Sync + 'static,
 {
     let store = &(**vault).as_ref().store;
-    // Only what is durable: a crash must not un-happen something counted.
+    // The size first, then the flush: everything below it is then durable,
+    // and only that is counted (a crash must not un-happen something a
+    // digest counted). Entries logged after the size is read wait for
+    // the next slot.
+    let size = store.log_size()?;
     store.flush().await?;
+    // A lawyer with an address but no count (left so by a crash or a
+    // restore) would get zeros for ever: their count starts here.
+    for (lawyer, _) in store.lawyer_contacts()? {
+        if store.digest_state(lawyer.as_str())?.is_none() {
+            store.start_digest_count(&lawyer, size).await?;
+        }
+    }
     let counting = vault.clone();
-    let tallies = tokio::task::spawn_blocking(move || tally(&(*counting).as_ref().store))
+    let tallies = tokio::task::spawn_blocking(move || tally(&(*counting).as_ref().store, size))
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(format!("the digest's count stopped: {e}"))))??;
     let (mut sent, mut failed) = (0, 0);
     for Tally {
         lawyer,
-        address,
         counts,
         counted_to,
+        sent_slot,
     } in tallies
     {
+        // The clock stepped back: this slot's digest went already.
+        if slot <= sent_slot {
+            continue;
+        }
+        // The address as it is now: an admin may have changed or cleared
+        // it while the slot was counted.
+        let Some(address) = store.registry_record(lawyer.as_str())?.and_then(|r| r.contact) else {
+            continue;
+        };
         let message = match message::compose(&digests.mailer.from, &address, slot, counts) {
             Ok(m) => m,
             Err(e) => {
@@ -124,16 +148,17 @@ where
         };
         match digests.mailer.send(message).await {
             Ok(()) => {
-                store
-                    .record_digest_sent(
-                        &lawyer,
-                        DigestState {
-                            counted_to,
-                            sent_slot: slot,
-                        },
-                    )
-                    .await?;
                 sent += 1;
+                // One record that cannot be written must not cancel the
+                // rest of the slot: that lawyer's next digest counts
+                // these entries again (the README says a crash may).
+                let state = DigestState {
+                    counted_to,
+                    sent_slot: slot,
+                };
+                if let Err(e) = store.record_digest_sent(&lawyer, state).await {
+                    tracing::warn!(error = %e, "a digest was sent but could not be recorded; it may be counted again");
+                }
             }
             Err(why) => {
                 tracing::warn!(reason = %why, "a digest was not sent");
@@ -147,20 +172,22 @@ where
 /// One lawyer's digest, counted.
 struct Tally {
     lawyer: KeyId,
-    address: EmailAddress,
     counts: Counts,
     /// The log's size it counted up to.
     counted_to: u64,
+    /// The slot of the lawyer's last digest sent.
+    sent_slot: i64,
 }
 
 /// Count, for each lawyer with an address, from where their last digest
-/// left off to the log's size now: one pass over the entries in between.
-fn tally(store: &Store) -> Result<Vec<Tally>, StoreError> {
-    let size = store.log_size()?;
-    let mut lawyers: BTreeMap<KeyId, (EmailAddress, u64, Counts)> = BTreeMap::new();
-    for (key, address) in store.lawyer_contacts()? {
-        let from = store.digest_state(key.as_str())?.map_or(size, |s| s.counted_to);
-        lawyers.insert(key, (address, from, Counts::default()));
+/// left off up to `size` (read before the flush that made it durable):
+/// one pass over the entries in between.
+fn tally(store: &Store, size: u64) -> Result<Vec<Tally>, StoreError> {
+    let mut lawyers: BTreeMap<KeyId, (i64, u64, Counts)> = BTreeMap::new();
+    for (key, _) in store.lawyer_contacts()? {
+        let state = store.digest_state(key.as_str())?;
+        let from = state.map_or(size, |s| s.counted_to.min(size));
+        lawyers.insert(key, (state.map_or(0, |s| s.sent_slot), from, Counts::default()));
     }
     let start = lawyers.values().map(|(_, from, _)| *from).min().unwrap_or(size);
     for index in start..size {
@@ -208,11 +235,11 @@ fn tally(store: &Store) -> Result<Vec<Tally>, StoreError> {
     }
     Ok(lawyers
         .into_iter()
-        .map(|(lawyer, (address, _, counts))| Tally {
+        .map(|(lawyer, (sent_slot, _, counts))| Tally {
             lawyer,
-            address,
             counts,
             counted_to: size,
+            sent_slot,
         })
         .collect())
 }

@@ -89,7 +89,9 @@ pub struct RegistryRecord {
 /// How far one lawyer's digests have counted: the log's size when the
 /// last digest that reached the relay was made (or when the address was
 /// set), and that digest's slot. A digest that fails is retried at the
-/// next slot and counts from here, so nothing is lost or counted twice.
+/// next slot and counts from here, so nothing is lost. A digest that
+/// reached the relay but whose record was not written (a crash, a failed
+/// write) is counted again in the next one: counted twice, never lost.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DigestState {
     /// Log entries below this index are counted in a digest already sent.
@@ -217,6 +219,27 @@ impl Store {
         // way when an admin cleared it must not bring the count back.
         if self.digest_state(key_id.as_str())?.is_some() {
             let mut batch = Batch::default();
+            batch.put_json(T::Digests, key_id.as_str(), &state);
+            self.apply(&guard, batch)?;
+        }
+        drop(guard);
+        self.flush().await
+    }
+
+    /// Start `key_id`'s digest count at log index `from` if it has an
+    /// address and no count yet (a crash or a restore left it without),
+    /// and make it durable; the writer lock is taken for the write.
+    pub async fn start_digest_count(&self, key_id: &KeyId, from: u64) -> Result<()> {
+        let guard = self.writer().await;
+        let has_address = self
+            .registry_record(key_id.as_str())?
+            .is_some_and(|r| r.contact.is_some());
+        if has_address && self.digest_state(key_id.as_str())?.is_none() {
+            let mut batch = Batch::default();
+            let state = DigestState {
+                counted_to: from,
+                sent_slot: 0,
+            };
             batch.put_json(T::Digests, key_id.as_str(), &state);
             self.apply(&guard, batch)?;
         }
