@@ -317,6 +317,73 @@ async fn a_digest_of_counts_reaches_the_relay_on_schedule_and_names_no_case() {
     }
 }
 
+/// The schedule itself: one digest per slot, dated with it and sent at it,
+/// whatever happens between (a burst of new cases sends nothing extra,
+/// and no slot is skipped or mailed twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_digest_per_slot_at_the_slot_whatever_happens_between() {
+    const INTERVAL: i64 = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(&tmp.path().join("mail"));
+    let port = smtp.port.to_string();
+    let interval = INTERVAL.to_string();
+    let flags = [
+        "--digest-interval-secs",
+        &interval,
+        "--smtp-relay",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-security",
+        "plain",
+        "--smtp-from",
+        "vault@example.org",
+    ];
+    let (admin, lawyer, server) = served_vault(tmp.path(), &flags).await;
+    let client = Client::new(&server.url).unwrap();
+    client
+        .set_contact(admin.signing_key(), &lawyer.key_id(), Some(LAWYER_ADDRESS))
+        .await
+        .unwrap();
+    smtp.wait_for_message(1, Duration::from_secs(2 * INTERVAL as u64 + 2));
+    // A burst of new cases between slots: no mail of its own.
+    for _ in 0..5 {
+        open_case(&client, &lawyer.card()).await;
+    }
+    smtp.wait_for_message(4, Duration::from_secs(4 * INTERVAL as u64));
+    // Half a slot more: nothing beyond one per slot may have come.
+    tokio::time::sleep(Duration::from_secs(INTERVAL as u64 / 2)).await;
+    let messages = smtp.messages();
+    let slots: Vec<i64> = messages
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let date =
+                time::OffsetDateTime::parse(header(&text, "Date"), &time::format_description::well_known::Rfc2822)
+                    .unwrap()
+                    .unix_timestamp();
+            assert_eq!(date % INTERVAL, 0, "dated at a slot: {date}");
+            // Saved by the relay within a second and a half of its slot.
+            let saved = std::fs::metadata(path)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let late = saved - date as f64;
+            assert!((0.0..1.5).contains(&late), "arrived {late} s after its slot");
+            date
+        })
+        .collect();
+    let steps: Vec<i64> = slots.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        steps.iter().all(|d| *d == INTERVAL),
+        "one digest per slot, none skipped or doubled: {slots:?}"
+    );
+    drop(server);
+}
+
 /// STARTTLS is required unless the operator says plain: a relay that does
 /// not offer it gets nothing, and the server's log says why without the
 /// address.
