@@ -415,10 +415,18 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
                 .map(|f| format!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id)),
         );
         lines.push(format!(
-            "logged as case_disclosed at index {}; the bundle in {} verifies against checkpoint size {}",
+            "logged as case_disclosed at index {}; in {}, against checkpoint size {}, {}",
             done.receipt_index,
             done.path.display(),
-            done.checkpoint_size
+            done.checkpoint_size,
+            if done.plaintext {
+                "the bundle verifies, files and all"
+            } else {
+                // The lawyer holds no key that opens the sealed files:
+                // they checked what went in, not what the recipient opens.
+                "the log entries, ciphertexts, keys and names verify; each file was sealed from exactly the \
+                 plaintext its file key opens, which only the recipient's key can check in the bundle"
+            }
         ));
         lines.join("\n")
     });

@@ -26,7 +26,8 @@ use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::tlog_proof::TlogProof;
 use custos_core::custody::{Action, Event, Receipt, VAULT_CASE};
 use custos_core::envelope::{
-    decrypt_capturing, encrypt_bytes, encrypt_stream, unique_name, CaseKey, Label, ObjectKind,
+    decrypt_capturing, encrypt_bytes, open_with_file_key, unique_name, CaseKey, EnvelopeError, HashingWriter, Label,
+    ObjectKind,
 };
 use custos_core::identity::{private_file, Identity, KeyId};
 use custos_core::wire::{DiscloseBody, ExportEntry};
@@ -168,10 +169,10 @@ pub async fn disclose(
     let staging = tempfile::Builder::new()
         .prefix(".custos-disclose-")
         .tempdir_in(&parent)?;
+    // Only the bundle is staged: a sealed disclosure's plaintext is never
+    // written (see `Rewrite`).
     let dir = staging.path().join("bundle");
-    let plain = staging.path().join("plain");
     custos_durable::create_private_dir(&dir)?;
-    custos_durable::create_private_dir(&plain)?;
     for sub in [
         bundle::EVENTS_DIR,
         bundle::PROOFS_DIR,
@@ -207,7 +208,6 @@ pub async fn disclose(
         // async threads.
         let job = Rewrite {
             ciphertext,
-            staged: plain.join(&c.object_id),
             disclosed: dir.join(disclosure::disclosed_file(&c.name, options.plaintext)),
             keys_file: dir.join(disclosure::keys_file(&c.object_id, options.plaintext)),
             case_key: case_key.identity().clone(),
@@ -368,11 +368,12 @@ fn proving_entries<'a>(
 }
 
 /// One object's file work: decrypt the logged ciphertext with the case
-/// key, keeping its file key; write the file for the recipient (moved into
-/// place in the clear, or re-encrypted to them) and its keys.
+/// key, keeping its file key, straight into the file for the recipient
+/// (in the clear, or through age encryption to them, so that a sealed
+/// disclosure never writes its plaintext anywhere: the bundle may be
+/// staged on a stick handed to a court); then its keys.
 struct Rewrite {
     ciphertext: PathBuf,
-    staged: PathBuf,
     disclosed: PathBuf,
     keys_file: PathBuf,
     case_key: age::x25519::Identity,
@@ -384,17 +385,37 @@ struct Rewrite {
 impl Rewrite {
     fn run(self) -> Result<ObjectKeys> {
         let private = |p: &Path| private_file(p).map_err(|e| ClientError::Usage(e.to_string()));
-        let mut staged = std::io::BufWriter::new(private(&self.staged)?);
-        let object = decrypt_capturing(std::fs::File::open(&self.ciphertext)?, &mut staged, &self.case_key)?;
-        staged.flush()?;
-        drop(staged);
-        if self.plaintext {
-            std::fs::rename(&self.staged, &self.disclosed)?;
+        // Created before anything is decrypted, and never over a file
+        // already there (two names equal up to case, on a file system
+        // that does not tell them apart).
+        let out = std::io::BufWriter::new(private(&self.disclosed)?);
+        let logged = || std::fs::File::open(&self.ciphertext);
+        let (object, written) = if self.plaintext {
+            let mut clear = HashingWriter::new(out);
+            let object = decrypt_capturing(logged()?, &mut clear, &self.case_key)?;
+            let (sha, _, mut out) = clear.finish();
+            out.flush()?;
+            (object, sha)
         } else {
-            let mut sealed = std::io::BufWriter::new(private(&self.disclosed)?);
-            encrypt_stream(std::fs::File::open(&self.staged)?, &mut sealed, &[&self.recipient])?;
-            sealed.flush()?;
-            std::fs::remove_file(&self.staged)?;
+            let encryptor = age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
+                .map_err(|_| EnvelopeError::Encrypt)?;
+            let mut sealing = HashingWriter::new(encryptor.wrap_output(out)?);
+            let object = decrypt_capturing(logged()?, &mut sealing, &self.case_key)?;
+            let (sha, _, sealing) = sealing.finish();
+            sealing.finish()?.flush()?;
+            (object, sha)
+        };
+        // The lawyer cannot open a file sealed to the recipient; what they
+        // can check is that the captured file key (which the recipient
+        // will use) opens the logged ciphertext to exactly the plaintext
+        // that went into the file.
+        let mut opened = HashingWriter::new(std::io::sink());
+        std::io::copy(&mut open_with_file_key(logged()?, &object)?, &mut opened)
+            .map_err(|_| verify("the captured file key does not open the logged object"))?;
+        if opened.finish().0 != written {
+            return Err(verify(
+                "the captured file key opens the logged object to other bytes than were disclosed",
+            ));
         }
         let keys = ObjectKeys {
             object,
@@ -438,4 +459,60 @@ fn finish(
     }
     std::fs::rename(dir, out)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file under `dir` holding `needle`.
+    fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(holding(&path, needle));
+            } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    /// A sealed rewrite that fails (here: its output cannot be created)
+    /// leaves no plaintext on disk, nor does one that succeeds.
+    #[test]
+    fn sealing_never_writes_the_plaintext_to_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let case = CaseKey::generate();
+        let court = age::x25519::Identity::generate();
+        let plain = b"PLAINTEXT-MARKER the exhibit".repeat(5000);
+        let ciphertext = tmp.path().join("object");
+        std::fs::write(&ciphertext, encrypt_bytes(&plain, &[&case.recipient()]).unwrap()).unwrap();
+        let (_, label_key) = Label {
+            name: "x".into(),
+            media_type: None,
+            kind: ObjectKind::Evidence,
+            description: None,
+        }
+        .seal(&case.recipient())
+        .map(|sealed| Label::open_capturing(&sealed, &case).unwrap())
+        .unwrap();
+        let rewrite = |disclosed: PathBuf| Rewrite {
+            ciphertext: ciphertext.clone(),
+            disclosed,
+            keys_file: tmp.path().join("keys"),
+            case_key: case.identity().clone(),
+            recipient: court.to_public(),
+            plaintext: false,
+            label_key: label_key.clone(),
+        };
+        let failed = rewrite(tmp.path().join("no-such-folder/x.age")).run();
+        assert!(failed.is_err());
+        assert_eq!(holding(tmp.path(), b"PLAINTEXT-MARKER"), Vec::<PathBuf>::new());
+        rewrite(tmp.path().join("x.age")).run().unwrap();
+        assert_eq!(holding(tmp.path(), b"PLAINTEXT-MARKER"), Vec::<PathBuf>::new());
+        let opened = custos_core::envelope::decrypt_bytes(&std::fs::read(tmp.path().join("x.age")).unwrap(), &court);
+        assert_eq!(opened.unwrap(), plain);
+    }
 }
