@@ -597,3 +597,95 @@ async fn the_summary_quotes_the_form_and_only_the_cases_lawyers_disclose() {
     assert_eq!(audit.failure, None);
     assert_eq!(audit.actions.get("case_disclosed"), Some(&1));
 }
+/// Labels are the submitter's words: a name of dots and spaces, a
+/// right-to-left override that turns "gpj.exe" into "exe.jpg" on screen,
+/// a Cyrillic name longer than 255 bytes, two names equal up to case.
+/// Each is disclosed under a safe name, sealed or in the clear, every
+/// disclosure logged is one that succeeded, and no plaintext is ever
+/// written next to the sealed bundle.
+#[tokio::test]
+async fn hostile_file_names_are_disclosed_under_safe_names_and_nothing_plain_is_staged() {
+    let v = TestVault::start().await;
+    let marker = b"PLAINTEXT-MARKER of an exhibit ".repeat(3000);
+    let long = format!("{}.pdf", "ж".repeat(125));
+    let files: Vec<SubmitFile> = [
+        ("statement.txt", ObjectKind::Statement),
+        (" ..", ObjectKind::Evidence),
+        ("photo\u{202e}gpj.exe", ObjectKind::Evidence),
+        (long.as_str(), ObjectKind::Evidence),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, kind))| {
+        let mut bytes = marker.clone();
+        bytes.extend_from_slice(format!("{i}").as_bytes());
+        SubmitFile {
+            path: v.file(&format!("{i}/{name}"), &bytes),
+            kind,
+        }
+    })
+    .chain(
+        ["Exhibit.txt", "exhibit.txt"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| SubmitFile {
+                path: v.file(&format!("case-{i}/{name}"), format!("exhibit {i}").as_bytes()),
+                kind: ObjectKind::Evidence,
+            }),
+    )
+    .collect();
+    let sub = flows::submit(&v.client(), &v.trust(), &[], &files, false)
+        .await
+        .unwrap();
+    let case = sub.case_id.clone();
+    let got = flows::get_case(&v.client(), &v.lawyer, &v.log, &case, &v.tmp.path().join("got"))
+        .await
+        .unwrap();
+    let ids: Vec<String> = got.files.iter().map(|f| f.object_id.clone()).collect();
+    let court = age::x25519::Identity::generate();
+
+    let usb = v.tmp.path().join("usb");
+    for (out, plaintext) in [(usb.join("sealed"), false), (v.tmp.path().join("filing"), true)] {
+        let options = DiscloseOptions {
+            to: Recipient::from_arg(&court.to_public().to_string()).unwrap(),
+            files: ids.clone(),
+            statement: false,
+            plaintext,
+            language: Language::En,
+        };
+        let done = flows::disclose(&v.client(), &v.lawyer, &v.log, &case, &out, options)
+            .await
+            .unwrap_or_else(|e| panic!("plaintext {plaintext}: {e}"));
+        let mut names: Vec<String> = done.files.iter().map(|f| f.file.clone()).collect();
+        names.sort();
+        for name in &names {
+            let base = name.strip_prefix("files/").unwrap();
+            assert!(
+                base.len() <= 255 && !base.starts_with('.') && !base.contains('\u{202e}'),
+                "{name:?}"
+            );
+            assert!(out.join(name).is_file(), "{name:?}");
+        }
+        let lower: std::collections::BTreeSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        assert_eq!(lower.len(), names.len(), "names differ up to case: {names:?}");
+        let (report, _) = disclosure::verify_dir(&out, &v.log, &Policy::default(), Some(&court));
+        assert!(report.passed && report.contents_checked, "{report:?}");
+    }
+    // Nothing under the sealed bundle's folder ever held the plaintext,
+    // and nothing is left of the staging.
+    let left: Vec<PathBuf> = files_under(&usb)
+        .into_iter()
+        .filter(|p| contains(&std::fs::read(p).unwrap(), b"PLAINTEXT-MARKER"))
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new());
+    let entries: Vec<_> = std::fs::read_dir(&usb)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [std::ffi::OsString::from("sealed")]);
+
+    // Every disclosure logged is one that was made.
+    let audit = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
+    assert_eq!(audit.failure, None);
+    assert_eq!(audit.actions.get("case_disclosed"), Some(&2));
+}

@@ -310,7 +310,15 @@ fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &Disc
         let (label, label_key) = Label::open_capturing(&sealed, case_key)?;
         let account = matches!(label.kind, ObjectKind::Statement | ObjectKind::Form);
         if named || (options.statement && account) {
+            // Every name is made and checked here, before anything is
+            // downloaded or logged: a name the bundle's check would refuse
+            // must not fail after the disclosure is in the log.
             let name = unique_name(&mut names, &label.safe_file_name());
+            if !custos_core::envelope::is_safe_file_name(&name) {
+                return Err(verify(format!(
+                    "object {object_id}'s label gives no safe file name ({name:?})"
+                )));
+            }
             chosen.push(Chosen {
                 object_id: object_id.clone(),
                 label,
