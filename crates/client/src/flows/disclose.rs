@@ -48,10 +48,12 @@ impl Recipient {
     /// What `--to` names: an age recipient (`age1...`) or a custos card
     /// file.
     pub fn from_arg(arg: &str) -> Result<Recipient> {
-        if arg.starts_with("age1") {
-            custos_core::identity::parse_recipient(arg).map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?;
+        if arg.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("age1")) {
+            let parsed = custos_core::identity::parse_recipient(arg)
+                .map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?;
+            // Logged in the one spelling the vault accepts.
             return Ok(Recipient {
-                recipient: arg.to_owned(),
+                recipient: parsed.to_string(),
                 key_id: None,
                 name: None,
             });
@@ -61,8 +63,14 @@ impl Recipient {
                 "--to takes an age recipient (age1...) or a custos card file; {arg}: {e}"
             ))
         })?;
+        // The key id is the card's, computed from the card just read;
+        // what the log then holds is this lawyer's claim that the
+        // recipient is that card's holder, which nothing else checks.
+        let recipient = custos_core::identity::parse_recipient(&card.recipient)
+            .map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?
+            .to_string();
         Ok(Recipient {
-            recipient: card.recipient.clone(),
+            recipient,
             key_id: Some(card.key_id()),
             name: Some(card.name),
         })
@@ -485,6 +493,13 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn a_recipient_given_in_upper_case_is_logged_as_age_spells_it() {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let given = Recipient::from_arg(&recipient.to_uppercase()).unwrap();
+        assert_eq!(given.recipient, recipient);
     }
 
     /// A sealed rewrite that fails (here: its output cannot be created)

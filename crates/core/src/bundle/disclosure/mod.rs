@@ -92,7 +92,8 @@ pub struct DisclosureManifest {
     pub disclosed_by_name: String,
     /// The recipient's age recipient.
     pub recipient: String,
-    /// The recipient's card's key id, when they were named by a card.
+    /// The recipient's card's key id, when they were named by a card: the
+    /// lawyer's claim (see [`DiscloseBody::recipient_key_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_key_id: Option<String>,
     /// Whether the files are in the clear.
