@@ -266,6 +266,15 @@ fn a_lawyer_discloses_two_of_three_files_and_the_recipient_checks_exactly_those(
         human.contains(&photo_id) && human.contains("VERIFIED: each file"),
         "{human}"
     );
+    // Who the lawyer is rests on the log key: the bundle says so, and
+    // verify prints the signer's key id to compare with their card.
+    let lawyer_key = Identity::load(&env.path("lawyer"), || unreachable!()).unwrap().key_id();
+    assert!(human.contains(&format!("signed by:  key {lawyer_key}")), "{human}");
+    let readme = std::fs::read_to_string(env.path("to-court/README.txt")).unwrap();
+    assert!(
+        readme.contains("who the lawyer is") && readme.contains("custos audit"),
+        "{readme}"
+    );
     // Without the court's key the files, their names and the summary are
     // not checked: that is no pass, and the verdict says why in one line.
     let out = env.run(&["verify", "to-court", "--vkey", &vkey]);
