@@ -513,6 +513,8 @@ async fn the_summary_quotes_the_form_and_only_the_cases_lawyers_disclose() {
         to,
         files: vec![],
         statement: true,
+        confirmed: false,
+        announce: None,
         plaintext: false,
         language: Language::Kk,
     };
@@ -659,6 +661,8 @@ async fn hostile_file_names_are_disclosed_under_safe_names_and_nothing_plain_is_
             to: Recipient::from_arg(&court.to_public().to_string()).unwrap(),
             files: ids.clone(),
             statement: false,
+            confirmed: false,
+            announce: None,
             plaintext,
             language: Language::En,
         };
@@ -697,4 +701,52 @@ async fn hostile_file_names_are_disclosed_under_safe_names_and_nothing_plain_is_
     let audit = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
     assert_eq!(audit.failure, None);
     assert_eq!(audit.actions.get("case_disclosed"), Some(&2));
+}
+/// `--statement` takes every object labelled statement or form, and
+/// labels are the submitter's: when it would take more than one of
+/// either, the lawyer must confirm, and nothing is logged until then.
+#[tokio::test]
+async fn statement_asks_before_taking_more_than_one_statement_and_form() {
+    let v = TestVault::start().await;
+    let files: Vec<SubmitFile> = ["first.txt", "second.txt"]
+        .into_iter()
+        .map(|name| SubmitFile {
+            path: v.file(name, name.as_bytes()),
+            kind: ObjectKind::Statement,
+        })
+        .collect();
+    let sub = flows::submit(&v.client(), &v.trust(), &[], &files, false)
+        .await
+        .unwrap();
+    let court = age::x25519::Identity::generate();
+    let options = DiscloseOptions {
+        to: Recipient::from_arg(&court.to_public().to_string()).unwrap(),
+        files: vec![],
+        statement: true,
+        confirmed: false,
+        announce: None,
+        plaintext: false,
+        language: Language::En,
+    };
+    let out = v.tmp.path().join("to-court");
+    let refused = flows::disclose(&v.client(), &v.lawyer, &v.log, &sub.case_id, &out, options.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("first.txt") && refused.contains("second.txt") && refused.contains("--yes"),
+        "{refused}"
+    );
+    assert!(!out.exists());
+    let audit = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
+    assert_eq!(audit.actions.get("case_disclosed"), None);
+    // Confirmed, both go.
+    let confirmed = DiscloseOptions {
+        confirmed: true,
+        ..options
+    };
+    let done = flows::disclose(&v.client(), &v.lawyer, &v.log, &sub.case_id, &out, confirmed)
+        .await
+        .unwrap();
+    assert_eq!(done.files.len(), 2);
 }

@@ -85,8 +85,15 @@ pub struct DiscloseOptions {
     /// Object ids to disclose.
     pub files: Vec<String>,
     /// Also the submitter's account: every object of kind `statement` or
-    /// `form`.
+    /// `form`. Kinds are the labels', written by the submitter (or anyone
+    /// holding a codename), so this may pick more than the lawyer expects.
     pub statement: bool,
+    /// The lawyer confirmed what `statement` picks (`--yes`): required
+    /// when it picks more than one statement or more than one form.
+    pub confirmed: bool,
+    /// Shown the chosen objects before anything is downloaded or logged
+    /// (the CLI prints them).
+    pub announce: Option<fn(&[DisclosedFile])>,
     /// The files in the clear (for a court filing) rather than encrypted
     /// to the recipient.
     pub plaintext: bool,
@@ -168,6 +175,9 @@ pub async fn disclose(
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
     let case_key = case_key_of(identity, &proven)?;
     let chosen = choose(&proven, &case_key, &options)?;
+    if let Some(announce) = options.announce {
+        announce(&disclosed_files(&chosen, options.plaintext));
+    }
 
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -280,14 +290,7 @@ pub async fn disclose(
         path: out.to_path_buf(),
         recipient: options.to,
         plaintext: options.plaintext,
-        files: chosen
-            .iter()
-            .map(|c| DisclosedFile {
-                object_id: c.object_id.clone(),
-                kind: c.label.kind,
-                file: disclosure::disclosed_file(&c.name, options.plaintext),
-            })
-            .collect(),
+        files: disclosed_files(&chosen, options.plaintext),
         receipt_index: receipt.index,
         checkpoint_size: checkpoint.size,
         verification,
@@ -345,7 +348,38 @@ fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &Disc
             proven.case_id
         )));
     }
+    // What --statement alone picked: the labels' word, so more than one
+    // statement or form needs the lawyer's explicit yes.
+    let picked: Vec<&Chosen> = chosen
+        .iter()
+        .filter(|c| !options.files.contains(&c.object_id))
+        .collect();
+    let count = |kind| picked.iter().filter(|c| c.label.kind == kind).count();
+    if options.statement && !options.confirmed && (count(ObjectKind::Statement) > 1 || count(ObjectKind::Form) > 1) {
+        let list: Vec<String> = picked
+            .iter()
+            .map(|c| format!("  {:<9} {}  {}", c.label.kind.as_str(), c.name, c.object_id))
+            .collect();
+        return Err(ClientError::Usage(format!(
+            "--statement picks {} objects labelled statement or form (labels are the submitter's, or a \
+             codename holder's):\n{}\nname the ones to disclose with --files, or confirm these with --yes",
+            picked.len(),
+            list.join("\n")
+        )));
+    }
     Ok(chosen)
+}
+
+/// The chosen objects as the bundle names them.
+fn disclosed_files(chosen: &[Chosen], plaintext: bool) -> Vec<DisclosedFile> {
+    chosen
+        .iter()
+        .map(|c| DisclosedFile {
+            object_id: c.object_id.clone(),
+            kind: c.label.kind,
+            file: disclosure::disclosed_file(&c.name, plaintext),
+        })
+        .collect()
 }
 
 /// From the case's log: the disclosing lawyer's registration, each chosen
