@@ -368,9 +368,15 @@ pub struct Disclose {
     /// The objects to disclose, by id (as `custos --json get` lists them).
     #[arg(long, value_name = "ID", num_args = 1..)]
     files: Vec<String>,
-    /// Also disclose the submitter's account: its statement and form.
+    /// Also disclose the submitter's account: every object labelled
+    /// statement or form (labels are the submitter's, or a codename
+    /// holder's).
     #[arg(long)]
     statement: bool,
+    /// Confirm what --statement picks when that is more than one statement
+    /// or more than one form (it lists them and stops otherwise).
+    #[arg(long)]
+    yes: bool,
     /// Write the files in the clear (for a court filing) rather than
     /// encrypted to the recipient.
     #[arg(long)]
@@ -390,6 +396,8 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
         to: flows::Recipient::from_arg(&args.to)?,
         files: args.files,
         statement: args.statement,
+        confirmed: args.yes,
+        announce: Some(announce_disclosure),
         plaintext: args.plaintext,
         language: args.lang,
     };
@@ -416,14 +424,31 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
                 .map(|f| format!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id)),
         );
         lines.push(format!(
-            "logged as case_disclosed at index {}; the bundle in {} verifies against checkpoint size {}",
+            "logged as case_disclosed at index {}; in {}, against checkpoint size {}, {}",
             done.receipt_index,
             done.path.display(),
-            done.checkpoint_size
+            done.checkpoint_size,
+            if done.plaintext {
+                "the bundle verifies, files and all"
+            } else {
+                // The lawyer holds no key that opens the sealed files:
+                // they checked what went in, not what the recipient opens.
+                "the log entries, ciphertexts, keys and names verify; each file was sealed from exactly the \
+                 plaintext its file key opens, which only the recipient's key can check in the bundle"
+            }
         ));
         lines.join("\n")
     });
     Ok(())
+}
+
+/// Show on stderr, before anything is downloaded or logged, exactly which
+/// objects a disclosure takes.
+fn announce_disclosure(files: &[flows::DisclosedFile]) {
+    eprintln!("disclosing these objects:");
+    for f in files {
+        eprintln!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id);
+    }
 }
 
 /// Arguments of `custos watch`.

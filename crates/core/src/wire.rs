@@ -200,10 +200,13 @@ pub struct WorkflowBody {
 #[serde(deny_unknown_fields)]
 pub struct DiscloseBody {
     /// The recipient's age X25519 recipient (`age1...`), to which the
-    /// disclosed files and their keys are encrypted.
+    /// disclosed files and their keys are encrypted, spelt as age writes
+    /// it (lower case): the one spelling [`Self::malformed`] accepts.
     pub recipient: String,
     /// The key id of the recipient's custos card, when the lawyer named
-    /// the recipient by a card.
+    /// the recipient by a card: the lawyer's claim. The client takes it
+    /// from the same card as `recipient`, but no one else can check that
+    /// the card with this key id carries this recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_key_id: Option<KeyId>,
     /// The object ids disclosed, in ascending order, each once.
@@ -219,8 +222,14 @@ impl DiscloseBody {
     /// `MAX_DISCLOSED_OBJECTS` object ids in ascending order (one spelling
     /// of one set). The server and the auditor hold it to the same rules.
     pub fn malformed(&self) -> Option<&'static str> {
-        if crate::identity::parse_recipient(&self.recipient).is_err() {
-            return Some("the recipient is not an age1... X25519 recipient");
+        match crate::identity::parse_recipient(&self.recipient) {
+            Err(_) => return Some("the recipient is not an age1... X25519 recipient"),
+            // One spelling (bech32 also reads upper case), so that the log
+            // names the recipient as their card and `age-keygen` do.
+            Ok(r) if r.to_string() != self.recipient => {
+                return Some("the recipient is not spelt canonically (lower case, as age writes it)")
+            }
+            Ok(_) => {}
         }
         if self.objects.is_empty() || self.objects.len() > crate::protocol::MAX_DISCLOSED_OBJECTS {
             return Some("a disclosure names 1 to 1000 objects");
@@ -367,4 +376,34 @@ pub struct CaseObject {
     /// the case is in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added_by: Option<KeyId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disclosure_names_its_recipient_in_one_spelling() {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let body = DiscloseBody {
+            recipient: recipient.clone(),
+            recipient_key_id: None,
+            objects: vec!["0".repeat(64)],
+            plaintext: false,
+        };
+        assert_eq!(body.malformed(), None);
+        // Bech32 reads upper case too, but the log must hold the one
+        // spelling a reader compares with a card.
+        for other in [
+            recipient.to_uppercase(),
+            format!(" {recipient}"),
+            format!("{recipient}\n"),
+        ] {
+            let body = DiscloseBody {
+                recipient: other.clone(),
+                ..body.clone()
+            };
+            assert!(body.malformed().is_some(), "{other:?}");
+        }
+    }
 }

@@ -26,7 +26,8 @@ use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::tlog_proof::TlogProof;
 use custos_core::custody::{Action, Event, Receipt, VAULT_CASE};
 use custos_core::envelope::{
-    decrypt_capturing, encrypt_bytes, encrypt_stream, unique_name, CaseKey, Label, ObjectKind,
+    decrypt_capturing, encrypt_bytes, open_with_file_key, unique_name, CaseKey, EnvelopeError, HashingWriter, Label,
+    ObjectKind,
 };
 use custos_core::identity::{private_file, Identity, KeyId};
 use custos_core::wire::{DiscloseBody, ExportEntry};
@@ -47,10 +48,12 @@ impl Recipient {
     /// What `--to` names: an age recipient (`age1...`) or a custos card
     /// file.
     pub fn from_arg(arg: &str) -> Result<Recipient> {
-        if arg.starts_with("age1") {
-            custos_core::identity::parse_recipient(arg).map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?;
+        if arg.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("age1")) {
+            let parsed = custos_core::identity::parse_recipient(arg)
+                .map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?;
+            // Logged in the one spelling the vault accepts.
             return Ok(Recipient {
-                recipient: arg.to_owned(),
+                recipient: parsed.to_string(),
                 key_id: None,
                 name: None,
             });
@@ -60,8 +63,14 @@ impl Recipient {
                 "--to takes an age recipient (age1...) or a custos card file; {arg}: {e}"
             ))
         })?;
+        // The key id is the card's, computed from the card just read;
+        // what the log then holds is this lawyer's claim that the
+        // recipient is that card's holder, which nothing else checks.
+        let recipient = custos_core::identity::parse_recipient(&card.recipient)
+            .map_err(|e| ClientError::Usage(format!("--to {arg}: {e}")))?
+            .to_string();
         Ok(Recipient {
-            recipient: card.recipient.clone(),
+            recipient,
             key_id: Some(card.key_id()),
             name: Some(card.name),
         })
@@ -76,8 +85,15 @@ pub struct DiscloseOptions {
     /// Object ids to disclose.
     pub files: Vec<String>,
     /// Also the submitter's account: every object of kind `statement` or
-    /// `form`.
+    /// `form`. Kinds are the labels', written by the submitter (or anyone
+    /// holding a codename), so this may pick more than the lawyer expects.
     pub statement: bool,
+    /// The lawyer confirmed what `statement` picks (`--yes`): required
+    /// when it picks more than one statement or more than one form.
+    pub confirmed: bool,
+    /// Shown the chosen objects before anything is downloaded or logged
+    /// (the CLI prints them).
+    pub announce: Option<fn(&[DisclosedFile])>,
     /// The files in the clear (for a court filing) rather than encrypted
     /// to the recipient.
     pub plaintext: bool,
@@ -159,6 +175,9 @@ pub async fn disclose(
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
     let case_key = case_key_of(identity, &proven)?;
     let chosen = choose(&proven, &case_key, &options)?;
+    if let Some(announce) = options.announce {
+        announce(&disclosed_files(&chosen, options.plaintext));
+    }
 
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -168,10 +187,10 @@ pub async fn disclose(
     let staging = tempfile::Builder::new()
         .prefix(".custos-disclose-")
         .tempdir_in(&parent)?;
+    // Only the bundle is staged: a sealed disclosure's plaintext is never
+    // written (see `Rewrite`).
     let dir = staging.path().join("bundle");
-    let plain = staging.path().join("plain");
     custos_durable::create_private_dir(&dir)?;
-    custos_durable::create_private_dir(&plain)?;
     for sub in [
         bundle::EVENTS_DIR,
         bundle::PROOFS_DIR,
@@ -207,7 +226,6 @@ pub async fn disclose(
         // async threads.
         let job = Rewrite {
             ciphertext,
-            staged: plain.join(&c.object_id),
             disclosed: dir.join(disclosure::disclosed_file(&c.name, options.plaintext)),
             keys_file: dir.join(disclosure::keys_file(&c.object_id, options.plaintext)),
             case_key: case_key.identity().clone(),
@@ -272,14 +290,7 @@ pub async fn disclose(
         path: out.to_path_buf(),
         recipient: options.to,
         plaintext: options.plaintext,
-        files: chosen
-            .iter()
-            .map(|c| DisclosedFile {
-                object_id: c.object_id.clone(),
-                kind: c.label.kind,
-                file: disclosure::disclosed_file(&c.name, options.plaintext),
-            })
-            .collect(),
+        files: disclosed_files(&chosen, options.plaintext),
         receipt_index: receipt.index,
         checkpoint_size: checkpoint.size,
         verification,
@@ -310,7 +321,15 @@ fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &Disc
         let (label, label_key) = Label::open_capturing(&sealed, case_key)?;
         let account = matches!(label.kind, ObjectKind::Statement | ObjectKind::Form);
         if named || (options.statement && account) {
+            // Every name is made and checked here, before anything is
+            // downloaded or logged: a name the bundle's check would refuse
+            // must not fail after the disclosure is in the log.
             let name = unique_name(&mut names, &label.safe_file_name());
+            if !custos_core::envelope::is_safe_file_name(&name) {
+                return Err(verify(format!(
+                    "object {object_id}'s label gives no safe file name ({name:?})"
+                )));
+            }
             chosen.push(Chosen {
                 object_id: object_id.clone(),
                 label,
@@ -329,7 +348,38 @@ fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &Disc
             proven.case_id
         )));
     }
+    // What --statement alone picked: the labels' word, so more than one
+    // statement or form needs the lawyer's explicit yes.
+    let picked: Vec<&Chosen> = chosen
+        .iter()
+        .filter(|c| !options.files.contains(&c.object_id))
+        .collect();
+    let count = |kind| picked.iter().filter(|c| c.label.kind == kind).count();
+    if options.statement && !options.confirmed && (count(ObjectKind::Statement) > 1 || count(ObjectKind::Form) > 1) {
+        let list: Vec<String> = picked
+            .iter()
+            .map(|c| format!("  {:<9} {}  {}", c.label.kind.as_str(), c.name, c.object_id))
+            .collect();
+        return Err(ClientError::Usage(format!(
+            "--statement picks {} objects labelled statement or form (labels are the submitter's, or a \
+             codename holder's):\n{}\nname the ones to disclose with --files, or confirm these with --yes",
+            picked.len(),
+            list.join("\n")
+        )));
+    }
     Ok(chosen)
+}
+
+/// The chosen objects as the bundle names them.
+fn disclosed_files(chosen: &[Chosen], plaintext: bool) -> Vec<DisclosedFile> {
+    chosen
+        .iter()
+        .map(|c| DisclosedFile {
+            object_id: c.object_id.clone(),
+            kind: c.label.kind,
+            file: disclosure::disclosed_file(&c.name, plaintext),
+        })
+        .collect()
 }
 
 /// From the case's log: the disclosing lawyer's registration, each chosen
@@ -368,11 +418,12 @@ fn proving_entries<'a>(
 }
 
 /// One object's file work: decrypt the logged ciphertext with the case
-/// key, keeping its file key; write the file for the recipient (moved into
-/// place in the clear, or re-encrypted to them) and its keys.
+/// key, keeping its file key, straight into the file for the recipient
+/// (in the clear, or through age encryption to them, so that a sealed
+/// disclosure never writes its plaintext anywhere: the bundle may be
+/// staged on a stick handed to a court); then its keys.
 struct Rewrite {
     ciphertext: PathBuf,
-    staged: PathBuf,
     disclosed: PathBuf,
     keys_file: PathBuf,
     case_key: age::x25519::Identity,
@@ -384,17 +435,37 @@ struct Rewrite {
 impl Rewrite {
     fn run(self) -> Result<ObjectKeys> {
         let private = |p: &Path| private_file(p).map_err(|e| ClientError::Usage(e.to_string()));
-        let mut staged = std::io::BufWriter::new(private(&self.staged)?);
-        let object = decrypt_capturing(std::fs::File::open(&self.ciphertext)?, &mut staged, &self.case_key)?;
-        staged.flush()?;
-        drop(staged);
-        if self.plaintext {
-            std::fs::rename(&self.staged, &self.disclosed)?;
+        // Created before anything is decrypted, and never over a file
+        // already there (two names equal up to case, on a file system
+        // that does not tell them apart).
+        let out = std::io::BufWriter::new(private(&self.disclosed)?);
+        let logged = || std::fs::File::open(&self.ciphertext);
+        let (object, written) = if self.plaintext {
+            let mut clear = HashingWriter::new(out);
+            let object = decrypt_capturing(logged()?, &mut clear, &self.case_key)?;
+            let (sha, _, mut out) = clear.finish();
+            out.flush()?;
+            (object, sha)
         } else {
-            let mut sealed = std::io::BufWriter::new(private(&self.disclosed)?);
-            encrypt_stream(std::fs::File::open(&self.staged)?, &mut sealed, &[&self.recipient])?;
-            sealed.flush()?;
-            std::fs::remove_file(&self.staged)?;
+            let encryptor = age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
+                .map_err(|_| EnvelopeError::Encrypt)?;
+            let mut sealing = HashingWriter::new(encryptor.wrap_output(out)?);
+            let object = decrypt_capturing(logged()?, &mut sealing, &self.case_key)?;
+            let (sha, _, sealing) = sealing.finish();
+            sealing.finish()?.flush()?;
+            (object, sha)
+        };
+        // The lawyer cannot open a file sealed to the recipient; what they
+        // can check is that the captured file key (which the recipient
+        // will use) opens the logged ciphertext to exactly the plaintext
+        // that went into the file.
+        let mut opened = HashingWriter::new(std::io::sink());
+        std::io::copy(&mut open_with_file_key(logged()?, &object)?, &mut opened)
+            .map_err(|_| verify("the captured file key does not open the logged object"))?;
+        if opened.finish().0 != written {
+            return Err(verify(
+                "the captured file key opens the logged object to other bytes than were disclosed",
+            ));
         }
         let keys = ObjectKeys {
             object,
@@ -438,4 +509,67 @@ fn finish(
     }
     std::fs::rename(dir, out)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file under `dir` holding `needle`.
+    fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(holding(&path, needle));
+            } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_recipient_given_in_upper_case_is_logged_as_age_spells_it() {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let given = Recipient::from_arg(&recipient.to_uppercase()).unwrap();
+        assert_eq!(given.recipient, recipient);
+    }
+
+    /// A sealed rewrite that fails (here: its output cannot be created)
+    /// leaves no plaintext on disk, nor does one that succeeds.
+    #[test]
+    fn sealing_never_writes_the_plaintext_to_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let case = CaseKey::generate();
+        let court = age::x25519::Identity::generate();
+        let plain = b"PLAINTEXT-MARKER the exhibit".repeat(5000);
+        let ciphertext = tmp.path().join("object");
+        std::fs::write(&ciphertext, encrypt_bytes(&plain, &[&case.recipient()]).unwrap()).unwrap();
+        let (_, label_key) = Label {
+            name: "x".into(),
+            media_type: None,
+            kind: ObjectKind::Evidence,
+            description: None,
+        }
+        .seal(&case.recipient())
+        .map(|sealed| Label::open_capturing(&sealed, &case).unwrap())
+        .unwrap();
+        let rewrite = |disclosed: PathBuf| Rewrite {
+            ciphertext: ciphertext.clone(),
+            disclosed,
+            keys_file: tmp.path().join("keys"),
+            case_key: case.identity().clone(),
+            recipient: court.to_public(),
+            plaintext: false,
+            label_key: label_key.clone(),
+        };
+        let failed = rewrite(tmp.path().join("no-such-folder/x.age")).run();
+        assert!(failed.is_err());
+        assert_eq!(holding(tmp.path(), b"PLAINTEXT-MARKER"), Vec::<PathBuf>::new());
+        rewrite(tmp.path().join("x.age")).run().unwrap();
+        assert_eq!(holding(tmp.path(), b"PLAINTEXT-MARKER"), Vec::<PathBuf>::new());
+        let opened = custos_core::envelope::decrypt_bytes(&std::fs::read(tmp.path().join("x.age")).unwrap(), &court);
+        assert_eq!(opened.unwrap(), plain);
+    }
 }

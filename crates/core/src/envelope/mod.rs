@@ -234,18 +234,118 @@ impl Label {
         serde_json::from_slice(&json).map_err(|_| EnvelopeError::Malformed("label"))
     }
 
-    /// A file name safe to create in an output folder: the base name only, no
-    /// separators, no leading dots, no control characters.
+    /// A file name safe to create in an output folder, or to put in a
+    /// court filing: see [`is_safe_file_name`], which every result passes.
+    /// The base name only; control characters and the invisible ones that
+    /// reorder or hide text (a right-to-left override shows
+    /// "photo\u{202e}gpj.exe" as "photoexe.jpg") removed; characters
+    /// Windows refuses replaced by `_`; dots and white space trimmed from
+    /// both ends until none is left; cut on a character boundary to
+    /// [`MAX_SAFE_NAME_BYTES`], keeping a short extension; a name Windows
+    /// reserves (`CON`, `nul.txt`) prefixed with `_`; `unnamed` when
+    /// nothing is left.
     pub fn safe_file_name(&self) -> String {
         let base = self.name.rsplit(['/', '\\']).next().unwrap_or_default();
-        let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
-        let cleaned = cleaned.trim_start_matches('.').trim();
-        if cleaned.is_empty() {
-            "unnamed".to_owned()
-        } else {
-            cleaned.chars().take(200).collect()
+        let cleaned: String = base
+            .chars()
+            .filter(|&c| !c.is_control() && !is_hidden_format(c))
+            .map(|c| if WINDOWS_FORBIDDEN.contains(&c) { '_' } else { c })
+            .collect();
+        let mut name = trim_name(&cleaned).to_owned();
+        if name.len() > MAX_SAFE_NAME_BYTES {
+            name = cut_name(&name);
         }
+        if name.is_empty() {
+            return "unnamed".to_owned();
+        }
+        if is_windows_reserved(&name) {
+            name.insert(0, '_');
+        }
+        debug_assert!(is_safe_file_name(&name), "{name:?}");
+        name
     }
+}
+
+/// Longest name [`Label::safe_file_name`] makes, in bytes: with a
+/// [`unique_name`] suffix (`-1000`: a disclosure names at most 1,000
+/// objects) and `.age` it stays within [`MAX_FILE_NAME_BYTES`] and the 255
+/// bytes most file systems allow.
+pub const MAX_SAFE_NAME_BYTES: usize = 240;
+
+/// Longest name [`is_safe_file_name`] accepts, in bytes: 255, the common
+/// file-system limit, less the `.age` a sealed file gets.
+pub const MAX_FILE_NAME_BYTES: usize = 251;
+
+/// Longest extension (with its dot) kept when a long name is cut.
+const MAX_KEPT_EXTENSION_BYTES: usize = 16;
+
+/// Characters Windows refuses in a file name (besides `/`, `\` and
+/// control characters).
+const WINDOWS_FORBIDDEN: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
+
+/// Invisible format characters that reorder or hide text: bidirectional
+/// embeddings, overrides and isolates, zero-width characters and joiners,
+/// word joiners and invisible operators, the byte-order mark, the soft
+/// hyphen, interlinear annotation marks and tag characters.
+fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// `name` without dots and white space at either end (Windows drops
+/// trailing ones; leading dots hide a file, or make `.` and `..`).
+fn trim_name(name: &str) -> &str {
+    name.trim_matches(|c: char| c == '.' || c.is_whitespace())
+}
+
+/// Whether Windows reserves `name` for a device: `CON`, `PRN`, `AUX`,
+/// `NUL`, `COM1`-`COM9`, `LPT1`-`LPT9`, with any extension.
+fn is_windows_reserved(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end().to_ascii_uppercase();
+    match stem.as_bytes() {
+        b"CON" | b"PRN" | b"AUX" | b"NUL" => true,
+        [b'C', b'O', b'M', d] | [b'L', b'P', b'T', d] => d.is_ascii_digit() && *d != b'0',
+        _ => false,
+    }
+}
+
+/// A trimmed name longer than [`MAX_SAFE_NAME_BYTES`], cut on a character
+/// boundary, keeping its extension when that is short.
+fn cut_name(name: &str) -> String {
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty() && ext.len() < MAX_KEPT_EXTENSION_BYTES && !ext.contains(char::is_whitespace) =>
+        {
+            (stem, format!(".{ext}"))
+        }
+        _ => (name, String::new()),
+    };
+    let mut end = (MAX_SAFE_NAME_BYTES - extension.len()).min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    let stem = trim_name(&stem[..end]);
+    if stem.is_empty() {
+        String::new()
+    } else {
+        format!("{stem}{extension}")
+    }
+}
+
+/// Whether `name` is a plain file name, as [`Label::safe_file_name`] and
+/// [`unique_name`] make them: not empty, at most [`MAX_FILE_NAME_BYTES`],
+/// no dot or white space at either end (so never `.` or `..`), no
+/// separator, control, hidden format or Windows-forbidden character, and
+/// no name Windows reserves. A disclosure bundle's files must have one.
+pub fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_FILE_NAME_BYTES
+        && trim_name(name) == name
+        && !name
+            .chars()
+            .any(|c| c.is_control() || is_hidden_format(c) || c == '/' || c == '\\' || WINDOWS_FORBIDDEN.contains(&c))
+        && !is_windows_reserved(name)
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -283,12 +383,14 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// `name`, or `name-2.ext`, `name-3.ext`, ... if `used` has it already:
-/// how two files of one name land in one folder. Records the name in `used`.
+/// `name`, or `name-2.ext`, `name-3.ext`, ... if `used` has it already,
+/// up to case: how two files of one name land in one folder, even on a
+/// file system that does not tell `A.txt` from `a.txt`. Records the name
+/// (lower-cased) in `used`.
 pub fn unique_name(used: &mut std::collections::HashSet<String>, name: &str) -> String {
     let mut candidate = name.to_owned();
     let mut n = 1;
-    while !used.insert(candidate.clone()) {
+    while !used.insert(candidate.to_lowercase()) {
         n += 1;
         candidate = match name.rsplit_once('.') {
             Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
@@ -360,5 +462,109 @@ mod tests {
             ..label
         };
         assert_eq!(dots.safe_file_name(), "unnamed");
+    }
+
+    fn named(name: &str) -> String {
+        Label {
+            name: name.into(),
+            media_type: None,
+            kind: ObjectKind::Evidence,
+            description: None,
+        }
+        .safe_file_name()
+    }
+
+    #[test]
+    fn dots_and_white_space_are_trimmed_until_none_is_left() {
+        for hostile in [" ..", " .", ". .", " . . ", "..\t", "\u{a0}..", "...", "  "] {
+            assert_eq!(named(hostile), "unnamed", "{hostile:?}");
+        }
+        assert_eq!(named(" .. report.pdf . "), "report.pdf");
+        assert_eq!(named("photo.jpg."), "photo.jpg");
+    }
+
+    #[test]
+    fn format_characters_that_reorder_or_hide_text_are_removed() {
+        // "photo\u{202e}gpj.exe" shows as "photoexe.jpg" in a filing.
+        assert_eq!(named("photo\u{202e}gpj.exe"), "photogpj.exe");
+        for c in [
+            '\u{ad}', '\u{200b}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
+            '\u{2060}', '\u{206f}', '\u{feff}', '\u{61c}',
+        ] {
+            let name = named(&format!("a{c}b.txt"));
+            assert_eq!(name, "ab.txt", "U+{:04X}", c as u32);
+        }
+        assert_eq!(named("\u{202e}"), "unnamed");
+    }
+
+    #[test]
+    fn names_are_capped_in_bytes_on_a_char_boundary_keeping_the_extension() {
+        let cyrillic = format!("{}.pdf", "ж".repeat(200));
+        let name = named(&cyrillic);
+        assert!(name.len() + ".age".len() <= 255, "{} bytes", name.len());
+        assert!(name.ends_with(".pdf"), "{name}");
+        assert!(is_safe_file_name(&name));
+        let long = "x".repeat(1000);
+        assert!(named(&long).len() <= MAX_SAFE_NAME_BYTES);
+    }
+
+    #[test]
+    fn windows_reserved_and_forbidden_names_are_changed() {
+        assert_eq!(named("CON"), "_CON");
+        assert_eq!(named("nul.txt"), "_nul.txt");
+        assert_eq!(named("com1.tar.gz"), "_com1.tar.gz");
+        assert_eq!(named("console.txt"), "console.txt");
+        assert_eq!(named("a<b>c:d\"e|f?g*h.txt"), "a_b_c_d_e_f_g_h.txt");
+    }
+
+    #[test]
+    fn what_safe_file_name_makes_is_safe_and_nothing_unsafe_is() {
+        let samples = [
+            "../../etc/passwd",
+            " ..",
+            ".hidden",
+            "CON",
+            "ok.txt",
+            "\u{202e}gpj.exe",
+            "фото.jpg",
+            "a\u{0}b",
+            "",
+            "..\\x",
+            "a. . .",
+        ];
+        let mut used = std::collections::HashSet::new();
+        for s in samples {
+            let name = named(s);
+            assert!(is_safe_file_name(&name), "{s:?} -> {name:?}");
+            for _ in 0..3 {
+                let again = unique_name(&mut used, &name);
+                assert!(is_safe_file_name(&again), "{again:?}");
+            }
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".x",
+            "x.",
+            " x",
+            "x ",
+            "a/b",
+            "a\\b",
+            "a\u{202e}b",
+            "CON",
+            "aux.txt",
+            "a\u{7}",
+            &"x".repeat(252),
+        ] {
+            assert!(!is_safe_file_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unique_names_differ_up_to_case() {
+        let mut used = std::collections::HashSet::new();
+        assert_eq!(unique_name(&mut used, "Photo.JPG"), "Photo.JPG");
+        assert_eq!(unique_name(&mut used, "photo.jpg"), "photo-2.jpg");
     }
 }

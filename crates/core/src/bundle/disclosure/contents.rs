@@ -17,7 +17,7 @@ use super::{disclosed_file, keys_file, ObjectKeys};
 use crate::bundle::error::{fail, BundleProblem, Failure};
 use crate::bundle::files::read_limited;
 use crate::bundle::object_file;
-use crate::envelope::{open_with, open_with_file_key, EnvelopeError, Label, ObjectKind};
+use crate::envelope::{is_safe_file_name, open_with, open_with_file_key, EnvelopeError, Label, ObjectKind};
 
 /// Largest key file: two base64 keys in JSON, or that in an age file.
 const MAX_KEY_FILE: u64 = 4096;
@@ -214,14 +214,11 @@ pub(super) fn account<'a>(
     first(ObjectKind::Form, Account::from_form).or_else(|| first(ObjectKind::Statement, Account::from_statement))
 }
 
-/// Whether `name` is a plain file name: what a label's safe name always
-/// is, and the only kind of name a bundle may use under `files/`.
+/// Whether `name` is a plain file name: exactly what a label's safe name
+/// (made unique) can be, and the only kind of name a bundle may use under
+/// `files/`.
 pub(super) fn plain_name(name: &str) -> Result<(), Failure> {
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && name.chars().count() <= 255
-        && !name.chars().any(|c| c.is_control() || c == '/' || c == '\\');
-    if plain {
+    if is_safe_file_name(name) {
         Ok(())
     } else {
         fail("files", BundleProblem::UnsafeName(name.to_owned()))

@@ -92,7 +92,8 @@ pub struct DisclosureManifest {
     pub disclosed_by_name: String,
     /// The recipient's age recipient.
     pub recipient: String,
-    /// The recipient's card's key id, when they were named by a card.
+    /// The recipient's card's key id, when they were named by a card: the
+    /// lawyer's claim (see [`DiscloseBody::recipient_key_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_key_id: Option<String>,
     /// Whether the files are in the clear.
@@ -263,8 +264,9 @@ pub struct VerifiedDisclosure {
 pub struct HeldObject {
     /// The object id.
     pub object_id: String,
-    /// The disclosed file.
-    pub file: String,
+    /// The disclosed file, when its name was checked against the logged
+    /// label (never a name the bundle merely claims for this object).
+    pub file: Option<String>,
     /// What it is, when its label was read.
     pub kind: Option<ObjectKind>,
     /// The ciphertext's size.
@@ -273,6 +275,20 @@ pub struct HeldObject {
     pub received: String,
     /// Log index of its object_stored event.
     pub stored_index: u64,
+}
+
+/// The verdict on a disclosure bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisclosureStatus {
+    /// Every check ran and passed, the files' contents and names included.
+    Verified,
+    /// The checks that ran passed, but the files, their names and the
+    /// summary are sealed to a recipient whose key was not given: only the
+    /// log entries and the ciphertexts were checked. Not a pass.
+    FilesNotChecked,
+    /// A check failed.
+    Failed,
 }
 
 /// The result of `custos verify` on a disclosure bundle.
@@ -284,8 +300,14 @@ pub struct DisclosureReport {
     pub case_id: Option<String>,
     /// Checks in the order they ran; verification stops at the first failure.
     pub checks: Vec<CheckLine>,
-    /// Whether every check passed.
+    /// The verdict.
+    pub status: DisclosureStatus,
+    /// Whether every check passed and none was skipped: `status` is
+    /// [`DisclosureStatus::Verified`].
     pub passed: bool,
+    /// The key id of the lawyer who signed the disclosure, as the log
+    /// registered them: to compare with their card obtained another way.
+    pub disclosed_by: Option<String>,
     /// Whether the disclosed files themselves were compared with the
     /// logged objects (not without the recipient's key, unless in the clear).
     pub contents_checked: bool,

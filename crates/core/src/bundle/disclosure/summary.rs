@@ -139,7 +139,7 @@ struct Strings {
 
 const EN: Strings = Strings {
     title: "Disclosure of evidence",
-    intro: "This disclosure was prepared with custos from the vault's custody log. Each exhibit below is exactly the encrypted object the vault logged as received at the time shown. Anyone can check this offline with the log's public key: custos verify THIS_FOLDER --vkey KEY. The page is derived from the bundle, and verify fails if it was changed.",
+    intro: "This disclosure was prepared with custos from the vault's custody log. Each exhibit below is exactly the encrypted object the vault logged as received at the time shown. Anyone can check this offline with the log's public key: custos verify THIS_FOLDER --vkey KEY. The page is derived from the bundle, and verify fails if it was changed. The bundle proves that the vault logged these objects and this disclosure under its log key (and its witnesses' cosignatures, if they were required). Who the lawyer is, and that they held the case, rests on that key: only a full custos audit of the vault's log checks it.",
     mode_plain: "The files are in the clear, in the folder files/.",
     mode_age: "The files are in the folder files/, encrypted to the recipient's age key.",
     headings: [
@@ -187,7 +187,7 @@ const EN: Strings = Strings {
 
 const RU: Strings = Strings {
     title: "Раскрытие доказательств",
-    intro: "Это раскрытие подготовлено с помощью custos по журналу хранения хранилища. Каждое доказательство ниже — ровно тот зашифрованный объект, который хранилище записало в журнал как полученный в указанное время. Любой может проверить это без сети с открытым ключом журнала: custos verify ЭТА_ПАПКА --vkey КЛЮЧ. Страница выведена из пакета, и проверка не пройдёт, если её изменили.",
+    intro: "Это раскрытие подготовлено с помощью custos по журналу хранения хранилища. Каждое доказательство ниже — ровно тот зашифрованный объект, который хранилище записало в журнал как полученный в указанное время. Любой может проверить это без сети с открытым ключом журнала: custos verify ЭТА_ПАПКА --vkey КЛЮЧ. Страница выведена из пакета, и проверка не пройдёт, если её изменили. Пакет доказывает, что хранилище записало эти объекты и это раскрытие в журнал под своим ключом журнала (и с подписями свидетелей, если их требовали). Кто этот юрист и вёл ли он дело, держится на этом ключе: это проверяет только полный аудит журнала хранилища (custos audit).",
     mode_plain: "Файлы лежат в открытом виде в папке files/.",
     mode_age: "Файлы лежат в папке files/, зашифрованные ключом age получателя.",
     headings: [
@@ -235,7 +235,7 @@ const RU: Strings = Strings {
 
 const KK: Strings = Strings {
     title: "Дәлелдерді ашу",
-    intro: "Бұл ашу custos арқылы қойманың сақтау журналы бойынша дайындалды. Төмендегі әр дәлел — қойма журналға көрсетілген уақытта алынды деп жазған дәл сол шифрланған объект. Кез келген адам мұны желісіз, журналдың ашық кілтімен тексере алады: custos verify ОСЫ_ҚАЛТА --vkey КІЛТ. Бет пакеттен шығарылған, оны өзгертсе, тексеру өтпейді.",
+    intro: "Бұл ашу custos арқылы қойманың сақтау журналы бойынша дайындалды. Төмендегі әр дәлел — қойма журналға көрсетілген уақытта алынды деп жазған дәл сол шифрланған объект. Кез келген адам мұны желісіз, журналдың ашық кілтімен тексере алады: custos verify ОСЫ_ҚАЛТА --vkey КІЛТ. Бет пакеттен шығарылған, оны өзгертсе, тексеру өтпейді. Пакет қойманың осы объектілерді және осы ашуды өз журнал кілтімен (талап етілсе, куәгерлердің қолтаңбаларымен де) журналға жазғанын дәлелдейді. Заңгердің кім екені және істі жүргізгені осы кілтке сүйенеді: оны тек қойма журналының толық аудиті (custos audit) тексереді.",
     mode_plain: "Файлдар files/ қалтасында ашық түрде.",
     mode_age: "Файлдар files/ қалтасында, алушының age кілтімен шифрланған.",
     headings: [

@@ -10,8 +10,8 @@ use super::contents::{account, compare_file, object_keys, open_label, plain_name
 use super::derived::{manifest_bytes, readme, summary_file};
 use super::summary::{render, Account, Language};
 use super::{
-    disclosed_file, keys_file, DisclosureManifest, DisclosureReport, HeldObject, ObjectKeys, VerifiedDisclosure,
-    VerifiedObject, AGE_SUFFIX, FILES_DIR, FORMAT, KEYS_DIR, SUMMARY_FILE, SUMMARY_SEALED_FILE,
+    disclosed_file, keys_file, DisclosureManifest, DisclosureReport, DisclosureStatus, HeldObject, ObjectKeys,
+    VerifiedDisclosure, VerifiedObject, AGE_SUFFIX, FILES_DIR, FORMAT, KEYS_DIR, SUMMARY_FILE, SUMMARY_SEALED_FILE,
 };
 use crate::audit::{check_signature, signed_commit, signed_disclosure, signed_registration, AuditError, AuditProblem};
 use crate::bundle::error::{fail, BundleError, BundleProblem, Failure};
@@ -543,7 +543,10 @@ pub fn verify_dir(
             .iter()
             .map(|o| HeldObject {
                 object_id: o.sha256.clone(),
-                file: disclosed_file(&o.name, v.disclosure.plaintext),
+                file: o
+                    .label
+                    .as_ref()
+                    .map(|_| disclosed_file(&o.name, v.disclosure.plaintext)),
                 kind: o.kind(),
                 size: o.size,
                 received: o.stored.event.time.clone(),
@@ -557,7 +560,13 @@ pub fn verify_dir(
                 format: FORMAT,
                 case_id: Some(v.case_id.clone()),
                 checks: checks.lines,
-                passed: true,
+                status: if unchecked.is_empty() {
+                    DisclosureStatus::Verified
+                } else {
+                    DisclosureStatus::FilesNotChecked
+                },
+                passed: unchecked.is_empty(),
+                disclosed_by: Some(v.disclosed.event.actor.clone()),
                 contents_checked: v.contents_checked,
                 unchecked,
                 recipient: Some(v.disclosure.recipient.clone()),
@@ -577,7 +586,9 @@ pub fn verify_dir(
                     format: FORMAT,
                     case_id: None,
                     checks: checks.lines,
+                    status: DisclosureStatus::Failed,
                     passed: false,
+                    disclosed_by: None,
                     contents_checked: false,
                     unchecked: Vec::new(),
                     recipient: None,
