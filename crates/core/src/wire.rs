@@ -245,8 +245,9 @@ impl DiscloseBody {
 }
 
 /// `PUT /v1/principals/{key}/contact`, signed by an admin: where the
-/// vault mails the lawyer's digest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// vault mails the lawyer's digest. Its `Debug` says only whether an
+/// address is set: an address must not reach a log line by accident.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     /// The lawyer's mail address, in the plain form
@@ -254,6 +255,13 @@ pub struct ContactBody {
     /// it (no more digests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+}
+
+impl std::fmt::Debug for ContactBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let email = if self.email.is_some() { "set" } else { "cleared" };
+        f.debug_struct("ContactBody").field("email", &email).finish()
+    }
 }
 
 /// `POST .../uploads/{id}/commit`.
@@ -381,6 +389,16 @@ pub struct CaseObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contact_body_never_prints_its_address() {
+        let set = ContactBody {
+            email: Some("lawyer@example.org".into()),
+        };
+        let shown = format!("{set:?}");
+        assert!(!shown.contains("lawyer") && !shown.contains("example.org"), "{shown}");
+        assert!(shown.contains("set"));
+    }
 
     #[test]
     fn a_disclosure_names_its_recipient_in_one_spelling() {
