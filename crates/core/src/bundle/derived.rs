@@ -9,6 +9,23 @@ pub(super) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The manifest's line for each verified event: where its file and proof
+/// are, and the hash of its bytes. Export and disclosure manifests share it.
+pub(super) fn manifest_events(events: &[super::VerifiedEvent]) -> Vec<ManifestEvent> {
+    events
+        .iter()
+        .map(|e| ManifestEvent {
+            index: e.index,
+            case: e.event.case.clone(),
+            seq: e.event.seq,
+            action: e.event.action,
+            file: event_file(e.index),
+            proof: proof_file(e.index),
+            sha256: crate::custody::event_hash(&e.bytes),
+        })
+        .collect()
+}
+
 /// The manifest a verified bundle must carry.
 pub fn manifest(v: &Verified, report: bool) -> Manifest {
     let export = v.export_event();
@@ -20,19 +37,7 @@ pub fn manifest(v: &Verified, report: bool) -> Manifest {
         checkpoint_root: b64(&v.checkpoint.root),
         exported_at: export.time.clone(),
         exported_by: export.actor.clone(),
-        events: v
-            .events
-            .iter()
-            .map(|e| ManifestEvent {
-                index: e.index,
-                case: e.event.case.clone(),
-                seq: e.event.seq,
-                action: e.event.action,
-                file: event_file(e.index),
-                proof: proof_file(e.index),
-                sha256: crate::custody::event_hash(&e.bytes),
-            })
-            .collect(),
+        events: manifest_events(&v.events),
         objects: v
             .objects
             .iter()

@@ -138,3 +138,35 @@ pub(super) fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     }
     Ok((hex::encode(h.finalize()), n))
 }
+
+/// Hash every named ciphertext in `objects/`: each must be readable and
+/// hash to its name. Their sizes, by name.
+pub(super) fn hash_objects<'a>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Result<std::collections::BTreeMap<String, u64>, super::error::Failure> {
+    use super::error::{fail, BundleProblem};
+    let mut sizes = std::collections::BTreeMap::new();
+    for sha in names {
+        let (got, size) = sha256_file(&dir.join(super::object_file(sha))).or_else(|source| {
+            fail(
+                "objects",
+                BundleProblem::ObjectRead {
+                    sha256: sha.clone(),
+                    source,
+                },
+            )
+        })?;
+        if got != *sha {
+            return fail(
+                "objects",
+                BundleProblem::ObjectHash {
+                    sha256: sha.clone(),
+                    found: got,
+                },
+            );
+        }
+        sizes.insert(sha.clone(), size);
+    }
+    Ok(sizes)
+}

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use super::derived::{b64, manifest_bytes, readme};
 use super::error::{fail, BundleError, BundleProblem, Failure};
-use super::files::{layout, read_limited, read_text, sha256_file, Layout};
+use super::files::{hash_objects, layout, read_limited, read_text, Layout};
 use super::{
-    event_file, object_file, proof_file, report, CheckLine, Policy, Verified, VerifiedEvent, VerifyReport,
-    CHECKPOINT_FILE, MANIFEST_FILE, README_FILE, REPORT_FILE, VKEY_FILE,
+    event_file, proof_file, report, CheckLine, Policy, Verified, VerifiedEvent, VerifyReport, CHECKPOINT_FILE,
+    MANIFEST_FILE, README_FILE, REPORT_FILE, VKEY_FILE,
 };
 use crate::audit::{AuditError, LogAuditor};
 use crate::custody::checkpoint::{Checkpoint, LogVerifier};
@@ -288,28 +288,7 @@ fn check_objects(
             },
         );
     }
-    let mut objects = BTreeMap::new();
-    for sha in &stored {
-        let (got, size) = sha256_file(&dir.join(object_file(sha))).or_else(|source| {
-            fail(
-                "objects",
-                BundleProblem::ObjectRead {
-                    sha256: sha.clone(),
-                    source,
-                },
-            )
-        })?;
-        if got != *sha {
-            return fail(
-                "objects",
-                BundleProblem::ObjectHash {
-                    sha256: sha.clone(),
-                    found: got,
-                },
-            );
-        }
-        objects.insert(sha.clone(), size);
-    }
+    let objects = hash_objects(dir, &stored)?;
     checks.pass(
         "objects",
         format!("{} ciphertext objects match their SHA-256", objects.len()),

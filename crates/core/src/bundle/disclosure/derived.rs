@@ -8,7 +8,7 @@ use super::{
     SUMMARY_SEALED_FILE,
 };
 use crate::bundle::derived::b64;
-use crate::bundle::{event_file, object_file, proof_file, ManifestEvent};
+use crate::bundle::object_file;
 
 /// The summary's file in a bundle in the clear or not.
 pub(super) fn summary_file(plaintext: bool) -> &'static str {
@@ -35,19 +35,7 @@ pub(super) fn manifest(v: &VerifiedDisclosure) -> DisclosureManifest {
         recipient_key_id: v.disclosure.recipient_key_id.as_ref().map(|k| k.to_string()),
         plaintext,
         language: v.language.code().into(),
-        events: v
-            .events
-            .iter()
-            .map(|e| ManifestEvent {
-                index: e.index,
-                case: e.event.case.clone(),
-                seq: e.event.seq,
-                action: e.event.action,
-                file: event_file(e.index),
-                proof: proof_file(e.index),
-                sha256: crate::custody::event_hash(&e.bytes),
-            })
-            .collect(),
+        events: crate::bundle::derived::manifest_events(&v.events),
         objects: v
             .objects
             .iter()

@@ -15,11 +15,11 @@ use super::{
 };
 use crate::audit::{check_signature, signed_commit, signed_disclosure, signed_registration, AuditError, AuditProblem};
 use crate::bundle::error::{fail, BundleError, BundleProblem, Failure};
-use crate::bundle::files::{entries, indexed_files, read_limited, sha256_file};
+use crate::bundle::files::{entries, indexed_files, read_limited};
 use crate::bundle::verify::{check_signed_checkpoint, check_witnesses, included_event, Checks, MAX_DERIVED_BYTES};
 use crate::bundle::{
-    object_file, CheckLine, Policy, VerifiedEvent, CHECKPOINT_FILE, EVENTS_DIR, MANIFEST_FILE, OBJECTS_DIR, PROOFS_DIR,
-    README_FILE, VKEY_FILE,
+    CheckLine, Policy, VerifiedEvent, CHECKPOINT_FILE, EVENTS_DIR, MANIFEST_FILE, OBJECTS_DIR, PROOFS_DIR, README_FILE,
+    VKEY_FILE,
 };
 use crate::custody::checkpoint::LogVerifier;
 use crate::custody::{Action, Event, VAULT_CASE};
@@ -253,28 +253,7 @@ fn check_objects(
     if let Some(x) = layout.keys.difference(&named).next() {
         return fail("objects", BundleProblem::UnexpectedEntry(keys_file(x, plaintext)));
     }
-    let mut sizes = BTreeMap::new();
-    for sha in &named {
-        let (got, size) = sha256_file(&dir.join(object_file(sha))).or_else(|source| {
-            fail(
-                "objects",
-                BundleProblem::ObjectRead {
-                    sha256: sha.clone(),
-                    source,
-                },
-            )
-        })?;
-        if got != *sha {
-            return fail(
-                "objects",
-                BundleProblem::ObjectHash {
-                    sha256: sha.clone(),
-                    found: got,
-                },
-            );
-        }
-        sizes.insert(sha.clone(), size);
-    }
+    let sizes = crate::bundle::files::hash_objects(dir, &named)?;
     checks.pass(
         "objects",
         format!(
