@@ -195,6 +195,39 @@ async fn open_case(client: &Client, lawyer: &Card) -> (String, ed25519_dalek::Si
     (created.case_id, signing, case_key)
 }
 
+/// A served vault that mails digests every `interval` seconds through the
+/// test relay `smtp` (`plain`, or the default STARTTLS when `plain` is
+/// false), with the lawyer's address set: the admin, the lawyer, the
+/// server and a client of it.
+async fn mailing_vault(
+    dir: &Path,
+    smtp: &SmtpServer,
+    interval: i64,
+    plain: bool,
+) -> (Identity, Identity, ServerProcess, Client) {
+    let (port, interval) = (smtp.port.to_string(), interval.to_string());
+    let mut flags = vec![
+        "--digest-interval-secs",
+        &interval,
+        "--smtp-relay",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-from",
+        "vault@example.org",
+    ];
+    if plain {
+        flags.extend(["--smtp-security", "plain"]);
+    }
+    let (admin, lawyer, server) = served_vault(dir, &flags).await;
+    let client = Client::new(&server.url).unwrap();
+    client
+        .set_contact(admin.signing_key(), &lawyer.key_id(), Some(LAWYER_ADDRESS))
+        .await
+        .unwrap();
+    (admin, lawyer, server, client)
+}
+
 /// A header's value in a saved message.
 fn header<'a>(message: &'a str, name: &str) -> &'a str {
     message
@@ -213,25 +246,7 @@ async fn a_digest_of_counts_reaches_the_relay_on_schedule_and_names_no_case() {
     const INTERVAL: i64 = 2;
     let tmp = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(&tmp.path().join("mail"));
-    let port = smtp.port.to_string();
-    let flags = [
-        "--digest-interval-secs",
-        "2",
-        "--smtp-relay",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-security",
-        "plain",
-        "--smtp-from",
-        "vault@example.org",
-    ];
-    let (admin, lawyer, server) = served_vault(tmp.path(), &flags).await;
-    let client = Client::new(&server.url).unwrap();
-    client
-        .set_contact(admin.signing_key(), &lawyer.key_id(), Some(LAWYER_ADDRESS))
-        .await
-        .unwrap();
+    let (_admin, lawyer, server, client) = mailing_vault(tmp.path(), &smtp, INTERVAL, true).await;
 
     // Nothing new yet: the digest comes all the same.
     let (zero, zero_seen) = smtp.wait_for_message(1, Duration::from_secs(10));
@@ -325,26 +340,7 @@ async fn one_digest_per_slot_at_the_slot_whatever_happens_between() {
     const INTERVAL: i64 = 4;
     let tmp = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(&tmp.path().join("mail"));
-    let port = smtp.port.to_string();
-    let interval = INTERVAL.to_string();
-    let flags = [
-        "--digest-interval-secs",
-        &interval,
-        "--smtp-relay",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-security",
-        "plain",
-        "--smtp-from",
-        "vault@example.org",
-    ];
-    let (admin, lawyer, server) = served_vault(tmp.path(), &flags).await;
-    let client = Client::new(&server.url).unwrap();
-    client
-        .set_contact(admin.signing_key(), &lawyer.key_id(), Some(LAWYER_ADDRESS))
-        .await
-        .unwrap();
+    let (_admin, lawyer, server, client) = mailing_vault(tmp.path(), &smtp, INTERVAL, true).await;
     smtp.wait_for_message(1, Duration::from_secs(2 * INTERVAL as u64 + 2));
     // A burst of new cases between slots: no mail of its own.
     for _ in 0..5 {
@@ -391,23 +387,7 @@ async fn one_digest_per_slot_at_the_slot_whatever_happens_between() {
 async fn a_relay_without_starttls_gets_no_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(&tmp.path().join("mail"));
-    let port = smtp.port.to_string();
-    let flags = [
-        "--digest-interval-secs",
-        "1",
-        "--smtp-relay",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-from",
-        "vault@example.org",
-    ];
-    let (admin, lawyer, server) = served_vault(tmp.path(), &flags).await;
-    Client::new(&server.url)
-        .unwrap()
-        .set_contact(admin.signing_key(), &lawyer.key_id(), Some(LAWYER_ADDRESS))
-        .await
-        .unwrap();
+    let (_admin, _lawyer, server, _client) = mailing_vault(tmp.path(), &smtp, 1, false).await;
     let line = tokio::task::spawn_blocking(move || {
         let line = server.wait_for("a digest was not sent");
         (line, server)
