@@ -319,6 +319,9 @@ impl LogAuditor {
             (Action::CaseCreated, "POST", ["v1", "cases"]) => in_case,
             (Action::ObjectStored, "POST", ["v1", "cases", c, "uploads", _, "commit"]) => {
                 let b: CommitUpload = parse_body(body)?;
+                if !crate::protocol::is_lower_hex(&b.sha256, 64) {
+                    return Err(AuditProblem::ObjectIdMalformed);
+                }
                 if e.objects != [b.sha256.clone()] {
                     return Err(AuditProblem::StoredObjectNotSigned);
                 }

@@ -183,6 +183,10 @@ pub enum AuditProblem {
     /// A stored object is not the one the signed commit names.
     #[error("stored object differs from the signed commit")]
     StoredObjectNotSigned,
+    /// A signed commit names an object id that is no SHA-256 in lower-case
+    /// hex (clients name files after object ids).
+    #[error("a commit names an object id that is not a SHA-256 in hex")]
+    ObjectIdMalformed,
     /// A grant's grantee is not the one the signed grant names.
     #[error("grantee differs from the signed grant")]
     GranteeNotSigned,

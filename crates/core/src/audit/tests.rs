@@ -305,6 +305,11 @@ fn an_event_names_exactly_what_its_signed_request_names() {
         stored(&ours, vec![ours.clone(), other.clone()]).is_err(),
         "more objects than committed"
     );
+    // A commit the log key's holder made up, naming a path for an id:
+    // clients name files after object ids.
+    let climbing = "../../../../victim.txt".to_owned();
+    let refused = stored(&climbing, vec![climbing.clone()]).unwrap_err();
+    assert!(refused.to_string().contains("not a SHA-256"), "{refused}");
 
     let grants = format!("/v1/cases/{CASE}/grants");
     let grant_body =

@@ -118,21 +118,46 @@ impl WitnessSigner {
     }
 }
 
-/// Names of the given witnesses that validly cosigned `note`.
+/// Names of the given witnesses that validly cosigned `note`, each
+/// witness once: a witness is its key, so a key listed twice (or under
+/// two names; the signed message does not hold the name) counts once
+/// towards a quorum.
 pub fn cosigners<'a>(note: &str, witnesses: &'a [WitnessVerifier], now: i64) -> Vec<&'a str> {
-    let mut names: Vec<&str> = witnesses
+    let mut keys = std::collections::HashSet::new();
+    witnesses
         .iter()
         .filter(|w| w.cosigned_at(note, now).is_some())
+        .filter(|w| keys.insert(w.key.to_bytes()))
         .map(|w| w.name())
-        .collect();
-    names.dedup();
-    names
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::custody::checkpoint::LogSigner;
+
+    #[test]
+    fn a_witness_listed_twice_counts_once_towards_a_quorum() {
+        let log = LogSigner::new("example.org/log", SigningKey::from_bytes(&[7; 32])).unwrap();
+        let note = log.sign(5, [9; 32]);
+        let body = &note[..note.find("\n\n").unwrap() + 1];
+        let w1 = WitnessSigner::new("witness.example/w1", SigningKey::from_bytes(&[1; 32])).unwrap();
+        let w2 = WitnessSigner::new("witness.example/w2", SigningKey::from_bytes(&[2; 32])).unwrap();
+        let w3 = WitnessSigner::new("witness.example/w3", SigningKey::from_bytes(&[3; 32])).unwrap();
+        let cosigned = format!(
+            "{note}{}{}",
+            w1.cosign(body, 1_700_000_000),
+            w2.cosign(body, 1_700_000_000)
+        );
+        let listed = [w1.verifier(), w2.verifier(), w3.verifier(), w1.verifier()];
+        let names = cosigners(&cosigned, &listed, 1_700_000_100);
+        assert_eq!(
+            names,
+            vec!["witness.example/w1", "witness.example/w2"],
+            "a quorum of 3 is not met"
+        );
+    }
 
     #[test]
     fn a_cosignature_verifies_only_for_its_body_key_and_time() {

@@ -65,6 +65,20 @@ impl std::str::FromStr for Language {
     }
 }
 
+/// The form's fields in the page's order (the Istanbul Protocol's), as
+/// `custos-form-v1` names them: the summary's headings and the desk's
+/// questions follow it.
+pub const FORM_FIELDS: [&str; 8] = [
+    "what_happened",
+    "when",
+    "where",
+    "who",
+    "methods",
+    "injuries",
+    "medical_care",
+    "witnesses",
+];
+
 /// The submitter's account, as the disclosed files give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Account {
@@ -444,19 +458,7 @@ mod tests {
     fn each_language_names_every_heading_in_the_forms_order() {
         for lang in [Language::En, Language::Ru, Language::Kk] {
             let fields: Vec<&str> = lang.strings().headings.iter().map(|(f, _)| *f).collect();
-            assert_eq!(
-                fields,
-                [
-                    "what_happened",
-                    "when",
-                    "where",
-                    "who",
-                    "methods",
-                    "injuries",
-                    "medical_care",
-                    "witnesses"
-                ]
-            );
+            assert_eq!(fields, FORM_FIELDS);
             assert_eq!(lang.code().parse::<Language>().unwrap(), lang);
         }
         assert!("de".parse::<Language>().is_err());
