@@ -214,6 +214,9 @@ pub(super) async fn verify(ctx: &Ctx, args: Verify) -> anyhow::Result<()> {
     let unpacked;
     let dir = if args.path.is_file() {
         unpacked = tempfile::Builder::new().prefix("custos-verify-").tempdir()?;
+        // A disclosure in the clear is evidence: not readable by others
+        // (tempfile's folder follows the umask).
+        crate::durable::create_private_dir(unpacked.path())?;
         bundle::unpack_archive(&args.path, unpacked.path())
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.path.display()))?
     } else {

@@ -99,3 +99,28 @@ async fn a_fork_of_equal_size_or_larger_fails_the_audit() {
     let fresh = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
     assert_eq!(fresh.failure, None);
 }
+
+/// An audit tells its progress after each page of entries, ending at the
+/// checkpoint's size (the desk's audit page shows it).
+#[tokio::test]
+async fn an_audit_reports_its_progress_up_to_the_checkpoint() {
+    let v = TestVault::start().await;
+    v.submit(b"first", &[]).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = flows::AuditOptions {
+        progress: Some({
+            let seen = seen.clone();
+            std::sync::Arc::new(move |done, total| seen.lock().unwrap().push((done, total)))
+        }),
+        ..Default::default()
+    };
+    let report = flows::audit_with(&v.client(), &v.auditor, &v.log, None, options)
+        .await
+        .unwrap();
+    assert_eq!(report.failure, None);
+    let seen = seen.lock().unwrap().clone();
+    let size = report.checkpoint_size;
+    assert!(size > 0);
+    assert_eq!(seen.last(), Some(&(size, size)), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "it only grows: {seen:?}");
+}

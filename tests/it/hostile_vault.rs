@@ -6,7 +6,9 @@
 //! lawyer is listed again, and either when the vault shows a fork of the
 //! history it showed before. A grant wraps the case key to the card the
 //! log registered, whatever card the host lists, and a submitter coming
-//! back refuses a case key the host put in its place.
+//! back refuses a case key the host put in its place. An object id that
+//! is not one (`../../../../victim.txt`), in the host's record or in a
+//! commit it logged itself, is refused before a file is named after it.
 
 use crate::util;
 
@@ -514,4 +516,133 @@ async fn bytes_whose_access_receipt_failed_are_fetched_again_not_reused() {
         before + 1,
         "the object was downloaded again, as a logged access whose receipt was checked"
     );
+}
+
+/// The host names an object `../../../../victim.txt` in the case's
+/// record. `export` made the bundle's object file from the id before any
+/// hash was checked, so it would have created (or emptied, and filled
+/// with the host's bytes) a file outside its staging folder; `get`
+/// builds its staging path from the id too. Both refuse the record,
+/// naming the id, and write nothing, inside their folders or out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_id_that_climbs_out_of_its_folder_is_refused() {
+    let (v, hostile, url) = behind_a_hostile_host().await;
+    let c = Client::new(&url).unwrap();
+    let s = submit(&v, &url, b"they beat me").await;
+    let victim = v.tmp.path().join("victim.txt");
+    std::fs::write(&victim, b"the person's own file").unwrap();
+    let case_path = format!("/v1/cases/{}", s.case_id);
+    *hostile.edit.lock().unwrap() = Some(Box::new(move |method, path, json| {
+        if method == "GET" && path == case_path {
+            json["objects"][0]["object_id"] = "../../../../victim.txt".into();
+        }
+    }));
+
+    // The bundle would be staged in exports/.custos-export-*/bundle, its
+    // objects in objects/ below that: four levels up is the test's folder.
+    let exports = v.tmp.path().join("exports");
+    let out = exports.join("bundle");
+    let exported = custos::client::export::export(
+        &c,
+        &v.auditor,
+        &v.log,
+        &s.case_id,
+        &out,
+        custos::client::export::ExportOptions::default(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(&victim).unwrap()),
+        "the person's own file",
+        "the file outside is untouched"
+    );
+    let e = refused(exported, "a climbing object id, on export");
+    assert!(e.contains("not an object id") && e.contains("victim.txt"), "{e}");
+    assert!(!out.exists(), "no bundle is named");
+    assert!(
+        !exports.exists() || std::fs::read_dir(&exports).unwrap().next().is_none(),
+        "nothing is staged"
+    );
+
+    // `get` stages ciphertext in deep/er/still/.custos-get-CASE: four
+    // levels up from there is the test's folder again.
+    let got = v.tmp.path().join("deep/er/still/got");
+    let e = refused(
+        flows::get_case(&c, &v.lawyer, &v.log, &s.case_id, &got).await,
+        "a climbing object id, on get",
+    );
+    assert!(e.contains("not an object id") && e.contains("victim.txt"), "{e}");
+    assert!(
+        !v.tmp.path().join("victim.txt.age").exists(),
+        "nothing is written outside"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"the person's own file".to_vec());
+    assert!(!got.exists(), "nothing is written");
+}
+
+/// An operator holding the log key logs a commit of its own making, signed
+/// with a submitter key of a case it opened itself, naming the object
+/// `../../../../victim.txt`: every signature is genuine. The lawyer's
+/// client, proving the case from its log, refuses the id before any
+/// workflow (a disclosure stages objects by the log's ids) makes a file
+/// name of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_commit_naming_no_object_id_is_refused() {
+    let mut v = TestVault::start().await;
+    let s = v.submit(b"they beat me", &[]).await;
+    let submitter = s.codename.derive(util::ORIGIN);
+    let base = v.url.clone();
+    v.stop().await;
+    {
+        let vault = custos::vault::open(&v.data_dir()).unwrap();
+        let store = &vault.store;
+        let stored = (0..store.log_size().unwrap())
+            .map(|i| serde_json::from_slice::<custos::custody::Event>(&store.entry(i).unwrap().unwrap()).unwrap())
+            .find(|e| e.case == s.case_id && e.action == custos::custody::Action::ObjectStored)
+            .unwrap();
+        let genuine: custos::wire::CommitUpload = stored.signed_body().unwrap();
+        let climbing = "../../../../victim.txt".to_owned();
+        let body = serde_json::to_vec(&custos::wire::CommitUpload {
+            sha256: climbing.clone(),
+            label: genuine.label,
+        })
+        .unwrap();
+        let url = format!("{base}/v1/cases/{}/uploads/{}/commit", s.case_id, "0a".repeat(16));
+        let request = custos::httpsig::SignedRequest::sign(
+            submitter.signing_key(),
+            "POST",
+            &url,
+            Some(&body),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        );
+        let forged = custos::custody::EventDraft {
+            case: s.case_id.clone(),
+            actor: submitter.key_id().to_string(),
+            action: custos::custody::Action::ObjectStored,
+            objects: vec![climbing],
+            details: stored.details,
+            request: Some(request),
+        };
+        let guard = store.writer().await;
+        store
+            .append(&guard, custos::store::Batch::default(), vec![forged], &vault.signer)
+            .unwrap();
+        drop(guard);
+        store.flush().await.unwrap();
+    }
+    v.serve().await;
+    let case_log = v.client().case_log(v.lawyer.signing_key(), &s.case_id).await.unwrap();
+    let e = refused(
+        custos::client::proven::prove_log(
+            &case_log,
+            &v.log,
+            &[],
+            &s.case_id,
+            custos::client::proven::Reader::Principal,
+        ),
+        "a logged commit naming no object id",
+    );
+    // The log's own check (the one `custos audit` runs) refuses it before
+    // the client's reading of the commit would.
+    assert!(e.contains("object id that is not a SHA-256"), "{e}");
 }

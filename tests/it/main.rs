@@ -23,6 +23,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod pinned_checkpoint;
 mod rfc6962_vectors;
 mod signatures;
 mod submitter;

@@ -147,8 +147,24 @@ async fn hostile_upload_requests_are_refused_and_change_nothing() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("forbidden"));
-    // Path traversal and junk ids never reach the store.
+    // Path traversal and junk ids never reach the store: the client
+    // refuses them before it signs anything, and the vault when they are
+    // sent anyway.
     let e = client.create_upload(key, "../../etc", 10).await.unwrap_err();
+    assert!(matches!(e, custos::client::ClientError::Usage(_)), "{e:?}");
+    let e = client
+        .send(
+            Some(key),
+            Method::POST,
+            "/v1/cases/../../etc/uploads",
+            RequestParts {
+                headers: vec![tus(), ("upload-length", "10".into())],
+                covered: vec!["upload-length"],
+                body: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(status(&e), 404);
 
     // Termination removes the upload.

@@ -330,6 +330,7 @@ async fn an_audit_with_a_witness_quorum_sees_a_fork_and_remembers_its_witnesses(
     let options = |quorum| AuditOptions {
         witnesses: Some(policy(&[w.witness.verifier()], quorum)),
         cosign_wait: std::time::Duration::from_secs(3),
+        progress: None,
     };
     let state = v.tmp.path().join("audit-state.json");
     let report = flows::audit_with(&v.client(), &v.auditor, &v.log, Some(&state), options(1))
@@ -377,6 +378,7 @@ async fn an_audit_with_a_witness_quorum_sees_a_fork_and_remembers_its_witnesses(
         &v.log,
         Some(&state),
         AuditOptions {
+            progress: None,
             cosign_wait: std::time::Duration::from_secs(3),
             ..AuditOptions::default()
         },

@@ -57,6 +57,7 @@ pub async fn export(
     out: &Path,
     options: ExportOptions,
 ) -> Result<Exported> {
+    crate::ids::case_id_arg(case_id)?;
     if out.exists() {
         return Err(ClientError::Usage(format!(
             "{} exists already; choose a new path for the bundle",
@@ -86,6 +87,8 @@ pub async fn export(
 
     // Ciphertext first, so the accesses are part of what the export proves.
     for obj in &detail.objects {
+        // `Client::case` checked the ids; a file name is made of this one.
+        crate::ids::host_object_id(&obj.object_id)?;
         let path = dir.join(bundle::object_file(&obj.object_id));
         let file = std::fs::File::create(&path)?;
         let download = client

@@ -3,9 +3,11 @@
 //! 9421), maps error bodies to [`ClientError::Api`], and streams uploads
 //! and downloads from and to files; `trust` pins the vault, `proven`
 //! proves every fact a workflow acts on from the signed log, `resume`
-//! keeps the journals that let a cut transfer go on, and `flows` holds
-//! the workflows (submit, get, audit, ...) the CLI, the integration tests
-//! and the benches all use. [`bundle`] packs export bundles as .tar and
+//! keeps the journals that let a cut transfer go on, `ids` holds every
+//! case and object id that goes into a request's path or a file's name
+//! to the core's spelling, and `flows` holds the workflows (submit, get,
+//! audit, ...) the CLI, the integration tests and the benches all use.
+//! [`bundle`] packs export bundles as .tar and
 //! decrypts a verified one for a holder. Nothing here serves HTTP or
 //! touches the vault's store: the server is `custos-server`.
 //!
@@ -19,6 +21,8 @@ pub mod bundle;
 mod error;
 pub mod export;
 pub mod flows;
+mod ids;
+mod path_lock;
 mod pipe;
 pub mod progress;
 pub mod proven;
@@ -50,6 +54,15 @@ const SIGNATURE_LIFETIME_SECS: i64 = 60;
 pub const PATCH_SIZE: usize = custos_core::protocol::CHUNK_SIZE;
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// The path of `case_id`'s resource `tail` (`""`, `"/log"`, ...), for a
+/// case id a caller gave: one that is not a case id (`X%2Fobjects%2FY`,
+/// or holding a `?` or a `/`) would make the signed request another one,
+/// so it is refused before anything is signed.
+fn case_path(case_id: &str, tail: &str) -> Result<String> {
+    ids::case_id_arg(case_id)?;
+    Ok(format!("/v1/cases/{case_id}{tail}"))
+}
 
 /// A request before signing: extra headers, which of them the signature
 /// covers, and the body.
@@ -258,12 +271,7 @@ impl Client {
     /// Withdraw a case, signed by a submitter key.
     pub async fn withdraw(&self, key: &SigningKey, case_id: &str, body: &WithdrawBody) -> Result<Receipt> {
         Ok(self
-            .json::<ReceiptBody>(
-                Some(key),
-                Method::POST,
-                &format!("/v1/cases/{case_id}/withdraw"),
-                Some(body),
-            )
+            .json::<ReceiptBody>(Some(key), Method::POST, &case_path(case_id, "/withdraw")?, Some(body))
             .await?
             .receipt)
     }
@@ -284,30 +292,27 @@ impl Client {
     }
 
     /// One case.
+    ///
+    /// The record must be of that case, and every object in it named by
+    /// an object id: workflows make file names of them, and the host
+    /// chose them (`../../.bashrc` would name a file outside any folder).
     pub async fn case(&self, key: &SigningKey, case_id: &str) -> Result<CaseDetail> {
-        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}"), None::<&()>)
-            .await
+        let detail = self
+            .json(Some(key), Method::GET, &case_path(case_id, "")?, None::<&()>)
+            .await?;
+        ids::check_case_detail(&detail, case_id)?;
+        Ok(detail)
     }
 
     /// Log the export of a case and get its events with their proofs.
     pub async fn export(&self, key: &SigningKey, case_id: &str) -> Result<ExportBody> {
-        self.json(
-            Some(key),
-            Method::POST,
-            &format!("/v1/cases/{case_id}/export"),
-            None::<&()>,
-        )
-        .await
+        self.json(Some(key), Method::POST, &case_path(case_id, "/export")?, None::<&()>)
+            .await
     }
     /// Grant a case.
     pub async fn grant(&self, key: &SigningKey, case_id: &str, body: &GrantBody) -> Result<Receipt> {
         Ok(self
-            .json::<ReceiptBody>(
-                Some(key),
-                Method::POST,
-                &format!("/v1/cases/{case_id}/grants"),
-                Some(body),
-            )
+            .json::<ReceiptBody>(Some(key), Method::POST, &case_path(case_id, "/grants")?, Some(body))
             .await?
             .receipt)
     }
@@ -315,12 +320,7 @@ impl Client {
     /// Record a sealed change of a case's workflow (a lawyer holding it).
     pub async fn change_workflow(&self, key: &SigningKey, case_id: &str, body: &WorkflowBody) -> Result<Receipt> {
         Ok(self
-            .json::<ReceiptBody>(
-                Some(key),
-                Method::POST,
-                &format!("/v1/cases/{case_id}/workflow"),
-                Some(body),
-            )
+            .json::<ReceiptBody>(Some(key), Method::POST, &case_path(case_id, "/workflow")?, Some(body))
             .await?
             .receipt)
     }
@@ -332,7 +332,7 @@ impl Client {
             .json::<ReceiptBody>(
                 Some(key),
                 Method::POST,
-                &format!("/v1/cases/{case_id}/disclosures"),
+                &case_path(case_id, "/disclosures")?,
                 Some(body),
             )
             .await?
@@ -345,7 +345,7 @@ impl Client {
             .json::<ReceiptBody>(
                 Some(key),
                 Method::DELETE,
-                &format!("/v1/cases/{case_id}/grants/{from}"),
+                &case_path(case_id, &format!("/grants/{from}"))?,
                 None::<&()>,
             )
             .await?
@@ -412,7 +412,7 @@ impl Client {
 
     /// A case's events with their inclusion proofs, as `key` may read them.
     pub async fn case_log(&self, key: &SigningKey, case_id: &str) -> Result<CaseLog> {
-        self.json(Some(key), Method::GET, &format!("/v1/cases/{case_id}/log"), None::<&()>)
+        self.json(Some(key), Method::GET, &case_path(case_id, "/log")?, None::<&()>)
             .await
     }
 
@@ -425,5 +425,67 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request made from a caller's case or object id refuses one
+    /// that would make it another request (`X%2Fobjects%2FY` is the
+    /// objects of another case once the vault decodes it), before it signs
+    /// or sends anything: nothing listens at this address, so a request
+    /// that went out would fail otherwise.
+    #[tokio::test]
+    async fn ids_that_would_make_another_request_are_refused_before_sending() {
+        let c = Client::new("http://127.0.0.1:9").unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let case = "0123456789abcdef01234567";
+        let object = "ab".repeat(32);
+        let usage = |what: &str, r: Result<()>| {
+            assert!(matches!(r, Err(ClientError::Usage(_))), "{what}: {r:?}");
+        };
+        let someone: KeyId = "0123456789abcdef".parse().unwrap();
+        for bad in [
+            "X%2Fobjects%2FY",
+            "0123456789abcdef01234567?x=1",
+            "0123456789abcdef01234567/log",
+            "../principals",
+        ] {
+            usage("case", c.case(&key, bad).await.map(drop));
+            usage("case_log", c.case_log(&key, bad).await.map(drop));
+            usage("export", c.export(&key, bad).await.map(drop));
+            usage(
+                "withdraw",
+                c.withdraw(&key, bad, &WithdrawBody::default()).await.map(drop),
+            );
+            let grant = GrantBody {
+                key_id: someone.clone(),
+                envelope: String::new(),
+                note_envelope: None,
+            };
+            usage("grant", c.grant(&key, bad, &grant).await.map(drop));
+            let entry = WorkflowBody { entry: String::new() };
+            usage("workflow", c.change_workflow(&key, bad, &entry).await.map(drop));
+            let disclosure = DiscloseBody {
+                recipient: String::new(),
+                recipient_key_id: None,
+                objects: vec![],
+                plaintext: false,
+            };
+            usage("disclose", c.disclose(&key, bad, &disclosure).await.map(drop));
+            usage("revoke", c.revoke(&key, bad, &someone).await.map(drop));
+            usage("upload", c.create_upload(&key, bad, 1).await.map(drop));
+            usage("download", c.open_download(&key, bad, &object, 0).await.map(drop));
+            usage(
+                "export download",
+                c.open_export_download(&key, bad, &object).await.map(drop),
+            );
+        }
+        for bad in ["../../log/checkpoint", "X%2F..%2Fx", &"AB".repeat(32)] {
+            usage("object", c.open_download(&key, case, bad, 0).await.map(drop));
+            usage("export object", c.open_export_download(&key, case, bad).await.map(drop));
+        }
     }
 }

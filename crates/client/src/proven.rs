@@ -223,10 +223,14 @@ pub async fn prove_case_log(
     case_id: &str,
     reader: Reader,
 ) -> Result<(CaseLog, ProvenCase)> {
+    let asked = match client.pins() {
+        Some(pins) => Some(pins.pinned_when_asked(client.base()).await?),
+        None => None,
+    };
     let case_log: CaseLog = client.case_log(key, case_id).await?;
     let proven = prove_log(&case_log, log, anchors, case_id, reader)?;
-    if let Some(pins) = client.pins() {
-        pins.advance_checkpoint(client, log, &case_log.checkpoint, &proven.checkpoint)
+    if let (Some(pins), Some(asked)) = (client.pins(), asked) {
+        pins.advance_checkpoint(client, log, &case_log.checkpoint, &proven.checkpoint, asked)
             .await?;
     }
     Ok((case_log, proven))
@@ -376,6 +380,9 @@ impl Facts {
             }
             Action::ObjectStored => {
                 let commit: CommitUpload = body(e)?;
+                // A host holding the log key can log a commit of its own
+                // making; workflows make file names of the object ids.
+                crate::ids::host_object_id(&commit.sha256)?;
                 let key_id: KeyId = e.actor.parse().map_err(|_| verify("an object stored by no key"))?;
                 let registered = self
                     .registry

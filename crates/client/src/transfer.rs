@@ -12,13 +12,14 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::progress::Meter;
-use super::{Client, ClientError, RequestParts, Result, PATCH_SIZE};
+use super::{case_path, ids, Client, ClientError, RequestParts, Result, PATCH_SIZE};
 use custos_core::custody::Receipt;
 use custos_core::protocol::TUS_VERSION;
 use custos_core::wire::{CommitUpload, ObjectCommitted};
 
 impl Client {
-    /// Create a tus upload; returns its path.
+    /// Create a tus upload; returns its path, which must be that of an
+    /// upload of this case (the vault's `Location`).
     pub async fn create_upload(&self, key: &SigningKey, case_id: &str, length: u64) -> Result<String> {
         let parts = RequestParts {
             headers: vec![
@@ -29,13 +30,19 @@ impl Client {
             body: None,
         };
         let resp = self
-            .send(Some(key), Method::POST, &format!("/v1/cases/{case_id}/uploads"), parts)
+            .send(Some(key), Method::POST, &case_path(case_id, "/uploads")?, parts)
             .await?;
-        resp.headers()
+        let location = resp
+            .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::Verify("upload created without a Location".into()))
+            .ok_or_else(|| ClientError::Verify("upload created without a Location".into()))?;
+        ids::upload_path(case_id, location).ok_or_else(|| {
+            ClientError::Verify(format!(
+                "the vault placed the upload at \"{}\", not under this case's uploads",
+                crate::terminal::escaped(&location.chars().take(200).collect::<String>())
+            ))
+        })
     }
 
     /// Send one PATCH at `offset`; returns the new offset.
@@ -189,14 +196,16 @@ impl Client {
         object_id: &str,
         offset: u64,
     ) -> Result<Download> {
-        self.open_object(key, &format!("/v1/cases/{case_id}/objects/{object_id}"), offset)
+        ids::object_id_arg(object_id)?;
+        self.open_object(key, &case_path(case_id, &format!("/objects/{object_id}"))?, offset)
             .await
     }
 
     /// Start downloading an object's ciphertext for an export bundle
     /// (auditors may).
     pub async fn open_export_download(&self, key: &SigningKey, case_id: &str, object_id: &str) -> Result<Download> {
-        self.open_object(key, &format!("/v1/cases/{case_id}/export/objects/{object_id}"), 0)
+        ids::object_id_arg(object_id)?;
+        self.open_object(key, &case_path(case_id, &format!("/export/objects/{object_id}"))?, 0)
             .await
     }
 

@@ -4,13 +4,15 @@
 //! key or slips in its own intake recipient is caught.
 
 use custos_durable::write_atomically;
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::path_lock::PathLocks;
 use super::ClientError;
-use custos_core::custody::checkpoint::LogVerifier;
+use custos_core::custody::checkpoint::{split_note, Checkpoint, LogVerifier};
 use custos_core::custody::cosignature::WitnessVerifier;
 use custos_core::custody::{Action, Event};
 use custos_core::identity::{Card, Principal, Role};
@@ -151,10 +153,55 @@ impl TrustStore {
     }
 }
 
+/// One lock per pinned-checkpoint file in this process. Advancing the pin
+/// reads it, may wait for a consistency proof, and writes it: two proofs
+/// doing that at once (the desk proves 8 cases at a time) would lower the
+/// pin, or take the other's newer pin for a rollback. A tokio mutex, as it
+/// is held across the proof's request.
+static CHECKPOINT_LOCKS: PathLocks<tokio::sync::Mutex<()>> = PathLocks::new();
+
+/// The size of the checkpoint pinned for a vault when a request to it went
+/// out ([`TrustStore::pinned_when_asked`]). The answer's checkpoint may be
+/// older than the pin by the time it is checked, when another request's
+/// answer moved the pin on meanwhile; it may never be older than this,
+/// which the vault had already shown this client before it was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedWhenAsked(u64);
+
 impl TrustStore {
     fn checkpoint_path(&self, server: &str) -> PathBuf {
         let h = hex::encode(&Sha256::digest(server.as_bytes())[..8]);
         self.dir.join("checkpoints").join(format!("{h}.txt"))
+    }
+
+    /// The checkpoint note pinned for `server`, if any, read off the async
+    /// threads.
+    async fn pinned_note(&self, server: &str) -> Result<Option<String>, ClientError> {
+        let path = self.checkpoint_path(server);
+        tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+            Ok(note) => Ok(Some(note)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        })
+        .await
+        .map_err(|e| ClientError::Trust(format!("reading the pinned checkpoint failed: {e}")))?
+    }
+
+    fn damaged(&self, server: &str, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Trust(format!("{} is damaged: {e}", self.checkpoint_path(server).display()))
+    }
+
+    /// What the pin for `server` is now: taken before a request whose
+    /// answer's checkpoint goes to [`TrustStore::advance_checkpoint`]. The
+    /// note's signature is checked there, under the lock; here only its
+    /// size is read.
+    pub async fn pinned_when_asked(&self, server: &str) -> Result<PinnedWhenAsked, ClientError> {
+        let Some(note) = self.pinned_note(server).await? else {
+            return Ok(PinnedWhenAsked(0));
+        };
+        let (body, _) = split_note(&note).map_err(|e| self.damaged(server, e))?;
+        let pinned = Checkpoint::parse_body(body).map_err(|e| self.damaged(server, e))?;
+        Ok(PinnedWhenAsked(pinned.size))
     }
 
     /// Accept `note` (already verified as `checkpoint`) from the vault at
@@ -162,59 +209,86 @@ impl TrustStore {
     /// checkpoint this client accepted from it (an RFC 9162 proof the vault
     /// must give), and remember it when it is newer: a vault that rolls its
     /// log back, or shows this client a fork, is refused.
+    ///
+    /// `asked` is what the pin was when the request that brought `note`
+    /// went out. An answer older than the pin is then one that another
+    /// request's newer answer overtook: it is accepted if the pin extends
+    /// it, and the pin stays the newer. One older than `asked` is a
+    /// rollback. Advances of one pin are taken one at a time in this
+    /// process, and the pin never goes down.
     pub async fn advance_checkpoint(
         &self,
         client: &super::Client,
         log: &LogVerifier,
         note: &str,
-        checkpoint: &custos_core::custody::checkpoint::Checkpoint,
+        checkpoint: &Checkpoint,
+        asked: PinnedWhenAsked,
     ) -> Result<(), ClientError> {
-        let path = self.checkpoint_path(client.base());
-        let fail = |what: String| {
-            ClientError::Verify(format!(
-                "{what}; the vault is not showing you the history it showed before"
-            ))
+        let server = client.base();
+        let lock = CHECKPOINT_LOCKS.of(&self.checkpoint_path(server));
+        let _advancing = lock.lock().await;
+        let Some(pinned_note) = self.pinned_note(server).await? else {
+            return self.pin_checkpoint(server, note).await;
         };
-        if path.exists() {
-            let old_note = std::fs::read_to_string(&path)?;
-            let old = log
-                .verify(&old_note)
-                .map_err(|e| ClientError::Trust(format!("{} is damaged: {e}", path.display())))?;
-            if old.size > checkpoint.size {
-                return Err(fail(format!(
-                    "the log shrank from {} entries, seen before, to {}",
-                    old.size, checkpoint.size
-                )));
+        let pin = log.verify(&pinned_note).map_err(|e| self.damaged(server, e))?;
+        match checkpoint.size.cmp(&pin.size) {
+            Ordering::Equal if checkpoint.root == pin.root => Ok(()),
+            Ordering::Equal => Err(not_the_history_shown_before(format!(
+                "the log of {} entries has another root",
+                pin.size
+            ))),
+            Ordering::Greater => {
+                prove_prefix(client, &pin, checkpoint).await?;
+                self.pin_checkpoint(server, note).await
             }
-            if old.size == checkpoint.size {
-                if old.root != checkpoint.root {
-                    return Err(fail(format!("the log of {} entries has another root", old.size)));
-                }
-                return Ok(());
-            }
-            if old.size > 0 {
-                let proof = client.consistency(old.size, checkpoint.size).await?;
-                let proof = custos_core::audit::decode_hashes(&proof.proof)
-                    .ok_or_else(|| ClientError::Verify("a consistency proof is malformed".into()))?;
-                custos_core::custody::merkle::verify_consistency(
-                    old.size,
-                    checkpoint.size,
-                    &proof,
-                    &old.root,
-                    &checkpoint.root,
-                )
-                .map_err(|e| {
-                    fail(format!(
-                        "the log of {} entries is not a prefix of the one of {}: {e}",
-                        old.size, checkpoint.size
-                    ))
-                })?;
-            }
+            Ordering::Less if checkpoint.size < asked.0 => Err(not_the_history_shown_before(format!(
+                "the log shrank from {} entries, seen before, to {}",
+                asked.0, checkpoint.size
+            ))),
+            Ordering::Less => prove_prefix(client, checkpoint, &pin).await,
         }
-        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-        write_atomically(&path, note.as_bytes())?;
+    }
+
+    /// Keep `note` as the checkpoint pinned for `server`, off the async
+    /// threads (an fsync).
+    async fn pin_checkpoint(&self, server: &str, note: &str) -> Result<(), ClientError> {
+        let (path, note) = (self.checkpoint_path(server), note.to_owned());
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+            write_atomically(&path, note.as_bytes())
+        })
+        .await
+        .map_err(|e| ClientError::Trust(format!("writing the pinned checkpoint failed: {e}")))??;
         Ok(())
     }
+}
+
+/// A checkpoint this client may not accept, and why.
+fn not_the_history_shown_before(what: String) -> ClientError {
+    ClientError::Verify(format!(
+        "{what}; the vault is not showing you the history it showed before"
+    ))
+}
+
+/// Have the vault prove (RFC 9162) that `older` is a prefix of `newer`,
+/// and check the proof. The empty log is a prefix of every log. A proof
+/// that does not hold is a verification failure; one that could not be
+/// fetched is the exchange's error, as for any request.
+async fn prove_prefix(client: &super::Client, older: &Checkpoint, newer: &Checkpoint) -> Result<(), ClientError> {
+    if older.size == 0 {
+        return Ok(());
+    }
+    let proof = client.consistency(older.size, newer.size).await?;
+    let proof = custos_core::audit::decode_hashes(&proof.proof)
+        .ok_or_else(|| ClientError::Verify("a consistency proof is malformed".into()))?;
+    custos_core::custody::merkle::verify_consistency(older.size, newer.size, &proof, &older.root, &newer.root).map_err(
+        |e| {
+            not_the_history_shown_before(format!(
+                "the log of {} entries is not a prefix of the one of {}: {e}",
+                older.size, newer.size
+            ))
+        },
+    )
 }
 
 /// What the client trusts for one vault.

@@ -48,6 +48,17 @@ pub fn write_archive(dir: &Path, root: &str, out: &Path) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Make `folder` and each missing folder between `into` and it, readable
+/// by their owner only.
+fn private_dirs(into: &Path, folder: &Path) -> std::io::Result<()> {
+    let mut missing: Vec<&Path> = folder.ancestors().take_while(|a| *a != into && !a.exists()).collect();
+    missing.reverse();
+    for dir in missing {
+        custos_durable::create_private_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Unpack a bundle archive into `into` and return the bundle folder inside
 /// it. Entries must all sit under one top folder; links and absolute or
 /// `..` paths are refused.
@@ -75,6 +86,22 @@ pub fn unpack_archive(archive: &Path, into: &Path) -> Result<PathBuf, String> {
             Some(r) if *r != top => return Err("the archive holds more than one folder".into()),
             Some(_) => {}
         }
+        // Folders are made here, readable by their owner only, never with
+        // the archive's modes (a folder listed read-only before its files
+        // would stop the unpacking, or leave files no one can remove), and
+        // files keep no more than the owner's bits: a disclosure in the
+        // clear is evidence.
+        let at = into.join(&path);
+        let folder = if ty.is_dir() {
+            at.as_path()
+        } else {
+            at.parent().unwrap_or(into)
+        };
+        private_dirs(into, folder).map_err(|e| format!("unpacking {}: {e}", path.display()))?;
+        if ty.is_dir() {
+            continue;
+        }
+        entry.set_mask(0o077);
         if !entry
             .unpack_in(into)
             .map_err(|e| format!("unpacking {}: {e}", path.display()))?
@@ -84,4 +111,60 @@ pub fn unpack_archive(archive: &Path, into: &Path) -> Result<PathBuf, String> {
     }
     let root = root.ok_or("the archive is empty")?;
     Ok(into.join(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn header(path: &str, ty: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(ty);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_cksum();
+        h
+    }
+
+    #[test]
+    fn unpacked_files_and_folders_are_the_owners_alone_whatever_the_archive_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = tmp.path().join("b.tar");
+        let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let body = b"evidence";
+        b.append(
+            &header(
+                "bundle/sub/evidence.jpg",
+                tar::EntryType::Regular,
+                0o644,
+                body.len() as u64,
+            ),
+            &body[..],
+        )
+        .unwrap();
+        // A folder listed read-only after its file: applied as given, it
+        // would leave a file no one can remove.
+        b.append(
+            &header("bundle/sub/", tar::EntryType::Directory, 0o000, 0),
+            std::io::empty(),
+        )
+        .unwrap();
+        b.append(
+            &header("bundle/objects/", tar::EntryType::Directory, 0o555, 0),
+            std::io::empty(),
+        )
+        .unwrap();
+        b.into_inner().unwrap();
+        let into = tmp.path().join("into");
+        std::fs::create_dir(&into).unwrap();
+        let root = unpack_archive(&archive, &into).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(std::fs::read(root.join("sub/evidence.jpg")).unwrap(), body);
+        assert_eq!(mode(&root.join("sub/evidence.jpg")), 0o600);
+        for dir in [root.clone(), root.join("sub"), root.join("objects")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+    }
 }

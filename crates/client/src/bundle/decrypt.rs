@@ -66,6 +66,9 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
             .event
             .signed_body()
             .ok_or("an object_stored request body is unreadable")?;
+        if !crate::ids::is_object_id(&commit.sha256) {
+            return Err("an object_stored event names no object id".into());
+        }
         let label = B64.decode(&commit.label).map_err(|_| "a label is not base64")?;
         let label = Label::open(&label, &key).map_err(|e| e.to_string())?;
         let name = custos_core::envelope::unique_name(&mut names, &label.safe_file_name());

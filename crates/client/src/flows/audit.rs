@@ -94,8 +94,12 @@ pub async fn audit(
     audit_with(client, identity, log, state, AuditOptions::default()).await
 }
 
+/// Told, after each page of entries, how many of how many have been
+/// checked (the desk shows it).
+pub type AuditProgress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// What an audit asks beyond the log's own signature.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditOptions {
     /// Witnesses whose cosignatures the checkpoint must carry, and how
     /// many. Given once, they are kept in the state file and required on
@@ -103,6 +107,17 @@ pub struct AuditOptions {
     pub witnesses: Option<crate::bundle::Policy>,
     /// How long to wait for the newest checkpoint's cosignatures.
     pub cosign_wait: std::time::Duration,
+    /// Told of the entries checked so far.
+    pub progress: Option<AuditProgress>,
+}
+
+impl std::fmt::Debug for AuditOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditOptions")
+            .field("witnesses", &self.witnesses)
+            .field("cosign_wait", &self.cosign_wait)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for AuditOptions {
@@ -110,6 +125,7 @@ impl Default for AuditOptions {
         AuditOptions {
             witnesses: None,
             cosign_wait: COSIGN_WAIT,
+            progress: None,
         }
     }
 }
@@ -158,7 +174,7 @@ async fn run_audit(
     let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, &mut report.cosigned_by).await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
     (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
-    replay_entries(client, identity, &cp, auditor).await?;
+    replay_entries(client, identity, &cp, auditor, options.progress.as_ref()).await?;
     auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
     report.anchors = auditor
         .anchors()
@@ -214,7 +230,13 @@ fn witness_policy(given: Option<crate::bundle::Policy>, old: Option<&AuditState>
 
 /// Download the log's entries up to the checkpoint's size, a page at a
 /// time, and replay each through `auditor`.
-async fn replay_entries(client: &Client, identity: &Identity, cp: &Checkpoint, auditor: &mut LogAuditor) -> Result<()> {
+async fn replay_entries(
+    client: &Client,
+    identity: &Identity,
+    cp: &Checkpoint,
+    auditor: &mut LogAuditor,
+    progress: Option<&AuditProgress>,
+) -> Result<()> {
     while auditor.size() < cp.size {
         let page = client
             .entries(
@@ -236,6 +258,9 @@ async fn replay_entries(client: &Client, identity: &Identity, cp: &Checkpoint, a
             if auditor.size() == cp.size {
                 break;
             }
+        }
+        if let Some(tell) = progress {
+            tell(auditor.size(), cp.size);
         }
     }
     Ok(())

@@ -207,6 +207,8 @@ pub async fn disclose(
     // here logs no disclosure.
     let mut keys = BTreeMap::new();
     for c in &chosen {
+        // `prove_log` checked the ids; file names are made of this one.
+        crate::ids::host_object_id(&c.object_id)?;
         let ciphertext = dir.join(bundle::object_file(&c.object_id));
         let download = client
             .open_download(identity.signing_key(), case_id, &c.object_id, 0)

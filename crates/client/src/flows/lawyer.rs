@@ -8,12 +8,12 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use super::upload::upload_encrypted;
+use super::upload::{upload_encrypted, upload_encrypted_bytes};
 use super::{case_key_of, held_proven, lawyers_key_of, verify, Result, SubmitFile};
 use crate::{Client, ClientError};
 use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::Receipt;
-use custos_core::envelope::ObjectKind;
+use custos_core::envelope::{Label, ObjectKind};
 use custos_core::identity::{Identity, KeyId};
 use custos_core::wire::GrantBody;
 
@@ -30,6 +30,53 @@ pub async fn reply(
     case_id: &str,
     message: &Path,
 ) -> Result<Receipt> {
+    let (case_key, submitters) = reply_keys(client, identity, log, case_id).await?;
+    let file = SubmitFile {
+        path: message.to_path_buf(),
+        kind: ObjectKind::Reply,
+    };
+    let committed = upload_encrypted(client, identity.signing_key(), case_id, &case_key, &submitters, &file).await?;
+    Ok(committed.receipt)
+}
+
+/// The same reply, from text held in memory (typed in the desk): it is
+/// encrypted before anything reaches the disk.
+pub async fn reply_text(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+    text: zeroize::Zeroizing<String>,
+) -> Result<Receipt> {
+    let (case_key, submitters) = reply_keys(client, identity, log, case_id).await?;
+    let label = Label {
+        name: "reply.txt".into(),
+        media_type: Some("text/plain; charset=utf-8".into()),
+        kind: ObjectKind::Reply,
+        description: None,
+    };
+    let bytes = zeroize::Zeroizing::new(text.as_bytes().to_vec());
+    let committed = upload_encrypted_bytes(
+        client,
+        identity.signing_key(),
+        case_id,
+        &case_key,
+        &submitters,
+        &label,
+        bytes,
+    )
+    .await?;
+    Ok(committed.receipt)
+}
+
+/// What a reply is encrypted to: the case key, and the submitter's keys
+/// from the submitter's own signed request in the log.
+async fn reply_keys(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    case_id: &str,
+) -> Result<(custos_core::envelope::CaseKey, Vec<age::x25519::Recipient>)> {
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
     let case_key = case_key_of(identity, &proven)?;
     let submitters = proven
@@ -37,12 +84,7 @@ pub async fn reply(
         .iter()
         .map(|r| custos_core::identity::parse_recipient(r).map_err(|e| verify(format!("submitter recipient: {e}"))))
         .collect::<Result<Vec<_>>>()?;
-    let file = SubmitFile {
-        path: message.to_path_buf(),
-        kind: ObjectKind::Reply,
-    };
-    let committed = upload_encrypted(client, identity.signing_key(), case_id, &case_key, &submitters, &file).await?;
-    Ok(committed.receipt)
+    Ok((case_key, submitters))
 }
 
 /// Grant a case to another lawyer: open this identity's envelope, wrap the

@@ -6,12 +6,15 @@
 //! This module owns what the workflows share (trusting a vault, checking a
 //! receipt, the case as a holder sees it); each workflow has its own file:
 //! `submit` (and `upload`, `witnessed`), `retrieve`, `lawyer`
-//! (and `duress`), `workflow`, `disclose`, `watch`, `audit`. The HTTP requests themselves are `client`'s.
+//! (and `duress`), `open` (a case read in memory, for the desk),
+//! `workflow`, `disclose`, `watch`, `audit`. The HTTP requests themselves
+//! are `client`'s.
 
 mod audit;
 mod disclose;
 mod duress;
 mod lawyer;
+mod open;
 mod retrieve;
 mod submit;
 mod upload;
@@ -22,16 +25,20 @@ mod workflow;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-pub use self::audit::{audit, audit_with, AuditOptions, AuditReport, AuditState};
+pub use self::audit::{audit, audit_with, AuditOptions, AuditProgress, AuditReport, AuditState};
 pub use self::disclose::{disclose, DiscloseOptions, Disclosed, DisclosedFile, Recipient};
 pub use self::duress::holder_status;
-pub use self::lawyer::{grant, reply};
+pub use self::lawyer::{grant, reply, reply_text};
+pub use self::open::{fetch_ciphertext, open_case, OpenedCase};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
 pub use self::submit::{submit, Submitted};
 pub use self::upload::{upload_encrypted, upload_files_resumably};
 pub use self::watch::{Watch, WatchItem, WatchKind, WatchRound};
 pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
-pub use self::workflow::{case_change, case_show, cases, mark_seen, CaseFilter, CaseRow, CaseWork};
+pub use self::workflow::{
+    case_change, case_row, case_show, case_work, cases, mark_seen, mark_seen_async, seen_cases, seen_cases_async,
+    CaseFilter, CaseRow, CaseWork,
+};
 use super::proven::{prove_case, ProvenCase, Reader};
 pub use super::resume::SubmitFile;
 use super::trust::{TrustStore, Trusted};
@@ -52,13 +59,29 @@ pub(super) fn verify(msg: impl Into<String>) -> ClientError {
 /// Fetch the intake parameters and check them against what this client
 /// trusts.
 pub async fn trusted_vault(client: &Client, store: &TrustStore, explicit: &[Card]) -> Result<(IntakeParams, Trusted)> {
+    let asked = match client.pins() {
+        Some(pins) => Some(pins.pinned_when_asked(client.base()).await?),
+        None => None,
+    };
     let params = client.intake().await?;
-    let trusted = store.check(client.base(), &params, explicit)?;
+    // The pin's files are read, and written on first contact, off the
+    // async threads.
+    let trusted = {
+        let (store, server, params, explicit) = (
+            store.clone(),
+            client.base().to_owned(),
+            params.clone(),
+            explicit.to_vec(),
+        );
+        tokio::task::spawn_blocking(move || store.check(&server, &params, &explicit))
+            .await
+            .map_err(|e| ClientError::Trust(format!("checking the pin failed: {e}")))??
+    };
     // The parameters' checkpoint must extend the last one this client
     // accepted from the vault: a host that shows it an older registry, or a
     // fork, is refused.
-    if let (Some(pins), Ok(cp)) = (client.pins(), trusted.log.verify(&params.checkpoint)) {
-        pins.advance_checkpoint(client, &trusted.log, &params.checkpoint, &cp)
+    if let (Some(pins), Some(asked), Ok(cp)) = (client.pins(), asked, trusted.log.verify(&params.checkpoint)) {
+        pins.advance_checkpoint(client, &trusted.log, &params.checkpoint, &cp, asked)
             .await?;
     }
     Ok((params, trusted))

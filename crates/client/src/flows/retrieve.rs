@@ -52,6 +52,8 @@ pub async fn get_case(
     case_id: &str,
     out: &Path,
 ) -> Result<Retrieved> {
+    // The staging folder is named after the case.
+    crate::ids::case_id_arg(case_id)?;
     let (detail, proven) = held_proven(client, identity, log, case_id).await?;
     let case_key = case_key_of(identity, &proven)?;
     let status = holder_status(identity, &proven)?;
@@ -95,7 +97,7 @@ pub async fn get_case(
     std::fs::remove_dir_all(&staging)?;
     files.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     // Read: the case no longer counts as new for `cases --new`.
-    super::mark_seen(client, identity, case_id, proven.last_event.0);
+    super::mark_seen_async(client, identity, case_id, proven.last_event.0).await;
     Ok(Retrieved {
         case_id: case_id.to_owned(),
         status,
@@ -126,6 +128,8 @@ impl Fetch<'_> {
     /// stays in the private staging folder until the hash of the whole
     /// ciphertext has been checked; any failure removes it.
     async fn object(&self, obj: &CaseObject, plain_path: &Path) -> Result<()> {
+        // `Client::case` checked the ids; a file name is made of this one.
+        crate::ids::host_object_id(&obj.object_id)?;
         let ct_path = self.staging.join(format!("{}.age", obj.object_id));
         let mut have = std::fs::metadata(&ct_path).map(|m| m.len()).unwrap_or(0);
         if have > obj.size {

@@ -73,6 +73,39 @@ pub async fn upload_encrypted(
     Ok(committed)
 }
 
+/// The same for text held in memory (a reply typed in the desk): the
+/// plaintext is encrypted straight into the temporary file, so only
+/// ciphertext ever reaches the disk.
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_encrypted_bytes(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    case_key: &CaseKey,
+    also_to: &[age::x25519::Recipient],
+    label: &Label,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<ObjectCommitted> {
+    let sealed = label.seal(&case_key.recipient())?;
+    let tmp = tempfile::NamedTempFile::new()?;
+    let mut recipients = vec![case_key.recipient()];
+    recipients.extend(also_to.iter().cloned());
+    let dst = tmp.reopen()?;
+    let sha = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
+        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
+        encrypt_stream(&plaintext[..], &mut hw, &recipients)?;
+        let (sha, _, w) = hw.finish();
+        w.into_inner().map_err(|e| e.into_error())?;
+        Ok(sha)
+    })
+    .await
+    .map_err(|e| verify(format!("encryption task failed: {e}")))??;
+    let committed = client.upload_file(key, case_id, tmp.path(), &sha, &sealed).await?;
+    names_the_ciphertext(&committed, &sha)?;
+    Ok(committed)
+}
+
 /// SHA-256 of a file, in hex, off the async threads.
 async fn hash_file(path: &Path) -> Result<String> {
     let path = path.to_path_buf();

@@ -6,7 +6,8 @@
 //! ([`Seen`]), for `cases --new`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{held_proven, holder_status, lawyers_key_of, Result};
+use crate::path_lock::PathLocks;
 use crate::proven::ProvenCase;
 use crate::workflow::{normalize_tag, Assignment, Change, Entry, Note, Seen, Status, Workflow};
 use crate::{Client, ClientError};
@@ -77,6 +79,8 @@ pub struct CaseRow {
     pub tags: Vec<String>,
     /// The assignee, if any.
     pub assignee: Option<KeyId>,
+    /// The assignee's name, as the signed registry gives it.
+    pub assignee_name: Option<String>,
     /// The time of the case's newest event.
     pub last_activity: String,
     /// Whether someone else acted on the case since this identity last
@@ -114,7 +118,8 @@ fn is_lawyer_holder(proven: &ProvenCase, key: &KeyId) -> bool {
     proven.envelopes.contains_key(key) && proven.registry.get(key).is_some_and(|(_, role)| *role == Role::Lawyer)
 }
 
-fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
+/// The workflow of a proven case as this identity may read it.
+pub fn case_work(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
     let w = replay(identity, proven);
     let (unreadable, refused) = (w.unreadable(), w.refused());
     let names = proven
@@ -141,8 +146,8 @@ fn work_of(identity: &Identity, proven: &ProvenCase) -> Result<CaseWork> {
 /// the case then counts as seen.
 pub async fn case_show(client: &Client, identity: &Identity, log: &LogVerifier, case_id: &str) -> Result<CaseWork> {
     let (_, proven) = held_proven(client, identity, log, case_id).await?;
-    let work = work_of(identity, &proven)?;
-    mark_seen(client, identity, case_id, proven.last_event.0);
+    let work = case_work(identity, &proven)?;
+    mark_seen_async(client, identity, case_id, proven.last_event.0).await;
     Ok(work)
 }
 
@@ -172,7 +177,7 @@ pub async fn case_change(
     };
     let receipt = client.change_workflow(identity.signing_key(), case_id, &body).await?;
     // Your own change is not news to you.
-    mark_seen(client, identity, case_id, receipt.index);
+    mark_seen_async(client, identity, case_id, receipt.index).await;
     Ok(receipt)
 }
 
@@ -185,7 +190,7 @@ pub async fn cases(
     log: &LogVerifier,
     filter: &CaseFilter,
 ) -> Result<Vec<CaseRow>> {
-    let seen = load_seen(client, identity);
+    let seen = seen_cases_async(client, identity).await;
     let me = identity.key_id();
     let tag = filter
         .tag
@@ -194,33 +199,53 @@ pub async fn cases(
         .transpose()
         .map_err(|e| ClientError::Usage(e.to_string()))?;
     let mut rows = Vec::new();
-    for mut summary in client.cases(identity.signing_key()).await? {
-        let (_, proven) = held_proven(client, identity, log, &summary.case_id).await?;
-        let w = replay(identity, &proven);
-        summary.status = holder_status(identity, &proven)?;
-        let since = seen.cases.get(&summary.case_id).copied();
-        let new = proven
-            .activity
-            .iter()
-            .any(|(index, actor)| since.is_none_or(|s| *index > s) && *actor != me.as_str());
-        let keep = filter.status.is_none_or(|s| s == w.status)
-            && tag.as_ref().is_none_or(|t| w.tags.contains(t))
-            && (!filter.mine || w.assignee.as_ref() == Some(&me))
-            && (!filter.new || new);
+    for summary in client.cases(identity.signing_key()).await? {
+        let row = case_row(client, identity, log, &seen, summary).await?;
+        let keep = filter.status.is_none_or(|s| s == row.workflow_status)
+            && tag.as_ref().is_none_or(|t| row.tags.contains(t))
+            && (!filter.mine || row.assignee.as_ref() == Some(&me))
+            && (!filter.new || row.new);
         if keep {
-            let unreadable = w.unreadable();
-            rows.push(CaseRow {
-                summary,
-                workflow_status: w.status,
-                tags: w.tags.into_iter().collect(),
-                assignee: w.assignee,
-                last_activity: proven.last_event.1.clone(),
-                new,
-                unreadable,
-            });
+            rows.push(row);
         }
     }
     Ok(rows)
+}
+
+/// One case's row, its workflow proven from the log, "new" as against
+/// `seen` (from [`seen_cases_async`]).
+pub async fn case_row(
+    client: &Client,
+    identity: &Identity,
+    log: &LogVerifier,
+    seen: &Seen,
+    mut summary: CaseSummary,
+) -> Result<CaseRow> {
+    let me = identity.key_id();
+    let (_, proven) = held_proven(client, identity, log, &summary.case_id).await?;
+    let w = replay(identity, &proven);
+    summary.status = holder_status(identity, &proven)?;
+    let since = seen.cases.get(&summary.case_id).copied();
+    let new = proven
+        .activity
+        .iter()
+        .any(|(index, actor)| since.is_none_or(|s| *index > s) && *actor != me.as_str());
+    let unreadable = w.unreadable();
+    let assignee_name = w
+        .assignee
+        .as_ref()
+        .and_then(|k| proven.registry.get(k))
+        .map(|(card, _)| card.name.clone());
+    Ok(CaseRow {
+        summary,
+        workflow_status: w.status,
+        tags: w.tags.into_iter().collect(),
+        assignee: w.assignee,
+        assignee_name,
+        last_activity: proven.last_event.1.clone(),
+        new,
+        unreadable,
+    })
 }
 
 /// Where this identity's [`Seen`] for this vault is kept: beside the trust
@@ -232,37 +257,161 @@ fn seen_path(client: &Client, identity: &Identity) -> Option<PathBuf> {
     Some(pins.dir().join("seen").join(format!("{h}-{}.json", identity.key_id())))
 }
 
+/// One lock per record of cases seen in this process: marking one is a
+/// read, a change and a write, and two at once (the desk's pages and its
+/// proofs) would keep only the last writer's view. A std mutex: it is held
+/// around file work only, never across an `.await`.
+static SEEN_LOCKS: PathLocks<std::sync::Mutex<()>> = PathLocks::new();
+
 /// What this identity last saw, best effort: a damaged file is set aside
 /// (renamed `.damaged`) and counts as nothing seen, so that it can never
 /// stop a listing or a retrieval.
-fn load_seen(client: &Client, identity: &Identity) -> Seen {
+///
+/// Blocking (it reads a file): async code awaits [`seen_cases_async`].
+pub fn seen_cases(client: &Client, identity: &Identity) -> Seen {
+    match seen_path(client, identity) {
+        Some(path) => read_seen_locked(&path),
+        None => Seen::default(),
+    }
+}
+
+/// [`seen_cases`], read on a blocking thread.
+pub async fn seen_cases_async(client: &Client, identity: &Identity) -> Seen {
     let Some(path) = seen_path(client, identity) else {
         return Seen::default();
     };
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the record of cases seen is damaged; setting it aside");
-            let _ = std::fs::rename(&path, path.with_extension("json.damaged"));
+    tokio::task::spawn_blocking(move || read_seen_locked(&path))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the cases seen");
             Seen::default()
-        }),
-        Err(_) => Seen::default(),
-    }
+        })
 }
 
 /// Remember that this identity has seen the case up to log index `index`
 /// (never lowering what it saw before). Best effort: a record that cannot
 /// be written is said in the log and otherwise ignored, since it only
 /// decides what `cases --new` marks.
+///
+/// Blocking (it reads and fsyncs a file): async code awaits
+/// [`mark_seen_async`].
 pub fn mark_seen(client: &Client, identity: &Identity, case_id: &str, index: u64) {
+    if let Some(path) = seen_path(client, identity) {
+        mark_seen_locked(&path, case_id, index);
+    }
+}
+
+/// [`mark_seen`], on a blocking thread; done when this returns.
+pub async fn mark_seen_async(client: &Client, identity: &Identity, case_id: &str, index: u64) {
     let Some(path) = seen_path(client, identity) else {
         return;
     };
-    let mut seen = load_seen(client, identity);
+    let case_id = case_id.to_owned();
+    if let Err(e) = tokio::task::spawn_blocking(move || mark_seen_locked(&path, &case_id, index)).await {
+        tracing::warn!(error = %e, "could not record the cases seen");
+    }
+}
+
+fn read_seen_locked(path: &Path) -> Seen {
+    let lock = SEEN_LOCKS.of(path);
+    let _reading = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    read_seen(path)
+}
+
+fn mark_seen_locked(path: &Path, case_id: &str, index: u64) {
+    let lock = SEEN_LOCKS.of(path);
+    let _changing = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut seen = read_seen(path);
     let at = seen.cases.entry(case_id.to_owned()).or_insert(index);
     *at = (*at).max(index);
     let written = custos_durable::create_private_dir(path.parent().expect("the path has a folder"))
-        .and_then(|()| custos_durable::write_atomically(&path, &serde_json::to_vec(&seen).expect("serialisable")));
+        .and_then(|()| custos_durable::write_atomically(path, &serde_json::to_vec(&seen).expect("serialisable")));
     if let Err(e) = written {
         tracing::warn!(error = %e, "could not record the cases seen");
+    }
+}
+
+/// The record at `path`, the caller holding its lock (a damaged one is set
+/// aside, which must not happen to a record another thread just wrote).
+fn read_seen(path: &Path) -> Seen {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the record of cases seen is damaged; setting it aside");
+            let _ = std::fs::rename(path, path.with_extension("json.damaged"));
+            Seen::default()
+        }),
+        Err(_) => Seen::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::TrustStore;
+
+    /// Eight threads each mark 25 cases seen, at once: every one of the
+    /// 200 is remembered (a read-modify-write without a lock keeps only
+    /// the last writer's view of the record, and a case comes back "new").
+    /// A client keeping its records in a folder of its own, and an identity.
+    fn a_lawyer_s_client() -> (tempfile::TempDir, Client, Identity) {
+        let tmp = tempfile::tempdir().unwrap();
+        let client = Client::new("http://127.0.0.1:9")
+            .unwrap()
+            .with_pins(TrustStore::new(tmp.path().to_path_buf()));
+        (tmp, client, Identity::generate("Lawyer").unwrap())
+    }
+
+    fn case(task: usize, i: usize) -> String {
+        format!("{:024x}", task * 1000 + i)
+    }
+
+    fn lost(seen: &Seen) -> usize {
+        (0..8)
+            .flat_map(|t| (0..25).map(move |i| case(t, i)))
+            .filter(|c| !seen.cases.contains_key(c))
+            .count()
+    }
+
+    #[test]
+    fn cases_marked_seen_at_once_are_all_remembered() {
+        let (_tmp, client, identity) = a_lawyer_s_client();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (client, identity) = (&client, &identity);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        mark_seen(client, identity, &case(t, i), 7);
+                    }
+                });
+            }
+        });
+        let lost = lost(&seen_cases(&client, &identity));
+        assert_eq!(lost, 0, "{lost} of 200 marks lost");
+    }
+
+    /// The same from async tasks, as the desk's proofs and pages mark and
+    /// read: nothing lost, and a mark never lowers what was seen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cases_marked_seen_at_once_from_tasks_are_all_remembered() {
+        let (_tmp, client, identity) = a_lawyer_s_client();
+        let (client, identity) = (std::sync::Arc::new(client), std::sync::Arc::new(identity));
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let (client, identity) = (client.clone(), identity.clone());
+            tasks.spawn(async move {
+                for i in 0..25 {
+                    mark_seen_async(&client, &identity, &case(t, i), 7).await;
+                    let _ = seen_cases_async(&client, &identity).await;
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        mark_seen_async(&client, &identity, &case(0, 0), 3).await;
+        let seen = seen_cases_async(&client, &identity).await;
+        let lost = lost(&seen);
+        assert_eq!(lost, 0, "{lost} of 200 marks lost");
+        assert_eq!(seen.cases[&case(0, 0)], 7, "what was seen is never lowered");
     }
 }
