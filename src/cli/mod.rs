@@ -5,6 +5,7 @@
 mod admin;
 mod auditor;
 pub mod bar;
+mod desk;
 mod keys;
 mod lawyer;
 mod serve;
@@ -99,6 +100,9 @@ enum Command {
     /// Print one line per new case, file or message in the cases this
     /// identity holds, as they come, until Ctrl-C.
     Watch(lawyer::Watch),
+    /// Open the desk: a local app in the browser for lawyers, auditors and
+    /// admins, the keys kept in this process. Prints "desk: URL".
+    Desk(desk::Desk),
     /// Read the custody log.
     #[command(subcommand)]
     Log(auditor::LogCmd),
@@ -256,6 +260,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(c) => lawyer::revoke(&ctx, c).await,
         Command::Disclose(c) => lawyer::disclose(&ctx, c).await,
         Command::Watch(c) => lawyer::watch(&ctx, c).await,
+        Command::Desk(c) => desk::desk(&ctx, c).await,
         Command::Log(c) => auditor::log(&ctx, c).await,
         Command::Audit(c) => auditor::audit(&ctx, c).await,
         Command::Export(c) => auditor::export(&ctx, c).await,

@@ -50,6 +50,36 @@ impl Drop for Driver {
     }
 }
 
+/// End the WebDriver session at `session` (`http://127.0.0.1:PORT/session/ID`)
+/// so that ChromeDriver quits its Chromium: killing ChromeDriver alone
+/// leaves Chromium and its helpers running, one set per test, for as long
+/// as the machine runs. Plain HTTP on a std socket, as `Drop` cannot wait
+/// on the async client.
+fn end_session(session: &str) {
+    use std::io::{Read, Write};
+    let Some(rest) = session.strip_prefix("http://") else {
+        return;
+    };
+    let Some((addr, path)) = rest.split_once('/') else {
+        return;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let request = format!("DELETE /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        end_session(&self.session);
+    }
+}
+
 /// One headless Chromium session.
 pub struct Browser {
     http: reqwest::Client,
@@ -112,6 +142,7 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let resp: Value = http
             .post(format!("{base}/session"))
@@ -144,6 +175,17 @@ impl Browser {
             panic!("WebDriver {path}: {err}: {}", resp["value"]["message"]);
         }
         resp["value"].clone()
+    }
+
+    /// The browser's profile folder (its cache, cookies and storage).
+    pub fn profile(&self) -> &Path {
+        self._profile.path()
+    }
+
+    /// The browser console's messages since the last call.
+    pub async fn console(&self) -> Value {
+        self.call(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"})))
+            .await
     }
 
     /// Open a URL.
@@ -246,6 +288,16 @@ impl Browser {
     /// A screenshot of the whole page as it lays out at `width` CSS pixels
     /// (a phone at 360, a laptop at 1280), written to `path`.
     pub async fn screenshot(&self, width: u32, path: &Path) {
+        self.capture(width, path, true).await;
+    }
+
+    /// What one screen shows at `width` CSS pixels (900 high): for the
+    /// README, where a whole long page would be a strip.
+    pub async fn screenshot_screen(&self, width: u32, path: &Path) {
+        self.capture(width, path, false).await;
+    }
+
+    async fn capture(&self, width: u32, path: &Path, whole_page: bool) {
         self.cdp(
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}),
@@ -254,7 +306,7 @@ impl Browser {
         let shot = self
             .cdp(
                 "Page.captureScreenshot",
-                json!({"format": "png", "captureBeyondViewport": true}),
+                json!({"format": "png", "captureBeyondViewport": whole_page}),
             )
             .await;
         let png = base64::engine::general_purpose::STANDARD

@@ -14,6 +14,7 @@ mod bundle;
 mod case_log_vector;
 mod cli;
 mod crash;
+mod desk;
 mod digest;
 mod disclose;
 mod disk_faults;

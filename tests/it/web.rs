@@ -169,13 +169,13 @@ async fn check_receipt_download(b: &Browser, v: &TestVault, case: &str) {
     }
 }
 
-struct Answers {
-    fields: Vec<(&'static str, String)>,
-    consent: bool,
-    duress: bool,
+pub(crate) struct Answers {
+    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) consent: bool,
+    pub(crate) duress: bool,
 }
 
-fn answers(lang: &str) -> Answers {
+pub(crate) fn answers(lang: &str) -> Answers {
     let what = match lang {
         "ru" => "Меня задержали 12 марта у дома и били в отделе до утра.\nТребовали подписать признание.",
         "kk" => "Мені 12 наурызда үйдің жанында ұстап, таң атқанша бөлімде ұрды.",
@@ -199,7 +199,7 @@ fn answers(lang: &str) -> Answers {
 
 /// Fill the form in the open page with `a` and attach `files` to the
 /// evidence and `medical` to the medical input.
-async fn fill(b: &Browser, a: &Answers, evidence: &[&Path], medical: &[&Path]) {
+pub(crate) async fn fill(b: &Browser, a: &Answers, evidence: &[&Path], medical: &[&Path]) {
     for (id, text) in &a.fields {
         b.type_into(&format!("#{id}"), text).await;
     }
@@ -219,7 +219,7 @@ async fn fill(b: &Browser, a: &Answers, evidence: &[&Path], medical: &[&Path]) {
     }
 }
 
-async fn submit_and_wait(b: &Browser) -> (String, String) {
+pub(crate) async fn submit_and_wait(b: &Browser) -> (String, String) {
     b.click("#send").await;
     b.wait_for(
         "return !document.getElementById('done').hidden",
