@@ -18,6 +18,9 @@
 #   backup    at that size: how long writes wait while a backup's snapshot
 #             is cut; the backup file against a plain copy of sled's files;
 #             the restore with its full audit against the audit alone
+#   desk      bench/desk.sh: the desk's inbox index over 10,000 cases, its
+#             first page and a 50-file case's page (HTTP and Chromium),
+#             against the CLI's `cases` and `case show`
 # Usage: bench/run.sh [SIZE_MIB]   (default 1024; the memory runs are fixed)
 # Installs the Go age CLI (Debian package `age`) if it is missing.
 set -euo pipefail
@@ -179,6 +182,10 @@ backup_rate=$(field "$bline" rate_mib_s); copy_rate=$(field "$bline" copy_rate_m
 backup_ratio=$(field "$bline" ratio); restore_rate=$(field "$rline" rate)
 restore_ratio=$(ratio "$restore_rate" "$audit_rate")
 
+echo "== the desk, 10,000 cases"
+desk_table=$(bash "$root/bench/desk.sh" 10000)
+echo "$desk_table"
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 cat > "$root/BENCHMARKS.md" <<MD
 # Benchmarks
@@ -206,6 +213,12 @@ reference measured in the same run.
 | backup at 1,000,000 events: writes held while the snapshot is cut | ${held_ms} ms (the whole snapshot ${snapshot_ms} ms) | | | |
 | backup at 1,000,000 events: the file, ${backup_mib} MiB | ${backup_rate} MiB/s | copy of sled's files: ${copy_rate} MiB/s | ${backup_ratio}x | |
 | restore at 1,000,000 events, with the full audit | ${restore_rate} events/s | the audit alone: ${audit_rate} events/s | ${restore_ratio}x | |
+
+The desk (\`bench/desk.sh\`): its own vault, with cases made by
+\`benches/small.rs\` and one case of 50 files and a statement; the desk's
+times (\`benches/desk.rs\`) beside the CLI doing the same work.
+
+$desk_table
 
 bench/README.md says what each row measures, which targets are missed, by
 how much and why, and what would close them.
