@@ -21,12 +21,22 @@
 #   desk      bench/desk.sh: the desk's inbox index over 10,000 cases, its
 #             first page and a 50-file case's page (HTTP and Chromium),
 #             against the CLI's `cases` and `case show`
-# Usage: bench/run.sh [SIZE_MIB]   (default 1024; the memory runs are fixed)
+# Usage: bench/run.sh [SIZE_MIB] [SECTIONS]
+#   SIZE_MIB  the ingest and retrieve file (default 1024; the memory runs
+#             are fixed)
+#   SECTIONS  a comma-separated subset of ingest,memory,small,log,desk to
+#             repeat a few rows (default: all). Only a run of all of them
+#             writes BENCHMARKS.md; a partial run prints its rows.
 # Installs the Go age CLI (Debian package `age`) if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 size_mib=${1:-1024}
+sections=${2:-ingest,memory,small,log,desk}
+want() { [[ ",$sections," == *",$1,"* ]]; }
+for s in ${sections//,/ }; do
+  case $s in ingest|memory|small|log|desk) ;; *) echo "unknown section: $s" >&2; exit 2 ;; esac
+done
 
 if ! command -v age >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
@@ -77,6 +87,7 @@ stop_vault() {
 peak_rss_mib() { echo $(( $(grep VmHWM "/proc/$server_pid/status" | awk '{print $2}') / 1024 )); }
 
 echo "statement" > statement.txt
+if want ingest; then
 echo "== ingest and retrieve, ${size_mib} MiB"
 dd if=/dev/urandom of=evidence.bin bs=1M count="$size_mib" status=none
 start_vault
@@ -125,6 +136,9 @@ printf 'ingest    custos submit %6.2f s (%s MiB/s)   dd conv=fdatasync %6.2f s (
 printf 'retrieve  custos get    %6.2f s (%s MiB/s)   age -d            %6.2f s (%s MiB/s)   ratio %sx\n' \
   "$t_get" "$(mib_s "$size_mib" "$t_get")" "$t_age" "$(mib_s "$size_mib" "$t_age")" "$retrieve_ratio"
 
+fi
+
+if want memory; then
 echo "== server peak memory during one upload"
 declare -A rss
 # Each size twice, keeping the higher peak: the server's memory settles at
@@ -146,6 +160,9 @@ rm -f evidence.bin
 growth=$(printf '%.1f' "$(calc "(${rss[4096]} - ${rss[256]}) * 100 / ${rss[256]}")")
 echo "memory    4 GiB against 256 MiB: ${growth}%"
 
+fi
+
+if want small; then
 echo "== small submissions, 16 concurrent clients"
 start_vault
 sync
@@ -164,6 +181,9 @@ small_ratio=$(ratio "$req_rate" "$sync_rate")
 printf 'small     %s cases/s (%s durable requests/s), p50 %s ms, p99 %s ms, %s requests per flush   dd oflag=dsync %s writes/s   ratio %sx\n' \
   "$small_rate" "$req_rate" "$p50" "$p99" "$per_flush" "$sync_rate" "$small_ratio"
 
+fi
+
+if want log; then
 echo "== custody log, 1,000,000 events"
 sync
 log=$(cd "$root" && cargo bench --locked -q --bench log -- 1000000 "$work")
@@ -182,10 +202,19 @@ backup_rate=$(field "$bline" rate_mib_s); copy_rate=$(field "$bline" copy_rate_m
 backup_ratio=$(field "$bline" ratio); restore_rate=$(field "$rline" rate)
 restore_ratio=$(ratio "$restore_rate" "$audit_rate")
 
+fi
+
+if want desk; then
 echo "== the desk, 10,000 cases"
 desk_table=$(bash "$root/bench/desk.sh" 10000)
 echo "$desk_table"
 
+fi
+
+if [ "$sections" != ingest,memory,small,log,desk ]; then
+  echo "a partial run ($sections): BENCHMARKS.md left as it was"
+  exit 0
+fi
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 cat > "$root/BENCHMARKS.md" <<MD
 # Benchmarks
