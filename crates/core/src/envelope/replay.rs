@@ -42,6 +42,7 @@ const NONCE: usize = 16;
 /// and its file key. The file key opens the one file; it is zeroized on
 /// drop and `Debug` shows nothing of it. Serialises (for a resume journal,
 /// private to its owner) with every field in base64.
+#[derive(Clone)]
 pub struct ReplayableEncryption {
     header: Vec<u8>,
     nonce: [u8; NONCE],
