@@ -583,7 +583,8 @@ async fn a_commit_after_the_vault_restarted_mid_upload_hashes_what_it_stored() {
 }
 
 /// Without a restart, the running hash decides: a commit naming another
-/// hash is refused, and the same upload then commits under its own.
+/// hash is refused. The refused commit used up the running hash, so the
+/// same upload then commits under its own hash from what is stored.
 #[tokio::test]
 async fn the_running_hash_refuses_a_wrong_commit_and_accepts_the_right_one() {
     let v = TestVault::start().await;
