@@ -431,3 +431,185 @@ async fn chunks_of_dropped_uploads_are_collected_and_stored_objects_keep_theirs(
     let video = got.files.iter().find(|f| f.path.ends_with("video.bin")).unwrap();
     assert_eq!(std::fs::read(&video.path).unwrap(), evidence, "the shared chunk stayed");
 }
+
+/// An upload cut partway resumes from a replay of its encryption, kept as
+/// a resume journal keeps it (through JSON): the client makes the part
+/// the vault holds again, hashes it without sending it, and sends the
+/// rest. The vault's commit, which checks the SHA-256 of all it holds,
+/// accepts the object id the replay computed, and the object opens to the
+/// file, so the replayed bytes are exactly the ones first sent.
+#[tokio::test]
+async fn a_replayed_encryption_resumes_an_upload_the_vault_accepts_whole() {
+    use custos::envelope::{decrypt_bytes, CaseKey, ReplayableEncryption};
+    use std::io::Read;
+    let v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let case_key = CaseKey::generate();
+    let plain = bytes(21, 5_000_000);
+    let len = plain.len() as u64;
+
+    let first = ReplayableEncryption::new(&[&case_key.recipient()]).unwrap();
+    let length = first.ciphertext_len(len);
+    let upload = client.create_upload(key, &s.case_id, length).await.unwrap();
+    let mut sent = vec![0u8; 1_300_000];
+    first.reader(&plain[..], len).read_exact(&mut sent).unwrap();
+    client.patch(key, &upload, 0, sent).await.unwrap();
+    let journal = serde_json::to_vec(&first).unwrap();
+    drop(first);
+
+    // "Killed": a new client, with only the journal and the plaintext.
+    let again = Client::new(&v.url).unwrap();
+    let replay: ReplayableEncryption = serde_json::from_slice(&journal).unwrap();
+    let offset = again.upload_offset(key, &upload).await.unwrap();
+    assert_eq!(offset, 1_300_000);
+    let sha = again
+        .upload_from(
+            key,
+            &upload,
+            replay.reader(std::io::Cursor::new(plain.clone()), len),
+            length,
+            offset,
+        )
+        .await
+        .unwrap();
+    let done = again
+        .commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha.clone(),
+                label: B64.encode(b"lbl"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.object_id, sha);
+    let mut back = Vec::new();
+    let (_, got) = client
+        .download(v.lawyer.signing_key(), &s.case_id, &sha, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(got, sha);
+    assert_eq!(back.len() as u64, length);
+    assert!(decrypt_bytes(&back, case_key.identity()).unwrap() == plain);
+
+    // A different encryption of the same file, resumed onto that upload's
+    // prefix, does not hash to what the vault holds: refused at commit.
+    let upload = client.create_upload(key, &s.case_id, length).await.unwrap();
+    let mut sent = vec![0u8; 1_300_000];
+    replay.reader(&plain[..], len).read_exact(&mut sent).unwrap();
+    client.patch(key, &upload, 0, sent).await.unwrap();
+    let other = ReplayableEncryption::new(&[&case_key.recipient()]).unwrap();
+    let sha = client
+        .upload_from(
+            key,
+            &upload,
+            other.reader(std::io::Cursor::new(plain.clone()), len),
+            length,
+            1_300_000,
+        )
+        .await
+        .unwrap();
+    let err = client
+        .commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha,
+                label: B64.encode(b"lbl"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("hash_mismatch"));
+}
+
+/// The vault keeps each upload's running SHA-256 in memory only. Restarted
+/// between two PATCHes it has none, and the commit hashes what it stored
+/// instead: the right hash is accepted and a wrong one still refused.
+#[tokio::test]
+async fn a_commit_after_the_vault_restarted_mid_upload_hashes_what_it_stored() {
+    let mut v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let data = bytes(31, 6_000_000);
+    let upload = v
+        .client()
+        .create_upload(key, &s.case_id, data.len() as u64)
+        .await
+        .unwrap();
+    v.client()
+        .patch(key, &upload, 0, data[..2_500_000].to_vec())
+        .await
+        .unwrap();
+
+    v.stop().await;
+    v.serve().await;
+    let client = v.client();
+    assert_eq!(client.upload_offset(key, &upload).await.unwrap(), 2_500_000);
+    client
+        .patch(key, &upload, 2_500_000, data[2_500_000..].to_vec())
+        .await
+        .unwrap();
+    let commit = |sha256: String| {
+        let (client, upload) = (client.clone(), upload.clone());
+        async move {
+            client
+                .commit(
+                    key,
+                    &upload,
+                    &CommitUpload {
+                        sha256,
+                        label: B64.encode(b"lbl"),
+                    },
+                )
+                .await
+        }
+    };
+    let wrong = hex::encode(Sha256::digest(&data[1..]));
+    assert_eq!(commit(wrong).await.unwrap_err().code(), Some("hash_mismatch"));
+    let sha = hex::encode(Sha256::digest(&data));
+    assert_eq!(commit(sha.clone()).await.unwrap().object_id, sha);
+    let mut back = Vec::new();
+    let (_, got) = client
+        .download(v.lawyer.signing_key(), &s.case_id, &sha, &mut back)
+        .await
+        .unwrap();
+    assert_eq!((got, back), (sha, data));
+}
+
+/// Without a restart, the running hash decides: a commit naming another
+/// hash is refused. The refused commit used up the running hash, so the
+/// same upload then commits under its own hash from what is stored.
+#[tokio::test]
+async fn the_running_hash_refuses_a_wrong_commit_and_accepts_the_right_one() {
+    let v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let data = bytes(41, 9_000_000);
+    let upload = client.create_upload(key, &s.case_id, data.len() as u64).await.unwrap();
+    for (from, to) in [(0, 4_194_304), (4_194_304, 8_000_000), (8_000_000, 9_000_000)] {
+        client
+            .patch(key, &upload, from, data[from as usize..to].to_vec())
+            .await
+            .unwrap();
+    }
+    let body = |sha256: String| CommitUpload {
+        sha256,
+        label: B64.encode(b"lbl"),
+    };
+    let wrong = hex::encode(Sha256::digest(&data[..8_999_999]));
+    let err = client.commit(key, &upload, &body(wrong)).await.unwrap_err();
+    assert_eq!(err.code(), Some("hash_mismatch"));
+    let sha = hex::encode(Sha256::digest(&data));
+    assert_eq!(
+        client.commit(key, &upload, &body(sha.clone())).await.unwrap().object_id,
+        sha
+    );
+}

@@ -1,14 +1,19 @@
 //! Resuming an interrupted `custos submit` or `custos submitter add`: a
 //! journal folder per command (named by a fingerprint of the vault, the
-//! case and the files) holds each file's ciphertext, the tus upload it is
-//! going to, and what is already committed. Running the same command again
-//! picks up at the server's offset; success deletes the folder.
+//! case and the files) holds the tus upload of the file being sent, what
+//! makes its ciphertext again, and what is already committed. Running the
+//! same command again picks up at the server's offset; success deletes the
+//! folder.
 //!
-//! The ciphertext must be kept because age encryption is randomised: the
-//! same file encrypted again is a different object. A submission's journal
-//! also holds its codenames and case key until it completes (`submit` has
-//! nothing else to resume with); it is readable by its owner only and is
-//! deleted as soon as the submission ends.
+//! age encryption is randomised: the same file encrypted again is a
+//! different object. So the journal keeps the encryption itself (its age
+//! header, payload nonce and file key, `envelope::ReplayableEncryption`)
+//! rather than a copy of the ciphertext. The file key opens only that
+//! file, whose plaintext sits beside it on the same disk; a submission's
+//! journal also holds its codenames and case key until it completes
+//! (`submit` has nothing else to resume with). It is readable by its owner
+//! only (a 0600 file in a 0700 folder, replaced atomically) and is deleted
+//! as soon as the command ends.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::ClientError;
 use custos_core::custody::Receipt;
-use custos_core::envelope::ObjectKind;
+use custos_core::envelope::{ObjectKind, ReplayableEncryption};
 use custos_durable::write_atomically;
 
 /// A file to submit.
@@ -37,8 +42,13 @@ pub struct PendingUpload {
     pub index: usize,
     /// The upload's path on the vault.
     pub upload: String,
-    /// SHA-256 of the ciphertext in the journal.
-    pub sha256: String,
+    /// The file's length when its upload began.
+    #[serde(default)]
+    pub plaintext_len: u64,
+    /// What makes the file's ciphertext again, byte for byte. A journal
+    /// written before there was one has none: that file starts afresh.
+    #[serde(default)]
+    pub encryption: Option<ReplayableEncryption>,
     /// The sealed label, base64.
     pub label: String,
 }
@@ -112,11 +122,6 @@ impl Journal {
     pub fn save<S: Serialize>(&self, state: &S) -> Result<(), ClientError> {
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(state).expect("serialisable"));
         Ok(write_atomically(&self.state_path(), &bytes)?)
-    }
-
-    /// Where file number `index`'s ciphertext is kept.
-    pub fn ciphertext(&self, index: usize) -> PathBuf {
-        self.dir.join(format!("{index}.age"))
     }
 
     /// The command finished: forget everything.

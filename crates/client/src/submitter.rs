@@ -195,7 +195,8 @@ impl Session {
     /// Add files to the case, each encrypted to the case key and logged as
     /// stored by this codename's key. Returns the receipts. Interrupted, the
     /// same call resumes from its journal under `journal_root` (see
-    /// [`super::resume`]); this journal holds no secret, only ciphertext.
+    /// [`super::resume`]); this journal holds the file key of the file being
+    /// sent (what makes its ciphertext again), readable by its owner only.
     pub async fn add(&self, files: &[SubmitFile], journal_root: &std::path::Path) -> Result<Vec<Receipt>> {
         let what = format!("submitter add {}", self.case_id);
         let journal = Journal::open(journal_root, &fingerprint(&what, self.client.base(), files)?)?;
@@ -207,7 +208,6 @@ impl Session {
             &self.case_id,
             &self.case_key,
             files,
-            &journal,
             &mut done,
             &mut save,
         )

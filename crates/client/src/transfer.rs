@@ -1,15 +1,14 @@
 //! Moving bulk data: tus uploads (create, PATCH from an offset, commit),
+//! sent as the ciphertext is made (no copy of it on disk),
 //! object downloads that resume with a range request, and backups. Reports
 //! to the progress sink; the JSON requests and signing are in `client`.
-
-use std::io::{Read, Write};
-use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
 
 use super::progress::Meter;
 use super::{case_path, ids, Client, ClientError, RequestParts, Result, PATCH_SIZE};
@@ -93,62 +92,67 @@ impl Client {
             .await
     }
 
-    /// Upload a whole ciphertext file and commit it with its label.
-    pub async fn upload_file(
+    /// Send the age file `source` makes (`length` bytes, read from its
+    /// first byte) to `upload` from `offset` (where the vault says the
+    /// upload stands) to its end; returns the hex SHA-256 of the whole.
+    ///
+    /// The first `offset` bytes are made again and hashed, not sent: the
+    /// object id covers them, and only the plaintext is kept on disk. The
+    /// next PATCH is made and hashed while the current one is in flight,
+    /// so encryption, hashing and the vault's fsync overlap.
+    pub async fn upload_from(
         &self,
         key: &SigningKey,
-        case_id: &str,
-        path: &Path,
-        sha256: &str,
-        label: &[u8],
-    ) -> Result<ObjectCommitted> {
-        let length = std::fs::metadata(path)?.len();
-        let upload = self.create_upload(key, case_id, length).await?;
-        self.upload_from(key, &upload, path, 0).await?;
-        self.commit(
-            key,
-            &upload,
-            &CommitUpload {
-                sha256: sha256.to_owned(),
-                label: B64.encode(label),
-            },
-        )
-        .await
-    }
-
-    /// Send the file at `path` to `upload` from `offset` (where the vault
-    /// says the upload stands) to its end.
-    ///
-    /// The next PATCH is read and hashed while the current one is in
-    /// flight, so the disk, the hashing and the vault's fsync overlap.
-    pub async fn upload_from(&self, key: &SigningKey, upload: &str, path: &Path, offset: u64) -> Result<()> {
-        let mut file = std::fs::File::open(path)?;
-        let length = file.metadata()?.len();
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
+        upload: &str,
+        source: impl Read + Send + 'static,
+        length: u64,
+        offset: u64,
+    ) -> Result<String> {
+        if offset > length {
+            return Err(ClientError::Verify(format!(
+                "the vault says the upload is at {offset}, past its {length} bytes"
+            )));
+        }
         let mut meter = self.progress.begin("upload", length);
+        let skipped = tokio::task::spawn_blocking(move || -> std::io::Result<Piece> {
+            let mut source: Box<dyn Read + Send> = Box::new(source);
+            let mut whole = Sha256::new();
+            let copied = std::io::copy(&mut (&mut source).take(offset), &mut HashInto(&mut whole))?;
+            if copied != offset {
+                return Err(short_source());
+            }
+            Ok(Piece {
+                source,
+                whole,
+                buf: Vec::new(),
+                sha: String::new(),
+            })
+        });
+        let first = skipped
+            .await
+            .map_err(|e| ClientError::Verify(format!("reading task failed: {e}")))??;
         meter.advance(offset);
         let mut offset = offset;
-        let mut next_piece = read_piece(file);
-        while offset < length {
-            let (f, buf, sha) = next_piece
+        let mut next = read_piece(first.source, first.whole, length - offset);
+        loop {
+            let piece = next
                 .await
                 .map_err(|e| ClientError::Verify(format!("reading task failed: {e}")))??;
-            if buf.is_empty() {
-                return Err(ClientError::Verify("file shrank during upload".into()));
+            if piece.buf.is_empty() {
+                return Ok(hex::encode(piece.whole.finalize()));
             }
-            let sent = buf.len() as u64;
-            next_piece = read_piece(f);
-            let next = self.patch_hashed(key, upload, offset, buf, &sha).await?;
-            if next != offset + sent {
+            let sent = piece.buf.len() as u64;
+            next = read_piece(piece.source, piece.whole, length - offset - sent);
+            let moved = self.patch_hashed(key, upload, offset, piece.buf, &piece.sha).await?;
+            if moved != offset + sent {
                 return Err(ClientError::Verify(format!(
-                    "the vault moved the upload to {next}, not {}",
+                    "the vault moved the upload to {moved}, not {}",
                     offset + sent
                 )));
             }
             meter.advance(sent);
-            offset = next;
+            offset = moved;
         }
-        Ok(())
     }
 
     /// Download a small object into `out`, a writer that does not block (a
@@ -265,13 +269,56 @@ impl Client {
     }
 }
 
-/// Read the next PATCH's worth of `file` and hash it, off the async threads.
-fn read_piece(file: std::fs::File) -> tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>, String)>> {
+/// The source of an upload, the running SHA-256 of everything read from
+/// it, and the last piece read with its own SHA-256 (base64).
+struct Piece {
+    source: Box<dyn Read + Send>,
+    whole: Sha256,
+    buf: Vec<u8>,
+    sha: String,
+}
+
+/// The source ended before the length the upload was created with.
+fn short_source() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the upload's source ended early")
+}
+
+/// A writer that only hashes.
+struct HashInto<'a>(&'a mut Sha256);
+
+impl Write for HashInto<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Read the next PATCH's worth of `source` (at most `left` bytes) and hash
+/// it, both alone and into `whole`, off the async threads.
+fn read_piece(
+    source: Box<dyn Read + Send>,
+    mut whole: Sha256,
+    left: u64,
+) -> tokio::task::JoinHandle<std::io::Result<Piece>> {
     tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::with_capacity(PATCH_SIZE);
-        (&file).take(PATCH_SIZE as u64).read_to_end(&mut buf)?;
+        let want = left.min(PATCH_SIZE as u64);
+        let mut buf = Vec::with_capacity(want as usize);
+        let mut source = source;
+        (&mut source).take(want).read_to_end(&mut buf)?;
+        if (buf.len() as u64) < want {
+            return Err(short_source());
+        }
+        whole.update(&buf);
         let sha = B64.encode(Sha256::digest(&buf));
-        Ok((file, buf, sha))
+        Ok(Piece {
+            source,
+            whole,
+            buf,
+            sha,
+        })
     })
 }
 

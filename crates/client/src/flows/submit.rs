@@ -115,7 +115,6 @@ pub async fn submit(
             &case_id,
             &case_key,
             files,
-            &journal,
             &mut files_done,
             &mut save,
         )

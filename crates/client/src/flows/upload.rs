@@ -1,16 +1,18 @@
 //! Encrypting files to a case and sending them: one file at once (a reply),
 //! or a resumable series journalled after every step (`submit`, `submitter
-//! add`). Encryption and hashing run off the async threads. Opens no case.
+//! add`). The ciphertext is made as it is sent and never written to disk;
+//! encryption and hashing run off the async threads. Opens no case.
 
+use std::io::Read;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::{verify, Result, SubmitFile};
-use crate::resume::{FilesDone, Journal, PendingUpload};
+use crate::resume::{FilesDone, PendingUpload};
 use crate::{Client, ClientError};
-use custos_core::envelope::{encrypt_stream, CaseKey, HashingWriter, Label};
+use custos_core::envelope::{CaseKey, Label, ReplayableEncryption};
 use custos_core::wire::{CommitUpload, ObjectCommitted};
 
 /// The sealed label of a file: its base name and kind, encrypted to the case.
@@ -29,33 +31,59 @@ fn seal_label(f: &SubmitFile, case_key: &CaseKey) -> Result<Vec<u8>> {
     .seal(&case_key.recipient())?)
 }
 
-/// Encrypt the file at `src` to the case (and `also_to`) into `dst`, off the
-/// async threads; returns the ciphertext's hex SHA-256.
-async fn encrypt_file(
-    src: &Path,
-    dst: std::fs::File,
-    case_key: &CaseKey,
-    also_to: &[age::x25519::Recipient],
-) -> Result<String> {
+/// The case key's recipient and `also_to`'s.
+fn recipients_of(case_key: &CaseKey, also_to: &[age::x25519::Recipient]) -> Vec<age::x25519::Recipient> {
     let mut recipients = vec![case_key.recipient()];
     recipients.extend(also_to.iter().cloned());
-    let src = src.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<String> {
-        let input = std::fs::File::open(&src).map_err(|e| ClientError::Usage(format!("{}: {e}", src.display())))?;
-        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
-        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
-        encrypt_stream(std::io::BufReader::new(input), &mut hw, &recipients)?;
-        let (sha, _, w) = hw.finish();
-        // Not fsynced: after a crash, a resumed upload re-hashes the file
-        // against the journal's record and encrypts again if they differ.
-        w.into_inner().map_err(|e| e.into_error())?;
-        Ok(sha)
-    })
-    .await
-    .map_err(|e| verify(format!("encryption task failed: {e}")))?
+    recipients
 }
 
-/// Encrypt one file to the case into a temporary file, upload it, commit
+/// A new encryption to `recipients`.
+fn new_encryption(recipients: &[age::x25519::Recipient]) -> Result<ReplayableEncryption> {
+    Ok(ReplayableEncryption::new(&recipients.iter().collect::<Vec<_>>())?)
+}
+
+/// Open the file to send and take its length.
+fn open_plaintext(path: &Path) -> Result<(std::fs::File, u64)> {
+    let file = std::fs::File::open(path).map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
+    let len = file.metadata()?.len();
+    Ok((file, len))
+}
+
+/// Encrypt `plaintext` (`len` bytes) while it is sent to a new upload,
+/// commit it with `label`, and check the receipt names exactly that
+/// ciphertext. Nothing is written to disk.
+#[allow(clippy::too_many_arguments)]
+async fn send_once(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    recipients: &[age::x25519::Recipient],
+    plaintext: impl Read + Send + 'static,
+    len: u64,
+    label: &[u8],
+) -> Result<ObjectCommitted> {
+    let encryption = new_encryption(recipients)?;
+    let length = encryption.ciphertext_len(len);
+    let upload = client.create_upload(key, case_id, length).await?;
+    let sha256 = client
+        .upload_from(key, &upload, encryption.reader(plaintext, len), length, 0)
+        .await?;
+    let committed = client
+        .commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: sha256.clone(),
+                label: B64.encode(label),
+            },
+        )
+        .await?;
+    names_the_ciphertext(&committed, &sha256)?;
+    Ok(committed)
+}
+
+/// Encrypt one file to the case (and `also_to`) as it is uploaded, commit
 /// it, and check the receipt names exactly that ciphertext.
 pub async fn upload_encrypted(
     client: &Client,
@@ -66,16 +94,13 @@ pub async fn upload_encrypted(
     f: &SubmitFile,
 ) -> Result<ObjectCommitted> {
     let label = seal_label(f, case_key)?;
-    let tmp = tempfile::NamedTempFile::new()?;
-    let sha = encrypt_file(&f.path, tmp.reopen()?, case_key, also_to).await?;
-    let committed = client.upload_file(key, case_id, tmp.path(), &sha, &label).await?;
-    names_the_ciphertext(&committed, &sha)?;
-    Ok(committed)
+    let (file, len) = open_plaintext(&f.path)?;
+    let recipients = recipients_of(case_key, also_to);
+    send_once(client, key, case_id, &recipients, file, len, &label).await
 }
 
-/// The same for text held in memory (a reply typed in the desk): the
-/// plaintext is encrypted straight into the temporary file, so only
-/// ciphertext ever reaches the disk.
+/// The same for text held in memory (a reply typed in the desk): it is
+/// encrypted as it is sent, so it reaches no disk at all.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload_encrypted_bytes(
     client: &Client,
@@ -87,41 +112,30 @@ pub async fn upload_encrypted_bytes(
     plaintext: zeroize::Zeroizing<Vec<u8>>,
 ) -> Result<ObjectCommitted> {
     let sealed = label.seal(&case_key.recipient())?;
-    let tmp = tempfile::NamedTempFile::new()?;
-    let mut recipients = vec![case_key.recipient()];
-    recipients.extend(also_to.iter().cloned());
-    let dst = tmp.reopen()?;
-    let sha = tokio::task::spawn_blocking(move || -> Result<String> {
-        let mut hw = HashingWriter::new(std::io::BufWriter::new(dst));
-        let recipients: Vec<&age::x25519::Recipient> = recipients.iter().collect();
-        encrypt_stream(&plaintext[..], &mut hw, &recipients)?;
-        let (sha, _, w) = hw.finish();
-        w.into_inner().map_err(|e| e.into_error())?;
-        Ok(sha)
-    })
+    let len = plaintext.len() as u64;
+    let recipients = recipients_of(case_key, also_to);
+    send_once(
+        client,
+        key,
+        case_id,
+        &recipients,
+        std::io::Cursor::new(plaintext),
+        len,
+        &sealed,
+    )
     .await
-    .map_err(|e| verify(format!("encryption task failed: {e}")))??;
-    let committed = client.upload_file(key, case_id, tmp.path(), &sha, &sealed).await?;
-    names_the_ciphertext(&committed, &sha)?;
-    Ok(committed)
-}
-
-/// SHA-256 of a file, in hex, off the async threads.
-async fn hash_file(path: &Path) -> Result<String> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<String> {
-        let mut hw = HashingWriter::new(std::io::sink());
-        std::io::copy(&mut std::fs::File::open(&path)?, &mut hw)?;
-        Ok(hw.finish().0)
-    })
-    .await
-    .map_err(|e| verify(format!("hashing task failed: {e}")))?
 }
 
 /// The files of a resumable command (`submit`, `submitter add`): each is
-/// encrypted into the journal, uploaded from wherever the vault says its
-/// upload stands, committed, and its receipt recorded, saving progress
-/// after every step with `save`. Files already committed are skipped.
+/// encrypted as it is uploaded, from wherever the vault says its upload
+/// stands, committed, and its receipt recorded, saving progress after
+/// every step with `save`. Files already committed are skipped.
+///
+/// No ciphertext is kept: the journal holds what makes the same
+/// ciphertext again from the file (its encryption's header, nonce and
+/// file key), so a resumed upload makes and hashes the part the vault
+/// already holds and sends the rest; the vault's check of the SHA-256 at
+/// commit proves the two runs made the same bytes.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload_files_resumably(
     client: &Client,
@@ -129,67 +143,108 @@ pub async fn upload_files_resumably(
     case_id: &str,
     case_key: &CaseKey,
     files: &[SubmitFile],
-    journal: &Journal,
     done: &mut FilesDone,
     save: &mut (dyn FnMut(&FilesDone) -> Result<()> + Send),
 ) -> Result<()> {
+    let recipients = recipients_of(case_key, &[]);
     for (index, f) in files.iter().enumerate().skip(done.receipts.len()) {
-        let cipher = journal.ciphertext(index);
-        let mut pending = match resumable(done, index, &cipher).await? {
-            Some(p) => p,
-            None => {
-                let sha = encrypt_file(&f.path, std::fs::File::create(&cipher)?, case_key, &[]).await?;
-                let length = std::fs::metadata(&cipher)?.len();
-                let p = PendingUpload {
-                    index,
-                    upload: client.create_upload(key, case_id, length).await?,
-                    sha256: sha,
-                    label: B64.encode(seal_label(f, case_key)?),
-                };
-                done.pending = Some(p.clone());
-                save(done)?;
-                p
+        let (_, len) = open_plaintext(&f.path)?;
+        let resumed = done
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.index == index && p.plaintext_len == len && p.encryption.is_some());
+        if !resumed {
+            start_upload(client, key, case_id, case_key, &recipients, f, index, len, done, save).await?;
+        }
+        let committed = match send_pending(client, key, case_id, f, len, done, save).await {
+            // The part the vault holds is not what this file makes now: it
+            // changed in a way its size and time did not show. Send it
+            // afresh, once.
+            Err(e) if resumed && e.code() == Some("hash_mismatch") => {
+                start_upload(client, key, case_id, case_key, &recipients, f, index, len, done, save).await?;
+                send_pending(client, key, case_id, f, len, done, save).await?
             }
+            other => other?,
         };
-        let offset = match client.upload_offset(key, &pending.upload).await {
-            Ok(offset) => offset,
-            // Expired or gone: send the same ciphertext to a new upload.
-            Err(e) if e.code() == Some("not_found") => {
-                let length = std::fs::metadata(&cipher)?.len();
-                pending.upload = client.create_upload(key, case_id, length).await?;
-                done.pending = Some(pending.clone());
-                save(done)?;
-                0
-            }
-            Err(e) => return Err(e),
-        };
-        client.upload_from(key, &pending.upload, &cipher, offset).await?;
-        let committed = client
-            .commit(
-                key,
-                &pending.upload,
-                &CommitUpload {
-                    sha256: pending.sha256.clone(),
-                    label: pending.label.clone(),
-                },
-            )
-            .await?;
-        names_the_ciphertext(&committed, &pending.sha256)?;
         done.receipts.push(committed.receipt);
         done.pending = None;
         save(done)?;
-        std::fs::remove_file(&cipher)?;
     }
     Ok(())
 }
 
-/// The journal's upload of file `index`, if there is one and the
-/// ciphertext it was made from is still there, unchanged.
-async fn resumable(done: &FilesDone, index: usize, cipher: &Path) -> Result<Option<PendingUpload>> {
-    match done.pending.clone().filter(|p| p.index == index) {
-        Some(p) if cipher.exists() && hash_file(cipher).await? == p.sha256 => Ok(Some(p)),
-        _ => Ok(None),
-    }
+/// Begin file `index`: a new encryption and a new upload of its length,
+/// journalled before a byte is sent.
+#[allow(clippy::too_many_arguments)]
+async fn start_upload(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    case_key: &CaseKey,
+    recipients: &[age::x25519::Recipient],
+    f: &SubmitFile,
+    index: usize,
+    len: u64,
+    done: &mut FilesDone,
+    save: &mut (dyn FnMut(&FilesDone) -> Result<()> + Send),
+) -> Result<()> {
+    let encryption = new_encryption(recipients)?;
+    let upload = client
+        .create_upload(key, case_id, encryption.ciphertext_len(len))
+        .await?;
+    done.pending = Some(PendingUpload {
+        index,
+        upload,
+        plaintext_len: len,
+        encryption: Some(encryption),
+        label: B64.encode(seal_label(f, case_key)?),
+    });
+    save(done)
+}
+
+/// Send the journal's pending upload from where the vault says it stands
+/// (to a new upload of the same ciphertext if the old one expired) and
+/// commit it.
+async fn send_pending(
+    client: &Client,
+    key: &ed25519_dalek::SigningKey,
+    case_id: &str,
+    f: &SubmitFile,
+    len: u64,
+    done: &mut FilesDone,
+    save: &mut (dyn FnMut(&FilesDone) -> Result<()> + Send),
+) -> Result<ObjectCommitted> {
+    let pending = done.pending.as_mut().expect("an upload was started");
+    let encryption = pending.encryption.as_ref().expect("an encryption was started");
+    let length = encryption.ciphertext_len(len);
+    let offset = match client.upload_offset(key, &pending.upload).await {
+        Ok(offset) => offset,
+        // Expired or gone: the same ciphertext goes to a new upload.
+        Err(e) if e.code() == Some("not_found") => {
+            pending.upload = client.create_upload(key, case_id, length).await?;
+            save(done)?;
+            0
+        }
+        Err(e) => return Err(e),
+    };
+    let pending = done.pending.as_ref().expect("still pending");
+    let encryption = pending.encryption.as_ref().expect("still there");
+    let (file, _) = open_plaintext(&f.path)?;
+    let sha256 = client
+        .upload_from(key, &pending.upload, encryption.reader(file, len), length, offset)
+        .await?;
+    let committed = client
+        .commit(
+            key,
+            &pending.upload,
+            &CommitUpload {
+                sha256: sha256.clone(),
+                label: pending.label.clone(),
+            },
+        )
+        .await?;
+    names_the_ciphertext(&committed, &sha256)?;
+    Ok(committed)
 }
 
 /// The vault stored exactly the ciphertext that was sent.

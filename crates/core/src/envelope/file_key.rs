@@ -54,8 +54,13 @@ impl AgeFileKey {
         Ok(AgeFileKey(Zeroizing::new(bytes)))
     }
 
-    fn of(key: &FileKey) -> Self {
+    pub(super) fn of(key: &FileKey) -> Self {
         AgeFileKey(Zeroizing::new(*key.expose_secret()))
+    }
+
+    /// The raw key, for the payload key of a replayed encryption (`replay`).
+    pub(super) fn expose(&self) -> &[u8; FILE_KEY_BYTES] {
+        &self.0
     }
 }
 

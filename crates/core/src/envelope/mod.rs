@@ -2,9 +2,12 @@
 //! it to each principal and to the submitter, streaming encryption of content,
 //! and the small encrypted labels that carry file names. The server never
 //! calls into this module: it only ever holds what this module produces.
-//! One file's own key, which a disclosure hands on, is `file_key`.
+//! One file's own key, which a disclosure hands on, is `file_key`; an
+//! encryption that can be made again byte for byte, to resume an upload
+//! without keeping the ciphertext, is `replay`.
 
 mod file_key;
+mod replay;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -15,6 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use self::file_key::{decrypt_capturing, decrypt_with_file_key, open_with, open_with_file_key, AgeFileKey};
+pub use self::replay::{CiphertextReader, ReplayableEncryption};
 
 /// Largest encrypted label accepted anywhere: a file name, a media type and a
 /// short description fit many times over.

@@ -59,6 +59,9 @@ fn expires_header(resp: &mut Response, u: &UploadRecord) {
 /// again under the lock, where one that moved meanwhile is kept. Their
 /// chunks go at the next [`Store::collect_chunks`](store::Store::collect_chunks).
 pub async fn expire_uploads(store: &store::Store, now: i64) -> std::result::Result<usize, store::StoreError> {
+    // The running hashes of uploads gone since the last sweep (expired, or
+    // ended by a revocation) go with them.
+    store.forget_stale_upload_hashes()?;
     let mut candidates = Vec::new();
     for (id, upload) in store.uploads()? {
         if upload.expires() <= now {
@@ -348,12 +351,21 @@ pub(super) async fn patch(
     // signed Content-Digest with it.
     let digest = super::auth::digest_header(&headers).filter(|_| body.len() <= CHUNK_SIZE);
     let writing = state.clone();
-    let hashes = tokio::task::spawn_blocking(move || match digest {
-        Some(hash) => writing.vault.store.put_chunk_prehashed(hash, &body).map(|h| vec![h]),
-        None => body
-            .chunks(CHUNK_SIZE)
-            .map(|piece| writing.vault.store.put_chunk(piece))
-            .collect::<Result<Vec<_>, _>>(),
+    let hashing_id = upload_id.clone();
+    let (hashes, running) = tokio::task::spawn_blocking(move || {
+        let store = &writing.vault.store;
+        let hashes = match digest {
+            Some(hash) => store.put_chunk_prehashed(hash, &body).map(|h| vec![h]),
+            None => body
+                .chunks(CHUNK_SIZE)
+                .map(|piece| store.put_chunk(piece))
+                .collect::<Result<Vec<_>, _>>(),
+        }?;
+        let running = store.take_upload_hash(&hashing_id, offset).map(|mut h| {
+            h.update(&body);
+            h
+        });
+        Ok::<_, store::StoreError>((hashes, running))
     })
     .await
     .map_err(|e| store::StoreError::Integrity(format!("chunk writing task failed: {e}")))??;
@@ -375,6 +387,9 @@ pub(super) async fn patch(
         u.touched = unix_now();
         batch.put_json(T::Uploads, upload_id.as_bytes(), &u);
         store.apply(&guard, batch)?;
+        if let Some(running) = running {
+            store.keep_upload_hash(&upload_id, u.offset, running);
+        }
         u
     };
     store.flush().await?;
@@ -402,6 +417,7 @@ pub(super) async fn terminate(
         let mut batch = Batch::default();
         remove_upload(&mut batch, &upload_id, &u);
         store.apply(&guard, batch)?;
+        store.forget_upload_hash(&upload_id);
     }
     store.flush().await?;
     store.mark_garbage();
@@ -418,9 +434,10 @@ fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
     batch.remove(T::CaseUploads, pair_key(&u.case_id, upload_id));
 }
 
-/// Commit a complete upload as an object of the case: the server re-reads
-/// and hashes every stored chunk and refuses unless the hash is exactly the
-/// one the client signed.
+/// Commit a complete upload as an object of the case: the server finishes
+/// the SHA-256 it kept while the PATCHes arrived (or, with none kept,
+/// re-reads and hashes every stored chunk) and refuses unless the hash is
+/// exactly the one the client signed.
 pub(super) async fn commit(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
@@ -450,19 +467,28 @@ pub(super) async fn commit(
             format!("the upload has {} of {} bytes", u.offset, u.length),
         ));
     }
-    let hashing_state = state.clone();
-    let prefix = upload_id.clone().into_bytes();
-    let (actual, len) = tokio::task::spawn_blocking(move || {
-        hashing_state
-            .vault
-            .store
-            .hash_sequence(T::UploadChunks, &prefix, u.chunks)
-    })
-    .await
-    .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
-    if len != u.length {
-        return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
-    }
+    let actual = match state.vault.store.take_upload_hash(&upload_id, u.length) {
+        // Every byte was hashed as its PATCH arrived: finish that hash.
+        Some(running) if u.length > 0 => hex::encode(running.finalize()),
+        // No running hash (the vault restarted since the upload began, or
+        // a PATCH failed partway): read what is stored, once.
+        _ => {
+            let hashing_state = state.clone();
+            let prefix = upload_id.clone().into_bytes();
+            let (actual, len) = tokio::task::spawn_blocking(move || {
+                hashing_state
+                    .vault
+                    .store
+                    .hash_sequence(T::UploadChunks, &prefix, u.chunks)
+            })
+            .await
+            .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
+            if len != u.length {
+                return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
+            }
+            actual
+        }
+    };
     if actual != object_id {
         // Damage on disk is the vault's fault, not the client's: say so.
         let checking = state.clone();

@@ -13,6 +13,7 @@ mod flush;
 mod high_water;
 mod log;
 mod records;
+mod upload_hashes;
 
 use chunks::FileChunks;
 pub use chunks::{ChunkStore, SMALL_CHUNK};
@@ -203,6 +204,8 @@ pub struct Store {
     chunk_gate: Arc<tokio::sync::RwLock<()>>,
     /// Set when something may have left chunks without a reference.
     garbage: std::sync::atomic::AtomicBool,
+    /// Each open upload's running SHA-256 (`upload_hashes`).
+    upload_hashes: upload_hashes::UploadHashes,
 }
 
 impl Store {
@@ -249,6 +252,7 @@ impl Store {
             chunk_gate: Arc::new(tokio::sync::RwLock::new(())),
             // A crash may have left chunks of a PATCH that never counted.
             garbage: std::sync::atomic::AtomicBool::new(true),
+            upload_hashes: Default::default(),
         })
     }
 
