@@ -15,7 +15,7 @@ mod log;
 mod records;
 
 use chunks::FileChunks;
-pub use chunks::{ChunkStore, SMALL_CHUNK};
+pub use chunks::{ChunkLayout, ChunkStore, SMALL_CHUNK};
 use flush::GroupFlush;
 pub use records::*;
 
