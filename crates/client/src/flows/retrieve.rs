@@ -211,7 +211,7 @@ impl Fetch<'_> {
 /// only, as decrypted evidence must be.
 fn decrypt_into(ciphertext: impl Read, dst: &Path, key: &age::x25519::Identity) -> Result<()> {
     let file = custos_core::identity::private_file(dst).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let mut output = std::io::BufWriter::new(file);
+    let mut output = std::io::BufWriter::with_capacity(crate::pipe::WRITE_BUFFER, file);
     custos_core::envelope::decrypt_stream(ciphertext, &mut output, key)?;
     output.flush()?;
     Ok(())
