@@ -184,7 +184,7 @@ impl Fetch<'_> {
     /// `pieces`, and check its access receipt; nothing when all is staged.
     /// Dropping `pieces` at the end is the end of the ciphertext for the
     /// decryptor.
-    async fn download(&self, obj: &CaseObject, have: u64, pieces: mpsc::Sender<Vec<u8>>) -> Result<()> {
+    async fn download(&self, obj: &CaseObject, have: u64, pieces: mpsc::Sender<crate::pipe::Piece>) -> Result<()> {
         if have >= obj.size {
             return Ok(());
         }
