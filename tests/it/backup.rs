@@ -436,6 +436,11 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
         c["submitter_keys"][0]["verifying_key"] = base64_key(&rogue).into();
     });
     let label_replaced = edit_json("case_objects", &|o| o["label"] = "AAAA".into());
+    // An object's record misplacing its chunks for downloads.
+    let chunk_size_wrong = edit_json("objects", &|o| {
+        o["chunk_size"] = (o["size"].as_u64().unwrap() + 1).into()
+    });
+    let chunk_list_wrong = edit_json("objects", &|o| o["chunks_sha256"] = hex::encode([7u8; 32]).into());
     let intake_set = with_tree(&all, "registry", |recs| {
         let admin = recs
             .iter_mut()
@@ -510,6 +515,8 @@ async fn doctored_or_damaged_backups_are_refused_and_leave_nothing() {
             true,
             "the case objects differ from the log",
         ),
+        ("chunk size wrong", chunk_size_wrong, true, "does not match its record"),
+        ("chunk list wrong", chunk_list_wrong, true, "does not match its record"),
         (
             "retired key without a removal",
             retired,

@@ -18,6 +18,7 @@ mod desk;
 mod digest;
 mod disclose;
 mod disk_faults;
+mod downloads;
 mod full_flow;
 pub(crate) mod hostile_vault;
 mod integrity;

@@ -340,11 +340,16 @@ impl std::fmt::Debug for Download {
 impl Download {
     /// The next piece of the body; `None` at its end.
     pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.next_bytes().await?.map(|piece| Vec::from(piece.as_ref())))
+    }
+
+    /// [`Download::next_piece`] as the HTTP client holds it, not copied.
+    pub(crate) async fn next_bytes(&mut self) -> Result<Option<impl AsRef<[u8]> + Send + 'static>> {
         let Some(piece) = self.resp.chunk().await? else {
             return Ok(None);
         };
         self.meter.advance(piece.len() as u64);
-        Ok(Some(Vec::from(piece)))
+        Ok(Some(piece))
     }
 
     /// The receipt of the access event, once the body has been read.

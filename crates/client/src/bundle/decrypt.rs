@@ -75,7 +75,7 @@ pub fn decrypt(v: &Verified, dir: &Path, identity: &Identity, out: &Path) -> Res
         let dest = out.join(&name);
         let input = std::fs::File::open(dir.join(object_file(&commit.sha256))).map_err(|e| e.to_string())?;
         let file = custos_core::identity::private_file(&dest).map_err(|e| e.to_string())?;
-        let mut output = std::io::BufWriter::new(file);
+        let mut output = std::io::BufWriter::with_capacity(crate::pipe::WRITE_BUFFER, file);
         custos_core::envelope::decrypt_stream(input, &mut output, key.identity()).map_err(|e| e.to_string())?;
         std::io::Write::flush(&mut output).map_err(|e| e.to_string())?;
         files.push(DecryptedFile {

@@ -184,7 +184,7 @@ impl Fetch<'_> {
     /// `pieces`, and check its access receipt; nothing when all is staged.
     /// Dropping `pieces` at the end is the end of the ciphertext for the
     /// decryptor.
-    async fn download(&self, obj: &CaseObject, have: u64, pieces: mpsc::Sender<Vec<u8>>) -> Result<()> {
+    async fn download(&self, obj: &CaseObject, have: u64, pieces: mpsc::Sender<crate::pipe::Piece>) -> Result<()> {
         if have >= obj.size {
             return Ok(());
         }
@@ -211,7 +211,7 @@ impl Fetch<'_> {
 /// only, as decrypted evidence must be.
 fn decrypt_into(ciphertext: impl Read, dst: &Path, key: &age::x25519::Identity) -> Result<()> {
     let file = custos_core::identity::private_file(dst).map_err(|e| ClientError::Usage(e.to_string()))?;
-    let mut output = std::io::BufWriter::new(file);
+    let mut output = std::io::BufWriter::with_capacity(crate::pipe::WRITE_BUFFER, file);
     custos_core::envelope::decrypt_stream(ciphertext, &mut output, key)?;
     output.flush()?;
     Ok(())

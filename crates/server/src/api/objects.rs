@@ -20,6 +20,7 @@ use super::wire::*;
 use super::AppState;
 use crate::policy::{self, Actor};
 use crate::store::{self, pair_key, Batch, CaseObject, T};
+use custos_core::custody::merkle::Hash;
 use custos_core::custody::{Action, VAULT_CASE};
 use custos_core::httpsig::SignedRequest;
 
@@ -70,8 +71,9 @@ pub(super) async fn export_object(
 }
 
 /// Log the access, then stream the object (from byte `from`, for a resumed
-/// download), checking every chunk against its hash on the way and, for a
-/// whole object, the object's hash too.
+/// download, which starts at the chunk holding it), checking every chunk
+/// against its address and its length on the way and, for a whole object,
+/// that the chunks are the object's (see [`Whole`]).
 async fn send_object(
     state: Arc<AppState>,
     case_id: String,
@@ -92,13 +94,14 @@ async fn send_object(
     if from > 0 && from >= manifest.size {
         return Err(ApiError::RangeNotSatisfiable(manifest.size));
     }
-    // Find the chunk the range starts in (chunks are up to CHUNK_SIZE each,
-    // as PATCHes cut them), and check it before anything is logged or
-    // sent, so a damaged object is a clean error, not a cut-off download.
+    // Find the chunk the range starts in from the manifest (no chunk before
+    // it is read), and check that chunk before anything is logged or sent,
+    // so a damaged object is a clean error, not a cut-off download.
     // Reading and re-hashing chunks is blocking work.
-    let (start, first) = {
-        let (state, chunks) = (state.clone(), manifest.chunks);
-        off_runtime(move || first_chunk_from(&state.vault.store, &object, chunks, from)).await?
+    let check = if from == 0 { Whole::of(&manifest) } else { Whole::Range };
+    let (layout, start, first) = {
+        let (state, manifest) = (state.clone(), manifest.clone());
+        off_runtime(move || first_chunk_from(&state.vault.store, &object, &manifest, from, check)).await?
     };
 
     let guard = store.writer().await;
@@ -116,41 +119,45 @@ async fn send_object(
     );
     let receipt = one(log_and_flush(&state, guard, Batch::default(), vec![d]).await?);
 
-    let stream_state = state.clone();
-    let chunks = manifest.chunks;
-    let whole = from == 0;
-    let stream = futures_util::stream::unfold(
-        (start, first, sha2::Sha256::default()),
-        move |(i, first, mut hasher)| {
-            let state = stream_state.clone();
-            async move {
-                use sha2::Digest;
-                if i >= chunks {
-                    return None;
+    let reading = Reading {
+        state: state.clone(),
+        object,
+        layout: Arc::new(layout),
+        chunks: manifest.chunks,
+    };
+    // One chunk ahead: the next is read and checked while this one is
+    // sent. Each read is a short task of its own, so a slow client holds
+    // no thread while it takes its time.
+    let next = first.map_or(Next::Done, |first| Next::Ready(Ok(first)));
+    let stream = futures_util::stream::unfold((start, next), move |(i, next)| {
+        let reading = reading.clone();
+        async move {
+            let item = match next {
+                Next::Done => return None,
+                Next::Ready(item) => item,
+                Next::Reading(task) => task.await.unwrap_or_else(|e| {
+                    Err(store::StoreError::Io(std::io::Error::other(format!(
+                        "read task failed: {e}"
+                    ))))
+                }),
+            };
+            match item {
+                Ok((chunk, check)) => {
+                    let next = if i + 1 < reading.chunks {
+                        Next::Reading(reading.spawn(i + 1, check))
+                    } else {
+                        Next::Done
+                    };
+                    Some((Ok(chunk), (i + 1, next)))
                 }
-                let chunk = match first {
-                    Some(c) => Ok(c),
-                    None => off_runtime(move || state.vault.store.object_chunk(&object, i)).await,
-                };
-                let item = chunk.and_then(|c| {
-                    hasher.update(&c);
-                    if whole && i + 1 == chunks && hasher.clone().finalize().as_slice() != object {
-                        return Err(store::StoreError::Integrity(format!(
-                            "object {} does not match its hash",
-                            hex::encode(object)
-                        )));
-                    }
-                    Ok(Bytes::from(c))
-                });
-                let item = item.map_err(|e| {
+                Err(e) => {
                     tracing::error!(error = %e, "aborting a download");
-                    std::io::Error::other("stored data failed its integrity check")
-                });
-                let next = if item.is_ok() { i + 1 } else { chunks };
-                Some((item, (next, None, hasher)))
+                    let e = std::io::Error::other("stored data failed its integrity check");
+                    Some((Err(e), (i, Next::Done)))
+                }
             }
-        },
-    );
+        }
+    });
     let receipt_header = B64.encode(serde_json::to_vec(&receipt).expect("serialisable"));
     let mut resp = Response::new(Body::from_stream(stream));
     if from > 0 {
@@ -175,24 +182,134 @@ async fn send_object(
     Ok(resp)
 }
 
-/// The chunk a download from byte `from` starts in, and that chunk's part
-/// from `from` on (none when the object has no chunks).
+/// Where `object`'s chunks start, the chunk a download from byte `from`
+/// starts in, and that chunk's part from `from` on with `check` taken over
+/// it (none when the object has no bytes). Only that chunk is read.
 fn first_chunk_from(
     store: &store::Store,
-    object: &custos_core::custody::merkle::Hash,
-    chunks: u64,
+    object: &Hash,
+    manifest: &store::ObjectManifest,
     from: u64,
-) -> std::result::Result<(u64, Option<Vec<u8>>), store::StoreError> {
-    let (mut start, mut skipped) = (0u64, 0u64);
-    while start < chunks {
-        let chunk = store.object_chunk(object, start)?;
-        if skipped + chunk.len() as u64 > from {
-            return Ok((start, Some(chunk[(from - skipped) as usize..].to_vec())));
-        }
-        skipped += chunk.len() as u64;
-        start += 1;
+    mut check: Whole,
+) -> std::result::Result<(store::ChunkLayout, u64, Option<ChunkAndCheck>), store::StoreError> {
+    let layout = store.object_layout(object, manifest)?;
+    let Some((start, skip)) = layout.locate(from) else {
+        return Ok((layout, manifest.chunks, None));
+    };
+    let (address, chunk) = layout_chunk(store, object, &layout, start)?;
+    // Whole downloads start at byte 0: the check sees whole chunks.
+    check.update(&address, &chunk);
+    if start + 1 == manifest.chunks {
+        check.finish(object)?;
     }
-    Ok((start, None))
+    // `skip` is below the chunk's length, which the layout checked.
+    let part = Bytes::from(chunk).slice(usize::try_from(skip).expect("within a chunk in memory")..);
+    Ok((layout, start, Some((part, check))))
+}
+
+/// Chunk `index` of `object` and its address, re-hashed, and of the
+/// length `layout` gives it: a chunk of another length would shift every
+/// byte after it. The layout adds up to the object's size, so chunks of
+/// the right lengths are also the right number of bytes in all.
+fn layout_chunk(
+    store: &store::Store,
+    object: &Hash,
+    layout: &store::ChunkLayout,
+    index: u64,
+) -> std::result::Result<(Hash, Vec<u8>), store::StoreError> {
+    let address = store.chunk_at(T::ObjectChunks, object, index)?;
+    let chunk = store.get_chunk(&address)?;
+    if chunk.len() as u64 != layout.chunk_len(index) {
+        return Err(damaged(object, "has a chunk of another length than its record"));
+    }
+    Ok((address, chunk))
+}
+
+fn damaged(object: &Hash, what: &str) -> store::StoreError {
+    store::StoreError::Integrity(format!("object {} {what}", hex::encode(object)))
+}
+
+/// What reads the chunks of one download after its first.
+#[derive(Clone)]
+struct Reading {
+    state: Arc<AppState>,
+    object: Hash,
+    layout: Arc<store::ChunkLayout>,
+    chunks: u64,
+}
+
+impl Reading {
+    /// Read and check chunk `index` on a blocking thread, taking the
+    /// whole-object check on to it; at the last chunk, finish that check.
+    fn spawn(&self, index: u64, mut check: Whole) -> tokio::task::JoinHandle<ChunkRead> {
+        let reading = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = &reading.state.vault.store;
+            let (address, chunk) = layout_chunk(store, &reading.object, &reading.layout, index)?;
+            check.update(&address, &chunk);
+            if index + 1 == reading.chunks {
+                check.finish(&reading.object)?;
+            }
+            Ok((Bytes::from(chunk), check))
+        })
+    }
+}
+
+/// The next chunk of a download: read already, being read, or none.
+enum Next {
+    Ready(ChunkRead),
+    Reading(tokio::task::JoinHandle<ChunkRead>),
+    Done,
+}
+
+/// A chunk of a download, and the whole-object check so far.
+type ChunkAndCheck = (Bytes, Whole);
+
+/// A chunk read for a download.
+type ChunkRead = std::result::Result<ChunkAndCheck, store::StoreError>;
+
+/// How a download of the whole object checks, at its last chunk, that its
+/// chunks are the object's (each was checked against its address already).
+enum Whole {
+    /// A range: its chunks are checked one by one only.
+    Range,
+    /// Their addresses, hashed, against the manifest's hash of that list.
+    List(sha2::Sha256, String),
+    /// Their bytes, hashed, against the object's id (manifests that do
+    /// not record the list).
+    Content(sha2::Sha256),
+}
+
+impl Whole {
+    fn of(manifest: &store::ObjectManifest) -> Self {
+        match &manifest.chunks_sha256 {
+            Some(list) => Whole::List(sha2::Sha256::default(), list.clone()),
+            None => Whole::Content(sha2::Sha256::default()),
+        }
+    }
+
+    fn update(&mut self, address: &Hash, chunk: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Whole::Range => {}
+            Whole::List(h, _) => h.update(address),
+            Whole::Content(h) => h.update(chunk),
+        }
+    }
+
+    fn finish(&self, object: &Hash) -> std::result::Result<(), store::StoreError> {
+        use sha2::Digest;
+        let whole = match self {
+            Whole::Range => true,
+            Whole::List(h, list) => hex::encode(h.clone().finalize()) == *list,
+            Whole::Content(h) => h.clone().finalize().as_slice() == object,
+        };
+        if whole {
+            Ok(())
+        } else {
+            Err(damaged(object, "does not match its hash"))
+        }
+    }
 }
 
 /// Run store reads (chunk files, re-hashing) on a blocking thread.

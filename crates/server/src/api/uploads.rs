@@ -25,7 +25,7 @@ use super::logged::{draft, log_and_flush, parse_canonical, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
 use super::AppState;
 use crate::policy::{self, Actor};
-use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, ObjectManifest, UploadRecord, CHUNK_SIZE, T};
+use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, UploadRecord, CHUNK_SIZE, T};
 use custos_core::custody::unix_now;
 use custos_core::custody::Action;
 use custos_core::envelope::MAX_LABEL_BYTES;
@@ -525,10 +525,7 @@ pub(super) async fn commit(
         batch.put_json(
             T::Objects,
             object,
-            &ObjectManifest {
-                size: u.length,
-                chunks: u.chunks,
-            },
+            &store.manifest_of_upload(&upload_id, u.length, u.chunks)?,
         );
     }
     remove_upload(&mut batch, &upload_id, &u);

@@ -11,6 +11,8 @@ pub trait ChunkStore: Send + Sync {
     fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()>;
     /// Fetch a chunk; the caller re-hashes it.
     fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>>;
+    /// A chunk's length, without reading it (where the backend can).
+    fn len(&self, hash: &Hash) -> Result<Option<u64>>;
 }
 
 /// Chunks up to this size stay in sled's `chunks` tree: a statement, a
@@ -82,6 +84,69 @@ impl ChunkStore for FileChunks {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+    fn len(&self, hash: &Hash) -> Result<Option<u64>> {
+        if let Some(v) = self.small.get(hash)? {
+            return Ok(Some(v.len() as u64));
+        }
+        match std::fs::metadata(self.path(hash)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Where the chunks of an object start: all a download from some byte
+/// needs to know to find the chunk it starts in and to check, chunk by
+/// chunk, that what it sends lies where the manifest says.
+#[derive(Debug, Clone)]
+pub enum ChunkLayout {
+    /// Chunks of `chunk_size` bytes but the last, which holds the rest
+    /// (from the manifest: nothing is read to know it).
+    Even {
+        /// Bytes in every chunk but the last (at least one).
+        chunk_size: u64,
+        /// The object's size.
+        size: u64,
+    },
+    /// Each chunk's length, as the store holds it (objects whose manifest
+    /// does not say, or whose chunks are uneven).
+    Listed(Vec<u64>),
+}
+
+impl ChunkLayout {
+    /// The length chunk `index` has in this layout.
+    pub fn chunk_len(&self, index: u64) -> u64 {
+        match self {
+            ChunkLayout::Even { chunk_size, size } => {
+                let start = index.saturating_mul(*chunk_size);
+                (*chunk_size).min(size.saturating_sub(start))
+            }
+            ChunkLayout::Listed(lens) => usize::try_from(index)
+                .ok()
+                .and_then(|i| lens.get(i))
+                .copied()
+                .unwrap_or(0),
+        }
+    }
+
+    /// The chunk holding byte `from` (below the object's size), and how
+    /// far into that chunk `from` lies.
+    pub fn locate(&self, from: u64) -> Option<(u64, u64)> {
+        match self {
+            ChunkLayout::Even { chunk_size, size } => (from < *size).then(|| (from / chunk_size, from % chunk_size)),
+            ChunkLayout::Listed(lens) => {
+                let mut start = 0u64;
+                for (i, &len) in lens.iter().enumerate() {
+                    if from < start + len {
+                        return Some((i as u64, from - start));
+                    }
+                    start += len;
+                }
+                None
+            }
         }
     }
 }
@@ -233,6 +298,40 @@ impl Store {
             self.get_chunk(&self.chunk_at(t, prefix, i)?)?;
         }
         Ok(())
+    }
+
+    /// A chunk's length, from the store, without reading it.
+    pub fn chunk_len(&self, hash: &Hash) -> Result<u64> {
+        self.chunks
+            .len(hash)?
+            .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))
+    }
+
+    /// Where the chunks of `object` start: from its manifest when it
+    /// records even chunks (checked against its size and chunk count),
+    /// else from the chunks' lengths in the store, which must add up to
+    /// its size. No chunk is read either way.
+    pub fn object_layout(&self, object: &Hash, manifest: &ObjectManifest) -> Result<ChunkLayout> {
+        let damaged = || StoreError::Integrity(format!("object {} does not match its record", hex::encode(object)));
+        if let Some(chunk_size) = manifest.chunk_size {
+            // Chunks 0..n-1 full, the last holding 1 to chunk_size bytes.
+            let full = manifest.chunks.checked_sub(1).and_then(|n| n.checked_mul(chunk_size));
+            let fits = full.is_some_and(|full| full < manifest.size && manifest.size - full <= chunk_size);
+            if chunk_size == 0 || !fits {
+                return Err(damaged());
+            }
+            return Ok(ChunkLayout::Even {
+                chunk_size,
+                size: manifest.size,
+            });
+        }
+        let lens = (0..manifest.chunks)
+            .map(|i| self.chunk_len(&self.chunk_at(T::ObjectChunks, object, i)?))
+            .collect::<Result<Vec<_>>>()?;
+        if lens.iter().sum::<u64>() != manifest.size {
+            return Err(damaged());
+        }
+        Ok(ChunkLayout::Listed(lens))
     }
 
     /// Read chunk `index` of an object, re-hashed.

@@ -16,7 +16,7 @@ mod records;
 mod upload_hashes;
 
 use chunks::FileChunks;
-pub use chunks::{ChunkStore, SMALL_CHUNK};
+pub use chunks::{ChunkLayout, ChunkStore, SMALL_CHUNK};
 use flush::GroupFlush;
 pub use records::*;
 

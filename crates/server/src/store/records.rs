@@ -15,13 +15,31 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// A stored object: its size and number of chunks.
+/// A stored object: its size, number of chunks and, in records written
+/// since they existed, the size of its chunks and a hash of their list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ObjectManifest {
     /// Ciphertext size in bytes.
     pub size: u64,
     /// Number of chunks.
     pub chunks: u64,
+    /// Bytes in every chunk but the last (which holds the rest, at least
+    /// one byte), when the chunks are even, as the vault cuts PATCH
+    /// bodies: chunk `i` starts at `i * chunk_size`, so a resumed download
+    /// finds the chunk it starts in by a division, without reading the
+    /// chunks before it. None in records written before it existed, and
+    /// for uneven chunks (a tus client sending odd-sized PATCHes);
+    /// downloads then take the chunks' lengths from the store. Reads check
+    /// every chunk they send against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<u64>,
+    /// Hex SHA-256 of the chunks' addresses (their SHA-256s), in order, as
+    /// the commit that checked the object's hash found them. Each chunk is
+    /// checked against its address when read, so a whole download checks
+    /// this list instead of hashing the whole object a second time. None
+    /// in records written before it existed: those hash the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_sha256: Option<String>,
 }
 
 /// An object's membership of a case, as stored and as clients see it.
@@ -137,6 +155,17 @@ pub(super) fn node_key(level: u32, index: u64) -> [u8; 12] {
     k[..4].copy_from_slice(&level.to_be_bytes());
     k[4..].copy_from_slice(&index.to_be_bytes());
     k
+}
+
+/// The size of every chunk but the last, if chunks of lengths `lens` are
+/// even, hold `size` bytes, and the last holds the rest (at least one
+/// byte, at most as many as the others).
+fn even_chunk_size(lens: &[u64], size: u64) -> Option<u64> {
+    let (&last, full) = lens.split_last()?;
+    let chunk = full.first().copied().unwrap_or(last);
+    let even = chunk > 0 && full.iter().all(|&l| l == chunk) && (1..=chunk).contains(&last);
+    let holds = (full.len() as u64).checked_mul(chunk).and_then(|b| b.checked_add(last)) == Some(size);
+    (even && holds).then_some(chunk)
 }
 
 /// Key of item `index` under a 32-byte or textual prefix.
@@ -311,6 +340,33 @@ impl Store {
     /// Whether `case` holds `object_id`.
     pub fn case_has_object(&self, case: &str, object_id: &str) -> Result<bool> {
         Ok(self.tree(T::CaseObjects).contains_key(pair_key(case, object_id))?)
+    }
+
+    /// The manifest of an object made of the `chunks` chunks of upload
+    /// `upload_id`, `size` bytes in all, which the caller checked against
+    /// the object's hash. The caller holds the writer lock, so the upload
+    /// cannot change.
+    pub fn manifest_of_upload(&self, upload_id: &str, size: u64, chunks: u64) -> Result<ObjectManifest> {
+        self.manifest_of(T::UploadChunks, upload_id.as_bytes(), size, chunks)
+    }
+
+    /// The manifest of the chunk sequence `prefix` in `t`: the size of its
+    /// chunks when they are even, and the hash of their list, from their
+    /// addresses and lengths (no chunk is read).
+    pub fn manifest_of(&self, t: T, prefix: &[u8], size: u64, chunks: u64) -> Result<ObjectManifest> {
+        let mut list = Sha256::new();
+        let mut lens = Vec::new();
+        for i in 0..chunks {
+            let address = self.chunk_at(t, prefix, i)?;
+            list.update(address);
+            lens.push(self.chunk_len(&address)?);
+        }
+        Ok(ObjectManifest {
+            size,
+            chunks,
+            chunk_size: even_chunk_size(&lens, size),
+            chunks_sha256: Some(hex::encode(list.finalize())),
+        })
     }
 
     /// Whether an object of this hash is stored (in any case).
