@@ -79,6 +79,8 @@ pub struct LogAuditor {
     /// Signatures whose Ed25519 check is left to run together, while
     /// [`LogAuditor::push_all`] replays a batch of entries.
     pending: Option<Vec<batch::Pending>>,
+    /// The current entry's request, prepared with the batch's.
+    prepared: Option<batch::Prepared>,
 }
 
 impl LogAuditor {

@@ -322,6 +322,16 @@ impl SignatureCheck {
         key.verify(self.base.as_bytes(), &self.signature)
             .map_err(|_| SignatureError::Invalid)
     }
+
+    /// The signed message: the rebuilt signature base.
+    pub fn message(&self) -> &[u8] {
+        self.base.as_bytes()
+    }
+
+    /// The signature.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
 }
 
 /// Whether `path` and `query` are the one form of a request to a route

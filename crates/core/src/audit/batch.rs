@@ -29,6 +29,9 @@ use crate::custody::{event_hash, merkle, Event};
 use crate::httpsig::{SignatureCheck, SignatureError, SignatureParams, SignedRequest};
 use crate::identity::KeyId;
 
+/// What [`SignedRequest::prepare`] made of an entry's request.
+pub(super) type Prepared = Result<(SignatureParams, SignatureCheck, Result<(), SignatureError>), SignatureError>;
+
 /// A signature whose Ed25519 check is left to run with the others.
 pub(super) struct Pending {
     /// The entry's index in the log.
@@ -46,16 +49,21 @@ impl LogAuditor {
     pub fn push_all<B: AsRef<[u8]> + Sync>(&mut self, entries: &[B]) -> Result<(), AuditError> {
         let parsed = parallel::map(entries, |bytes| {
             let bytes = bytes.as_ref();
-            (
-                merkle::leaf_hash(bytes),
-                event_hash(bytes),
-                serde_json::from_slice::<Event>(bytes),
-            )
+            let event = serde_json::from_slice::<Event>(bytes);
+            // The signature's base and parameters, which do not depend on
+            // the entries before (its key, checked in order, does).
+            let prepared = event
+                .as_ref()
+                .ok()
+                .and_then(|e| e.request.as_ref())
+                .map(|r| r.prepare());
+            (merkle::leaf_hash(bytes), event_hash(bytes), event, prepared)
         });
         self.pending = Some(Vec::with_capacity(entries.len()));
         let mut replayed = Ok(());
-        for (leaf, hash, event) in parsed {
+        for (leaf, hash, event, prepared) in parsed {
             let index = self.tree.size();
+            self.prepared = prepared;
             let checked = event
                 .map_err(AuditProblem::MalformedEvent)
                 .and_then(|event| self.check_parsed(event, hash));
@@ -65,6 +73,7 @@ impl LogAuditor {
             }
             self.tree.push(leaf);
         }
+        self.prepared = None;
         let pending = self.pending.take().unwrap_or_default();
         // A bad signature at or before the entry whose replay failed is
         // the first failure: the replay after it may have trusted it.
@@ -94,7 +103,7 @@ impl LogAuditor {
         let Some(pending) = self.pending.as_mut() else {
             return req.verify(&key);
         };
-        let (params, check, digest) = req.prepare()?;
+        let (params, check, digest) = self.prepared.take().unwrap_or_else(|| req.prepare())?;
         pending.push(Pending {
             index,
             actor: actor.clone(),

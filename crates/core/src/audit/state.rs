@@ -148,6 +148,7 @@ impl LogAuditor {
             signed_seen: state.signed_seen,
             summary: Default::default(),
             pending: None,
+            prepared: None,
         })
     }
 }
