@@ -1,10 +1,21 @@
 //! The custody log at scale: a log of 1,000,000 events is written through
 //! the store's own append path into a real sled store, then
 //!   audit        every entry is read back and replayed by the auditor
-//!                (`LogAuditor`: JSON, chain link, actor, Ed25519 signature,
-//!                Merkle tree), in events per second, against a reference
-//!                measured in the same run: SHA-256 leaf hashing of the same
-//!                bytes, the least any audit must do;
+//!                (`LogAuditor::push_all` on all cores, 10,000 entries at a
+//!                time: JSON, chain link, actor, Ed25519 signature, Merkle
+//!                tree), in events per second, against references measured
+//!                in the same run: SHA-256 leaf hashing of the same bytes,
+//!                the least any audit must do, and the Ed25519 checks of the
+//!                same signatures alone on all cores, in ed25519-dalek's
+//!                batches (`batch_rate`), in batches made to accept no more
+//!                than one by one (`exact_batch_rate`: each R checked for a
+//!                small-order component first), and one by one
+//!                (`single_rate`, the check the auditor runs: see
+//!                `audit/batch.rs` for why);
+//!   incremental  the log served by a live vault on 127.0.0.1, audited
+//!                through the `custos` command with a state file, then
+//!                10,000 more events and the audit again, end to end
+//!                (process start to exit);
 //!   proofs       inclusion and consistency proofs at that size, as the
 //!                vault builds them from its stored tree and as a client
 //!                verifies them, mean over many random positions.
@@ -20,6 +31,8 @@
 //! Then, at that size, a backup: how long writes wait while the snapshot
 //! is cut, the whole backup file against a plain copy of the store's files
 //! measured in the same run, and its restore with the full audit.
+//!
+//! The registry also holds an auditor, whose identity the command uses.
 //!
 //! Usage: `cargo bench --bench log -- [EVENTS] [DIR]`; prints lines
 //! `log ...` that `bench/run.sh` reads, and `backup ...` lines.
@@ -43,6 +56,12 @@ const CASES: u64 = 1000;
 const BATCH: u64 = 10_000;
 /// Proofs timed per kind.
 const PROOFS: u32 = 2000;
+/// Entries the auditor is given at a time.
+const AUDIT_CHUNK: usize = 10_000;
+/// Signatures per ed25519-dalek batch in the reference.
+const SIG_BATCH: usize = 256;
+/// Events logged between the two audits through the command.
+const NEW_EVENTS: u64 = 10_000;
 
 /// A request signed by `key` now, as a client would sign it, stored as
 /// the vault stores it.
@@ -66,11 +85,18 @@ async fn main() {
 
     let admin = Identity::generate("Admin").expect("identity");
     let lawyer = Identity::generate("Lawyer").expect("identity");
+    let auditor = Identity::generate("Auditor").expect("identity");
     let base = "http://bench.local";
     let registration = serde_json::to_vec(&PrincipalBody {
         card: lawyer.card(),
         role: Role::Lawyer,
         intake: true,
+    })
+    .expect("serialisable");
+    let auditor_registration = serde_json::to_vec(&PrincipalBody {
+        card: auditor.card(),
+        role: Role::Auditor,
+        intake: false,
     })
     .expect("serialisable");
     let mut drafts = vec![
@@ -95,11 +121,29 @@ async fn main() {
                 Some(&registration),
             )),
         },
+        EventDraft {
+            case: "vault".into(),
+            actor: admin.card().key_id().to_string(),
+            action: Action::PrincipalAdded,
+            objects: vec![],
+            details: serde_json::json!({ "key_id": auditor.card().key_id(), "role": "auditor" }),
+            request: Some(signed(
+                admin.signing_key(),
+                "POST",
+                &format!("{base}/v1/principals"),
+                Some(&auditor_registration),
+            )),
+        },
     ];
     // The registry the two events above build, as the vault keeps it (the
     // restore's audit compares the two).
     let mut registry = custos::store::Batch::default();
-    for (index, (id, role)) in [(&admin, Role::Admin), (&lawyer, Role::Lawyer)].into_iter().enumerate() {
+    let registered = [
+        (&admin, Role::Admin),
+        (&lawyer, Role::Lawyer),
+        (&auditor, Role::Auditor),
+    ];
+    for (index, (id, role)) in registered.into_iter().enumerate() {
         let principal = custos::identity::Principal {
             key_id: id.key_id(),
             name: id.card().name.clone(),
@@ -122,23 +166,18 @@ async fn main() {
     let object = hex::encode([7u8; 32]);
     let cases: Vec<String> = (0..CASES).map(|c| format!("{c:024x}")).collect();
 
+    let accesses = Accesses {
+        lawyer: &lawyer,
+        cases: &cases,
+        object: &object,
+        base,
+    };
     let t0 = Instant::now();
     let mut signing = std::time::Duration::ZERO;
     let mut written = 0u64;
     while written < events {
         let signed_at = Instant::now();
-        while (drafts.len() as u64) < BATCH.min(events - written) {
-            let case = &cases[((written + drafts.len() as u64) % CASES) as usize];
-            let url = format!("{base}/v1/cases/{case}/objects/{object}");
-            drafts.push(EventDraft {
-                case: case.clone(),
-                actor: lawyer.card().key_id().to_string(),
-                action: Action::ObjectAccessed,
-                objects: vec![object.clone()],
-                details: serde_json::json!({ "size": 1_048_576 }),
-                request: Some(signed(lawyer.signing_key(), "GET", &url, None)),
-            });
-        }
+        accesses.fill(&mut drafts, written, BATCH.min(events - written));
         signing += signed_at.elapsed();
         let n = drafts.len() as u64;
         let guard = store.writer().await;
@@ -176,22 +215,26 @@ async fn main() {
     let hash_secs = t0.elapsed().as_secs_f64();
 
     let t0 = Instant::now();
-    let mut auditor = LogAuditor::new();
-    for e in &entries {
-        auditor.push(e).expect("the log audits");
+    let mut log_auditor = LogAuditor::new();
+    for chunk in entries.chunks(AUDIT_CHUNK) {
+        log_auditor.push_all(chunk).expect("the log audits");
     }
     let audit_secs = t0.elapsed().as_secs_f64();
-    assert_eq!(auditor.root(), tree.root_at(size));
-    let summary = auditor.summary();
+    assert_eq!(log_auditor.root(), tree.root_at(size));
+    let summary = log_auditor.summary();
+    let (batch_rate, exact_batch_rate, single_rate) = signature_rates(&entries, &[&admin, &lawyer, &auditor]);
+    let rate = size as f64 / audit_secs;
     println!(
-        "log audit events={size} bytes={bytes} secs={audit_secs:.2} rate={:.0} signatures={} hash_secs={hash_secs:.3} hash_rate={:.0}",
-        size as f64 / audit_secs,
+        "log audit events={size} bytes={bytes} secs={audit_secs:.2} rate={rate:.0} signatures={} hash_secs={hash_secs:.3} hash_rate={:.0} threads={} batch_rate={batch_rate:.0} exact_batch_rate={exact_batch_rate:.0} single_rate={single_rate:.0} batch_ratio={:.2} single_ratio={:.2}",
         summary.signatures,
         size as f64 / hash_secs,
+        threads(),
+        rate / batch_rate,
+        rate / single_rate,
     );
 
     // What the signatures alone cost: one Ed25519 check of a stored request.
-    let accesses: Vec<SignedRequest> = cases
+    let requests: Vec<SignedRequest> = cases
         .iter()
         .map(|case| {
             let url = format!("{base}/v1/cases/{case}/objects/{object}");
@@ -201,7 +244,7 @@ async fn main() {
     let t0 = Instant::now();
     let rounds = 20_000u32;
     for i in 0..rounds {
-        accesses[i as usize % accesses.len()]
+        requests[i as usize % requests.len()]
             .verify(&lawyer.card().verifying_key)
             .expect("verifies");
     }
@@ -246,26 +289,204 @@ async fn main() {
         per(check)
     );
 
-    backup(store, signer, &log_key, &admin, tmp.path()).await;
+    let vault = custos::vault::Vault {
+        description: custos::vault::Description {
+            origin: signer.origin().to_owned(),
+            anchors: vec![admin.card()],
+            vkey: signer.verifier().vkey(),
+        },
+        store,
+        signer,
+        dir: tmp.path().to_owned(),
+    };
+    let vault = incremental(vault, &auditor, &accesses, tmp.path()).await;
+    backup(std::sync::Arc::new(vault), &log_key, tmp.path()).await;
+}
+
+/// Object accesses by the lawyer, across the cases in turn.
+struct Accesses<'a> {
+    lawyer: &'a Identity,
+    cases: &'a [String],
+    object: &'a str,
+    base: &'a str,
+}
+
+impl Accesses<'_> {
+    /// Fill `drafts` up to `n`, the first being the log's event `from`.
+    fn fill(&self, drafts: &mut Vec<EventDraft>, from: u64, n: u64) {
+        while (drafts.len() as u64) < n {
+            let case = &self.cases[((from + drafts.len() as u64) % CASES) as usize];
+            let url = format!("{}/v1/cases/{case}/objects/{}", self.base, self.object);
+            drafts.push(EventDraft {
+                case: case.clone(),
+                actor: self.lawyer.card().key_id().to_string(),
+                action: Action::ObjectAccessed,
+                objects: vec![self.object.to_owned()],
+                details: serde_json::json!({ "size": 1_048_576 }),
+                request: Some(signed(self.lawyer.signing_key(), "GET", &url, None)),
+            });
+        }
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// This machine's Ed25519 rates over the log's own signatures, on all
+/// cores, in signatures per second: ed25519-dalek's batch verification
+/// (batches of `SIG_BATCH`), and its one-by-one `verify`. Only the curve
+/// arithmetic is timed: the messages are rebuilt beforehand.
+fn signature_rates(entries: &[Vec<u8>], who: &[&Identity]) -> (f64, f64, f64) {
+    use custos::httpsig::SignatureCheck;
+    let keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey> = who
+        .iter()
+        .map(|id| (id.key_id().to_string(), id.card().verifying_key))
+        .collect();
+    type Check = (SignatureCheck, ed25519_dalek::VerifyingKey);
+    let checks: Vec<Check> = entries
+        .iter()
+        .filter_map(|e| {
+            let event: custos::custody::Event = serde_json::from_slice(e).expect("event");
+            let (_, check, _) = event.request?.prepare().expect("well formed");
+            Some((check, keys[&event.actor]))
+        })
+        .collect();
+    let parts = checks.len().div_ceil(threads());
+    let timed = |f: &(dyn Fn(&[Check]) + Sync)| {
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for part in checks.chunks(parts) {
+                s.spawn(move || f(part));
+            }
+        });
+        checks.len() as f64 / t0.elapsed().as_secs_f64()
+    };
+    let batch = timed(&|part| {
+        for batch in part.chunks(SIG_BATCH) {
+            let messages: Vec<&[u8]> = batch.iter().map(|(c, _)| c.message()).collect();
+            let signatures: Vec<ed25519_dalek::Signature> = batch.iter().map(|(c, _)| *c.signature()).collect();
+            let keys: Vec<ed25519_dalek::VerifyingKey> = batch.iter().map(|(_, k)| *k).collect();
+            ed25519_dalek::verify_batch(&messages, &signatures, &keys).expect("the batch verifies");
+        }
+    });
+    // The batch made to accept no more than `verify`: each R canonical and
+    // free of a small-order component first (the keys here are).
+    let exact = timed(&|part| {
+        for (check, _) in part {
+            let r = curve25519_dalek::edwards::CompressedEdwardsY(check.signature().r_bytes().to_owned());
+            let point = r.decompress().expect("a point");
+            assert!(point.compress() == r && point.is_torsion_free());
+        }
+        for batch in part.chunks(SIG_BATCH) {
+            let messages: Vec<&[u8]> = batch.iter().map(|(c, _)| c.message()).collect();
+            let signatures: Vec<ed25519_dalek::Signature> = batch.iter().map(|(c, _)| *c.signature()).collect();
+            let keys: Vec<ed25519_dalek::VerifyingKey> = batch.iter().map(|(_, k)| *k).collect();
+            ed25519_dalek::verify_batch(&messages, &signatures, &keys).expect("the batch verifies");
+        }
+    });
+    let single = timed(&|part| {
+        for (check, key) in part {
+            check.verify(key).expect("verifies");
+        }
+    });
+    (batch, exact, single)
+}
+
+/// The log served by a live vault, audited through the command with a
+/// state file; then `NEW_EVENTS` more, and the audit again: the second's
+/// time, end to end, is the incremental audit's.
+async fn incremental(
+    vault: custos::vault::Vault,
+    auditor: &Identity,
+    more: &Accesses<'_>,
+    dir: &std::path::Path,
+) -> custos::vault::Vault {
+    use custos::api::{self, AppState};
+    let settings = custos::config::Settings::default();
+    let state = std::sync::Arc::new(AppState::new(vault, &settings));
+    let vault = &state.vault;
+    let (listener, addr) = api::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(state.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    let identity = dir.join("auditor.identity");
+    auditor.save(&identity, None).expect("identity file");
+    let (url, vkey) = (format!("http://{addr}"), vault.signer.verifier().vkey());
+    let audit = |identity: std::path::PathBuf, url: String, vkey: String, dir: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+                .args([
+                    "--server",
+                    &url,
+                    "--identity",
+                    identity.to_str().expect("utf-8"),
+                    "--json",
+                ])
+                .args([
+                    "audit",
+                    "--vkey",
+                    &vkey,
+                    "--state",
+                    dir.join("audit-state.json").to_str().expect("utf-8"),
+                ])
+                .env("CUSTOS_CONFIG_DIR", dir.join("cli-config"))
+                .env_remove("CUSTOS_PASSPHRASE")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("custos runs");
+            let secs = t0.elapsed().as_secs_f64();
+            assert!(out.status.success(), "audit: {}", String::from_utf8_lossy(&out.stderr));
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+            (secs, report)
+        })
+        .await
+        .expect("audit thread")
+    };
+    let (full_secs, first) = audit(identity.clone(), url.clone(), vkey.clone(), dir.to_owned()).await;
+    let size = vault.store.log_size().expect("size");
+    assert_eq!(first["entries"], size);
+    let mut drafts = Vec::new();
+    more.fill(&mut drafts, size, NEW_EVENTS);
+    let guard = vault.store.writer().await;
+    vault
+        .store
+        .append(&guard, custos::store::Batch::default(), drafts, &vault.signer)
+        .expect("append");
+    drop(guard);
+    vault.store.flush().await.expect("flush");
+    let (secs, next) = audit(identity, url, vkey, dir.to_owned()).await;
+    assert_eq!(
+        (next["from_size"].as_u64(), next["entries"].as_u64()),
+        (Some(size), Some(NEW_EVENTS))
+    );
+    let state_bytes = std::fs::metadata(dir.join("audit-state.json")).expect("state").len();
+    println!(
+        "log incremental size={} events={NEW_EVENTS} secs={secs:.2} full_cli_secs={full_secs:.1} state_bytes={state_bytes}",
+        size + NEW_EVENTS
+    );
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+    // Its background tasks let go of the vault as they stop.
+    let mut state = state;
+    for _ in 0..100 {
+        match std::sync::Arc::try_unwrap(state) {
+            Ok(state) => return state.vault,
+            Err(held) => state = held,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server's tasks still hold the vault");
 }
 
 /// The backup of this log: the snapshot's cut (the writer lock is held from
 /// its start to the end of the tree copy, so this bounds how long writes
 /// wait), the whole file, and its restore with the full audit; against a
 /// plain copy of the store's files.
-async fn backup(store: Store, signer: LogSigner, log_key: &SigningKey, admin: &Identity, dir: &std::path::Path) {
+async fn backup(vault: std::sync::Arc<custos::vault::Vault>, log_key: &SigningKey, dir: &std::path::Path) {
     use custos::backup::{self, LogKeySource};
-    let description = custos::vault::Description {
-        origin: signer.origin().to_owned(),
-        anchors: vec![admin.card()],
-        vkey: signer.verifier().vkey(),
-    };
-    let vault = std::sync::Arc::new(custos::vault::Vault {
-        store,
-        signer,
-        description,
-        dir: dir.to_owned(),
-    });
     let t0 = Instant::now();
     let snapshot = backup::snapshot(vault.clone()).await.expect("snapshot");
     let snapshot_ms = t0.elapsed().as_secs_f64() * 1e3;

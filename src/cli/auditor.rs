@@ -31,10 +31,17 @@ pub(super) async fn log(ctx: &Ctx, cmd: LogCmd) -> anyhow::Result<()> {
 /// Arguments of `custos audit`.
 #[derive(clap::Args, Debug)]
 pub struct Audit {
-    /// File remembering the last verified checkpoint; next time the log must
-    /// be proven consistent with it.
+    /// File remembering the last verified checkpoint, and what the audit
+    /// needs to carry on from it, signed with your key: next time the log
+    /// must be proven consistent with it, and only the entries after it
+    /// are downloaded and checked.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Check the whole log again, even if the state file could carry on;
+    /// a state file your key does not verify is then set aside and
+    /// written anew (give its witnesses again).
+    #[arg(long)]
+    full: bool,
     /// The log's verifier key to check against (default: the pinned one).
     #[arg(long)]
     vkey: Option<String>,
@@ -63,6 +70,7 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
     });
     let options = flows::AuditOptions {
         witnesses: policy,
+        full: args.full,
         ..Default::default()
     };
     let report = flows::audit_with(&ctx.client()?, &id, &log, args.state.as_deref(), options).await?;
@@ -82,7 +90,14 @@ pub(super) async fn audit(ctx: &Ctx, args: Audit) -> anyhow::Result<()> {
             ));
         }
         lines.push(format!("anchors:    {}", report.anchors.join("; ")));
-        lines.push(format!("entries:    {} verified", report.entries));
+        if report.from_size > 0 {
+            lines.push(format!(
+                "entries:    {} verified, from entry {} on (the state file vouches for those before)",
+                report.entries, report.from_size
+            ));
+        } else {
+            lines.push(format!("entries:    {} verified", report.entries));
+        }
         lines.push(format!("chains:     {} hash chains intact", report.chains));
         lines.push(format!("signatures: {} actor signatures verified", report.signatures));
         lines.push(format!(

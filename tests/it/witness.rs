@@ -331,6 +331,7 @@ async fn an_audit_with_a_witness_quorum_sees_a_fork_and_remembers_its_witnesses(
         witnesses: Some(policy(&[w.witness.verifier()], quorum)),
         cosign_wait: std::time::Duration::from_secs(3),
         progress: None,
+        full: false,
     };
     let state = v.tmp.path().join("audit-state.json");
     let report = flows::audit_with(&v.client(), &v.auditor, &v.log, Some(&state), options(1))

@@ -11,7 +11,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 use crate::custody::checkpoint::Checkpoint;
-use crate::custody::merkle::{self, Hash, MemoryTree};
+use crate::custody::merkle::{self, Hash};
 use crate::custody::{event_hash, Action, Event, EVENT_VERSION, VAULT_ACTOR, VAULT_CASE};
 use crate::identity::{Card, KeyId, Role};
 // The bodies the server parsed when it logged the request: the auditor
@@ -19,13 +19,19 @@ use crate::identity::{Card, KeyId, Role};
 use crate::protocol::MAX_WORKFLOW_ENTRY;
 use crate::wire::{CommitUpload, ContactBody, CreateCase, DiscloseBody, GrantBody, PrincipalBody, WorkflowBody};
 
+mod batch;
 mod error;
+mod frontier;
+mod parallel;
 mod receipt;
 mod signed;
+mod state;
 
 pub use self::error::{AuditError, AuditProblem};
+pub use self::frontier::Frontier;
 pub use self::receipt::{decode_hashes, included, verify_receipt, ReceiptError};
 pub use self::signed::{check_signature, signed_commit, signed_disclosure, signed_registration};
+pub use self::state::ReplayState;
 
 /// What an audit checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,7 +50,8 @@ pub struct AuditSummary {
 /// Replays log entries in order and checks each as it comes.
 #[derive(Default)]
 pub struct LogAuditor {
-    tree: MemoryTree,
+    /// The tree's right edge: all the audit needs of it is its root.
+    tree: Frontier,
     heads: HashMap<String, (u64, String)>,
     principals: HashMap<KeyId, (VerifyingKey, Role)>,
     submitters: HashMap<KeyId, (String, VerifyingKey)>,
@@ -69,6 +76,11 @@ pub struct LogAuditor {
     partial: bool,
     signed_seen: bool,
     summary: AuditSummary,
+    /// Signatures whose Ed25519 check is left to run together, while
+    /// [`LogAuditor::push_all`] replays a batch of entries.
+    pending: Option<Vec<batch::Pending>>,
+    /// The current entry's request, prepared with the batch's.
+    prepared: Option<batch::Prepared>,
 }
 
 impl LogAuditor {
@@ -104,7 +116,7 @@ impl LogAuditor {
 
     /// Root of the entries checked so far.
     pub fn root(&self) -> Hash {
-        self.tree.root_at(self.tree.size())
+        self.tree.root()
     }
 
     /// Summary so far.
@@ -154,6 +166,12 @@ impl LogAuditor {
     /// inclusion the caller proves separately.
     pub fn check_event(&mut self, bytes: &[u8]) -> Result<Event, AuditProblem> {
         let event: Event = serde_json::from_slice(bytes).map_err(AuditProblem::MalformedEvent)?;
+        self.check_parsed(event, event_hash(bytes))
+    }
+
+    /// [`check_event`](Self::check_event) of an event already parsed,
+    /// whose stored bytes hash to `hash` (hex).
+    fn check_parsed(&mut self, event: Event, hash: String) -> Result<Event, AuditProblem> {
         if event.v != EVENT_VERSION {
             return Err(AuditProblem::UnknownVersion(event.v));
         }
@@ -176,7 +194,7 @@ impl LogAuditor {
             return Err(AuditProblem::ChainLink { case: event.case });
         }
         self.check_actor(&event)?;
-        self.heads.insert(event.case.clone(), (event.seq, event_hash(bytes)));
+        self.heads.insert(event.case.clone(), (event.seq, hash));
         self.summary.entries += 1;
         *self.summary.actions.entry(event.action.name()).or_default() += 1;
         Ok(event)
@@ -280,8 +298,8 @@ impl LogAuditor {
         } else {
             return Err(AuditProblem::UnknownActor(actor));
         };
-        let params = req
-            .verify(&key)
+        let params = self
+            .signature(req, &actor, key)
             .map_err(|source| AuditProblem::ActorSignature { actor, source })?;
         if params.keyid != e.actor {
             return Err(AuditProblem::SignerNotActor);

@@ -267,6 +267,18 @@ impl SignedRequest {
     /// the covered `content-digest`. Time is not checked: a stored request
     /// was checked for freshness when it arrived.
     pub fn verify(&self, key: &VerifyingKey) -> Result<SignatureParams, SignatureError> {
+        let (params, check, digest) = self.prepare()?;
+        check.verify(key)?;
+        digest?;
+        Ok(params)
+    }
+
+    /// Everything [`verify`](Self::verify) does but the Ed25519 check, for
+    /// a verifier that runs many of those together: the parameters, the
+    /// check left to run, and the body's digest check, which `verify`
+    /// reports only after the signature (an error here comes first in
+    /// `verify` too).
+    pub fn prepare(&self) -> Result<(SignatureParams, SignatureCheck, Result<(), SignatureError>), SignatureError> {
         let params = self.parsed()?;
         if params.components.len() != self.values.len() {
             return Err(SignatureError::Malformed("component values do not match the list"));
@@ -275,22 +287,50 @@ impl SignedRequest {
         let sig = B64
             .decode(&self.signature)
             .map_err(|_| SignatureError::Malformed("signature is not base64"))?;
-        let sig = Signature::from_slice(&sig).map_err(|_| SignatureError::Malformed("signature length"))?;
-        key.verify(base.as_bytes(), &sig).map_err(|_| SignatureError::Invalid)?;
-        if let Some(body) = &self.body {
-            let body = B64
-                .decode(body)
-                .map_err(|_| SignatureError::Malformed("body is not base64"))?;
-            if self.value("content-digest") != Some(content_digest(&body).as_str()) {
-                return Err(SignatureError::DigestMismatch);
-            }
-        }
-        Ok(params)
+        let signature = Signature::from_slice(&sig).map_err(|_| SignatureError::Malformed("signature length"))?;
+        let digest = match &self.body {
+            None => Ok(()),
+            Some(body) => match B64.decode(body) {
+                Err(_) => Err(SignatureError::Malformed("body is not base64")),
+                Ok(body) if self.value("content-digest") != Some(content_digest(&body).as_str()) => {
+                    Err(SignatureError::DigestMismatch)
+                }
+                Ok(_) => Ok(()),
+            },
+        };
+        Ok((params, SignatureCheck { base, signature }, digest))
     }
 
     /// The stored body, decoded.
     pub fn body_bytes(&self) -> Option<Vec<u8>> {
         self.body.as_ref().and_then(|b| B64.decode(b).ok())
+    }
+}
+
+/// The Ed25519 check of a stored request, its base rebuilt: what
+/// [`SignedRequest::prepare`] leaves to run, on any thread.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    base: String,
+    signature: Signature,
+}
+
+impl SignatureCheck {
+    /// Whether `key` made the signature over the base: ed25519-dalek's
+    /// `verify`, the one check the vault ran when the request arrived.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), SignatureError> {
+        key.verify(self.base.as_bytes(), &self.signature)
+            .map_err(|_| SignatureError::Invalid)
+    }
+
+    /// The signed message: the rebuilt signature base.
+    pub fn message(&self) -> &[u8] {
+        self.base.as_bytes()
+    }
+
+    /// The signature.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
 }
 

@@ -1,6 +1,14 @@
 //! Auditing the whole log from a client: download every entry, replay every
 //! chain and signature against a (witnessed) checkpoint, and hold it to the
 //! last one this auditor verified. The replay itself is the core's `LogAuditor`.
+//!
+//! With a state file, the next audit replays only the entries after the
+//! last one verified: the file keeps what the replay needs to carry on
+//! (the tree's right edge, the chains' heads, the registry, the submitter
+//! keys, the spent nonces), signed by the auditor's own key, and the log
+//! must prove itself consistent with the checkpoint it keeps. A file that
+//! does not verify under the auditor's key is refused, and the audit says
+//! how to run a full one.
 
 use std::path::Path;
 
@@ -9,9 +17,12 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::witnessed::cosigned_checkpoint;
+
+#[path = "audit_state.rs"]
+mod state_file;
 use super::{verify, Result};
 use crate::{Client, ClientError};
-use custos_core::audit::{decode_hashes, AuditSummary, LogAuditor};
+use custos_core::audit::{decode_hashes, AuditSummary, LogAuditor, ReplayState};
 use custos_core::custody::checkpoint::{Checkpoint, LogVerifier};
 use custos_core::custody::cosignature::WitnessVerifier;
 use custos_core::custody::merkle;
@@ -59,6 +70,10 @@ pub struct AuditReport {
     /// Size of the previous checkpoint proven consistent, if a state file
     /// was given and held one.
     pub consistent_with: Option<u64>,
+    /// Where this audit's replay started: the size the state file had
+    /// verified (only the entries after it were downloaded and checked),
+    /// or 0 for a full audit.
+    pub from_size: u64,
     /// The witnesses whose cosignatures on the checkpoint verified, when a
     /// quorum was asked for (given, or kept in the state file).
     pub cosigned_by: Vec<String>,
@@ -109,6 +124,10 @@ pub struct AuditOptions {
     pub cosign_wait: std::time::Duration,
     /// Told of the entries checked so far.
     pub progress: Option<AuditProgress>,
+    /// Replay the whole log even if the state file could carry on: a
+    /// state file the auditor's key does not verify is then set aside
+    /// (its checkpoint, witnesses and anchors too) and written anew.
+    pub full: bool,
 }
 
 impl std::fmt::Debug for AuditOptions {
@@ -116,6 +135,7 @@ impl std::fmt::Debug for AuditOptions {
         f.debug_struct("AuditOptions")
             .field("witnesses", &self.witnesses)
             .field("cosign_wait", &self.cosign_wait)
+            .field("full", &self.full)
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +146,7 @@ impl Default for AuditOptions {
             witnesses: None,
             cosign_wait: COSIGN_WAIT,
             progress: None,
+            full: false,
         }
     }
 }
@@ -140,7 +161,10 @@ pub async fn audit_with(
 ) -> Result<AuditReport> {
     let mut report = AuditReport::default();
     let mut auditor = LogAuditor::new();
-    let outcome = run_audit(client, identity, log, state, options, &mut auditor, &mut report).await;
+    let outcome = match state_file::load(state, identity, options.full) {
+        Ok(old) => run_audit(client, identity, log, state, old, options, &mut auditor, &mut report).await,
+        Err(e) => Err(e),
+    };
     let AuditSummary {
         entries,
         chains,
@@ -159,21 +183,35 @@ pub async fn audit_with(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_audit(
     client: &Client,
     identity: &Identity,
     log: &LogVerifier,
     state: Option<&Path>,
+    old: Option<(AuditState, Option<ReplayState>)>,
     options: AuditOptions,
     auditor: &mut LogAuditor,
     report: &mut AuditReport,
 ) -> Result<()> {
-    let old = load_state(state)?;
+    let (old, replay) = old.unzip();
     let policy = witness_policy(options.witnesses, old.as_ref())?;
     report.quorum = policy.quorum;
     let note = cosigned_checkpoint(client, log, &policy, options.cosign_wait, &mut report.cosigned_by).await?;
     let cp = log.verify(&note).map_err(|e| verify(format!("checkpoint: {e}")))?;
     (report.checkpoint_size, report.checkpoint_root) = (cp.size, B64.encode(cp.root));
+    if let (Some(old), Some(replay)) = (&old, replay.flatten()) {
+        // Carry on from the state: only once the log is proven to extend
+        // the checkpoint it was verified at (which the state's tree is).
+        report.consistent_with = Some(extends_last(client, log, old, &cp).await?);
+        *auditor = LogAuditor::resume(&replay).map_err(|e| verify(format!("{e}: {FULL}")))?;
+        if auditor.size() != report.consistent_with.unwrap_or_default() {
+            return Err(verify(format!(
+                "state file: its replay is not at its checkpoint: {FULL}"
+            )));
+        }
+        report.from_size = auditor.size();
+    }
     replay_entries(client, identity, &cp, auditor, options.progress.as_ref()).await?;
     auditor.check_checkpoint(&cp).map_err(|e| verify(e.to_string()))?;
     report.anchors = auditor
@@ -188,7 +226,9 @@ async fn run_audit(
                 "the log's trust anchors are not the admin cards pinned by the first audit",
             ));
         }
-        report.consistent_with = Some(extends_last(client, log, old, &cp).await?);
+        if report.consistent_with.is_none() {
+            report.consistent_with = Some(extends_last(client, log, old, &cp).await?);
+        }
     }
     if let Some(path) = state {
         let saved = AuditState {
@@ -197,20 +237,14 @@ async fn run_audit(
             quorum: policy.quorum,
             anchors: auditor.anchors().to_vec(),
         };
-        write_atomically(path, &serde_json::to_vec_pretty(&saved).expect("serialisable"))?;
+        write_atomically(path, &state_file::seal(saved, auditor.state(), identity))?;
     }
     Ok(())
 }
 
-/// The state file's last audit, if there is one.
-fn load_state(state: Option<&Path>) -> Result<Option<AuditState>> {
-    let Some(path) = state.filter(|p| p.exists()) else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&std::fs::read(path)?)
-        .map(Some)
-        .map_err(|e| verify(format!("state file {}: {e}", path.display())))
-}
+/// What an auditor is told to do when the state file cannot be used.
+const FULL: &str =
+    "run a full audit with `custos audit --full --state FILE`, which checks the whole log again and rewrites the file";
 
 /// The witnesses asked for now, or else those the state file keeps.
 fn witness_policy(given: Option<crate::bundle::Policy>, old: Option<&AuditState>) -> Result<crate::bundle::Policy> {
@@ -252,13 +286,13 @@ async fn replay_entries(
                 cp.size
             )));
         }
-        for e in page.entries {
-            let bytes = B64.decode(e).map_err(|_| verify("an entry is not base64"))?;
-            auditor.push(&bytes).map_err(|e| verify(e.to_string()))?;
-            if auditor.size() == cp.size {
-                break;
-            }
-        }
+        let mut entries = page
+            .entries
+            .iter()
+            .map(|e| B64.decode(e).map_err(|_| verify("an entry is not base64")))
+            .collect::<Result<Vec<_>>>()?;
+        entries.truncate((cp.size - auditor.size()) as usize);
+        auditor.push_all(&entries).map_err(|e| verify(e.to_string()))?;
         if let Some(tell) = progress {
             tell(auditor.size(), cp.size);
         }
