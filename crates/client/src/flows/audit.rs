@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::witnessed::cosigned_checkpoint;
 
-#[path = "audit_state.rs"]
 mod state_file;
 use super::{verify, Result};
 use crate::{Client, ClientError};
