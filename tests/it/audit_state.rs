@@ -334,6 +334,15 @@ async fn an_edited_or_foreign_state_file_is_refused_and_full_rebuilds_it() {
     let mut unsigned: serde_json::Value = serde_json::from_slice(&good).unwrap();
     unsigned.as_object_mut().unwrap().remove("seal");
     refused("unsigned", serde_json::to_vec(&unsigned).unwrap(), "not signed");
+    // Stripped to the first, unsigned form, its witnesses dropped: it
+    // must not pass for a file written before the seal existed.
+    unsigned.as_object_mut().unwrap().remove("replay");
+    unsigned["witnesses"] = serde_json::json!([]);
+    refused(
+        "stripped to the first form",
+        serde_json::to_vec(&unsigned).unwrap(),
+        "unsigned form",
+    );
 
     // Another auditor's state file, signed by them.
     let other = custos::identity::Identity::generate("Other auditor").unwrap();
@@ -367,11 +376,11 @@ async fn an_edited_or_foreign_state_file_is_refused_and_full_rebuilds_it() {
     assert_eq!(after["from_size"], full["checkpoint_size"]);
 }
 
-/// A state file of the first form (unsigned, no replay) is read once: its
-/// checkpoint still binds the log, the audit is a full one, and the file
-/// is written in the signed form.
+/// A state file of the first form (unsigned, no replay) is refused until
+/// the auditor asks for a full audit; then its checkpoint still binds the
+/// log, and the file is written in the signed form.
 #[tokio::test]
-async fn a_state_file_of_the_first_form_is_read_once_then_rewritten() {
+async fn a_state_file_of_the_first_form_is_refused_until_a_full_audit_rewrites_it() {
     let v = TestVault::start().await;
     v.submit(b"first", &[]).await;
     let state = v.tmp.path().join("state.json");
@@ -382,7 +391,19 @@ async fn a_state_file_of_the_first_form_is_read_once_then_rewritten() {
     let old = serde_json::from_slice::<AuditState>(&std::fs::read(&state).unwrap()).unwrap();
     std::fs::write(&state, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
     v.submit(b"second", &[]).await;
-    let report = flows::audit(&v.client(), &v.auditor, &v.log, Some(&state))
+    let refused = flows::audit(&v.client(), &v.auditor, &v.log, Some(&state)).await;
+    let refused = refused
+        .map(|r| r.failure.unwrap_or_default())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(
+        refused.contains("unsigned form") && refused.contains("--full"),
+        "{refused}"
+    );
+    let full = flows::AuditOptions {
+        full: true,
+        ..flows::AuditOptions::default()
+    };
+    let report = flows::audit_with(&v.client(), &v.auditor, &v.log, Some(&state), full)
         .await
         .unwrap();
     assert_eq!(report.failure, None);

@@ -11,8 +11,11 @@
 //! be an RFC 9421 signature base, the only other thing that key signs:
 //! every line of a base starts with a quote.
 //!
-//! A file of the first form (unsigned, no replay) is read as before, once:
-//! its audit is a full one, and the file is then written in this form.
+//! A file of the first form (unsigned, no replay) is refused unless the
+//! auditor asks for `--full`: a sealed file stripped of its seal and replay
+//! is indistinguishable from one. With `--full` it is read as before (its
+//! checkpoint and witnesses kept), and the file is then written in this
+//! form.
 
 use std::path::Path;
 
@@ -90,7 +93,16 @@ pub(super) fn load(
         .map_err(|e| refuse(format!("not a state file ({e})")))
         .and_then(|file| {
             if file.seal.is_none() && file.replay.is_none() {
-                return Ok(file); // the first form: no replay to trust
+                // The first form carries no seal, so a file stripped of
+                // its seal and replay looks just like one: taken only
+                // when the auditor asks for the full audit.
+                return if full {
+                    Ok(file)
+                } else {
+                    Err(refuse(
+                        "it is of the first, unsigned form, which anyone who could write it may have edited".into(),
+                    ))
+                };
             }
             let seal = file.seal.as_ref().ok_or_else(|| refuse("it is not signed".into()))?;
             if seal.signer != identity.key_id() {
