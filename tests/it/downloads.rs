@@ -233,3 +233,44 @@ async fn a_chunk_list_damaged_in_the_store_fails_a_whole_download() {
     let (_, got) = download(&v, &client, key, &case_id, &big, from).await.unwrap();
     assert_eq!(got, whole[from as usize..]);
 }
+
+/// The same ciphertext sent again after its stored chunk rotted: the
+/// commit finishes the hash of what was sent instead of reading the object
+/// back, so the chunk store must not take the damaged file's name for the
+/// sent bytes. It replaces the copy, and the new object downloads whole.
+#[tokio::test]
+async fn a_rotted_chunk_is_replaced_when_its_bytes_are_sent_again() {
+    let mut v = TestVault::start().await;
+    let (case_id, big, whole, manifest) = stored_object(&mut v, 9_000_000).await;
+    let chunk = manifest.chunk_size.expect("the vault cuts even chunks") as usize;
+    rot(&chunk_file(&open_store(&v), &big, 0));
+    v.serve().await;
+    // Another case, since a case holds an object once.
+    let other = v.submit(b"another statement", &[]).await.case_id;
+    let client = v.client();
+    let key = v.lawyer.signing_key();
+    let upload = client.create_upload(key, &other, whole.len() as u64).await.unwrap();
+    for (i, piece) in whole.chunks(chunk).enumerate() {
+        client
+            .patch(key, &upload, (i * chunk) as u64, piece.to_vec())
+            .await
+            .unwrap();
+    }
+    let label = B64.encode(b"not a real label, but sealed labels are opaque to the vault");
+    let committed = client
+        .commit(
+            key,
+            &upload,
+            &CommitUpload {
+                sha256: big.clone(),
+                label,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed.object_id, big);
+    for case in [&other, &case_id] {
+        let (_, got) = download(&v, &client, key, case, &big, 0).await.unwrap();
+        assert!(got == whole, "the object downloads whole again from {case}");
+    }
+}

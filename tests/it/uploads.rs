@@ -613,3 +613,56 @@ async fn the_running_hash_refuses_a_wrong_commit_and_accepts_the_right_one() {
         sha
     );
 }
+
+/// A journalled upload the vault no longer has (expired, or ended):
+/// nothing sent is kept, so nothing needs making again, and the file goes
+/// to a new upload under a fresh encryption. Reusing the journal's key and
+/// nonces would put the file under one keystream twice: had it changed in
+/// a way its size and time did not show, the vault would see two
+/// plaintexts XORed.
+#[tokio::test]
+async fn an_upload_the_vault_no_longer_has_is_sent_under_a_fresh_encryption() {
+    use custos::client::flows;
+    use custos::client::resume::{FilesDone, PendingUpload, SubmitFile};
+    use custos::envelope::{CaseKey, ObjectKind, ReplayableEncryption};
+    use std::io::Read;
+    let v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let case_key = CaseKey::generate();
+    let plain = bytes(22, 300_000);
+    let path = v.tmp.path().join("evidence.bin");
+    std::fs::write(&path, &plain).unwrap();
+    let len = plain.len() as u64;
+
+    let journalled = ReplayableEncryption::new(&[&case_key.recipient()]).unwrap();
+    let mut replayed = Vec::new();
+    journalled.reader(&plain[..], len).read_to_end(&mut replayed).unwrap();
+    let replayed = hex::encode(Sha256::digest(&replayed));
+    // An upload path the vault does not know: one digit of a real one changed.
+    let mut upload = client.create_upload(key, &s.case_id, 1).await.unwrap();
+    let last = if upload.ends_with('0') { "1" } else { "0" };
+    upload.replace_range(upload.len() - 1.., last);
+    let mut done = FilesDone {
+        receipts: Vec::new(),
+        pending: Some(PendingUpload {
+            index: 0,
+            upload,
+            plaintext_len: len,
+            encryption: Some(journalled),
+            label: B64.encode(b"a sealed label, opaque to the vault"),
+        }),
+    };
+    let files = [SubmitFile {
+        path,
+        kind: ObjectKind::Evidence,
+    }];
+    flows::upload_files_resumably(&client, key, &s.case_id, &case_key, &files, &mut done, &mut |_| Ok(()))
+        .await
+        .unwrap();
+    let (event, _) = custos::audit::verify_receipt(&done.receipts[0], &v.log).unwrap();
+    assert_eq!(event.objects.len(), 1);
+    assert_ne!(event.objects[0], replayed, "the journal's encryption was used again");
+}

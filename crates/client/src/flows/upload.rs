@@ -156,13 +156,13 @@ pub async fn upload_files_resumably(
         if !resumed {
             start_upload(client, key, case_id, case_key, &recipients, f, index, len, done, save).await?;
         }
-        let committed = match send_pending(client, key, case_id, f, len, done, save).await {
+        let committed = match send_pending(client, key, case_id, &recipients, f, len, done, save).await {
             // The part the vault holds is not what this file makes now: it
             // changed in a way its size and time did not show. Send it
             // afresh, once.
             Err(e) if resumed && e.code() == Some("hash_mismatch") => {
                 start_upload(client, key, case_id, case_key, &recipients, f, index, len, done, save).await?;
-                send_pending(client, key, case_id, f, len, done, save).await?
+                send_pending(client, key, case_id, &recipients, f, len, done, save).await?
             }
             other => other?,
         };
@@ -205,30 +205,39 @@ async fn start_upload(
 /// Send the journal's pending upload from where the vault says it stands
 /// (to a new upload of the same ciphertext if the old one expired) and
 /// commit it.
+#[allow(clippy::too_many_arguments)]
 async fn send_pending(
     client: &Client,
     key: &ed25519_dalek::SigningKey,
     case_id: &str,
+    recipients: &[age::x25519::Recipient],
     f: &SubmitFile,
     len: u64,
     done: &mut FilesDone,
     save: &mut (dyn FnMut(&FilesDone) -> Result<()> + Send),
 ) -> Result<ObjectCommitted> {
     let pending = done.pending.as_mut().expect("an upload was started");
-    let encryption = pending.encryption.as_ref().expect("an encryption was started");
-    let length = encryption.ciphertext_len(len);
     let offset = match client.upload_offset(key, &pending.upload).await {
         Ok(offset) => offset,
-        // Expired or gone: the same ciphertext goes to a new upload.
+        // Expired or gone: nothing sent is kept, so nothing needs making
+        // again, and a fresh encryption goes to a new upload. The old key
+        // and nonces are never used over the file a second time: had it
+        // changed in a way its size and time did not show, the vault
+        // would see two plaintexts under one keystream.
         Err(e) if e.code() == Some("not_found") => {
-            pending.upload = client.create_upload(key, case_id, length).await?;
+            let encryption = new_encryption(recipients)?;
+            pending.upload = client
+                .create_upload(key, case_id, encryption.ciphertext_len(len))
+                .await?;
+            pending.encryption = Some(encryption);
             save(done)?;
             0
         }
         Err(e) => return Err(e),
     };
     let pending = done.pending.as_ref().expect("still pending");
-    let encryption = pending.encryption.as_ref().expect("still there");
+    let encryption = pending.encryption.as_ref().expect("an encryption was started");
+    let length = encryption.ciphertext_len(len);
     let (file, _) = open_plaintext(&f.path)?;
     let sha256 = client
         .upload_from(key, &pending.upload, encryption.reader(file, len), length, offset)
