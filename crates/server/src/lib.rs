@@ -37,6 +37,7 @@ pub mod config;
 pub mod digest;
 pub mod metrics;
 pub mod policy;
+pub mod secret_file;
 pub mod store;
 pub mod vault;
 pub mod web;

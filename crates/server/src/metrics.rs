@@ -116,7 +116,7 @@ impl Metrics {
     }
 
     /// The text exposition of these counters and of the store's figures.
-    pub fn render(&self, log_size: u64, flushes: u64, flush_latency: &Histogram) -> String {
+    pub fn render(&self, log_size: u64, flushes: u64, flush_latency: &Histogram, chunk_storage_up: bool) -> String {
         let mut registry = Registry::with_prefix("custos");
         registry.register(
             "http_requests",
@@ -138,6 +138,11 @@ impl Metrics {
             "flush_seconds",
             "Time a group flush takes: sled's flush, its fdatasync and the high-water mark",
             flush_latency.0.clone(),
+        );
+        registry.register(
+            "chunk_storage_up",
+            "1 if the chunk store (disk or S3 bucket) answered the last request made of it, else 0",
+            ConstGauge::new(i64::from(chunk_storage_up)),
         );
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
@@ -163,7 +168,7 @@ mod tests {
         let h = Histogram::default();
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(9));
-        let text = m.render(7, 2, &h);
+        let text = m.render(7, 2, &h, false);
         for line in [
             "custos_http_requests_total{route=\"/v1/cases\",method=\"POST\",status=\"201\"} 2",
             "custos_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1",
@@ -176,6 +181,7 @@ mod tests {
             "custos_flush_seconds_bucket{le=\"+Inf\"} 2",
             "custos_flush_seconds_count 2",
             "custos_flush_seconds_sum 9.003",
+            "custos_chunk_storage_up 0",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::store::{Batch, RegistryRecord, Store, StoreError, T};
+use crate::store::{Batch, ChunkBackend, RegistryRecord, Store, StoreError, T};
 use custos_core::custody::checkpoint::{LogSigner, LogVerifier};
 use custos_core::custody::{Action, EventDraft, VAULT_ACTOR, VAULT_CASE};
 use custos_core::identity::{self, Card, Principal, Role};
@@ -153,15 +153,26 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
 /// [`open`] from async code: opening waits for sled's lock and checks the
 /// whole log, which is blocking work for a blocking thread.
 pub async fn open_async(dir: &Path) -> Result<Vault, VaultError> {
+    open_async_on(dir, ChunkBackend::Local).await
+}
+
+/// [`open_on`] from async code.
+pub async fn open_async_on(dir: &Path, chunks: ChunkBackend) -> Result<Vault, VaultError> {
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || open(&dir))
+    tokio::task::spawn_blocking(move || open_on(&dir, chunks))
         .await
         .map_err(|e| VaultError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// Open the vault in `dir`, refusing to serve a log that does not match its
-/// own signed checkpoint. Blocking: from async code, use [`open_async`].
+/// own signed checkpoint, its chunks on this disk. Blocking: from async
+/// code, use [`open_async`].
 pub fn open(dir: &Path) -> Result<Vault, VaultError> {
+    open_on(dir, ChunkBackend::Local)
+}
+
+/// [`open`], with the chunks larger than the small size in `chunks`.
+pub fn open_on(dir: &Path, chunks: ChunkBackend) -> Result<Vault, VaultError> {
     let desc_path = dir.join(DESCRIPTION);
     if !desc_path.exists() {
         return Err(VaultError::Missing(dir.display().to_string()));
@@ -175,7 +186,7 @@ pub fn open(dir: &Path) -> Result<Vault, VaultError> {
             "log.key does not match the vkey in vault.json".into(),
         ));
     }
-    let store = Store::open(&db_path(dir)).map_err(|e| unwritable(dir, e))?;
+    let store = Store::open_on(&db_path(dir), chunks).map_err(|e| unwritable(dir, e))?;
     store.check_log(&signer).map_err(damaged)?;
     store.build_missing_indexes().map_err(damaged)?;
     Ok(Vault {

@@ -124,6 +124,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Store(StoreError::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
+            ApiError::Store(StoreError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Store(e) => match e.io_kind() {
                 Some(std::io::ErrorKind::StorageFull) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
                 Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied) => {
@@ -142,6 +143,12 @@ impl IntoResponse for ApiError {
             ApiError::Store(StoreError::Integrity(detail)) => {
                 tracing::error!(%detail, "stored data failed its integrity check");
                 "stored data failed its integrity check; the operator has been told".to_owned()
+            }
+            ApiError::Store(StoreError::Unavailable(detail)) => {
+                tracing::error!(%detail, "the chunk store is unavailable");
+                "the vault's evidence store cannot be reached; nothing of this request was acknowledged; \
+                 try again later"
+                    .to_owned()
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
@@ -166,7 +173,7 @@ impl IntoResponse for ApiError {
         // HEAD replies carry no body, so the code also travels as a header.
         resp.headers_mut()
             .insert("custos-error", axum::http::HeaderValue::from_static(code));
-        if let ApiError::Busy = self {
+        if matches!(self, ApiError::Busy | ApiError::Store(StoreError::Unavailable(_))) {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("5"),

@@ -38,9 +38,25 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
-    match state.vault.store.log_size() {
-        Ok(size) => Json(serde_json::json!({ "status": "ready", "log_size": size })).into_response(),
-        Err(e) => ApiError::Store(e).into_response(),
+    let size = match state.vault.store.log_size() {
+        Ok(size) => size,
+        Err(e) => return ApiError::Store(e).into_response(),
+    };
+    // The chunk store is asked each time (one small request): a bucket
+    // that cannot be reached means no upload or download would succeed.
+    let probing = state.clone();
+    let probed = tokio::task::spawn_blocking(move || probing.vault.store.probe_chunk_storage()).await;
+    match probed {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready", "log_size": size })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the chunk store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "storage_unavailable", "log_size": size })),
+            )
+                .into_response()
+        }
+        Err(e) => ApiError::Store(crate::store::StoreError::Unavailable(e.to_string())).into_response(),
     }
 }
 
@@ -73,9 +89,12 @@ fn metrics_router(state: Arc<AppState>) -> Router {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = &state.vault.store;
-    let text = state
-        .metrics
-        .render(store.log_size()?, store.flush_count(), store.flush_latency());
+    let text = state.metrics.render(
+        store.log_size()?,
+        store.flush_count(),
+        store.flush_latency(),
+        store.chunk_storage_up(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

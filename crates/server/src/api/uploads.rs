@@ -502,6 +502,17 @@ pub(super) async fn commit(
         ));
     }
 
+    // The object's record, from its chunks' addresses and lengths: asking
+    // the chunk store for lengths is blocking work (a request per chunk
+    // when chunks are in a bucket), done before the writer lock is taken.
+    // The upload is re-checked under the lock, so these are its chunks.
+    let manifest = {
+        let (reading, prefix) = (state.clone(), upload_id.clone());
+        tokio::task::spawn_blocking(move || reading.vault.store.manifest_of_upload(&prefix, u.length, u.chunks))
+            .await
+            .map_err(|e| store::StoreError::Integrity(format!("manifest task failed: {e}")))??
+    };
+
     let store = &state.vault.store;
     let guard = store.writer().await;
     // Re-check under the lock: a concurrent commit or termination may have
@@ -522,11 +533,7 @@ pub(super) async fn commit(
             let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
             batch.put(T::ObjectChunks, indexed_key(&object, i), h);
         }
-        batch.put_json(
-            T::Objects,
-            object,
-            &store.manifest_of_upload(&upload_id, u.length, u.chunks)?,
-        );
+        batch.put_json(T::Objects, object, &manifest);
     }
     remove_upload(&mut batch, &upload_id, &u);
     let index = store.log_size()?;

@@ -204,9 +204,7 @@ pub(super) fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         if store.has_record(T::Chunks, hash)? {
             continue;
         }
-        let len = std::fs::metadata(store.chunk_file(&hash))
-            .map_err(|e| StoreError::Integrity(format!("chunk {} is unreadable: {e}", hex::encode(hash))))?
-            .len();
+        let len = store.chunk_len(&hash)?;
         chunks.push((hash, len));
     }
     let config_path = vault.dir.join(crate::config::CONFIG_FILE);

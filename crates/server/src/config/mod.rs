@@ -21,11 +21,13 @@ use custos_core::identity::contact::EmailAddress;
 use custos_core::protocol::{MAX_PATCH_BODY, MAX_UPLOAD_LENGTH};
 
 mod mail;
+mod storage;
 mod values;
 
 use self::values::*;
 
 pub use mail::{is_loopback_host, SmtpSecurity, MAX_DIGEST_INTERVAL_SECS, SMTP_SUBMISSION_PORT};
+pub use storage::StorageKind;
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "custos.toml";
@@ -373,6 +375,43 @@ settings! {
         /// takes mail without them.
         => smtp_credentials_file: Option<std::path::PathBuf> = None, |p| mail::credentials_path(p).map(Some);
 
+    /// Where ciphertext chunks over 64 KiB are kept: local (files in the
+    /// data directory) or s3 (a bucket: s3_endpoint, s3_bucket, s3_region
+    /// and s3_credentials_file); the log and records stay in the data
+    /// directory either way [default: local] [env: CUSTOS_STORAGE].
+    #[arg(value_name = "local|s3")]
+    storage: String, env "CUSTOS_STORAGE" by text,
+        /// Where large chunks are kept.
+        => storage: StorageKind = StorageKind::Local, |v| v.parse();
+
+    /// The S3 API's URL, https:// (http:// only inside a private network
+    /// or on loopback) [env: CUSTOS_S3_ENDPOINT].
+    #[arg(value_name = "URL")]
+    s3_endpoint: String, env "CUSTOS_S3_ENDPOINT" by text,
+        /// The S3 API's URL; `None`: none set.
+        => s3_endpoint: Option<String> = None, |u| storage::endpoint(u).map(Some);
+
+    /// The bucket chunks are kept in [env: CUSTOS_S3_BUCKET].
+    #[arg(value_name = "NAME")]
+    s3_bucket: String, env "CUSTOS_S3_BUCKET" by text,
+        /// The bucket; `None`: none set.
+        => s3_bucket: Option<String> = None, |b| storage::bucket(b).map(Some);
+
+    /// The region the S3 service answers for (Garage's s3_region)
+    /// [env: CUSTOS_S3_REGION].
+    #[arg(value_name = "NAME")]
+    s3_region: String, env "CUSTOS_S3_REGION" by text,
+        /// The region; `None`: none set.
+        => s3_region: Option<String> = None, |r| storage::region(r).map(Some);
+
+    /// A file holding access_key_id = "..." and secret_access_key = "...",
+    /// readable by its owner only; read once at start, never given on the
+    /// command line itself [env: CUSTOS_S3_CREDENTIALS_FILE].
+    #[arg(value_name = "FILE")]
+    s3_credentials_file: String, env "CUSTOS_S3_CREDENTIALS_FILE" by text,
+        /// Where the bucket's key is; `None`: none set.
+        => s3_credentials_file: Option<std::path::PathBuf> = None, |p| storage::file_path(p).map(Some);
+
     /// The digests' sender address [env: CUSTOS_SMTP_FROM].
     #[arg(value_name = "ADDR")]
     smtp_from: String, env "CUSTOS_SMTP_FROM" by text,
@@ -439,11 +478,13 @@ impl Settings {
                 message: format!("must be at least {} (one upload request's body)", MAX_PATCH_BODY),
             });
         }
-        mail::check(&s).map_err(|(key, message)| ConfigError::Value {
-            key,
-            from: src[key],
-            message,
-        })?;
+        for check in [mail::check, storage::check] {
+            check(&s).map_err(|(key, message)| ConfigError::Value {
+                key,
+                from: src[key],
+                message,
+            })?;
+        }
         Ok((s, src))
     }
 

@@ -104,6 +104,10 @@ fn sample(key: &str, default: Option<toml::Value>) -> toml::Value {
         ("smtp_relay", _) => "smtp.example.org".into(),
         ("smtp_credentials_file", _) => "/etc/custos/smtp-credentials".into(),
         ("smtp_from", _) => "vault@example.org".into(),
+        ("s3_endpoint", _) => "https://s3.example.org".into(),
+        ("s3_bucket", _) => "custos-chunks".into(),
+        ("s3_region", _) => "garage".into(),
+        ("s3_credentials_file", _) => "/etc/custos/s3-credentials".into(),
         (key, _) => panic!("{key} has no default to try: give it an example here"),
     }
 }

@@ -23,27 +23,13 @@ use custos_core::identity::contact::EmailAddress;
 /// that hangs must not hold the next slot's digests for long.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Largest credentials file read: two short lines; more is not one.
-const MAX_CREDENTIALS_FILE: u64 = 4096;
-
 /// Why the mailer could not be set up (the server then does not start).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MailerError {
-    /// The credentials file could not be read.
-    #[error("smtp_credentials_file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Group or others may read it.
-    #[error("smtp_credentials_file {0} may be read by others than its owner; chmod 600 it")]
-    NotPrivate(String),
-    /// It is not two lines, `username = "..."` and `password = "..."`.
-    #[error("smtp_credentials_file {0} must hold username = \"...\" and password = \"...\" and nothing else")]
-    Malformed(String),
+    /// The credentials file was refused.
+    #[error(transparent)]
+    Credentials(#[from] crate::secret_file::SecretFileError),
     /// TLS could not be set up for the relay's name.
     #[error("TLS for the SMTP relay: {0}")]
     Tls(String),
@@ -51,6 +37,8 @@ pub enum MailerError {
 
 /// The relay's user name and password. The password is zeroized when
 /// this is dropped; `Debug` shows the user name only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpCredentials {
     username: String,
     password: Zeroizing<String>,
@@ -67,36 +55,12 @@ impl SmtpCredentials {
     /// files are), if it is large, or if it holds anything but the two
     /// keys. The text read is zeroized.
     pub fn read(path: &Path) -> Result<Self, MailerError> {
-        let name = || path.display().to_string();
-        let read = |source| MailerError::Read { path: name(), source };
-        match custos_core::identity::check_private(path) {
-            Ok(()) => {}
-            Err(custos_core::identity::IdentityError::Io(e)) => return Err(read(e)),
-            Err(_) => return Err(MailerError::NotPrivate(name())),
-        }
-        if std::fs::metadata(path).map_err(read)?.len() > MAX_CREDENTIALS_FILE {
-            return Err(MailerError::Malformed(name()));
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(read)?);
-        Self::parse(&text).ok_or_else(|| MailerError::Malformed(name()))
-    }
-
-    /// The two keys of a credentials file's text.
-    fn parse(text: &str) -> Option<Self> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct File {
-            username: String,
-            password: String,
-        }
-        let file: File = toml::from_str(text).ok()?;
-        if file.username.is_empty() || file.password.is_empty() {
-            return None;
-        }
-        Some(SmtpCredentials {
-            username: file.username,
-            password: Zeroizing::new(file.password),
-        })
+        Ok(crate::secret_file::read(
+            "smtp_credentials_file",
+            path,
+            "username = \"...\" and password = \"...\"",
+            |c: &SmtpCredentials| !c.username.is_empty() && !c.password.is_empty(),
+        )?)
     }
 }
 
@@ -228,6 +192,7 @@ impl Mailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret_file::SecretFileError;
 
     #[test]
     fn credentials_are_two_keys_in_a_private_file() {
@@ -239,7 +204,10 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
             let e = SmtpCredentials::read(&path).unwrap_err();
-            assert!(matches!(e, MailerError::NotPrivate(_)), "{e}");
+            assert!(
+                matches!(e, MailerError::Credentials(SecretFileError::NotPrivate { .. })),
+                "{e}"
+            );
             assert!(e.to_string().contains("chmod 600"), "{e}");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
@@ -255,10 +223,16 @@ mod tests {
         ] {
             std::fs::write(&path, bad).unwrap();
             let e = SmtpCredentials::read(&path).unwrap_err();
-            assert!(matches!(e, MailerError::Malformed(_)), "{bad}: {e}");
+            assert!(
+                matches!(e, MailerError::Credentials(SecretFileError::Malformed { .. })),
+                "{bad}: {e}"
+            );
             assert!(!e.to_string().contains("password\n"), "{e}");
         }
         let e = SmtpCredentials::read(&dir.path().join("missing")).unwrap_err();
-        assert!(matches!(e, MailerError::Read { .. }), "{e}");
+        assert!(
+            matches!(e, MailerError::Credentials(SecretFileError::Read { .. })),
+            "{e}"
+        );
     }
 }

@@ -4,15 +4,26 @@
 
 use super::*;
 
-/// The narrow interface of the ciphertext chunk store, so that a filesystem
-/// or S3 backend can replace sled for chunks in large deployments.
+/// The narrow interface of the store of large ciphertext chunks: files
+/// on this disk ([`FileChunks`]) or objects in an S3 bucket
+/// (`s3::S3Chunks`). Chunks up to [`SMALL_CHUNK`] stay in sled whatever
+/// the backend. Every method blocks; callers are on blocking threads.
 pub trait ChunkStore: Send + Sync {
-    /// Store a chunk under its SHA-256; storing the same chunk twice is a no-op.
+    /// Store a chunk under its SHA-256, durably before it returns; storing
+    /// the same chunk twice leaves one good copy.
     fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()>;
     /// Fetch a chunk; the caller re-hashes it.
     fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>>;
-    /// A chunk's length, without reading it (where the backend can).
+    /// A chunk's length, without reading it.
     fn len(&self, hash: &Hash) -> Result<Option<u64>>;
+    /// Every name the backend holds, with its size: chunks (named by their
+    /// hash in hex, perhaps under a folder: `ab/ab12...`) and whatever an
+    /// interrupted write left.
+    fn list(&self) -> Result<Vec<(String, u64)>>;
+    /// Delete a name [`ChunkStore::list`] gave.
+    fn remove(&self, name: &str) -> Result<()>;
+    /// Whether the backend answers at all (for `/readyz` and the metrics).
+    fn probe(&self) -> Result<()>;
 }
 
 /// Chunks up to this size stay in sled's `chunks` tree: a statement, a
@@ -26,11 +37,10 @@ pub const SMALL_CHUNK: usize = 64 * 1024;
 /// store's folder. Measured: with every chunk inside sled, the server's
 /// resident memory grew with everything it stored (peak 4.2 GiB during a
 /// 4 GiB upload, `bench/run.sh`); as files they live in the kernel's page
-/// cache instead. Reads look in both places, so a store written by an
+/// cache instead. Reads look in sled first, so a store written by an
 /// earlier version, which kept all chunks in sled, still reads.
 pub(super) struct FileChunks {
     pub(super) dir: PathBuf,
-    pub(super) small: sled::Tree,
 }
 
 /// Where chunk `hash` lives under the chunk folder `dir`.
@@ -47,11 +57,6 @@ impl FileChunks {
 
 impl ChunkStore for FileChunks {
     fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()> {
-        if bytes.len() <= SMALL_CHUNK {
-            // Durable with the caller's next flush, which precedes any reply.
-            self.small.insert(hash, bytes)?;
-            return Ok(());
-        }
         let path = self.path(hash);
         // Bytes stored before, by another object or an earlier try. A
         // commit finishes the hash of what was sent, not a re-read of what
@@ -81,9 +86,6 @@ impl ChunkStore for FileChunks {
         Ok(())
     }
     fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.small.get(hash)? {
-            return Ok(Some(v.to_vec()));
-        }
         match std::fs::read(self.path(hash)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -91,14 +93,41 @@ impl ChunkStore for FileChunks {
         }
     }
     fn len(&self, hash: &Hash) -> Result<Option<u64>> {
-        if let Some(v) = self.small.get(hash)? {
-            return Ok(Some(v.len() as u64));
-        }
         match std::fs::metadata(self.path(hash)) {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+    fn list(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for entry in chunk_files_in(&self.dir)? {
+            let path = entry.path();
+            let name = path
+                .strip_prefix(&self.dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            out.push((name, entry.metadata()?.len()));
+        }
+        Ok(out)
+    }
+    fn remove(&self, name: &str) -> Result<()> {
+        // Only names `list` gave: one fan-out folder and a file in it.
+        let mut parts = name.split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(fan), Some(file), None) if fan.len() == 2 && !file.contains("..") && !fan.contains("..") => {
+                match std::fs::remove_file(self.dir.join(fan).join(file)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+            _ => Err(StoreError::Integrity(format!("{name:?} is not a chunk file's name"))),
+        }
+    }
+    fn probe(&self) -> Result<()> {
+        std::fs::metadata(&self.dir)?;
+        Ok(())
     }
 }
 
@@ -161,8 +190,50 @@ impl Store {
     /// Store one chunk, returning its hash.
     pub fn put_chunk(&self, bytes: &[u8]) -> Result<Hash> {
         let hash: Hash = Sha256::digest(bytes).into();
-        self.chunks.put(&hash, bytes)?;
+        self.store_chunk(&hash, bytes)?;
         Ok(hash)
+    }
+
+    /// A small chunk into sled (durable with the caller's next flush,
+    /// which precedes any reply), a large one to the backend.
+    fn store_chunk(&self, hash: &Hash, bytes: &[u8]) -> Result<()> {
+        if bytes.len() <= SMALL_CHUNK {
+            self.tree(T::Chunks).insert(hash, bytes)?;
+            return Ok(());
+        }
+        let stored = self.chunks.put(hash, bytes);
+        self.note_backend(&stored);
+        stored
+    }
+
+    /// A chunk's bytes, from sled or the backend, unchecked.
+    fn fetch_chunk(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.tree(T::Chunks).get(hash)? {
+            return Ok(Some(v.to_vec()));
+        }
+        let got = self.chunks.get(hash);
+        self.note_backend(&got);
+        got
+    }
+
+    /// Remember whether the chunk backend just answered, for `/readyz`
+    /// and the metrics.
+    fn note_backend<V>(&self, outcome: &Result<V>) {
+        let up = !matches!(outcome, Err(StoreError::Unavailable(_)));
+        self.chunks_up.store(up, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ask the chunk backend whether it answers (a cheap request), and
+    /// remember the answer.
+    pub fn probe_chunk_storage(&self) -> Result<()> {
+        let outcome = self.chunks.probe();
+        self.note_backend(&outcome);
+        outcome
+    }
+
+    /// Whether the chunk backend answered the last request made of it.
+    pub fn chunk_storage_up(&self) -> bool {
+        self.chunks_up.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Store a chunk whose SHA-256 the caller has already checked (a PATCH
@@ -172,7 +243,7 @@ impl Store {
     /// would surface as an integrity error, never as wrong content.
     pub fn put_chunk_prehashed(&self, hash: Hash, bytes: &[u8]) -> Result<Hash> {
         debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(bytes)), hash);
-        self.chunks.put(&hash, bytes)?;
+        self.store_chunk(&hash, bytes)?;
         Ok(hash)
     }
 
@@ -208,10 +279,10 @@ impl Store {
         let collected = match self.live_chunks().await {
             // Walking the chunk folders and deleting files is blocking work.
             Ok(live) => {
-                let (small, dir) = (self.tree(T::Chunks).clone(), self.chunk_dir.clone());
+                let (small, large) = (self.tree(T::Chunks).clone(), self.chunks.clone());
                 tokio::task::spawn_blocking(move || {
                     let _gate = gate;
-                    remove_chunks_except(&small, &dir, &live)
+                    remove_chunks_except(&small, large.as_ref(), &live)
                 })
                 .await
                 .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(format!("collection failed: {e}")))))
@@ -241,14 +312,16 @@ impl Store {
         Ok(live)
     }
 
-    /// Every file in the chunk folders (`chunks/XX/`): chunks, and the
-    /// temporary files of writes a crash cut short.
-    pub(super) fn chunk_files(&self) -> Result<Vec<std::fs::DirEntry>> {
-        chunk_files_in(&self.chunk_dir)
+    /// Every name the large-chunk backend holds, with its size: chunks,
+    /// and what writes a crash cut short left.
+    pub fn large_chunks(&self) -> Result<Vec<(String, u64)>> {
+        let listed = self.chunks.list();
+        self.note_backend(&listed);
+        listed
     }
 
-    /// The file a chunk is kept in (for operators' tools and the tests
-    /// that damage a store on purpose).
+    /// The file a chunk is kept in when chunks are on this disk (for
+    /// operators' tools and the tests that damage a store on purpose).
     pub fn chunk_file(&self, hash: &Hash) -> PathBuf {
         chunk_path(&self.chunk_dir, hash)
     }
@@ -256,8 +329,7 @@ impl Store {
     /// Fetch a chunk and check it against its address.
     pub fn get_chunk(&self, hash: &Hash) -> Result<Vec<u8>> {
         let bytes = self
-            .chunks
-            .get(hash)?
+            .fetch_chunk(hash)?
             .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
         if Sha256::digest(&bytes).as_slice() != hash {
             return Err(StoreError::Integrity(format!(
@@ -287,8 +359,7 @@ impl Store {
         for i in 0..chunks {
             let hash = self.chunk_at(t, prefix, i)?;
             let chunk = self
-                .chunks
-                .get(&hash)?
+                .fetch_chunk(&hash)?
                 .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))?;
             h.update(&chunk);
             len += chunk.len() as u64;
@@ -306,9 +377,15 @@ impl Store {
 
     /// A chunk's length, from the store, without reading it.
     pub fn chunk_len(&self, hash: &Hash) -> Result<u64> {
-        self.chunks
-            .len(hash)?
-            .ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))
+        let len = match self.tree(T::Chunks).get(hash)? {
+            Some(v) => Some(v.len() as u64),
+            None => {
+                let len = self.chunks.len(hash);
+                self.note_backend(&len);
+                len?
+            }
+        };
+        len.ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))
     }
 
     /// Where the chunks of `object` start: from its manifest when it
@@ -344,9 +421,14 @@ impl Store {
     }
 }
 
-/// Delete every chunk (in sled's `small` tree and as files under `dir`)
-/// and every temporary file whose hash is not in `live`. Blocking.
-fn remove_chunks_except(small: &sled::Tree, dir: &Path, live: &std::collections::HashSet<Hash>) -> Result<usize> {
+/// Delete every chunk (in sled's `small` tree and in the backend `large`)
+/// and every leftover of an interrupted write whose hash is not in
+/// `live`. Blocking.
+fn remove_chunks_except(
+    small: &sled::Tree,
+    large: &dyn ChunkStore,
+    live: &std::collections::HashSet<Hash>,
+) -> Result<usize> {
     let mut removed = 0;
     for key in small.iter().keys() {
         let key = key?;
@@ -355,14 +437,14 @@ fn remove_chunks_except(small: &sled::Tree, dir: &Path, live: &std::collections:
             removed += 1;
         }
     }
-    for entry in chunk_files_in(dir)? {
-        let name = entry.file_name();
+    for (name, _) in large.list()? {
         let referenced = name
-            .to_str()
+            .rsplit('/')
+            .next()
             .and_then(custos_core::protocol::hash_from_hex)
             .is_some_and(|h| live.contains(&h));
         if !referenced {
-            std::fs::remove_file(entry.path())?;
+            large.remove(&name)?;
             removed += 1;
         }
     }

@@ -12,13 +12,17 @@ mod chunks;
 mod flush;
 mod high_water;
 mod log;
+mod migrate;
 mod records;
+mod s3;
 mod upload_hashes;
 
 use chunks::FileChunks;
 pub use chunks::{ChunkLayout, ChunkStore, SMALL_CHUNK};
 use flush::GroupFlush;
+pub use migrate::Migrated;
 pub use records::*;
+pub use s3::S3Location;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -145,6 +149,14 @@ pub enum StoreError {
     /// The chunk files could not be read or written.
     #[error("chunk storage error: {0}")]
     Io(#[from] std::io::Error),
+    /// The chunk store (an S3 bucket) could not be reached, or would not
+    /// answer (a Garage cluster without quorum, say). Nothing was stored.
+    #[error("the chunk store is unavailable: {0}")]
+    Unavailable(String),
+    /// The data directory's chunks are kept elsewhere than the settings
+    /// say: serving would answer every download with a missing chunk.
+    #[error("{0}")]
+    Misplaced(String),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -187,6 +199,30 @@ impl Batch {
     }
 }
 
+/// Where a store keeps its chunks larger than [`SMALL_CHUNK`].
+#[derive(Debug, Default)]
+pub enum ChunkBackend {
+    /// Files under the store's own folder (`chunks/`).
+    #[default]
+    Local,
+    /// Objects in an S3 bucket.
+    S3(S3Location),
+}
+
+/// The file in the store's folder that says where its large chunks are,
+/// once they are not on this disk: `{"storage":"s3","bucket":"..."}`.
+/// Opening the store with other settings is refused, so that a vault whose
+/// chunks are in a bucket is never served from an empty folder, nor one
+/// whose chunks are on disk from an empty bucket.
+const CHUNK_STORAGE_FILE: &str = "chunk-storage.json";
+
+/// What [`CHUNK_STORAGE_FILE`] holds.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct ChunkStorageRecord {
+    storage: String,
+    bucket: String,
+}
+
 /// Proof that the caller holds the log writer lock.
 pub type WriterGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
 
@@ -194,7 +230,10 @@ pub type WriterGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
 pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    chunks: Box<dyn ChunkStore>,
+    /// Chunks larger than [`SMALL_CHUNK`].
+    chunks: Arc<dyn ChunkStore>,
+    /// Whether `chunks` answered the last request made of it.
+    chunks_up: std::sync::atomic::AtomicBool,
     chunk_dir: PathBuf,
     writer: Arc<tokio::sync::Mutex<()>>,
     group: Arc<GroupFlush>,
@@ -209,8 +248,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, its chunks on this disk.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_on(dir, ChunkBackend::Local)
+    }
+
+    /// Open (or create) the store in `dir`, its large chunks in `backend`.
+    /// A store whose chunks are elsewhere is refused (`Misplaced`); a
+    /// store with no large chunk yet takes the S3 backend it is given.
+    pub fn open_on(dir: &Path, backend: ChunkBackend) -> Result<Self> {
         let started = std::time::Instant::now();
         let db = loop {
             match sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open() {
@@ -232,14 +278,48 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let chunk_dir = dir.join("chunks");
         std::fs::create_dir_all(&chunk_dir)?;
-        let chunks = Box::new(FileChunks {
-            dir: chunk_dir.clone(),
-            small: trees[T::Chunks as usize].clone(),
-        });
+        let local = FileChunks { dir: chunk_dir.clone() };
+        let chunks: Arc<dyn ChunkStore> = match backend {
+            ChunkBackend::Local => {
+                if let Some(record) = read_chunk_storage(dir)? {
+                    return Err(StoreError::Misplaced(format!(
+                        "this vault's chunks are in the S3 bucket {:?}: serve it with storage = \"s3\" and \
+                         the s3_* settings",
+                        record.bucket
+                    )));
+                }
+                Arc::new(local)
+            }
+            ChunkBackend::S3(location) => {
+                let wanted = ChunkStorageRecord {
+                    storage: "s3".into(),
+                    bucket: location.bucket.clone(),
+                };
+                match read_chunk_storage(dir)? {
+                    Some(record) if record == wanted => {}
+                    Some(record) => {
+                        return Err(StoreError::Misplaced(format!(
+                            "this vault's chunks are in the S3 bucket {:?}, not {:?}",
+                            record.bucket, wanted.bucket
+                        )))
+                    }
+                    None if !local.list()?.is_empty() => {
+                        return Err(StoreError::Misplaced(
+                            "this vault's chunks are on this disk: copy them to the bucket first with \
+                             custos storage migrate --to s3"
+                                .into(),
+                        ))
+                    }
+                    None => write_chunk_storage(dir, &wanted)?,
+                }
+                Arc::new(s3::S3Chunks::new(&location)?)
+            }
+        };
         Ok(Store {
             db,
             trees,
             chunks,
+            chunks_up: std::sync::atomic::AtomicBool::new(true),
             chunk_dir,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             group: Arc::new(GroupFlush {
@@ -254,6 +334,11 @@ impl Store {
             garbage: std::sync::atomic::AtomicBool::new(true),
             upload_hashes: Default::default(),
         })
+    }
+
+    /// The store's folder (`DATA/db`).
+    fn db_dir(&self) -> &Path {
+        self.chunk_dir.parent().expect("the chunk folder is inside the store's")
     }
 
     /// A tree: the store's own business; callers use the domain methods.
@@ -320,19 +405,11 @@ impl Store {
                 }
             }
         }
-        let mut files = Vec::new();
-        for entry in self.chunk_files()? {
-            files.push((entry.path(), entry.metadata()?.len()));
-        }
+        let mut files = self.large_chunks()?;
         files.sort();
-        for (path, len) in files {
-            let rel = path
-                .strip_prefix(&self.chunk_dir)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            h.update((rel.len() as u64).to_be_bytes());
-            h.update(rel.as_bytes());
+        for (name, len) in files {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
             h.update(len.to_be_bytes());
         }
         Ok(h.finalize().into())
@@ -441,6 +518,26 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// Where the store in `dir` says its large chunks are; `None`: on this
+/// disk.
+fn read_chunk_storage(dir: &Path) -> Result<Option<ChunkStorageRecord>> {
+    match std::fs::read(dir.join(CHUNK_STORAGE_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Decode(format!("{CHUNK_STORAGE_FILE}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Record, durably, that the store in `dir` keeps its large chunks in
+/// `record`'s bucket from now on.
+fn write_chunk_storage(dir: &Path, record: &ChunkStorageRecord) -> Result<()> {
+    let bytes = serde_json::to_vec(record).expect("serialisable");
+    custos_durable::write_atomically(&dir.join(CHUNK_STORAGE_FILE), &bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -344,8 +344,9 @@ impl Store {
 
     /// The manifest of an object made of the `chunks` chunks of upload
     /// `upload_id`, `size` bytes in all, which the caller checked against
-    /// the object's hash. The caller holds the writer lock, so the upload
-    /// cannot change.
+    /// the object's hash. Blocking (it asks the chunk store for each
+    /// chunk's length); the caller checks under the writer lock that the
+    /// upload has not changed since.
     pub fn manifest_of_upload(&self, upload_id: &str, size: u64, chunks: u64) -> Result<ObjectManifest> {
         self.manifest_of(T::UploadChunks, upload_id.as_bytes(), size, chunks)
     }
