@@ -9,6 +9,7 @@ mod desk;
 mod keys;
 mod lawyer;
 mod serve;
+mod storage;
 mod submitter;
 mod witness;
 
@@ -115,6 +116,9 @@ enum Command {
     /// Run a witness that cosigns other logs' checkpoints.
     #[command(subcommand)]
     Witness(witness::WitnessCmd),
+    /// Where the vault's ciphertext chunks are kept: move them to S3.
+    #[command(subcommand)]
+    Storage(storage::StorageCmd),
 }
 
 /// Parse arguments, run, and turn the result into an exit code with one
@@ -249,6 +253,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Config(c) => serve::config(&ctx, c),
         Command::Backup(c) => admin::backup(&ctx, c).await,
         Command::Restore(c) => admin::restore(&ctx, c).await,
+        Command::Storage(c) => storage::storage(&ctx, c).await,
         Command::Principal(c) => admin::principal(&ctx, c).await,
         Command::Submit(c) => submitter::submit(&ctx, c).await,
         Command::Submitter(c) => submitter::submitter(&ctx, c).await,

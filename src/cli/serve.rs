@@ -92,7 +92,7 @@ pub(super) async fn serve(_ctx: &Ctx, args: Serve) -> anyhow::Result<()> {
     for w in settings.warnings() {
         tracing::warn!("{w}");
     }
-    let vault = crate::vault::open_async(&dir).await?;
+    let vault = crate::vault::open_async_on(&dir, settings.chunk_backend()?).await?;
     let vkey = vault.description.vkey.clone();
     // The demo runs its own witness, so that witnessed receipts and
     // `audit --witness` can be tried; a real one is another organisation's.
