@@ -13,6 +13,10 @@
 //! - the new checkpoint is consistent (RFC 9162 proof) with every
 //!   checkpoint handed out before the crash.
 //!
+//! The same harness runs with the chunks in a real three-node Garage
+//! cluster (`tests/garage/`), where a commit is answered only after the
+//! bucket acknowledged every chunk.
+//!
 //! `cargo test` runs the short form (20 rounds). The long form, by hand:
 //! `CUSTOS_CRASH_ROUNDS=300 cargo test --test crash -- --nocapture`.
 //! Either prints its figures: rounds, acknowledged, lost, audit failures.
@@ -44,9 +48,16 @@ const WORKERS: usize = 4;
 /// Evidence large enough to span two chunk files (4 MiB + 1 MiB).
 const LARGE: usize = 5 << 20;
 
+/// Start `custos serve` on the data directory with `flags` (SIGKILLed
+/// when dropped).
+fn start_with(data: &Path, flags: &[String]) -> util::ServerProcess {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    util::ServerProcess::start(data, &flags)
+}
+
 /// Start `custos serve` on the data directory (SIGKILLed when dropped).
 fn start(data: &Path) -> util::ServerProcess {
-    util::ServerProcess::start(data, &[])
+    start_with(data, &[])
 }
 
 /// A submission the vault acknowledged: its case and the plaintexts sent.
@@ -74,6 +85,8 @@ struct Told {
 
 struct Harness {
     dir: PathBuf,
+    /// The server's flags (its chunk storage).
+    flags: Vec<String>,
     lawyer: Identity,
     colleague: Identity,
     auditor: Identity,
@@ -83,6 +96,10 @@ struct Harness {
 impl Harness {
     fn data(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    fn serve(&self) -> util::ServerProcess {
+        start_with(&self.data(), &self.flags)
     }
 }
 
@@ -310,7 +327,7 @@ async fn check(
     f
 }
 
-async fn setup(dir: PathBuf) -> Harness {
+async fn setup(dir: PathBuf, flags: Vec<String>) -> Harness {
     let admin = Identity::generate("Admin").unwrap();
     let lawyer = Identity::generate("Lawyer").unwrap();
     let colleague = Identity::generate("Colleague").unwrap();
@@ -318,7 +335,7 @@ async fn setup(dir: PathBuf) -> Harness {
     let log = custos::vault::init(&dir.join("data"), ORIGIN, &[admin.card()])
         .await
         .unwrap();
-    let server = start(&dir.join("data"));
+    let server = start_with(&dir.join("data"), &flags);
     let client = Client::new(&server.url).unwrap();
     for (who, role, intake) in [
         (&lawyer, Role::Lawyer, true),
@@ -335,6 +352,7 @@ async fn setup(dir: PathBuf) -> Harness {
     drop(server);
     Harness {
         dir,
+        flags,
         lawyer,
         colleague,
         auditor,
@@ -344,6 +362,21 @@ async fn setup(dir: PathBuf) -> Harness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moments() {
+    kill_rounds(Vec::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_server_is_killed_with_its_chunks_on_garage() {
+    let cluster = tokio::task::spawn_blocking(crate::garage::GarageCluster::start)
+        .await
+        .unwrap();
+    kill_rounds(cluster.flags()).await;
+    drop(cluster);
+}
+
+/// The harness: rounds of concurrent work killed at random moments, each
+/// followed by the checks, against a server started with `flags`.
+async fn kill_rounds(flags: Vec<String>) {
     let rounds: u64 = std::env::var("CUSTOS_CRASH_ROUNDS")
         .ok()
         .map(|r| r.parse().expect("CUSTOS_CRASH_ROUNDS is a number"))
@@ -355,7 +388,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
     eprintln!("crash harness: {rounds} rounds, seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let h = Arc::new(setup(tmp.path().to_path_buf(), flags).await);
     let told = Arc::new(Mutex::new(Told::default()));
     let (mut lost, mut audit_failures) = (Vec::new(), Vec::new());
     let mut unacked_seen = HashSet::new();
@@ -363,7 +396,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
     let mut checked = 0;
 
     for round in 0..rounds {
-        let server = start(&h.data());
+        let server = h.serve();
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| tokio::spawn(worker(h.clone(), server.url.clone(), told.clone(), w, round, rng.gen())))
             .collect();
@@ -376,7 +409,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
                 .unwrap();
         }
 
-        let server = start(&h.data());
+        let server = h.serve();
         let told = told.lock().unwrap().clone();
         let fresh = &told.submissions[checked..];
         let found = check(
@@ -395,7 +428,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
     }
 
     // At the end, every acknowledged submission once more, byte for byte.
-    let server = start(&h.data());
+    let server = h.serve();
     let told = told.lock().unwrap().clone();
     let found = check(
         &h,
@@ -450,7 +483,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_at_random_moment
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_store_files_are_refused_never_served_short() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let h = Arc::new(setup(tmp.path().to_path_buf(), Vec::new()).await);
     let server = start(&h.data());
     let told = Mutex::new(Told::default());
     let client = Client::new(&server.url).unwrap();
@@ -503,7 +536,7 @@ async fn damaged_store_files_are_refused_never_served_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_older_than_its_high_water_mark_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Arc::new(setup(tmp.path().to_path_buf()).await);
+    let h = Arc::new(setup(tmp.path().to_path_buf(), Vec::new()).await);
     let old = h.dir.join("old");
     util::copy_dir(&h.data(), &old);
     let server = start(&h.data());

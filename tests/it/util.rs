@@ -56,6 +56,12 @@ impl TestVault {
     /// [`TestVault::start`], after `prepare` has run on the temp dir (to
     /// mount a file system where the data will go, say).
     pub async fn start_with(prepare: impl FnOnce(&Path)) -> Self {
+        Self::start_configured(prepare, Default::default()).await
+    }
+
+    /// [`TestVault::start_with`], served with `settings` from the first
+    /// start (the chunk storage, say).
+    pub async fn start_configured(prepare: impl FnOnce(&Path), settings: custos::config::Settings) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         prepare(tmp.path());
         let admin = Identity::generate("Admin").unwrap();
@@ -74,7 +80,7 @@ impl TestVault {
             witnesses: Vec::new(),
             stamp_bits: TEST_STAMP_BITS,
             client_timeout: custos::config::CLIENT_TIMEOUT,
-            settings: Default::default(),
+            settings,
             state: None,
             stop: None,
             server: None,
@@ -110,7 +116,8 @@ impl TestVault {
 
     /// Serve the vault in the data dir (again).
     pub async fn serve(&mut self) {
-        let vault = custos::vault::open(&self.data_dir()).unwrap();
+        let chunks = self.settings.chunk_backend().unwrap();
+        let vault = custos::vault::open_on(&self.data_dir(), chunks).unwrap();
         let settings = custos::config::Settings {
             witnesses: self.witnesses.clone(),
             stamp_bits: self.stamp_bits,
