@@ -223,3 +223,33 @@ async fn a_vault_is_never_served_from_the_wrong_place_for_its_chunks() {
         .expect("nor from another bucket");
     assert!(e.to_string().contains("another-bucket"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_on_disk_migrates_to_the_bucket_and_serves_from_it() {
+    let cluster = tokio::task::spawn_blocking(GarageCluster::start).await.unwrap();
+    let mut v = TestVault::start().await;
+    let video = bytes(31, 9_000_000);
+    let s = v.submit(b"statement", &[("video.mp4", video.clone())]).await;
+    assert!(!local_chunk_files(&v).is_empty(), "chunks start on disk");
+    v.stop().await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["--json", "storage", "migrate", "--to", "s3", "--data"])
+        .arg(v.data_dir())
+        .args(cluster.flags())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let migrated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(migrated["chunks"].as_u64().unwrap() >= 3, "{migrated}");
+    assert!(local_chunk_files(&v).is_empty(), "the copies on disk are gone");
+
+    // Switched: on disk alone it no longer opens; on the bucket it serves.
+    let e = custos::vault::open(&v.data_dir()).expect_err("its chunks are in the bucket");
+    assert!(e.to_string().contains("storage = \"s3\""), "{e}");
+    v.settings = cluster.settings();
+    v.serve().await;
+    lawyer_gets(&v, &s.case_id, "video.mp4", &video).await.unwrap();
+    let report = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
+    assert_eq!(report.failure, None);
+}
