@@ -24,10 +24,17 @@
 #   desk      bench/desk.sh: the desk's inbox index over 10,000 cases, its
 #             first page and a 50-file case's page (HTTP and Chromium),
 #             against the CLI's `cases` and `case show`
+#   s3        chunks on a three-node Garage cluster on this machine
+#             (tests/garage/cluster.sh: replication 3, fsync on): custos
+#             submit of the file into a vault on it, against a plain S3 PUT
+#             of the same bytes to the same cluster (bench/s3-put.sh)
+#                                                          (target >= 0.8x);
+#             the server's peak memory with a 4 GiB upload against a
+#             256 MiB one                              (within 10%)
 # Usage: bench/run.sh [SIZE_MIB] [SECTIONS]
 #   SIZE_MIB  the ingest and retrieve file (default 1024; the memory runs
 #             are fixed)
-#   SECTIONS  a comma-separated subset of ingest,memory,small,log,desk to
+#   SECTIONS  a comma-separated subset of ingest,memory,small,log,desk,s3 to
 #             repeat a few rows (default: all). Only a run of all of them
 #             writes BENCHMARKS.md; a partial run prints its rows.
 # Installs the Go age CLI (Debian package `age`) if it is missing.
@@ -35,10 +42,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 size_mib=${1:-1024}
-sections=${2:-ingest,memory,small,log,desk}
+all_sections=ingest,memory,small,log,desk,s3
+sections=${2:-$all_sections}
 want() { [[ ",$sections," == *",$1,"* ]]; }
 for s in ${sections//,/ }; do
-  case $s in ingest|memory|small|log|desk) ;; *) echo "unknown section: $s" >&2; exit 2 ;; esac
+  case $s in ingest|memory|small|log|desk|s3) ;; *) echo "unknown section: $s" >&2; exit 2 ;; esac
 done
 
 if ! command -v age >/dev/null; then
@@ -53,6 +61,7 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/custos-bench.XXXXXX")
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  [ -f "$work/garage/env" ] && bash "$root/tests/garage/cluster.sh" stop "$work/garage" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,14 +75,15 @@ ratio() { printf '%.2f' "$(calc "$1 / $2")"; }
 mib_s() { printf '%.0f' "$(calc "$1 / $2")"; }
 
 # A fresh vault with an admin and an intake lawyer; the server on a free
-# port, its log in server.log. Proof of work at its minimum: this measures
-# the server, and the stamp's cost is the client's (see web/bench.mjs).
+# port, its log in server.log, with the serve flags given (its chunk
+# store). Proof of work at its minimum: this measures the server, and the
+# stamp's cost is the client's (see web/bench.mjs).
 start_vault() {
   rm -rf vault config admin* lawyer* server.log
   "$bin" keygen --name Admin --out admin --no-passphrase >/dev/null
   "$bin" keygen --name Lawyer --out lawyer --no-passphrase >/dev/null
   "$bin" init --data vault --origin bench.local/log --admin admin.pub >/dev/null
-  CUSTOS_LOG=info "$bin" serve --data vault --listen 127.0.0.1:0 --stamp-bits 0 2>server.log &
+  CUSTOS_LOG=info "$bin" serve --data vault --listen 127.0.0.1:0 --stamp-bits 0 "$@" 2>server.log &
   server_pid=$!
   for _ in $(seq 100); do
     grep -q "custos is serving" server.log 2>/dev/null && break
@@ -218,7 +228,59 @@ echo "$desk_table"
 
 fi
 
-if [ "$sections" != ingest,memory,small,log,desk ]; then
+if want s3; then
+echo "== chunks on a three-node Garage cluster, ${size_mib} MiB"
+garage_bin=$(bash "$root/tests/garage/ensure-garage.sh")
+export PATH=$(dirname "$garage_bin"):$PATH
+# A fresh cluster, and the serve flags that put a vault's chunks in it.
+start_garage() {
+  [ -f garage/env ] && bash "$root/tests/garage/cluster.sh" stop garage >/dev/null
+  rm -rf garage
+  bash "$root/tests/garage/cluster.sh" start garage >/dev/null
+  s3_endpoint=$(grep '^S3_ENDPOINT=' garage/env | cut -d= -f2)
+  s3_bucket=$(grep '^S3_BUCKET=' garage/env | cut -d= -f2)
+  s3_region=$(grep '^S3_REGION=' garage/env | cut -d= -f2)
+  s3_flags=(--storage s3 --s3-endpoint "$s3_endpoint" --s3-bucket "$s3_bucket" --s3-region "$s3_region"
+    --s3-credentials-file "$work/garage/credentials.toml")
+}
+dd if=/dev/urandom of=evidence.bin bs=1M count="$size_mib" status=none
+start_garage
+sync
+t_put=$(bash "$root/bench/s3-put.sh" "$s3_endpoint" "$s3_bucket" "$s3_region" garage/credentials.toml evidence.bin)
+start_garage
+start_vault "${s3_flags[@]}"
+sync
+t0=$(now)
+"$bin" --quiet submit --statement statement.txt --evidence evidence.bin --receipt receipt.json >/dev/null
+t1=$(now); t_s3_submit=$(secs "$t0" "$t1")
+stop_vault
+s3_ratio=$(ratio "$t_put" "$t_s3_submit")
+printf 's3        custos submit %6.2f s (%s MiB/s)   S3 PUT to the same cluster %6.2f s (%s MiB/s)   ratio %sx\n' \
+  "$t_s3_submit" "$(mib_s "$size_mib" "$t_s3_submit")" "$t_put" "$(mib_s "$size_mib" "$t_put")" "$s3_ratio"
+# Memory: a fresh cluster for each upload (three copies of 4 GiB each
+# time would fill a small disk); the higher of two runs, as above.
+declare -A s3_rss
+for mib in 256 4096; do
+  dd if=/dev/urandom of=evidence.bin bs=1M count="$mib" status=none
+  s3_rss[$mib]=0
+  for _ in 1 2; do
+    start_garage
+    start_vault "${s3_flags[@]}"
+    "$bin" --quiet submit --statement statement.txt --evidence evidence.bin --receipt receipt.json >/dev/null
+    peak=$(peak_rss_mib)
+    stop_vault
+    [ "$peak" -gt "${s3_rss[$mib]}" ] && s3_rss[$mib]=$peak
+  done
+  printf 's3        %5s MiB upload: server peak RSS %s MiB (higher of two runs)\n' "$mib" "${s3_rss[$mib]}"
+done
+bash "$root/tests/garage/cluster.sh" stop garage >/dev/null
+rm -rf garage evidence.bin
+s3_growth=$(printf '%.1f' "$(calc "(${s3_rss[4096]} - ${s3_rss[256]}) * 100 / ${s3_rss[256]}")")
+echo "s3        4 GiB against 256 MiB: ${s3_growth}%"
+
+fi
+
+if [ "$sections" != "$all_sections" ]; then
   echo "a partial run ($sections): BENCHMARKS.md left as it was"
   exit 0
 fi
@@ -251,6 +313,8 @@ reference measured in the same run.
 | backup at 1,000,000 events: writes held while the snapshot is cut | ${held_ms} ms (the whole snapshot ${snapshot_ms} ms) | | | |
 | backup at 1,000,000 events: the file, ${backup_mib} MiB | ${backup_rate} MiB/s | copy of sled's files: ${copy_rate} MiB/s | ${backup_ratio}x | |
 | restore at 1,000,000 events, with the full audit | ${restore_rate} events/s | the audit alone: ${audit_rate} events/s | ${restore_ratio}x | |
+| S3: ingest, ${size_mib} MiB, into a vault whose chunks are on three Garage nodes | \`submit\` $(printf '%.2f' "$t_s3_submit") s | plain S3 PUT of the same bytes: $(printf '%.2f' "$t_put") s | ${s3_ratio}x | >= 0.8x |
+| S3: server peak RSS, 4 GiB upload (higher of two runs) | ${s3_rss[4096]} MiB | 256 MiB run: ${s3_rss[256]} MiB | +${s3_growth}% | within 10% |
 
 The desk (\`bench/desk.sh\`): its own vault, with cases made by
 \`benches/small.rs\` and one case of 50 files and a statement; the desk's
