@@ -19,6 +19,8 @@
 # watcher that stops the cluster once that process is gone, for a caller
 # that dies before it can clean up.
 #
+# Needs python3 (ports, the secret, JSON) and curl (the nodes' /health).
+#
 # DIR/env holds KEY=value lines, no quoting needed: S3_ENDPOINT (node 1),
 # S3_ENDPOINTS (all three, comma-separated), S3_REGION, S3_BUCKET,
 # GARAGE_BIN, and NODE<N>_PID, NODE<N>_CONFIG, NODE<N>_S3, NODE<N>_ADMIN and
