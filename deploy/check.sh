@@ -10,7 +10,10 @@
 #     and a backup, answers /metrics and stops on SIGTERM is one the unit's
 #     SystemCallFilter allows (seen with strace);
 #   - hadolint finds nothing in the Containerfile, and docker-compose config
-#     accepts compose.yaml (no container engine is needed for either).
+#     accepts compose.yaml (no container engine is needed for either);
+#   - deploy/garage/garage.toml.example keeps three copies, consistent mode
+#     and both fsyncs, and Garage 2.5.0 (tests/garage/ensure-garage.sh,
+#     which builds it when missing) starts on it.
 # The units name /usr/local/bin/custos; they are checked against this
 # checkout's build instead, as verify wants the program to exist.
 set -euo pipefail
@@ -142,5 +145,55 @@ print("copies", ", ".join(sorted(need)))
 
 echo "== docker-compose config"
 docker-compose -f deploy/container/compose.yaml config -q
+
+echo "== deploy/garage/garage.toml.example"
+python3 - deploy/garage/garage.toml.example <<'EOF'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    config = tomllib.load(f)
+# What the recipe promises every site; losing one silently weakens them all.
+want = {"replication_factor": 3, "consistency_mode": "consistent",
+        "data_fsync": True, "metadata_fsync": True}
+wrong = {k: config.get(k) for k, v in want.items() if config.get(k) != v}
+if wrong:
+    sys.exit(f"garage.toml.example has {wrong}, the recipe needs {want}")
+if "rpc_secret" in config or "rpc_secret_file" not in config:
+    sys.exit("garage.toml.example: the rpc_secret belongs in rpc_secret_file")
+print("three copies, consistent, both fsyncs on, the secret in a file")
+EOF
+# Garage has no offline check of its config: start 2.5.0 on the example,
+# its folders and addresses moved into $work, and see it serve.
+garage=$(bash tests/garage/ensure-garage.sh)
+install -d -m 0700 "$work/garage"
+(umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$work/garage/rpc_secret")
+read -r rpc s3 admin < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+')
+sed -e "s|/var/lib/garage/|$work/garage/|; s|/etc/garage/rpc_secret|$work/garage/rpc_secret|" \
+  -e "s|10\.77\.0\.1:3901|127.0.0.1:$rpc|g; s|127\.0\.0\.1:3900|127.0.0.1:$s3|" \
+  -e "s|127\.0\.0\.1:3903|127.0.0.1:$admin|" \
+  deploy/garage/garage.toml.example >"$work/garage/garage.toml"
+"$garage" -c "$work/garage/garage.toml" server </dev/null >"$work/garage/log" 2>&1 &
+node=$!
+answered=
+for _ in $(seq 100); do
+  kill -0 "$node" 2>/dev/null || break
+  # 503 (no layout yet) is an answer: the daemon took its config and serves.
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/health" || true)
+  case $code in 200 | 503) answered=1 && break ;; esac
+  sleep 0.1
+done
+kill -KILL "$node" 2>/dev/null || true
+wait "$node" 2>/dev/null || true
+if [ -z "$answered" ]; then
+  tail -n 20 "$work/garage/log"
+  echo "garage did not start on deploy/garage/garage.toml.example" >&2
+  exit 1
+fi
+echo "garage $("$garage" --version | awk '{print $2}') starts on it"
 
 echo "deploy recipes: all checks passed"
