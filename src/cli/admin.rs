@@ -176,6 +176,16 @@ pub struct Backup {
     /// Without it the backup holds no private key at all.
     #[arg(long, value_name = "LOG_KEY_FILE")]
     with_log_key: Option<PathBuf>,
+    /// Leave the large chunks in the vault's S3 bucket: the backup lists
+    /// each one's SHA-256 and length in its signed manifest, and a restore
+    /// checks that the bucket holds every one. Refused for a vault whose
+    /// chunks are on its disk.
+    #[arg(long)]
+    chunk_hashes_only: bool,
+    /// With --data: the vault's settings (its custos.toml, CUSTOS_*
+    /// variables, these flags) say where its chunks are.
+    #[command(flatten)]
+    config: crate::config::Layer,
 }
 
 /// Arguments of `custos restore`.
@@ -191,6 +201,11 @@ pub struct Restore {
     /// passphrase is asked for, or read from CUSTOS_BACKUP_PASSPHRASE).
     #[arg(long, value_name = "FILE")]
     log_key: Option<PathBuf>,
+    /// Where the restored vault keeps its large chunks (CUSTOS_* variables,
+    /// these flags): with storage s3, a full backup's chunks are written to
+    /// the bucket, and a backup of chunk hashes only is checked against it.
+    #[command(flatten)]
+    config: crate::config::Layer,
 }
 
 /// The passphrase that protects a backup's log key: CUSTOS_BACKUP_PASSPHRASE,
@@ -218,7 +233,12 @@ fn backup_passphrase(confirm: bool) -> Result<age::secrecy::SecretString, crate:
 }
 
 pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
-    use crate::backup;
+    use crate::backup::{self, BackupChunks};
+    let chunks = if args.chunk_hashes_only {
+        BackupChunks::HashesOnly
+    } else {
+        BackupChunks::Included
+    };
     if args.out.exists() {
         anyhow::bail!("{} exists; a backup never overwrites a file", args.out.display());
     }
@@ -230,22 +250,29 @@ pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
         let mut file = crate::identity::private_file(&partial)?;
         let vkey = match &args.data {
             Some(dir) => {
-                let vault = crate::vault::open(dir).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e}\n(is its server running? Then back it up through the server: \
-                         custos backup --out FILE --identity ADMIN)"
-                    )
-                })?;
+                let (settings, _) = crate::config::load(Some(dir), args.config.clone())?;
+                let vault = crate::vault::open_async_on(dir, settings.chunk_backend()?)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{e}\n(is its server running? Then back it up through the server: \
+                             custos backup --out FILE --identity ADMIN)"
+                        )
+                    })?;
                 let vault = std::sync::Arc::new(vault);
-                let snapshot = backup::snapshot(vault.clone()).await?;
-                snapshot.write(&vault.store, std::io::BufWriter::new(&mut file))?;
+                let snapshot = backup::snapshot_with(vault.clone(), chunks).await?;
+                // Reads every chunk (from a bucket, perhaps, whose client
+                // blocks): off the runtime's threads.
+                tokio::task::block_in_place(|| snapshot.write(&vault.store, std::io::BufWriter::new(&mut file)))?;
                 vault.description.vkey.clone()
             }
             None => {
                 let admin = ctx.load_identity()?;
                 let vkey = ctx.log_verifier(None).await?.vkey();
                 let mut out = std::io::BufWriter::new(&mut file);
-                ctx.client()?.backup(admin.signing_key(), &mut out).await?;
+                ctx.client()?
+                    .backup_chunks(admin.signing_key(), &mut out, args.chunk_hashes_only)
+                    .await?;
                 std::io::Write::flush(&mut out)?;
                 vkey
             }
@@ -287,16 +314,26 @@ pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
             "log_size": manifest.log_size,
             "checkpoint": manifest.checkpoint,
             "chunk_files": manifest.chunk_files,
+            "chunks_in_bucket": manifest.bucket.as_ref().map(|b| serde_json::json!({
+                "bucket": b.bucket, "chunks": b.chunks.len(),
+            })),
             "created": manifest.created,
             "log_key_included": with_key,
         }),
         || {
             format!(
-                "backup written and verified: {} ({}), log of {} entries, {} chunk files{}",
+                "backup written and verified: {} ({}), log of {} entries, {}{}",
                 args.out.display(),
                 super::bar::human(bytes),
                 manifest.log_size,
-                manifest.chunk_files,
+                match &manifest.bucket {
+                    Some(b) => format!(
+                        "{} chunks left in the bucket {:?}, listed by hash (a restore checks the bucket holds them)",
+                        b.chunks.len(),
+                        b.bucket
+                    ),
+                    None => format!("{} chunk files", manifest.chunk_files),
+                },
                 if with_key {
                     "; holds the log key, encrypted with your passphrase"
                 } else {
@@ -316,7 +353,9 @@ pub(super) async fn restore(ctx: &Ctx, args: Restore) -> anyhow::Result<()> {
     };
     // A restore writes and fsyncs a whole vault, and may prompt for the
     // log key's passphrase: it runs where blocking is allowed.
-    let r = tokio::task::block_in_place(|| backup::restore(&args.file, &args.data, key))?;
+    let (settings, _) = crate::config::load(None, args.config)?;
+    let chunks = settings.chunk_backend()?;
+    let r = tokio::task::block_in_place(|| backup::restore_on(&args.file, &args.data, key, chunks))?;
     ctx.print(&r, || {
         format!(
             "restored into {}: log of {} entries (snapshot of {}); audit passed: {} entries, {} chains, \

@@ -29,6 +29,7 @@ mod operations;
 mod pinned_checkpoint;
 mod rfc6962_vectors;
 mod s3;
+mod s3_backup;
 mod signatures;
 mod submitter;
 mod trust_server;

@@ -248,9 +248,24 @@ impl Client {
     /// Take a backup of the whole vault (admins) into `out`; returns its
     /// size. The caller checks what arrived with the server crate's `backup::verify_file`.
     pub async fn backup(&self, key: &SigningKey, out: &mut impl Write) -> Result<u64> {
-        let mut resp = self
-            .send(Some(key), Method::GET, "/v1/vault/backup", RequestParts::default())
-            .await?;
+        self.backup_chunks(key, out, false).await
+    }
+
+    /// [`Client::backup`]; with `hashes_only`, of a vault whose chunks are
+    /// in an S3 bucket, the large chunks are listed by hash and length in
+    /// the signed manifest instead of sent (`Custos-Backup-Chunks: hashes`,
+    /// covered by the signature).
+    pub async fn backup_chunks(&self, key: &SigningKey, out: &mut impl Write, hashes_only: bool) -> Result<u64> {
+        let parts = if hashes_only {
+            RequestParts {
+                headers: vec![("custos-backup-chunks", "hashes".into())],
+                covered: vec!["custos-backup-chunks"],
+                ..Default::default()
+            }
+        } else {
+            RequestParts::default()
+        };
+        let mut resp = self.send(Some(key), Method::GET, "/v1/vault/backup", parts).await?;
         let expected = resp.content_length();
         let mut meter = self.progress.begin("backup", expected.unwrap_or(0));
         let mut got = 0u64;

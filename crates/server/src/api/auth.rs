@@ -59,7 +59,12 @@ fn signing_bases(state: &AppState) -> &[String] {
 
 /// Headers whose value changes what a request does or what it answers;
 /// whenever one is sent, the signature must cover it.
-const MEANINGFUL_HEADERS: [&str; 3] = ["upload-offset", "upload-length", "range"];
+const MEANINGFUL_HEADERS: [&str; 4] = ["upload-offset", "upload-length", "range", BACKUP_CHUNKS_HEADER];
+
+/// The header that asks a backup to list its large chunks rather than
+/// copy them (`hashes`). A header, not a query: the custody log keeps
+/// every signed target, and auditors accept only targets without one.
+pub const BACKUP_CHUNKS_HEADER: &str = "custos-backup-chunks";
 
 /// Whether a request of this method carries a body that the signature must
 /// cover with `Content-Digest` (even an empty one).

@@ -2,7 +2,9 @@
 //! vault, streamed as the tar file [`crate::backup`] writes. The request is
 //! logged and made durable first, so every copy that leaves the vault is on
 //! the record, signed by the admin who took it, and the snapshot holds its
-//! own event. The log key never travels this way.
+//! own event. The log key never travels this way. With the signed header
+//! `Custos-Backup-Chunks: hashes`, a vault whose chunks are in an S3
+//! bucket lists them in the manifest instead of sending them.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use super::auth::Signed;
 use super::error::ApiError;
 use super::logged::{draft, log_and_flush};
 use super::AppState;
-use crate::backup::BackupError;
+use crate::backup::{BackupChunks, BackupError};
 use crate::policy;
 use crate::store::{Batch, StoreError};
 use custos_core::custody::{Action, VAULT_CASE};
@@ -48,12 +50,27 @@ fn api_error(e: BackupError) -> ApiError {
 
 pub(super) async fn backup(
     State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     Signed { actor, request }: Signed,
 ) -> Result<Response, ApiError> {
     if !policy::may_take_backup(&actor) {
         return Err(ApiError::Forbidden("only an admin may take a backup"));
     }
+    // Signed whenever sent (auth's MEANINGFUL_HEADERS), so the logged
+    // request says which kind of backup left the vault.
+    let chunks = match headers.get(super::auth::BACKUP_CHUNKS_HEADER).map(|v| v.as_bytes()) {
+        None => BackupChunks::Included,
+        Some(b"hashes") => BackupChunks::HashesOnly,
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "{} takes hashes",
+                super::auth::BACKUP_CHUNKS_HEADER
+            )))
+        }
+    };
     let store = &state.vault.store;
+    // Refused before the request is logged: no backup leaves.
+    crate::backup::refuse_hashes_only_on_disk(store, chunks).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let guard = store.writer().await;
     let d = draft(
         VAULT_CASE,
@@ -64,7 +81,9 @@ pub(super) async fn backup(
         request,
     );
     log_and_flush(&state, guard, Batch::default(), vec![d]).await?;
-    let snapshot = crate::backup::snapshot(state.clone()).await.map_err(api_error)?;
+    let snapshot = crate::backup::snapshot_with(state.clone(), chunks)
+        .await
+        .map_err(api_error)?;
     let len = snapshot.tar_len();
     let log_size = snapshot.manifest().log_size;
     let (tx, rx) = tokio::sync::mpsc::channel(8);

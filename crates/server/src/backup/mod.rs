@@ -14,6 +14,11 @@
 //! never hands the log key out). Uploads in progress are left out: they
 //! were never acknowledged, and their senders start them again.
 //!
+//! A vault whose chunks are in an S3 bucket may leave them there
+//! ([`BackupChunks::HashesOnly`]): the signed manifest then names the
+//! bucket and each large chunk's hash and length, and a restore goes on
+//! only on a bucket that holds every one.
+//!
 //! Restoring trusts nothing in the file: every member is checked against
 //! the manifest's hashes, every chunk against its name, the log against its
 //! signed checkpoint, every chain and signature by the auditor, the
@@ -43,10 +48,11 @@ mod restore;
 mod snapshot;
 
 pub use read::{read, Member, TreeRecords};
+pub use restore::restore_on;
 pub use restore::{
     append_log_key, audit_vault, encrypt_log_key, restore, verify_file, LocalAudit, LogKeySource, Restored,
 };
-pub use snapshot::snapshot;
+pub use snapshot::{refuse_hashes_only_on_disk, snapshot, snapshot_with};
 
 /// The format written in every manifest.
 pub const FORMAT: &str = "custos-backup-v2";
@@ -66,6 +72,12 @@ const LEFT_OUT: [T; 3] = [T::Uploads, T::UploadChunks, T::CaseUploads];
 /// Largest small member (manifest, vault.json, custos.toml, the log key):
 /// all are a few KiB; a bigger one is not a custos backup.
 const MAX_SMALL_MEMBER: u64 = 1024 * 1024;
+
+/// Largest manifest. A backup that leaves its chunks in the bucket lists
+/// each large chunk in it, about 110 bytes for a chunk of up to 4 MiB:
+/// 64 MiB lists some 600,000 chunks, over 2 TiB of evidence, and is
+/// still a bound on what a doctored file can make a restore read.
+const MAX_MANIFEST: u64 = 64 * 1024 * 1024;
 
 /// Largest key or value of a tree record. Values are at most a small chunk
 /// or an event (a request body of at most 256 KiB and its signature);
@@ -125,6 +137,45 @@ pub struct Manifest {
     pub chunk_files: u64,
     /// Whether the vault's custos.toml is included.
     pub config: bool,
+    /// Set when the large chunks were left in the vault's S3 bucket
+    /// (`--chunk-hashes-only`): which bucket, and every chunk the restore
+    /// must find there. Absent from full backups, so older ones still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketChunks>,
+}
+
+/// The large chunks a backup names but does not hold: they stay in the
+/// bucket, and a restore checks that it holds every one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketChunks {
+    /// The S3 bucket the vault kept its chunks in.
+    pub bucket: String,
+    /// Every large chunk the snapshot's objects use.
+    pub chunks: Vec<BucketChunk>,
+}
+
+/// One large chunk left in the bucket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketChunk {
+    /// Its SHA-256 in hex: its name in the bucket.
+    pub sha256: String,
+    /// Its length.
+    pub bytes: u64,
+}
+
+/// What a backup does with the chunks larger than the small ones kept in
+/// sled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackupChunks {
+    /// Copies them into the backup.
+    #[default]
+    Included,
+    /// Lists their hashes and lengths only, for a vault whose chunks are
+    /// in an S3 bucket whose own copies across sites are trusted to keep
+    /// them; the restore checks the bucket holds every one.
+    HashesOnly,
 }
 
 /// One sled tree's records, as a file of the backup.

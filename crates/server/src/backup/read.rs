@@ -5,6 +5,9 @@ use super::*;
 
 /// One member of a backup, as [`read`] hands it over, already checked.
 pub enum Member<'a> {
+    /// The manifest, its signature checked against the log key it names
+    /// (first, before any other member).
+    Manifest(&'a Manifest),
     /// The vault's description.
     VaultJson(&'a [u8]),
     /// The vault's custos.toml.
@@ -47,7 +50,11 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 fn read_small(entry: &mut impl Read, size: u64, what: &str) -> Result<Vec<u8>> {
-    if size > MAX_SMALL_MEMBER {
+    read_bounded(entry, size, MAX_SMALL_MEMBER, what)
+}
+
+fn read_bounded(entry: &mut impl Read, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
+    if size > max {
         return Err(damaged(format!("{what} is {size} bytes, far more than it can be")));
     }
     let mut out = Vec::with_capacity(size as usize);
@@ -87,7 +94,7 @@ pub fn read(r: impl Read, mut visit: impl FnMut(Member<'_>) -> Result<()>) -> Re
                     "it does not start with {MANIFEST}: not a custos backup"
                 )));
             }
-            let bytes = read_small(&mut entry, size, "the manifest")?;
+            let bytes = read_bounded(&mut entry, size, MAX_MANIFEST, "the manifest")?;
             let parsed: Manifest = serde_json::from_slice(&bytes).map_err(|e| damaged(format!("manifest: {e}")))?;
             if parsed.format == "custos-backup-v1" {
                 return Err(damaged(
@@ -117,6 +124,7 @@ pub fn read(r: impl Read, mut visit: impl FnMut(Member<'_>) -> Result<()>) -> Re
                 .verify_manifest(&manifest_bytes, &String::from_utf8_lossy(&signature))
                 .map_err(|_| damaged("its manifest is not signed by the log key it names"))?;
             signature_seen = true;
+            visit(Member::Manifest(m))?;
             continue;
         }
         if path == VAULT_JSON && !vault_seen {

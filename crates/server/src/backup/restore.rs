@@ -169,6 +169,59 @@ pub fn audit_vault(vault: &Vault) -> Result<LocalAudit> {
     Ok(audit)
 }
 
+/// Most missing chunks a refusal names; the count says how many more.
+const MISSING_NAMED: usize = 5;
+
+/// A backup of chunk hashes only restores only on a store whose bucket
+/// holds every chunk it lists, each of its length: said before anything
+/// else is restored, naming the chunks that are not there. Their bytes are
+/// re-hashed by the audit that ends the restore.
+fn check_bucket_holds(store: &Store, listed: &BucketChunks) -> Result<()> {
+    let Some(bucket) = store.chunk_bucket() else {
+        return Err(BackupError::Invalid(format!(
+            "this backup holds its large chunks' hashes only; the chunks are in the S3 bucket {:?}. \
+             Restore it with the settings of that bucket: --storage s3 --s3-endpoint URL --s3-bucket {} \
+             --s3-region REGION --s3-credentials-file FILE (or CUSTOS_STORAGE=s3 and the CUSTOS_S3_* \
+             variables)",
+            listed.bucket, listed.bucket
+        )));
+    };
+    let held: std::collections::HashMap<String, u64> = store
+        .large_chunks()?
+        .into_iter()
+        .map(|(name, len)| (name.rsplit('/').next().unwrap_or_default().to_owned(), len))
+        .collect();
+    let missing: Vec<String> = listed
+        .chunks
+        .iter()
+        .filter_map(|c| match held.get(&c.sha256) {
+            Some(len) if *len == c.bytes => None,
+            Some(len) => Some(format!("{} ({len} bytes, not {})", c.sha256, c.bytes)),
+            None => Some(c.sha256.clone()),
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let more = missing.len().saturating_sub(MISSING_NAMED);
+    Err(audit_failed(format!(
+        "the bucket {bucket:?} does not hold {} of the {} chunks this backup lists{}: {}{}",
+        missing.len(),
+        listed.chunks.len(),
+        if bucket == listed.bucket {
+            String::new()
+        } else {
+            format!(" (they were in {:?})", listed.bucket)
+        },
+        missing[..missing.len() - more].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )))
+}
+
 /// Decrypt a log key that [`encrypt_log_key`] wrapped.
 fn decrypt_log_key(
     bytes: &[u8],
@@ -290,6 +343,17 @@ pub enum LogKeySource<'a> {
 /// Blocking throughout (it writes and fsyncs the whole vault): async
 /// callers run it on a blocking thread.
 pub fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
+    restore_on(file, dir, key, store::ChunkBackend::Local)
+}
+
+/// [`restore`], the restored vault's large chunks kept in `chunks`: with
+/// an S3 bucket, a full backup's chunks are written to it, and a backup
+/// of chunk hashes only is restored only if the bucket holds every chunk
+/// it lists, each of its length (and the audit then re-hashes them all).
+/// A failed restore leaves nothing in `dir`; chunks it wrote to a bucket
+/// stay there, for the bucket may be another vault's too (chunks are
+/// content-addressed).
+pub fn restore_on(file: &Path, dir: &Path, key: LogKeySource<'_>, chunks: store::ChunkBackend) -> Result<Restored> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(BackupError::Invalid(format!(
             "{} is not empty: a backup is restored only into a new or empty folder, never over a vault",
@@ -297,7 +361,7 @@ pub fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restore
         )));
     }
     custos_durable::create_private_dir(dir)?;
-    let result = restore_into(file, dir, key);
+    let result = restore_into(file, dir, key, chunks);
     if result.is_err() {
         // Leave nothing half-restored behind that could be served.
         for entry in std::fs::read_dir(dir)?.flatten() {
@@ -312,13 +376,18 @@ pub fn restore(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restore
     result
 }
 
-fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restored> {
-    let store = Store::open(&crate::vault::db_path(dir))?;
+fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>, chunks: store::ChunkBackend) -> Result<Restored> {
+    let store = Store::open_on(&crate::vault::db_path(dir), chunks.clone())?;
     let mut description_bytes = None;
     let mut config = None;
     let mut encrypted_key = None;
     let manifest = read(std::io::BufReader::new(std::fs::File::open(file)?), |member| {
         match member {
+            Member::Manifest(m) => {
+                if let Some(listed) = &m.bucket {
+                    check_bucket_holds(&store, listed)?;
+                }
+            }
             Member::VaultJson(b) => description_bytes = Some(b.to_vec()),
             Member::Config(b) => config = Some(b.to_vec()),
             Member::LogKey(b) => encrypted_key = Some(b.to_vec()),
@@ -376,7 +445,7 @@ fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>) -> Result<Restor
     }
     // Opening checks the tree against the checkpoint and starts the
     // high-water mark at the backup's checkpoint; then the full audit.
-    let vault = crate::vault::open(dir).map_err(|e| audit_failed(e.to_string()))?;
+    let vault = crate::vault::open_on(dir, chunks).map_err(|e| audit_failed(e.to_string()))?;
     let audit = audit_vault(&vault)?;
     vault.store.flush_blocking()?;
     Ok(Restored {

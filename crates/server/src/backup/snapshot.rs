@@ -75,6 +75,8 @@ pub(super) struct Cut {
     checkpoint: String,
     /// How long writes waited.
     held: std::time::Duration,
+    /// Whether the large chunks are copied or listed.
+    pub(super) chunks: BackupChunks,
 }
 
 /// Cut a consistent snapshot of `vault` (see the module's documentation).
@@ -88,13 +90,37 @@ pub async fn snapshot<V>(vault: std::sync::Arc<V>) -> Result<Snapshot>
 where
     V: AsRef<Vault> + Send + Sync + 'static,
 {
+    snapshot_with(vault, BackupChunks::Included).await
+}
+
+/// [`snapshot`], its large chunks copied or only listed (`chunks`). Only
+/// a vault whose chunks are in an S3 bucket may leave them out: on its
+/// own disk they would share the fate of the vault the backup is for.
+pub async fn snapshot_with<V>(vault: std::sync::Arc<V>, chunks: BackupChunks) -> Result<Snapshot>
+where
+    V: AsRef<Vault> + Send + Sync + 'static,
+{
+    refuse_hashes_only_on_disk(&(*vault).as_ref().store, chunks)?;
     tokio::task::spawn_blocking(move || {
         let vault = (*vault).as_ref();
-        let cut = cut_under_lock(vault)?;
+        let mut cut = cut_under_lock(vault)?;
+        cut.chunks = chunks;
         finish(vault, cut)
     })
     .await
     .map_err(|e| BackupError::Io(std::io::Error::other(format!("snapshot task failed: {e}"))))?
+}
+
+/// Refuse a backup of chunk hashes only when the chunks are on this disk.
+pub fn refuse_hashes_only_on_disk(store: &Store, chunks: BackupChunks) -> Result<()> {
+    if chunks == BackupChunks::HashesOnly && store.chunk_bucket().is_none() {
+        return Err(BackupError::Invalid(
+            "this vault keeps its chunks on its own disk: a backup of their hashes only is for a vault \
+             whose chunks are in an S3 bucket; take a full backup"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Take the writer lock (from a blocking thread), flush, and copy the
@@ -137,6 +163,7 @@ pub(super) fn cut_under_lock(vault: &Vault) -> Result<Cut> {
         log_size,
         checkpoint,
         held,
+        chunks: BackupChunks::Included,
     })
 }
 
@@ -151,6 +178,7 @@ pub(super) fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         log_size,
         checkpoint,
         held,
+        chunks: mode,
     } = cut;
     // Below the cut these are as they were under the lock: entries and
     // chain indices of the first `log_size` entries, and the tree nodes
@@ -207,6 +235,24 @@ pub(super) fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         let len = store.chunk_len(&hash)?;
         chunks.push((hash, len));
     }
+    // Left in the bucket: the signed manifest names each, with its length.
+    let bucket = match (mode, store.chunk_bucket()) {
+        (BackupChunks::Included, _) => None,
+        (BackupChunks::HashesOnly, None) => {
+            refuse_hashes_only_on_disk(store, mode)?;
+            None
+        }
+        (BackupChunks::HashesOnly, Some(bucket)) => Some(BucketChunks {
+            bucket: bucket.to_owned(),
+            chunks: std::mem::take(&mut chunks)
+                .into_iter()
+                .map(|(hash, bytes)| BucketChunk {
+                    sha256: hex::encode(hash),
+                    bytes,
+                })
+                .collect(),
+        }),
+    };
     let config_path = vault.dir.join(crate::config::CONFIG_FILE);
     let config = match std::fs::read(&config_path) {
         Ok(bytes) => Some(bytes),
@@ -223,6 +269,7 @@ pub(super) fn finish(vault: &Vault, cut: Cut) -> Result<Snapshot> {
         trees,
         chunk_files: chunks.len() as u64,
         config: config.is_some(),
+        bucket,
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     Ok(Snapshot {

@@ -320,6 +320,14 @@ impl Store {
         listed
     }
 
+    /// Delete a name [`Store::large_chunks`] gave from the backend, whether
+    /// anything refers to it or not: for the tests that lose a chunk on
+    /// purpose (a bucket that lost an object) to show the loss is caught.
+    #[doc(hidden)]
+    pub fn danger_remove_large_chunk(&self, name: &str) -> Result<()> {
+        self.chunks.remove(name)
+    }
+
     /// The file a chunk is kept in when chunks are on this disk (for
     /// operators' tools and the tests that damage a store on purpose).
     pub fn chunk_file(&self, hash: &Hash) -> PathBuf {

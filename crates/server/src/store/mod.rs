@@ -200,7 +200,7 @@ impl Batch {
 }
 
 /// Where a store keeps its chunks larger than [`SMALL_CHUNK`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub enum ChunkBackend {
     /// Files under the store's own folder (`chunks/`).
     #[default]
@@ -232,6 +232,8 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     /// Chunks larger than [`SMALL_CHUNK`].
     chunks: Arc<dyn ChunkStore>,
+    /// The S3 bucket `chunks` is, if it is one.
+    bucket: Option<String>,
     /// Whether `chunks` answered the last request made of it.
     chunks_up: std::sync::atomic::AtomicBool,
     chunk_dir: PathBuf,
@@ -279,6 +281,10 @@ impl Store {
         let chunk_dir = dir.join("chunks");
         std::fs::create_dir_all(&chunk_dir)?;
         let local = FileChunks { dir: chunk_dir.clone() };
+        let bucket = match &backend {
+            ChunkBackend::Local => None,
+            ChunkBackend::S3(location) => Some(location.bucket.clone()),
+        };
         let chunks: Arc<dyn ChunkStore> = match backend {
             ChunkBackend::Local => {
                 if let Some(record) = read_chunk_storage(dir)? {
@@ -319,6 +325,7 @@ impl Store {
             db,
             trees,
             chunks,
+            bucket,
             chunks_up: std::sync::atomic::AtomicBool::new(true),
             chunk_dir,
             writer: Arc::new(tokio::sync::Mutex::new(())),
@@ -334,6 +341,12 @@ impl Store {
             garbage: std::sync::atomic::AtomicBool::new(true),
             upload_hashes: Default::default(),
         })
+    }
+
+    /// The S3 bucket the store keeps its large chunks in; `None`: this
+    /// disk.
+    pub fn chunk_bucket(&self) -> Option<&str> {
+        self.bucket.as_deref()
     }
 
     /// The store's folder (`DATA/db`).

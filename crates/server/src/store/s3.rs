@@ -35,7 +35,8 @@ const RETRIES: usize = 2;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where the chunks go and the key that may write them. The secret is
-/// zeroized on drop and never printed.
+/// zeroized on drop (every copy) and never printed.
+#[derive(Clone)]
 pub struct S3Location {
     /// The S3 API's URL (`https://...`, or `http://` on loopback and in a
     /// private network such as a WireGuard mesh).
