@@ -48,16 +48,24 @@ pub(super) async fn storage(ctx: &Ctx, cmd: StorageCmd) -> anyhow::Result<()> {
     };
     let progress = ctx.progress;
     let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let vault = crate::vault::open(&data).map_err(|e| {
-            anyhow::anyhow!("{e}\n(a migration needs the vault's server stopped and its chunks on this disk)")
-        })?;
+        // A migration stopped after the switch is finished on the bucket.
+        let vault = match crate::vault::open(&data) {
+            Err(crate::vault::VaultError::Store(crate::store::StoreError::Misplaced(_))) => {
+                crate::vault::open_on(&data, ChunkBackend::S3(location.clone()))
+            }
+            opened => opened,
+        }
+        .map_err(|e| anyhow::anyhow!("{e}\n(a migration needs the vault's server stopped)"))?;
         let total = vault.store.large_chunks()?.iter().map(|(_, len)| len).sum::<u64>();
         let mut meter = if progress {
             super::bar::TerminalBar.begin("migrate", total)
         } else {
             Box::new(NoMeter)
         };
-        Ok(vault.store.migrate_chunks_to_s3(&location, |n| meter.advance(n))?)
+        let log = vault.description.vkey.clone();
+        Ok(vault
+            .store
+            .migrate_chunks_to_s3(&location, &log, |n| meter.advance(n))?)
     })
     .await??;
     ctx.print(&migrated, || {

@@ -208,20 +208,8 @@ async fn a_vault_is_never_served_from_the_wrong_place_for_its_chunks() {
         .expect("chunks on disk are not served from a bucket");
     assert!(e.to_string().contains("custos storage migrate --to s3"), "{e}");
 
-    let empty = tempfile::tempdir().unwrap();
-    drop(Store::open_on(empty.path(), custos::store::ChunkBackend::S3(location())).unwrap());
-    let e = Store::open(empty.path())
-        .err()
-        .expect("a bucket's vault is not served from disk");
-    assert!(e.to_string().contains("storage = \"s3\""), "{e}");
-    let other = custos::store::S3Location {
-        bucket: "another-bucket".into(),
-        ..location()
-    };
-    let e = Store::open_on(empty.path(), custos::store::ChunkBackend::S3(other))
-        .err()
-        .expect("nor from another bucket");
-    assert!(e.to_string().contains("another-bucket"), "{e}");
+    // A vault whose chunks are in a bucket refuses the disk, and another
+    // bucket: `a_vault_on_disk_migrates_to_the_bucket_and_serves_from_it`.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,6 +220,9 @@ async fn a_vault_on_disk_migrates_to_the_bucket_and_serves_from_it() {
     let s = v.submit(b"statement", &[("video.mp4", video.clone())]).await;
     assert!(!local_chunk_files(&v).is_empty(), "chunks start on disk");
     v.stop().await;
+    let chunks_dir = custos::vault::db_path(&v.data_dir()).join("chunks");
+    let kept = v.tmp.path().join("chunks-before");
+    util::copy_dir(&chunks_dir, &kept);
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
         .args(["--json", "storage", "migrate", "--to", "s3", "--data"])
@@ -244,12 +235,58 @@ async fn a_vault_on_disk_migrates_to_the_bucket_and_serves_from_it() {
     assert!(migrated["chunks"].as_u64().unwrap() >= 3, "{migrated}");
     assert!(local_chunk_files(&v).is_empty(), "the copies on disk are gone");
 
+    // A migration killed after the switch, before the copies on disk were
+    // removed: a second run finishes it.
+    util::restore_dir(&kept, &chunks_dir);
+    assert!(!local_chunk_files(&v).is_empty());
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["storage", "migrate", "--to", "s3", "--data"])
+        .arg(v.data_dir())
+        .args(cluster.flags())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(local_chunk_files(&v).is_empty(), "the second run removed what was left");
+
     // Switched: on disk alone it no longer opens; on the bucket it serves.
     let e = custos::vault::open(&v.data_dir()).expect_err("its chunks are in the bucket");
     assert!(e.to_string().contains("storage = \"s3\""), "{e}");
+    let mut elsewhere = cluster.settings();
+    elsewhere.s3_bucket = Some("another-bucket".into());
+    let e = custos::vault::open_async_on(&v.data_dir(), elsewhere.chunk_backend().unwrap())
+        .await
+        .expect_err("nor another bucket");
+    assert!(e.to_string().contains("another-bucket"), "{e}");
     v.settings = cluster.settings();
     v.serve().await;
     lawyer_gets(&v, &s.case_id, "video.mp4", &video).await.unwrap();
     let report = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
     assert_eq!(report.failure, None);
+}
+
+/// Each vault's collector deletes what that vault does not refer to, so
+/// a second vault on the same bucket would delete the first one's
+/// evidence: the bucket is marked with the vault's log key, and another
+/// vault is refused before it serves or collects anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_vault_is_refused_on_a_bucket_that_holds_another_ones_chunks() {
+    let cluster = tokio::task::spawn_blocking(GarageCluster::start).await.unwrap();
+    let first = vault_on(&cluster).await;
+    let evidence = bytes(41, 3 * SMALL_CHUNK);
+    let s = first.submit(b"first", &[("evidence.bin", evidence.clone())]).await;
+
+    let mut other = TestVault::start_configured(|_| {}, Default::default()).await;
+    other.stop().await;
+    let (dir, settings) = (other.data_dir(), cluster.settings());
+    let e = custos::vault::open_async_on(&dir, settings.chunk_backend().unwrap())
+        .await
+        .expect_err("another vault's bucket");
+    assert!(e.to_string().contains("another vault"), "{e}");
+    // Nothing of the first vault's was touched.
+    let state = first.state.clone().unwrap();
+    state.vault.store.mark_garbage();
+    state.vault.store.collect_chunks().await.unwrap();
+    lawyer_gets(&first, &s.case_id, "evidence.bin", &evidence)
+        .await
+        .unwrap();
 }

@@ -117,7 +117,7 @@ impl TestVault {
     /// Serve the vault in the data dir (again).
     pub async fn serve(&mut self) {
         let chunks = self.settings.chunk_backend().unwrap();
-        let vault = custos::vault::open_on(&self.data_dir(), chunks).unwrap();
+        let vault = custos::vault::open_async_on(&self.data_dir(), chunks).await.unwrap();
         let settings = custos::config::Settings {
             witnesses: self.witnesses.clone(),
             stamp_bits: self.stamp_bits,

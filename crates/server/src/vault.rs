@@ -187,6 +187,9 @@ pub fn open_on(dir: &Path, chunks: ChunkBackend) -> Result<Vault, VaultError> {
         ));
     }
     let store = Store::open_on(&db_path(dir), chunks).map_err(|e| unwritable(dir, e))?;
+    // A bucket must hold this vault's chunks and no other's before anything
+    // is served or collected.
+    store.claim_chunk_store(&description.vkey)?;
     store.check_log(&signer).map_err(damaged)?;
     store.build_missing_indexes().map_err(damaged)?;
     Ok(Vault {

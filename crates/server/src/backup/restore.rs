@@ -384,6 +384,9 @@ fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>, chunks: store::C
     let manifest = read(std::io::BufReader::new(std::fs::File::open(file)?), |member| {
         match member {
             Member::Manifest(m) => {
+                // A bucket is this vault's, or no vault's yet, before a
+                // chunk is written to it or checked in it.
+                store.claim_chunk_store(&m.vkey)?;
                 if let Some(listed) = &m.bucket {
                     check_bucket_holds(&store, listed)?;
                 }

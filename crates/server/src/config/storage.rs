@@ -46,19 +46,50 @@ impl Printed for StorageKind {
     }
 }
 
-/// The S3 API's URL: http(s), a host, no path, query or user.
+/// The S3 API's URL: http(s), a host, no path, query or user. Plain
+/// http:// only to this machine or an address of a private network (a
+/// WireGuard mesh between the sites): requests are signed, not encrypted,
+/// and a signed request seen on the way could be sent again for minutes
+/// (a DELETE of a chunk stored again since, say).
 pub(super) fn endpoint(url: String) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/').to_owned();
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must start with https:// (or http:// in a private network)")?;
+    let (plain, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err("must start with https:// (or http:// in a private network)".into()),
+    };
     if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace) {
         return Err(format!(
             "{url:?} must be scheme://host[:port] with no path, query or user"
         ));
     }
+    if plain && !is_private_host(rest) {
+        return Err(format!(
+            "{url:?}: plain http:// only to this machine or a private network address (10.x, 172.16-31.x, \
+             192.168.x, 100.64-127.x, fc00::/7, as in a WireGuard mesh); use https://"
+        ));
+    }
     Ok(url)
+}
+
+/// Whether `authority` (host[:port]) is this machine or an IP address of
+/// a private network.
+fn is_private_host(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if super::mail::is_loopback_host(host) {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
+    }
 }
 
 /// An S3 bucket name: 3 to 63 lower-case letters, digits, dots and dashes.
@@ -175,6 +206,22 @@ mod tests {
             "https://h?x",
         ] {
             assert!(endpoint(bad.into()).is_err(), "{bad}");
+        }
+        for private in [
+            "http://localhost:3900",
+            "http://10.0.0.2:3900",
+            "http://192.168.1.5",
+            "http://[fd00::2]:3900",
+        ] {
+            assert!(endpoint(private.into()).is_ok(), "{private}");
+        }
+        for public in [
+            "http://s3.example.org",
+            "http://8.8.8.8:3900",
+            "http://[2001:db8::1]:3900",
+        ] {
+            let e = endpoint(public.into()).unwrap_err();
+            assert!(e.contains("use https://"), "{public}: {e}");
         }
         assert!(bucket("custos-chunks".into()).is_ok());
         for bad in ["ab", "Custos", "a_b", &"x".repeat(64)] {

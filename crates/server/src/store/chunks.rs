@@ -24,6 +24,14 @@ pub trait ChunkStore: Send + Sync {
     fn remove(&self, name: &str) -> Result<()>;
     /// Whether the backend answers at all (for `/readyz` and the metrics).
     fn probe(&self) -> Result<()>;
+    /// Check that the backend keeps the chunks of the vault whose log key
+    /// is `vault` and of no other; `adopt`: a backend no vault has marked
+    /// may be marked as this one's. Files on the vault's own disk are its
+    /// own by where they are.
+    fn claim_for(&self, vault: &str, adopt: bool) -> Result<()> {
+        let _ = (vault, adopt);
+        Ok(())
+    }
 }
 
 /// Chunks up to this size stay in sled's `chunks` tree: a statement, a
@@ -274,6 +282,11 @@ impl Store {
         // Owned, and moved into the blocking deletion below: if this task
         // is aborted (the server stopping), the gate stays shut until the
         // deletion has finished, so no chunk is written meanwhile.
+        // Not before the chunk store is known to be this vault's alone:
+        // what another vault's chunks look like from here is "unreferenced".
+        if !self.chunk_store_claimed() {
+            return Ok(0);
+        }
         let gate = self.chunk_gate.clone().write_owned().await;
         self.garbage.store(false, std::sync::atomic::Ordering::SeqCst);
         let collected = match self.live_chunks().await {

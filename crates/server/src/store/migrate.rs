@@ -25,8 +25,16 @@ impl Store {
     /// server stopped) to the bucket at `location`, checked on both sides,
     /// then switch the store to the bucket and remove the local copies.
     /// `progress` is told each chunk's bytes as it is done. Blocking.
-    pub fn migrate_chunks_to_s3(&self, location: &S3Location, mut progress: impl FnMut(u64)) -> Result<Migrated> {
+    pub fn migrate_chunks_to_s3(
+        &self,
+        location: &S3Location,
+        vault: &str,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Migrated> {
         let bucket = S3Chunks::new(location)?;
+        // Never into another vault's bucket (see `s3::OWNER`); an unmarked
+        // one becomes this vault's.
+        bucket.claim_for(vault, true)?;
         let local = FileChunks {
             dir: self.chunk_dir.clone(),
         };

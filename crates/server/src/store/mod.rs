@@ -223,6 +223,16 @@ struct ChunkStorageRecord {
     bucket: String,
 }
 
+/// Where the check that the chunk store is this vault's stands.
+#[derive(Debug)]
+struct Claim {
+    /// The backend is known to hold this vault's chunks and no other's.
+    checked: bool,
+    /// A bucket this store is taking for the first time: the record to
+    /// write once the bucket is marked as this vault's.
+    adopting: Option<ChunkStorageRecord>,
+}
+
 /// Proof that the caller holds the log writer lock.
 pub type WriterGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
 
@@ -236,6 +246,9 @@ pub struct Store {
     bucket: Option<String>,
     /// Whether `chunks` answered the last request made of it.
     chunks_up: std::sync::atomic::AtomicBool,
+    /// Whether `chunks` was checked to be this vault's
+    /// ([`Store::claim_chunk_store`]); the collector waits until it is.
+    claim: std::sync::Mutex<Claim>,
     chunk_dir: PathBuf,
     writer: Arc<tokio::sync::Mutex<()>>,
     group: Arc<GroupFlush>,
@@ -281,6 +294,10 @@ impl Store {
         let chunk_dir = dir.join("chunks");
         std::fs::create_dir_all(&chunk_dir)?;
         let local = FileChunks { dir: chunk_dir.clone() };
+        let mut adopting = None;
+        // Files on this disk are this vault's by where they are; a bucket
+        // is checked by `claim_chunk_store`.
+        let mut claimed = true;
         let bucket = match &backend {
             ChunkBackend::Local => None,
             ChunkBackend::S3(location) => Some(location.bucket.clone()),
@@ -309,15 +326,17 @@ impl Store {
                             record.bucket, wanted.bucket
                         )))
                     }
-                    None if !local.list()?.is_empty() => {
+                    None if !local.list()?.is_empty() || names_large_chunks(&trees)? => {
                         return Err(StoreError::Misplaced(
-                            "this vault's chunks are on this disk: copy them to the bucket first with \
-                             custos storage migrate --to s3"
+                            "this vault's chunks are on this disk (or its records name chunks that are \
+                             not): copy them to the bucket first with custos storage migrate --to s3"
                                 .into(),
                         ))
                     }
-                    None => write_chunk_storage(dir, &wanted)?,
+                    // Recorded once the bucket is claimed for this vault.
+                    None => adopting = Some(wanted),
                 }
+                claimed = false;
                 Arc::new(s3::S3Chunks::new(&location)?)
             }
         };
@@ -327,6 +346,10 @@ impl Store {
             chunks,
             bucket,
             chunks_up: std::sync::atomic::AtomicBool::new(true),
+            claim: std::sync::Mutex::new(Claim {
+                checked: claimed,
+                adopting,
+            }),
             chunk_dir,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             group: Arc::new(GroupFlush {
@@ -347,6 +370,30 @@ impl Store {
     /// disk.
     pub fn chunk_bucket(&self) -> Option<&str> {
         self.bucket.as_deref()
+    }
+
+    /// Check, before the store is served, that its chunk store holds the
+    /// chunks of the vault whose log key is `vault` and of no other: a
+    /// bucket marked for another vault, or an unmarked one that this store
+    /// has used before (another cluster or endpoint), is refused. A bucket
+    /// taken for the first time is marked, then recorded in the data
+    /// directory. Blocking (a request or two to the bucket).
+    pub fn claim_chunk_store(&self, vault: &str) -> Result<()> {
+        let mut claim = self.claim.lock().expect("the claim lock is never poisoned");
+        if claim.checked {
+            return Ok(());
+        }
+        self.chunks.claim_for(vault, claim.adopting.is_some())?;
+        if let Some(record) = claim.adopting.take() {
+            write_chunk_storage(self.db_dir(), &record)?;
+        }
+        claim.checked = true;
+        Ok(())
+    }
+
+    /// Whether [`Store::claim_chunk_store`] has passed.
+    fn chunk_store_claimed(&self) -> bool {
+        self.claim.lock().expect("the claim lock is never poisoned").checked
     }
 
     /// The store's folder (`DATA/db`).
@@ -531,6 +578,20 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// Whether any object or upload refers to a chunk that is not in sled
+/// (a large one).
+fn names_large_chunks(trees: &[sled::Tree]) -> Result<bool> {
+    let small = &trees[T::Chunks as usize];
+    for t in [T::ObjectChunks, T::UploadChunks] {
+        for v in trees[t as usize].iter().values() {
+            if !small.contains_key(v?)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Where the store in `dir` says its large chunks are; `None`: on this

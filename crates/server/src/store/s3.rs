@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use zeroize::Zeroizing;
 
 use super::chunks::ChunkStore;
@@ -17,6 +17,13 @@ use super::{Hash, Result, StoreError};
 
 /// Where in the bucket chunks are kept.
 const PREFIX: &str = "chunks";
+
+/// The object that says which vault the bucket's chunks belong to: the
+/// vault's log vkey. Each vault's collector deletes the chunks it does not
+/// refer to, so a second vault on the same bucket would delete the first
+/// one's evidence; a vault opens only on a bucket marked with its own key
+/// (or, the first time, an unmarked one, which it then marks).
+const OWNER: &str = "custos-vault";
 
 /// Longest one request to the store may take. A chunk is at most 4 MiB;
 /// a minute is room for a slow link between sites, and short enough that
@@ -184,7 +191,12 @@ impl ChunkStore for S3Chunks {
             let mut out = Vec::new();
             while let Some(meta) = listed.next().await {
                 let meta = meta?;
-                let name = meta.location.filename().unwrap_or_default().to_owned();
+                // The whole name under the prefix, so that `remove` finds
+                // even what was put in a folder below it.
+                let name = meta.location.prefix_match(&prefix).map_or_else(
+                    || meta.location.to_string(),
+                    |parts| parts.map(|p| p.as_ref().to_owned()).collect::<Vec<_>>().join("/"),
+                );
                 out.push((name, meta.size));
             }
             Ok(out)
@@ -197,6 +209,58 @@ impl ChunkStore for S3Chunks {
         match self.wait(self.bucket.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn claim_for(&self, vault: &str, adopt: bool) -> Result<()> {
+        let mark = ObjectPath::from(OWNER);
+        let read = || -> Result<Option<String>> {
+            self.wait(async {
+                match self.bucket.get(&mark).await {
+                    Ok(got) => got
+                        .bytes()
+                        .await
+                        .map(|b| Some(String::from_utf8_lossy(&b).into_owned())),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .map_err(unavailable)
+        };
+        let another = |owner: &str| {
+            StoreError::Misplaced(format!(
+                "the bucket holds the chunks of another vault (log {owner}): one bucket serves one vault, \
+                 for each vault's collector deletes the chunks it does not refer to"
+            ))
+        };
+        match read()? {
+            Some(owner) if owner == vault => Ok(()),
+            Some(owner) => Err(another(&owner)),
+            None if !adopt => Err(StoreError::Misplaced(
+                "the bucket has no custos-vault mark, though this vault keeps its chunks there: is this \
+                 its cluster, endpoint and bucket?"
+                    .into(),
+            )),
+            None => {
+                let create = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                match self.wait(
+                    self.bucket
+                        .put_opts(&mark, PutPayload::from(vault.as_bytes().to_vec()), create),
+                ) {
+                    Ok(_) => Ok(()),
+                    // Another vault marked it first.
+                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                        match read()? {
+                            Some(owner) if owner == vault => Ok(()),
+                            owner => Err(another(owner.as_deref().unwrap_or("unknown"))),
+                        }
+                    }
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
         }
     }
 
