@@ -34,6 +34,10 @@ pub trait ChunkStore: Send + Sync {
     }
 }
 
+/// How long a probe of the chunk store stands for the next ones: health
+/// checks come every few seconds, and anyone may send them.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Chunks up to this size stay in sled's `chunks` tree: a statement, a
 /// form or a label is written with the request's other records and made
 /// durable by the same shared flush (group commit), instead of costing a
@@ -233,7 +237,20 @@ impl Store {
 
     /// Ask the chunk backend whether it answers (a cheap request), and
     /// remember the answer.
+    /// At most one probe per [`PROBE_EVERY`]: `/readyz` answers anyone,
+    /// and each of its calls must not become a request to the bucket.
     pub fn probe_chunk_storage(&self) -> Result<()> {
+        {
+            let mut last = self.last_probe.lock().expect("the probe lock is never poisoned");
+            if last.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+                return if self.chunk_storage_up() {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unavailable("it did not answer the last check".into()))
+                };
+            }
+            *last = Some(std::time::Instant::now());
+        }
         let outcome = self.chunks.probe();
         self.note_backend(&outcome);
         outcome

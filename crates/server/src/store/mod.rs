@@ -249,6 +249,8 @@ pub struct Store {
     /// Whether `chunks` was checked to be this vault's
     /// ([`Store::claim_chunk_store`]); the collector waits until it is.
     claim: std::sync::Mutex<Claim>,
+    /// When the chunk store was last probed (`probe_chunk_storage`).
+    last_probe: std::sync::Mutex<Option<std::time::Instant>>,
     chunk_dir: PathBuf,
     writer: Arc<tokio::sync::Mutex<()>>,
     group: Arc<GroupFlush>,
@@ -346,6 +348,7 @@ impl Store {
             chunks,
             bucket,
             chunks_up: std::sync::atomic::AtomicBool::new(true),
+            last_probe: std::sync::Mutex::new(None),
             claim: std::sync::Mutex::new(Claim {
                 checked: claimed,
                 adopting,
