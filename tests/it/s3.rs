@@ -271,7 +271,7 @@ async fn a_vault_on_disk_migrates_to_the_bucket_and_serves_from_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_vault_is_refused_on_a_bucket_that_holds_another_ones_chunks() {
     let cluster = tokio::task::spawn_blocking(GarageCluster::start).await.unwrap();
-    let first = vault_on(&cluster).await;
+    let mut first = vault_on(&cluster).await;
     let evidence = bytes(41, 3 * SMALL_CHUNK);
     let s = first.submit(b"first", &[("evidence.bin", evidence.clone())]).await;
 
@@ -289,4 +289,15 @@ async fn a_second_vault_is_refused_on_a_bucket_that_holds_another_ones_chunks() 
     lawyer_gets(&first, &s.case_id, "evidence.bin", &evidence)
         .await
         .unwrap();
+    // Nor does the first vault open on a bucket of the same name in
+    // another cluster, which is not marked: its chunks are not there.
+    let elsewhere = tokio::task::spawn_blocking(GarageCluster::start).await.unwrap();
+    drop(state);
+    first.stop().await;
+    let first_dir = first.data_dir();
+    let e = custos::vault::open_async_on(&first_dir, elsewhere.settings().chunk_backend().unwrap())
+        .await
+        .expect_err("an unmarked bucket this vault has used before");
+    assert!(e.to_string().contains("no custos-vault mark"), "{e}");
+    drop(elsewhere);
 }

@@ -124,6 +124,18 @@ impl S3Chunks {
             .block_on(request)
     }
 
+    /// The whole object at `path`; `None` if the bucket has none there.
+    fn read(&self, path: &ObjectPath) -> Result<Option<Vec<u8>>> {
+        self.wait(async {
+            match self.bucket.get(path).await {
+                Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(unavailable)
+    }
+
     fn path(hash: &Hash) -> ObjectPath {
         ObjectPath::from(format!("{PREFIX}/{}", hex::encode(hash)))
     }
@@ -166,14 +178,7 @@ impl ChunkStore for S3Chunks {
     }
 
     fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
-        self.wait(async {
-            match self.bucket.get(&Self::path(hash)).await {
-                Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(unavailable)
+        self.read(&Self::path(hash))
     }
 
     fn len(&self, hash: &Hash) -> Result<Option<u64>> {
@@ -214,19 +219,8 @@ impl ChunkStore for S3Chunks {
 
     fn claim_for(&self, vault: &str, adopt: bool) -> Result<()> {
         let mark = ObjectPath::from(OWNER);
-        let read = || -> Result<Option<String>> {
-            self.wait(async {
-                match self.bucket.get(&mark).await {
-                    Ok(got) => got
-                        .bytes()
-                        .await
-                        .map(|b| Some(String::from_utf8_lossy(&b).into_owned())),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .map_err(unavailable)
-        };
+        let read =
+            || -> Result<Option<String>> { Ok(self.read(&mark)?.map(|b| String::from_utf8_lossy(&b).into_owned())) };
         let another = |owner: &str| {
             StoreError::Misplaced(format!(
                 "the bucket holds the chunks of another vault (log {owner}): one bucket serves one vault, \
