@@ -18,7 +18,7 @@
 //! bucket acknowledged every chunk.
 //!
 //! `cargo test` runs the short form (20 rounds). The long form, by hand:
-//! `CUSTOS_CRASH_ROUNDS=300 cargo test --test crash -- --nocapture`.
+//! `CUSTOS_CRASH_ROUNDS=300 cargo test --test it crash:: -- --nocapture`.
 //! Either prints its figures: rounds, acknowledged, lost, audit failures.
 
 use crate::util;
@@ -47,6 +47,10 @@ const SHORT_ROUNDS: u64 = 20;
 const WORKERS: usize = 4;
 /// Evidence large enough to span two chunk files (4 MiB + 1 MiB).
 const LARGE: usize = 5 << 20;
+/// Evidence kept inside sled (a chunk of up to 64 KiB): a few of these in
+/// one leaf made sled write the page to a blob file of its own, in a
+/// store of sled's old segment size (`powercut.rs`).
+const MEDIUM: usize = 60 << 10;
 
 /// Start `custos serve` on the data directory with `flags` (SIGKILLed
 /// when dropped).
@@ -69,7 +73,7 @@ struct Acked {
 
 /// What the clients were told, shared between workers.
 #[derive(Default, Clone)]
-struct Told {
+pub(crate) struct Told {
     submissions: Vec<Acked>,
     /// Cases granted to the second lawyer, acknowledged.
     grants: Vec<String>,
@@ -83,28 +87,42 @@ struct Told {
     refused: Vec<String>,
 }
 
-struct Harness {
+pub(crate) struct Harness {
+    /// The clients' folder: files to send, downloads, trust stores.
     dir: PathBuf,
-    /// The server's flags (its chunk storage).
-    flags: Vec<String>,
+    /// The vault's data directory.
+    data: PathBuf,
+    /// The server's flags (its chunk storage, its witness).
+    pub(crate) flags: Vec<String>,
+    pub(crate) admin: Identity,
     lawyer: Identity,
     colleague: Identity,
     auditor: Identity,
-    log: LogVerifier,
+    pub(crate) log: LogVerifier,
+    /// A witness's state file: what it cosigned must stay a prefix of the
+    /// log, as every checkpoint handed out must.
+    pub(crate) witness_state: Option<PathBuf>,
 }
 
 impl Harness {
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
+    pub(crate) fn data(&self) -> PathBuf {
+        self.data.clone()
     }
 
-    fn serve(&self) -> util::ServerProcess {
+    /// Forget what the auditor verified: for a test that puts an earlier
+    /// copy of the vault back on purpose, which the auditor would rightly
+    /// call a rewritten log.
+    pub(crate) fn forget_audit(&self) {
+        let _ = std::fs::remove_file(self.dir.join("audit-state.json"));
+    }
+
+    pub(crate) fn serve(&self) -> util::ServerProcess {
         start_with(&self.data(), &self.flags)
     }
 }
 
 /// One client's work until the server dies under it: submissions (one in
-/// four with a two-chunk file), grants of acknowledged cases, and reads of
+/// four with a two-chunk file, three in eight with a 60 KiB one), grants of acknowledged cases, and reads of
 /// the checkpoint.
 async fn worker(h: Arc<Harness>, url: String, told: Arc<Mutex<Told>>, worker: usize, round: u64, seed: u64) {
     let client = Client::new(&url).unwrap();
@@ -149,7 +167,21 @@ async fn submit(
     let mut sent = vec![(ObjectKind::Statement, statement)];
     if rng.gen_ratio(1, 4) {
         sent.push((ObjectKind::Evidence, util::bytes(rng.gen(), LARGE)));
+    } else if rng.gen_ratio(1, 2) {
+        sent.push((ObjectKind::Evidence, util::bytes(rng.gen(), MEDIUM)));
     }
+    send(client, trust, &folder, sent, told).await
+}
+
+/// Submit the files `sent` (written to `folder` first) and record what
+/// the client was told.
+async fn send(
+    client: &Client,
+    trust: &TrustStore,
+    folder: &Path,
+    sent: Vec<(ObjectKind, Vec<u8>)>,
+    told: &Mutex<Told>,
+) -> Result<(), custos::client::ClientError> {
     let files: Vec<SubmitFile> = sent
         .iter()
         .enumerate()
@@ -169,6 +201,36 @@ async fn submit(
         plaintexts: sent.into_iter().map(|(_, b)| b).collect(),
     });
     Ok(())
+}
+
+/// One acknowledged submission with a two-chunk file, sent to the server
+/// at `url`: what a client was told.
+pub(crate) async fn a_large_submission(h: &Harness, url: &str) -> Told {
+    submissions_with(h, url, LARGE, 1).await
+}
+
+/// `n` acknowledged submissions with a 60 KiB file each (kept inside
+/// sled), sent to the server at `url`.
+pub(crate) async fn medium_submissions(h: &Harness, url: &str, n: u64) -> Told {
+    submissions_with(h, url, MEDIUM, n).await
+}
+
+/// `n` acknowledged submissions, each a statement and a file of `len`
+/// bytes: what a client was told.
+async fn submissions_with(h: &Harness, url: &str, len: usize, n: u64) -> Told {
+    let told = Mutex::new(Told::default());
+    let client = Client::new(url).unwrap();
+    let trust = TrustStore::new(h.dir.join("trust-set-up"));
+    for step in 0..n {
+        let folder = h.dir.join("in").join(format!("set-up-{len}-{step}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let sent = vec![
+            (ObjectKind::Statement, format!("statement {step}: set up").into_bytes()),
+            (ObjectKind::Evidence, util::bytes(step, len)),
+        ];
+        send(&client, &trust, &folder, sent, &told).await.unwrap();
+    }
+    told.into_inner().unwrap()
 }
 
 async fn grant(
@@ -306,6 +368,14 @@ async fn check(
         }
     }
     old.extend(verified_checkpoint.iter().copied());
+    if let Some(path) = &h.witness_state {
+        for (size, root) in witnessed(path) {
+            if old.insert(size, root).is_some_and(|r| r != root) {
+                f.audit
+                    .push(format!("the witness cosigned another tree of size {size}"));
+            }
+        }
+    }
     for (&size, root) in &old {
         if size > now.size {
             f.audit.push(format!(
@@ -327,15 +397,37 @@ async fn check(
     f
 }
 
-async fn setup(dir: PathBuf, flags: Vec<String>) -> Harness {
+/// The tree a witness last cosigned for each log, from its state file.
+fn witnessed(path: &Path) -> Vec<(u64, [u8; 32])> {
+    use base64::Engine;
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    state["logs"]
+        .as_object()
+        .expect("a witness state names its logs")
+        .values()
+        .map(|seen| {
+            let root = base64::engine::general_purpose::STANDARD
+                .decode(seen["root"].as_str().unwrap())
+                .unwrap();
+            (seen["size"].as_u64().unwrap(), root.try_into().unwrap())
+        })
+        .collect()
+}
+
+/// A vault in `dir/data`, its principals registered, the server stopped.
+pub(crate) async fn setup(dir: PathBuf, flags: Vec<String>) -> Harness {
+    let data = dir.join("data");
+    setup_at(dir, data, flags).await
+}
+
+/// [`setup`] with the vault's data directory at `data`.
+pub(crate) async fn setup_at(dir: PathBuf, data: PathBuf, flags: Vec<String>) -> Harness {
     let admin = Identity::generate("Admin").unwrap();
     let lawyer = Identity::generate("Lawyer").unwrap();
     let colleague = Identity::generate("Colleague").unwrap();
     let auditor = Identity::generate("Auditor").unwrap();
-    let log = custos::vault::init(&dir.join("data"), ORIGIN, &[admin.card()])
-        .await
-        .unwrap();
-    let server = start_with(&dir.join("data"), &flags);
+    let log = custos::vault::init(&data, ORIGIN, &[admin.card()]).await.unwrap();
+    let server = start_with(&data, &flags);
     let client = Client::new(&server.url).unwrap();
     for (who, role, intake) in [
         (&lawyer, Role::Lawyer, true),
@@ -352,11 +444,14 @@ async fn setup(dir: PathBuf, flags: Vec<String>) -> Harness {
     drop(server);
     Harness {
         dir,
+        data,
         flags,
+        admin,
         lawyer,
         colleague,
         auditor,
         log,
+        witness_state: None,
     }
 }
 
@@ -374,22 +469,108 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_with_its_chunks_
     drop(cluster);
 }
 
-/// The harness: rounds of concurrent work killed at random moments, each
-/// followed by the checks, against a server started with `flags`.
+/// What happens to the server's disk between the kill and the restart:
+/// nothing for the crash harness; the power-cut harness
+/// (`powercut.rs`) throws away what was never fsynced.
+pub(crate) trait AfterKill {
+    fn after_kill(&mut self, rng: &mut rand::rngs::StdRng);
+}
+
+impl AfterKill for () {
+    fn after_kill(&mut self, _: &mut rand::rngs::StdRng) {}
+}
+
+/// What a run of rounds found.
+pub(crate) struct Outcome {
+    told: Told,
+    lost: Vec<String>,
+    audit_failures: Vec<String>,
+    unacked_seen: usize,
+    rounds: u64,
+}
+
+impl Outcome {
+    /// The figures, in one line.
+    pub(crate) fn figures(&self) -> String {
+        let told = &self.told;
+        format!(
+            "rounds {}, acknowledged {} receipts ({} submissions, {} grants, {} checkpoints read or received), \
+             requests cut by the kill {}, cases left unfinished by a kill {}, lost {}, audit failures {}",
+            self.rounds,
+            told.receipts,
+            told.submissions.len(),
+            told.grants.len(),
+            told.checkpoints.len(),
+            told.cut,
+            self.unacked_seen,
+            self.lost.len(),
+            self.audit_failures.len(),
+        )
+    }
+
+    /// What was lost after a restart, one line each.
+    pub(crate) fn lost(&self) -> &[String] {
+        &self.lost
+    }
+
+    /// Everything must have held, and the run must have proven something.
+    pub(crate) fn assert_whole(&self) {
+        let (told, rounds) = (&self.told, self.rounds);
+        assert!(self.lost.is_empty(), "lost after a crash:\n{}", self.lost.join("\n"));
+        assert!(
+            self.audit_failures.is_empty(),
+            "audit failures:\n{}",
+            self.audit_failures.join("\n")
+        );
+        assert!(
+            told.refused.is_empty(),
+            "the live server refused requests:\n{}",
+            told.refused.join("\n")
+        );
+        assert!(
+            told.submissions.len() as u64 >= rounds,
+            "too little was acknowledged to prove anything"
+        );
+        assert_eq!(
+            told.cut,
+            rounds * WORKERS as u64,
+            "every round's kill must cut every client off"
+        );
+    }
+}
+
+/// A number from the environment variable `var`, or `default`.
+pub(crate) fn from_env(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{var} is a number")))
+        .unwrap_or(default)
+}
+
+/// The crash harness against a server started with `flags`.
 async fn kill_rounds(flags: Vec<String>) {
-    let rounds: u64 = std::env::var("CUSTOS_CRASH_ROUNDS")
-        .ok()
-        .map(|r| r.parse().expect("CUSTOS_CRASH_ROUNDS is a number"))
-        .unwrap_or(SHORT_ROUNDS);
-    let seed: u64 = std::env::var("CUSTOS_CRASH_SEED")
-        .ok()
-        .map(|s| s.parse().expect("CUSTOS_CRASH_SEED is a number"))
-        .unwrap_or_else(rand::random);
+    let rounds = from_env("CUSTOS_CRASH_ROUNDS", SHORT_ROUNDS);
+    let seed = from_env("CUSTOS_CRASH_SEED", rand::random());
     eprintln!("crash harness: {rounds} rounds, seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
     let h = Arc::new(setup(tmp.path().to_path_buf(), flags).await);
-    let told = Arc::new(Mutex::new(Told::default()));
+    let outcome = run_rounds(h, rounds, seed, &mut (), Told::default()).await;
+    eprintln!("crash harness: {}", outcome.figures());
+    outcome.assert_whole();
+}
+
+/// The harness: rounds of concurrent work killed at random moments, each
+/// followed by `disk`'s turn and then the checks.
+/// `told`: what clients were told before the first round.
+pub(crate) async fn run_rounds(
+    h: Arc<Harness>,
+    rounds: u64,
+    seed: u64,
+    disk: &mut dyn AfterKill,
+    told: Told,
+) -> Outcome {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let told = Arc::new(Mutex::new(told));
     let (mut lost, mut audit_failures) = (Vec::new(), Vec::new());
     let mut unacked_seen = HashSet::new();
     let mut verified_checkpoint = None;
@@ -400,7 +581,17 @@ async fn kill_rounds(flags: Vec<String>) {
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| tokio::spawn(worker(h.clone(), server.url.clone(), told.clone(), w, round, rng.gen())))
             .collect();
+        // A random moment, but not before this round's first
+        // acknowledgment: on a loaded machine a short round would
+        // otherwise kill before anything was sent, and prove nothing.
+        let before = told.lock().unwrap().submissions.len();
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..2000))).await;
+        for _ in 0..600 {
+            if told.lock().unwrap().submissions.len() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         drop(server); // SIGKILL
         for w in workers {
             tokio::time::timeout(Duration::from_secs(120), w)
@@ -408,6 +599,7 @@ async fn kill_rounds(flags: Vec<String>) {
                 .expect("a client hung after the server died")
                 .unwrap();
         }
+        disk.after_kill(&mut rng);
 
         let server = h.serve();
         let told = told.lock().unwrap().clone();
@@ -441,39 +633,13 @@ async fn kill_rounds(flags: Vec<String>) {
     .await;
     lost.extend(found.lost.into_iter().map(|l| format!("final: {l}")));
     audit_failures.extend(found.audit.into_iter().map(|l| format!("final: {l}")));
-
-    eprintln!(
-        "crash harness: rounds {rounds}, acknowledged {} receipts ({} submissions, {} grants, {} checkpoints read or received), \
-         requests cut by the kill {}, cases left unfinished by a kill {}, lost {}, audit failures {}",
-        told.receipts,
-        told.submissions.len(),
-        told.grants.len(),
-        told.checkpoints.len(),
-        told.cut,
-        unacked_seen.len(),
-        lost.len(),
-        audit_failures.len(),
-    );
-    assert!(lost.is_empty(), "lost after a crash:\n{}", lost.join("\n"));
-    assert!(
-        audit_failures.is_empty(),
-        "audit failures:\n{}",
-        audit_failures.join("\n")
-    );
-    assert!(
-        told.refused.is_empty(),
-        "the live server refused requests:\n{}",
-        told.refused.join("\n")
-    );
-    assert!(
-        told.submissions.len() as u64 >= rounds,
-        "too little was acknowledged to prove anything"
-    );
-    assert_eq!(
-        told.cut,
-        rounds * WORKERS as u64,
-        "every round's kill must cut every client off"
-    );
+    Outcome {
+        told,
+        lost,
+        audit_failures,
+        unacked_seen: unacked_seen.len(),
+        rounds,
+    }
 }
 
 /// sled recovers its log up to the first message whose checksum fails and

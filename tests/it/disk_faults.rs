@@ -18,25 +18,6 @@ use custos::client::flows::{self, SubmitFile};
 use custos::envelope::ObjectKind;
 use util::TestVault;
 
-const NAMESPACE_VAR: &str = "CUSTOS_TEST_IN_MOUNT_NAMESPACE";
-
-/// Run the named test of this binary again in a private mount namespace;
-/// true if the caller is already in one and should do the work.
-fn in_mount_namespace(test: &str) -> bool {
-    if std::env::var_os(NAMESPACE_VAR).is_some() {
-        return true;
-    }
-    let status = Command::new("unshare")
-        .args(["--mount", "--map-root-user", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(NAMESPACE_VAR, "1")
-        .status()
-        .expect("unshare (util-linux) runs this test in its own mount namespace");
-    assert!(status.success(), "{test} failed in its mount namespace");
-    false
-}
-
 fn mount(args: &[&str]) {
     let out = Command::new("mount").args(args).output().unwrap();
     assert!(
@@ -94,7 +75,7 @@ async fn all_there(v: &TestVault, acked: &[Acked], out: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_then_read_only_disk_refuses_clearly_and_loses_nothing() {
-    if !in_mount_namespace("a_full_then_read_only_disk_refuses_clearly_and_loses_nothing") {
+    if !util::in_mount_namespace("disk_faults::a_full_then_read_only_disk_refuses_clearly_and_loses_nothing") {
         return;
     }
     let mut data = PathBuf::new();

@@ -14,15 +14,26 @@ use std::path::Path;
 /// synced, then renamed over `path`, and the folder synced so the rename
 /// itself survives a power cut.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
+}
+
+/// The folder that holds `path`: `.` for a bare file name.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Make `path`'s own name, in the folder that holds it, durable: after a
+/// file or folder is created or renamed there.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    sync_dir(folder_of(path))
 }
 
 /// Make the names in `dir` (creations, renames, removals) durable.
@@ -34,13 +45,28 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Create a directory only its owner can enter.
+/// Create a directory only its owner can enter. A new one's name is made
+/// durable in its parent, unless the user may not open the parent (a
+/// root-owned folder need not be readable): then it lasts as that file
+/// system keeps names.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    // The folders create_dir_all will make, deepest first.
+    let created: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    // Each new folder's name in its parent, from the top down.
+    for new in created.into_iter().rev() {
+        match sync_parent(new) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -143,9 +143,13 @@ pub async fn init(dir: &Path, origin: &str, admins: &[Card]) -> Result<LogVerifi
         anchors: admins.to_vec(),
         vkey: verifier.vkey(),
     };
-    std::fs::write(
-        dir.join(DESCRIPTION),
-        serde_json::to_vec_pretty(&description).expect("serialisable"),
+    // The description says a vault is here, so it is written last, and
+    // only once every name init made is durable: a power cut before it
+    // leaves a half-finished init, which the next one starts over.
+    sync_names(dir)?;
+    custos_durable::write_atomically(
+        &dir.join(DESCRIPTION),
+        &serde_json::to_vec_pretty(&description).expect("serialisable"),
     )?;
     Ok(verifier)
 }
@@ -228,17 +232,42 @@ fn unwritable(dir: &Path, e: StoreError) -> VaultError {
     }
 }
 
+/// Make the names in a vault's data directory durable: the sled store's
+/// folder, the data directory's own entries, and its name in its parent
+/// (it may have been made by hand just before, never synced), unless the
+/// user may not open the parent (a root-owned folder need not be
+/// readable).
+pub(crate) fn sync_names(dir: &Path) -> std::io::Result<()> {
+    custos_durable::sync_dir(&db_path(dir))?;
+    custos_durable::sync_dir(dir)?;
+    match custos_durable::sync_parent(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    }
+}
+
 /// The sled store inside a vault's data directory.
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB)
 }
 
-/// Write an Ed25519 seed, base64, to a new file only its owner can read.
+/// Write an Ed25519 seed, base64, to a file only its owner can read: by
+/// way of a new file beside it, synced, renamed over `path`, and the
+/// folder synced, so that a power cut leaves the whole key or none (a
+/// file system may make a new name durable before the bytes behind it).
 pub(crate) fn write_key_file(path: &Path, key: &SigningKey) -> Result<(), VaultError> {
     let seed = Zeroizing::new(B64.encode(key.to_bytes()));
-    let mut f = identity::private_file(path)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    // What a cut-off earlier write left.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = identity::private_file(&tmp)?;
     std::io::Write::write_all(&mut f, seed.as_bytes())?;
     f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    custos_durable::sync_parent(path)?;
     Ok(())
 }
 

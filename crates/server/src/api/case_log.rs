@@ -73,7 +73,9 @@ pub(super) async fn case_log(
 /// durable, or a crash could roll the log back behind it.
 pub(super) async fn durable_checkpoint(store: &Store) -> Result<(String, u64)> {
     store.flush().await?;
-    let note = store.checkpoint()?.ok_or(ApiError::NotFound("checkpoint"))?;
+    // What the flush made durable, not the latest: another request's
+    // append may have signed a newer one since.
+    let note = store.durable_checkpoint().ok_or(ApiError::NotFound("checkpoint"))?;
     let integrity = |e: custos_core::custody::checkpoint::CheckpointError| store::StoreError::Integrity(e.to_string());
     let body = custos_core::custody::checkpoint::split_note(&note)
         .map_err(integrity)?

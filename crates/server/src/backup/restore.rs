@@ -442,10 +442,13 @@ fn restore_into(file: &Path, dir: &Path, key: LogKeySource<'_>, chunks: store::C
     store.flush_blocking()?;
     drop(store);
     crate::vault::write_key_file(&dir.join("log.key"), &signing)?;
-    std::fs::write(dir.join("vault.json"), description_bytes.expect("checked above"))?;
     if let Some(c) = config {
-        std::fs::write(dir.join(crate::config::CONFIG_FILE), c)?;
+        custos_durable::write_atomically(&dir.join(crate::config::CONFIG_FILE), &c)?;
     }
+    // As at init: `vault.json` says a vault is here, so it comes last,
+    // once every other name is durable.
+    crate::vault::sync_names(dir)?;
+    custos_durable::write_atomically(&dir.join("vault.json"), &description_bytes.expect("checked above"))?;
     // Opening checks the tree against the checkpoint and starts the
     // high-water mark at the backup's checkpoint; then the full audit.
     let vault = crate::vault::open_on(dir, chunks).map_err(|e| audit_failed(e.to_string()))?;

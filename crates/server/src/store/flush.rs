@@ -80,6 +80,21 @@ impl Store {
         .map_err(|e| StoreError::Io(std::io::Error::other(format!("flush task failed: {e}"))))?
     }
 
+    /// The last checkpoint a flush made durable (the high-water mark's):
+    /// the one to hand out. The store's latest checkpoint may be newer than
+    /// any flush, since writers go on as soon as a flush has taken its
+    /// copy; a power cut would take that one back, and a client or witness
+    /// that kept it would see a fork (found by the power-cut harness's long
+    /// form, tests/it/powercut.rs).
+    pub fn durable_checkpoint(&self) -> Option<String> {
+        self.group
+            .high_water
+            .lock()
+            .expect("flushes do not panic")
+            .note()
+            .map(str::to_owned)
+    }
+
     /// How many group flushes have started since the store was opened.
     pub fn flush_count(&self) -> u64 {
         self.group.started.load(std::sync::atomic::Ordering::SeqCst)

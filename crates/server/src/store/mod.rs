@@ -4,9 +4,10 @@
 //! and checkpoint. Multi-tree changes are one sled transaction; callers
 //! acknowledge only after [`Store::flush`]. Decides nothing about policy.
 //!
-//! This file opens the database and applies batches; `records` holds what
-//! is stored and under which keys, `chunks` the ciphertext, `flush` group
-//! commit, `log` the custody log, `high_water` the durable checkpoint mark.
+//! This file applies batches; `resize` opens sled (and rewrites, once, a
+//! store of the old segment size), `records` holds what is stored and
+//! under which keys, `chunks` the ciphertext, `flush` group commit, `log`
+//! the custody log, `high_water` the durable checkpoint mark.
 
 mod chunks;
 mod flush;
@@ -14,6 +15,7 @@ mod high_water;
 mod log;
 mod migrate;
 mod records;
+mod resize;
 mod s3;
 mod upload_hashes;
 
@@ -48,6 +50,20 @@ pub use custos_core::protocol::CHUNK_SIZE;
 /// sled page cache. sled's resident memory runs several times this figure,
 /// so it is kept small; chunks are read once per download anyway.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+/// sled's segment (and I/O buffer) size. sled writes any page larger than
+/// a quarter of a segment to a blob file of its own, which it never
+/// fsyncs, and removes such files on its own schedule: a power cut can
+/// then leave a log naming a blob that is gone or torn (`resize` says
+/// why no fsync of custos's mends that). A leaf holds at most 17 entries,
+/// the largest of them a 64 KiB chunk ([`SMALL_CHUNK`]), about 1.1 MiB:
+/// with 8 MiB segments (2 MiB pages) no page ever becomes a blob. sled
+/// allocates each I/O buffer at this size: about 10 MiB more resident
+/// memory (bench/README.md).
+const SEGMENT_SIZE: usize = 8 << 20;
+/// sled's default, which every store made before [`SEGMENT_SIZE`] has:
+/// sled cannot change it, so `resize` rewrites such a store once.
+const OLD_SEGMENT_SIZE: usize = 512 << 10;
 
 /// The named trees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,17 +290,7 @@ impl Store {
     /// A store whose chunks are elsewhere is refused (`Misplaced`); a
     /// store with no large chunk yet takes the S3 backend it is given.
     pub fn open_on(dir: &Path, backend: ChunkBackend) -> Result<Self> {
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other?,
-            }
-        };
+        let db = resize::open(dir)?;
         let trees = TREES
             .iter()
             .enumerate()
@@ -295,7 +301,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let chunk_dir = dir.join("chunks");
         std::fs::create_dir_all(&chunk_dir)?;
-        let local = FileChunks { dir: chunk_dir.clone() };
+        // sled 0.34.7 writes its `conf` once, in place and without an
+        // fsync, and never syncs the names in its folder: a power cut
+        // could leave a torn `conf` (which sled refuses) or no store at
+        // all. Both are made durable here, before anything is acknowledged
+        // (found by the power-cut harness, tests/it/powercut.rs).
+        std::fs::File::open(dir.join("conf"))?.sync_all()?;
+        custos_durable::sync_dir(&chunk_dir)?;
+        custos_durable::sync_dir(dir)?;
+        let local = FileChunks::new(chunk_dir.clone());
         let mut adopting = None;
         // Files on this disk are this vault's by where they are; a bucket
         // is checked by `claim_chunk_store`.

@@ -41,6 +41,30 @@ async fn a_store_without_a_mark_gets_one_from_its_checkpoint() {
     );
 }
 
+/// The checkpoint handed out is the last one a flush made durable, never
+/// one an append signed since (the power-cut harness's long form saw a
+/// client keep such a one, and the log fork from it after the cut).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_durable_checkpoint_is_the_flushed_one_not_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = LogSigner::new("test.example", SigningKey::from_bytes(&[1; 32])).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let append = |case: &'static str| {
+        let g = store.writer_blocking();
+        store.append(&g, Batch::default(), vec![draft(case)], &signer).unwrap();
+    };
+    tokio::task::block_in_place(|| append("c1"));
+    store.flush().await.unwrap();
+    let flushed = store.checkpoint().unwrap().unwrap();
+    assert_eq!(store.durable_checkpoint().as_deref(), Some(flushed.as_str()));
+    tokio::task::block_in_place(|| append("c2"));
+    let latest = store.checkpoint().unwrap().unwrap();
+    assert_ne!(latest, flushed);
+    assert_eq!(store.durable_checkpoint().as_deref(), Some(flushed.as_str()));
+    store.flush().await.unwrap();
+    assert_eq!(store.durable_checkpoint().as_deref(), Some(latest.as_str()));
+}
+
 /// A store from before the retired principals' and open uploads'
 /// indexes gets them when first opened as a vault, once.
 #[tokio::test]

@@ -192,6 +192,9 @@ impl Witness {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let empty = serde_json::to_vec_pretty(&WitnessState::default()).expect("state serialises");
             custos_durable::write_atomically(&state_path, &empty)?;
+            // Whole and durably named (write_key_file syncs the folder):
+            // without it a witness would come back with a new key and an
+            // empty state, one that cosigns any history.
             write_key_file(&key_path, &key)?;
             key
         };
