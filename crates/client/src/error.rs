@@ -39,6 +39,10 @@ pub enum ClientError {
     /// A usage problem (bad argument).
     #[error("{0}")]
     Usage(String),
+    /// Another run of this program holds what this one needs (an upload's
+    /// journal); said in one line that names it.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<reqwest::Error> for ClientError {
@@ -72,6 +76,18 @@ impl ClientError {
     /// not hold, is never retried: the host is not to be believed.
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Http(_) | ClientError::Api { .. })
+    }
+
+    /// Whether the exchange itself broke (no connection, a connection cut,
+    /// a body that stopped): what a transfer takes up again from where the
+    /// vault stands. A refusal by the vault is not.
+    pub fn is_broken_exchange(&self) -> bool {
+        // reqwest files a body cut short under "decode" too, beside JSON
+        // that does not parse; only the latter is the vault's answer.
+        let unparsed = |e: &reqwest::Error| {
+            e.is_decode() && std::error::Error::source(e).is_some_and(|s| s.is::<serde_json::Error>())
+        };
+        matches!(self, ClientError::Http(e) if !e.is_builder() && !unparsed(e))
     }
 
     /// The server's error code, if the server refused.
