@@ -23,6 +23,8 @@ pub struct CutProxy {
 struct ProxyState {
     upstream: Mutex<String>,
     cut_at: u64,
+    /// The same, counting what the server sends back (a download).
+    cut_answers_at: u64,
     sent: AtomicU64,
     received: AtomicU64,
     cut: AtomicBool,
@@ -30,6 +32,8 @@ struct ProxyState {
     generation: tokio::sync::watch::Sender<u64>,
     /// (offset, sent after the cut?) of every request that carried one.
     offsets: Mutex<Vec<(u64, bool)>>,
+    /// The address each connection came from.
+    peers: Mutex<Vec<std::net::IpAddr>>,
 }
 
 /// How long the proxy refuses connections after the cut.
@@ -47,21 +51,30 @@ impl CutProxy {
     /// ([`CutProxy::forward_to`]): the vault must be told the address its
     /// clients sign for (`public_url`) when it starts.
     pub async fn ahead(cut_at: u64) -> Self {
+        Self::ahead_cutting(cut_at, u64::MAX).await
+    }
+
+    /// [`CutProxy::ahead`], cutting also once the server has sent back
+    /// `cut_answers_at` bytes (in a download, say); one cut in all.
+    pub async fn ahead_cutting(cut_at: u64, cut_answers_at: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(ProxyState {
             upstream: Mutex::new(String::new()),
             cut_at,
+            cut_answers_at,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             refuse_until: Mutex::new(None),
             generation: tokio::sync::watch::channel(0).0,
             offsets: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
         });
         let s = state.clone();
         tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
+            while let Ok((conn, peer)) = listener.accept().await {
+                s.peers.lock().unwrap().push(peer.ip());
                 let refused = s.refuse_until.lock().unwrap().is_some_and(|t| Instant::now() < t);
                 if refused {
                     drop(conn);
@@ -91,6 +104,11 @@ impl CutProxy {
     /// Whether the cut has happened.
     pub fn was_cut(&self) -> bool {
         self.state.cut.load(Ordering::SeqCst)
+    }
+
+    /// The address each connection came from, refused ones too.
+    pub fn peers(&self) -> Vec<std::net::IpAddr> {
+        self.state.peers.lock().unwrap().clone()
     }
 
     /// `Upload-Offset` values the browser sent, with whether each came after
@@ -123,9 +141,7 @@ async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
             record_offsets(&s, &window, old);
             carry = window[window.len().saturating_sub(64)..].to_vec();
             let total = s.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
-            if total >= s.cut_at && !s.cut.swap(true, Ordering::SeqCst) {
-                *s.refuse_until.lock().unwrap() = Some(Instant::now() + OUTAGE);
-                s.generation.send_modify(|g| *g += 1);
+            if total >= s.cut_at && cut_all(&s) {
                 return;
             }
             if sw.write_all(&buf[..n]).await.is_err() {
@@ -140,7 +156,10 @@ async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
             if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
                 return;
             }
-            s.received.fetch_add(n as u64, Ordering::SeqCst);
+            let total = s.received.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            if total >= s.cut_answers_at && cut_all(&s) {
+                return;
+            }
         }
     };
     let killed = async {
@@ -155,6 +174,17 @@ async fn relay(s: Arc<ProxyState>, mut client: TcpStream) {
         _ = down => {}
         _ = killed => {}
     }
+}
+
+/// Make the one cut, if it has not been made: drop every open connection
+/// and refuse new ones for [`OUTAGE`]. Whether this call made it.
+fn cut_all(s: &ProxyState) -> bool {
+    if s.cut.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    *s.refuse_until.lock().unwrap() = Some(Instant::now() + OUTAGE);
+    s.generation.send_modify(|g| *g += 1);
+    true
 }
 
 /// Note every `Upload-Offset:` header that ends after byte `old` of

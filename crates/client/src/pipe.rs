@@ -172,11 +172,23 @@ impl Read for GrowingReader {
 /// Send a download's pieces into `pieces` as they arrive; the async side
 /// waits while the receiver is behind. The receiver gone is a broken pipe:
 /// its own result says why.
-pub(super) async fn send_all(mut download: Download, pieces: mpsc::Sender<Piece>) -> Result<Receipt> {
+pub(super) async fn send_all(download: Download, pieces: mpsc::Sender<Piece>) -> Result<Receipt> {
+    send_counted(download, &pieces, &mut 0).await
+}
+
+/// [`send_all`], adding to `sent` the length of each piece handed on, so
+/// that a download that breaks can be taken up again after them.
+pub(super) async fn send_counted(
+    mut download: Download,
+    pieces: &mpsc::Sender<Piece>,
+    sent: &mut u64,
+) -> Result<Receipt> {
     while let Some(piece) = download.next_bytes().await? {
+        let len = piece.as_ref().len() as u64;
         if pieces.send(Box::new(piece)).await.is_err() {
             return Err(ClientError::Io(std::io::ErrorKind::BrokenPipe.into()));
         }
+        *sent += len;
     }
     Ok(download.into_receipt())
 }
