@@ -101,6 +101,8 @@ async fn metrics_count_the_work_and_name_no_case_person_or_key() {
         1
     );
     assert!(count("custos_upload_bytes_total") > 300_000);
+    // The CLI pays with SHA-256 tries (v1); the page, with PBKDF2 (v2).
+    assert_eq!(count("custos_stamps_total{kind=\"v1\"}"), 1);
     assert_eq!(count("custos_log_entries"), state.vault.store.log_size().unwrap());
     assert!(count("custos_flush_seconds_count") > 0);
     assert!(count("custos_flushes_total") > 0);
@@ -135,6 +137,7 @@ async fn metrics_count_the_work_and_name_no_case_person_or_key() {
             "method" => ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "other"].contains(&value.as_str()),
             "status" => value.len() == 3 && value.bytes().all(|b| b.is_ascii_digit()),
             "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+            "kind" => ["v1", "v2"].contains(&value.as_str()),
             _ => false,
         };
         assert!(fine, "label {name}={value:?} could carry something it must not");

@@ -8,12 +8,27 @@
 // No DOM here: the page (main.js) calls these functions.
 
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { base64, bech32, hex } from "@scure/base";
 import * as age from "age-encryption";
 
 const utf8 = new TextEncoder();
+
+// The browser's own crypto: native code at every security level, JIT or
+// not. Only in secure contexts (HTTPS, loopback, onion addresses in Tor
+// Browser), which the page needs anyway: age-encryption's X25519 uses it.
+const subtle = globalThis.crypto?.subtle;
+
+/** PBKDF2-HMAC-SHA256 to 32 bytes, from raw bytes or an imported key. */
+async function pbkdf2(password, salt, rounds) {
+  const key =
+    password instanceof Uint8Array
+      ? await subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"])
+      : password;
+  return new Uint8Array(await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations: rounds }, key, 256));
+}
 
 // ---- Codenames (crates/core/src/identity/codename.rs) ----
 
@@ -67,19 +82,33 @@ export function parseCodename(text) {
   return words.join(" ");
 }
 
-// scrypt parameters of the codename KDF: 2^15 * 128 * 8 bytes = 32 MiB.
+// The codename KDFs (crates/core/src/identity/codename.rs says what each
+// adds). v1: scrypt, 2^15 * 128 * 8 bytes = 32 MiB, 9 s without a JIT.
 const KDF = { N: 2 ** 15, r: 8, p: 1, dkLen: 64 };
 const KDF_DOMAIN = "custos codename v1\n";
+// v2: PBKDF2-HMAC-SHA256 (native), then HKDF-SHA256 to 64 bytes.
+const KDF_V2_ROUNDS = 2 ** 18;
+const KDF_V2_DOMAIN = "custos codename v2\n";
+const KDF_V2_INFO = "custos codename v2 keys";
+/** The KDF versions, newest first: new codenames use the first. */
+export const KDF_VERSIONS = ["v2", "v1"];
 
 /**
- * The submitter's keys for a codename at the vault `origin`: an Ed25519
- * seed (first 32 bytes) and an age X25519 identity (last 32 bytes).
+ * The submitter's keys for a codename at the vault `origin` under KDF
+ * `version`: an Ed25519 seed (first 32 bytes) and an age X25519 identity
+ * (last 32 bytes).
  */
-export async function deriveKeys(codename, origin, onProgress) {
-  const out = await scryptAsync(utf8.encode(codename), utf8.encode(KDF_DOMAIN + origin), {
-    ...KDF,
-    onProgress,
-  });
+export async function deriveKeys(codename, origin, version = KDF_VERSIONS[0]) {
+  let out;
+  if (version === "v1") {
+    out = await scryptAsync(utf8.encode(codename), utf8.encode(KDF_DOMAIN + origin), KDF);
+  } else if (version === "v2") {
+    const stretched = await pbkdf2(utf8.encode(codename), utf8.encode(KDF_V2_DOMAIN + origin), KDF_V2_ROUNDS);
+    out = hkdf(sha256, stretched, undefined, utf8.encode(KDF_V2_INFO), 64);
+    stretched.fill(0);
+  } else {
+    throw new Error(`unknown codename KDF ${version}`);
+  }
   const seed = out.slice(0, 32);
   const ageIdentity = bech32.encode("age-secret-key-", bech32.toWords(out.slice(32)), false).toUpperCase();
   out.fill(0);
@@ -101,6 +130,15 @@ export function keyId(publicKey) {
 // ---- Request signatures (crates/core/src/httpsig.rs, crates/client/src/lib.rs) ----
 
 const SIGNATURE_LIFETIME_SECS = 60;
+
+/**
+ * SHA-256 of `bytes` in the browser's native code: without a JIT,
+ * JavaScript's SHA-256 takes about 1.6 s a megabyte here, this a few
+ * milliseconds.
+ */
+export async function digest(bytes) {
+  return new Uint8Array(await subtle.digest("SHA-256", bytes));
+}
 
 /** RFC 9530 Content-Digest of a body. */
 export function contentDigest(body) {
@@ -214,11 +252,39 @@ function leadingZeroBits(hash) {
   return n;
 }
 
+// v2 stamps: one PBKDF2 of this many rounds per try (2^7 SHA-256
+// compressions), so 7 fewer bits than v1 for the same work
+// (crates/core/src/stamp.rs says why so few rounds).
+const STAMP_V2_ROUNDS = 64;
+const STAMP_V2_DISCOUNT = 7;
+// v2 tries in flight at once: the browser may run them on several threads.
+const STAMP_V2_BATCH = 8;
+
 /**
- * Find a stamp for `body` sent to the vault `origin`: about 2^bits hashes,
- * yielding to the page every few thousand so it stays responsive.
+ * Find a stamp for `body` sent to the vault `origin`, of the work of about
+ * 2^bits SHA-256 hashes: v2, native PBKDF2 tries (what the page sends), or
+ * v1, SHA-256 in JavaScript yielding to the page every few thousand (kept
+ * for the shared known answers). Either gives the first counter that
+ * meets the difficulty, as the Rust client does.
  */
-export async function mintStamp(origin, body, bits, onProgress, time = Math.floor(Date.now() / 1000)) {
+export async function mintStamp(origin, body, bits, onProgress, time = Math.floor(Date.now() / 1000), version = "v2") {
+  if (version === "v2") {
+    const password = sha256
+      .create()
+      .update(utf8.encode(`custos stamp v2\n${origin}\n`))
+      .update(sha256(body))
+      .update(be64(time))
+      .digest();
+    const key = await subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
+    const need = Math.max(0, bits - STAMP_V2_DISCOUNT);
+    for (let first = 0; ; first += STAMP_V2_BATCH) {
+      const counters = Array.from({ length: STAMP_V2_BATCH }, (_, i) => first + i);
+      const hashes = await Promise.all(counters.map((c) => pbkdf2(key, be64(c), STAMP_V2_ROUNDS)));
+      const hit = hashes.findIndex((h) => leadingZeroBits(h) >= need);
+      if (hit >= 0) return `v2 ${time} ${first + hit}`;
+      if (onProgress && first % 256 === 0) onProgress(first / 2 ** need);
+    }
+  }
   const prefix = sha256
     .create()
     .update(utf8.encode(`custos stamp v1\n${origin}\n`))
@@ -644,6 +710,10 @@ export async function sealLabel(label, caseRecipient) {
 // Ciphertext is gathered into Blobs of this size so the browser can keep
 // large files out of the JavaScript heap.
 const BLOB_PART = 16 * 1024 * 1024;
+// Ciphertexts up to this size are hashed natively in one call (see
+// encryptBlob): a photo, a scan, a voice note. Larger ones, mostly videos,
+// are hashed in JavaScript as they are made, so memory stays flat.
+const NATIVE_HASH_MAX = 32 * 1024 * 1024;
 
 /**
  * Encrypt a Blob or File to the recipients as a stream, reporting the
@@ -655,16 +725,20 @@ export async function encryptBlob(blob, recipients, onProgress) {
   for (const r of recipients) e.addRecipient(r);
   const stream = await e.encrypt(blob.stream());
   const total = stream.size(blob.size);
+  // Up to NATIVE_HASH_MAX the ciphertext is hashed at the end, in one
+  // native call over it whole; beyond, piece by piece in JavaScript, as
+  // holding it all would cost as much memory as the file.
+  const native = total <= NATIVE_HASH_MAX;
   let encrypted = 0;
   const reader = stream.getReader();
-  const hash = sha256.create();
+  const hash = native ? null : sha256.create();
   const blobs = [];
   let pending = [];
   let pendingLen = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    hash.update(value);
+    if (hash) hash.update(value);
     encrypted += value.length;
     if (onProgress) onProgress(encrypted / total);
     pending.push(value);
@@ -676,7 +750,9 @@ export async function encryptBlob(blob, recipients, onProgress) {
     }
   }
   blobs.push(new Blob(pending));
-  return { blob: new Blob(blobs), sha256: hex.encode(hash.digest()) };
+  const ciphertext = new Blob(blobs);
+  const sum = hash ? hash.digest() : await digest(await ciphertext.arrayBuffer());
+  return { blob: ciphertext, sha256: hex.encode(sum) };
 }
 
 /** The duress note, always the same length (crates/client/src/flows). */

@@ -73,7 +73,7 @@ class SigningRequest {
     let digest = null;
     if (body !== null && body !== undefined) {
       bytes = new Uint8Array(body instanceof Blob ? await body.arrayBuffer() : body);
-      const hash = p.base64.encode(p.sha256(bytes));
+      const hash = p.base64.encode(await p.digest(bytes));
       this.inner.setHeader("Upload-Checksum", `sha256 ${hash}`);
       digest = `sha-256=:${hash}:`;
     } else if (method === "POST" || method === "PATCH") {
@@ -197,8 +197,7 @@ export async function submit({ items, duress, onStage, onProgress, onCreated }) 
   onStage("keys");
   const codename = p.generateCodename();
   const second = p.generateCodename();
-  const keys = await p.deriveKeys(codename, params.origin);
-  const secondKeys = await p.deriveKeys(second, params.origin);
+  const [keys, secondKeys] = await Promise.all([p.deriveKeys(codename, params.origin), p.deriveKeys(second, params.origin)]);
   const caseKey = await p.generateKey();
   const noteKey = await p.generateKey();
   const envelopes = [];
@@ -313,19 +312,27 @@ export class NoSuchCase extends Error {}
  * Come back with a codename: derive its keys, open the case, and decrypt
  * the labels. Returns a session for status, replies and more evidence.
  */
-export async function openCase(codenameText, caseId) {
+export async function openCase(codenameText, caseId, versions = p.KDF_VERSIONS) {
   const codename = p.parseCodename(codenameText);
   if (!codename || !/^[0-9a-z-]{1,64}$/.test(caseId)) throw new NoSuchCase();
   const { params } = await intake();
-  const keys = await p.deriveKeys(codename, params.origin);
+  // Each KDF version in turn, newest first (scrypt without a JIT takes 9 s;
+  // SECURITY.md says what the order shows the host), until the vault
+  // knows the key; a session keeps the one that worked, for reopening.
+  let keys;
   let detail;
-  try {
-    detail = await (await p.call("GET", `/v1/cases/${caseId}`, { keys })).json();
-  } catch (e) {
-    if (e instanceof p.ApiError && ["unknown_key", "not_found", "forbidden"].includes(e.code)) throw new NoSuchCase();
-    throw e;
+  let kdf;
+  for (const version of versions) {
+    kdf = version;
+    keys = await p.deriveKeys(codename, params.origin, version);
+    try {
+      detail = await (await p.call("GET", `/v1/cases/${caseId}`, { keys })).json();
+      break;
+    } catch (e) {
+      if (!(e instanceof p.ApiError && ["unknown_key", "not_found", "forbidden"].includes(e.code))) throw e;
+    }
   }
-  if (!detail.envelope) throw new NoSuchCase();
+  if (!detail?.envelope) throw new NoSuchCase();
   // The case key comes from the envelope of the case's signed creation,
   // never from the host's word (see protocol.checkRecord).
   const log = await (await p.call("GET", `/v1/cases/${caseId}/log`, { keys })).json();
@@ -340,7 +347,7 @@ export async function openCase(codenameText, caseId) {
     objects.push({ ...o, label });
   }
   objects.sort((a, b) => a.index - b.index);
-  return { keys, caseId, params, detail, caseIdentity, caseRecipient, objects };
+  return { keys, kdf, caseId, params, detail, caseIdentity, caseRecipient, objects };
 }
 
 /**

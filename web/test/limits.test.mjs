@@ -79,10 +79,14 @@ test("a size just over a limit never reads as the limit", () => {
   assert.deepEqual(limits.writeApart(40 * 1024, 20 * 1024, format), ["40 kb", "20 kb"]);
 });
 
-test("every string the page's script asks for is in every language", () => {
+test("every string the page's script asks for is in every language", async () => {
   const main = readFileSync(new URL("../src/main.js", import.meta.url), "utf8");
   const vault = readFileSync(new URL("../src/vault.js", import.meta.url), "utf8");
-  const keys = new Set([...main.matchAll(/\bt\("([a-z_]+)"/g)].map((m) => m[1]));
+  const review = readFileSync(new URL("../src/review.js", import.meta.url), "utf8");
+  const keys = new Set([...(main + review).matchAll(/\bt\("([a-z_]+)"/g)].map((m) => m[1]));
+  // Findings are shown as meta_kind_<kind>, the page's own kinds too.
+  const { KINDS, PAGE_KINDS } = await import("../src/metadata.js");
+  for (const k of [...KINDS, ...PAGE_KINDS]) keys.add(`meta_kind_${k}`);
   // Error messages are also picked by name before t() sees them.
   for (const m of main.matchAll(/"(error_[a-z_]+)"/g)) keys.add(m[1]);
   for (const u of limits.UNITS) keys.add(`size_${u}`);

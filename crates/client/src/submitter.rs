@@ -6,14 +6,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
 
-use super::flows::{check_receipt, trusted_vault, upload_files_resumably, SubmitFile};
+use super::flows::{check_receipt, trusted_vault, upload_files_cleaned, SubmitFile};
 use super::proven::{prove_case, Reader};
 use super::resume::{fingerprint, FilesDone, Journal};
 use super::trust::TrustStore;
 use super::{Client, ClientError};
 use custos_core::custody::{Action, Receipt};
 use custos_core::envelope::{decrypt_bytes, encrypt_bytes, CaseKey, Label, ObjectKind};
-use custos_core::identity::codename::{Codename, SubmitterKeys};
+use custos_core::identity::codename::{Codename, KdfVersion, SubmitterKeys};
 use custos_core::wire::{CaseDetail, WithdrawBody};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -48,18 +48,33 @@ fn no_such_case(case_id: &str) -> ClientError {
     ))
 }
 
-/// Open a session: derive the keys from the codename (memory-hard, salted
-/// with the vault's origin) and open the case with them.
+/// Open a session: derive the keys from the codename (salted with the
+/// vault's origin) and open the case with them. Each KDF version is tried
+/// until the vault knows the key, oldest first: a request signed with the
+/// wrong version's key shows the host that public key, a check of guesses
+/// of the codename, and v1's (scrypt) is the costlier check to hand over.
+/// A v2 codename pays one native scrypt more (a tenth of a second), a
+/// wrong codename all of them.
 pub async fn open(client: &Client, trust: &TrustStore, codename: Codename, case_id: &str) -> Result<Session> {
     let (params, trusted) = trusted_vault(client, trust, &[]).await?;
-    let origin = params.origin.clone();
-    let keys = tokio::task::spawn_blocking(move || codename.derive(&origin))
-        .await
-        .map_err(|e| ClientError::Verify(format!("key derivation failed: {e}")))?;
-    let detail = match client.case(keys.signing_key(), case_id).await {
-        Ok(d) => d,
-        Err(e) if matches!(e.code(), Some("unknown_key" | "not_found")) => return Err(no_such_case(case_id)),
-        Err(e) => return Err(e),
+    let codename = std::sync::Arc::new(codename);
+    let mut found = None;
+    for version in KdfVersion::ALL.into_iter().rev() {
+        let (codename, origin) = (codename.clone(), params.origin.clone());
+        let keys = tokio::task::spawn_blocking(move || codename.derive_version(version, &origin))
+            .await
+            .map_err(|e| ClientError::Verify(format!("key derivation failed: {e}")))?;
+        match client.case(keys.signing_key(), case_id).await {
+            Ok(d) => {
+                found = Some((keys, d));
+                break;
+            }
+            Err(e) if matches!(e.code(), Some("unknown_key" | "not_found")) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((keys, detail)) = found else {
+        return Err(no_such_case(case_id));
     };
     if detail.envelope.is_none() {
         return Err(no_such_case(case_id));
@@ -198,16 +213,32 @@ impl Session {
     /// [`super::resume`]); this journal holds the file key of the file being
     /// sent (what makes its ciphertext again), readable by its owner only.
     pub async fn add(&self, files: &[SubmitFile], journal_root: &std::path::Path) -> Result<Vec<Receipt>> {
-        let what = format!("submitter add {}", self.case_id);
-        let journal = Journal::open(journal_root, &fingerprint(&what, self.client.base(), files)?)?;
+        self.add_cleaned(files, &[], journal_root).await
+    }
+
+    /// [`Self::add`] with the submitter's cleaning choice for each file
+    /// (see [`super::flows::submit_cleaned`]).
+    pub async fn add_cleaned(
+        &self,
+        files: &[SubmitFile],
+        cleaned: &[Option<bool>],
+        journal_root: &std::path::Path,
+    ) -> Result<Vec<Receipt>> {
+        let what = super::flows::cleaning_note(&format!("submitter add {}", self.case_id), cleaned);
+        let journal = Journal::open(
+            journal_root,
+            &fingerprint(&what, self.client.base(), files)?,
+            "submitter add",
+        )?;
         let mut done: FilesDone = journal.load()?.unwrap_or_default();
         let mut save = |f: &FilesDone| journal.save(f);
-        upload_files_resumably(
+        upload_files_cleaned(
             &self.client,
             self.keys.signing_key(),
             &self.case_id,
             &self.case_key,
             files,
+            cleaned,
             &mut done,
             &mut save,
         )

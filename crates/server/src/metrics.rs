@@ -77,11 +77,20 @@ struct RequestLabels {
     status: u16,
 }
 
+/// The labels of a spent proof-of-work stamp: its kind, `v1` or `v2`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StampLabels {
+    kind: &'static str,
+}
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Requests answered, by route template, method and status.
     requests: Family<RequestLabels, Counter>,
+    /// Stamps accepted, by kind: how many clients pay with the page's
+    /// native PBKDF2 tries (v2) and how many with SHA-256 (v1).
+    stamps: Family<StampLabels, Counter>,
     /// Bytes of upload data accepted (tus PATCH bodies stored).
     upload_bytes: Counter,
 }
@@ -110,6 +119,12 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
     }
 
+    /// Count one accepted stamp of kind `v2` (when true) or `v1`.
+    pub fn stamp(&self, v2: bool) {
+        let kind = if v2 { "v2" } else { "v1" };
+        self.stamps.get_or_create(&StampLabels { kind }).inc();
+    }
+
     /// Count accepted upload bytes.
     pub fn uploaded(&self, bytes: u64) {
         self.upload_bytes.inc_by(bytes);
@@ -124,6 +139,11 @@ impl Metrics {
             self.requests.clone(),
         );
         registry.register("upload_bytes", "Upload bytes accepted", self.upload_bytes.clone());
+        registry.register(
+            "stamps",
+            "Proof-of-work stamps accepted, by kind (v1: SHA-256 tries, v2: PBKDF2 tries)",
+            self.stamps.clone(),
+        );
         registry.register(
             "log_entries",
             "Entries in the custody log",
@@ -165,6 +185,7 @@ mod tests {
             404,
         );
         m.uploaded(4096);
+        m.stamp(true);
         let h = Histogram::default();
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(9));
@@ -173,6 +194,7 @@ mod tests {
             "custos_http_requests_total{route=\"/v1/cases\",method=\"POST\",status=\"201\"} 2",
             "custos_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 1",
             "custos_upload_bytes_total 4096",
+            "custos_stamps_total{kind=\"v2\"} 1",
             "custos_log_entries 7",
             "custos_flushes_total 2",
             "custos_flush_seconds_bucket{le=\"0.0025\"} 0",

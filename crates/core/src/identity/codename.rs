@@ -28,12 +28,70 @@ pub const WORD_COUNT: usize = FIRST.len() * VOWEL.len() * MIDDLE.len() * ENDING.
 /// Words per codename: 8 * log2(7776) is about 103 bits.
 pub const WORDS: usize = 8;
 
-/// scrypt cost for the codename KDF: 2^15 * 128 * 8 bytes = 32 MiB of memory,
-/// a fraction of a second on a phone, and each guess costs an attacker the same.
+/// The derivations a codename has had. Each is salted with its own
+/// domain and the vault's origin, so the same words give unrelated keys
+/// under each; a client opening a case tries each until the vault knows
+/// the key (`submitter::open`, the page's `openCase`), so codenames made
+/// before a change keep working.
+///
+/// What a KDF adds: a codename is about 103 random bits, out of reach of
+/// any search with or without a KDF. The KDF matters only when part of a
+/// codename is known (seen over a shoulder, half remembered by a coercer):
+/// each unknown word is about 12.9 bits, and the KDF multiplies the cost
+/// of every guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KdfVersion {
+    /// scrypt (2^15, 8, 1): 32 MiB and about 0.2 s in a browser with a
+    /// JIT, but about 9 s without one (Tor Browser's "Safer" level turns
+    /// the JIT off), for scrypt has no native browser API.
+    V1,
+    /// PBKDF2-HMAC-SHA256, [`V2_ROUNDS`] rounds, then HKDF-SHA256 to 64
+    /// bytes: native code in every browser (`crypto.subtle`), so about
+    /// 0.1 s on this machine's core at every security level. Each guess
+    /// costs 2^19 SHA-256 compressions: three unknown words (about 2^39
+    /// guesses) cost 2^58, half a year of one high-end GPU. Not memory-hard, the
+    /// price of running at native speed where scrypt cannot.
+    V2,
+}
+
+impl KdfVersion {
+    /// What new codenames use.
+    pub const CURRENT: KdfVersion = KdfVersion::V2;
+    /// Every version, newest first (`submitter::open` says in which order
+    /// it tries them, and why).
+    pub const ALL: [KdfVersion; 2] = [KdfVersion::V2, KdfVersion::V1];
+
+    /// The version's name where one is kept (`v1`, `v2`): in resume
+    /// journals and the shared known-answer vectors.
+    pub fn name(self) -> &'static str {
+        match self {
+            KdfVersion::V1 => "v1",
+            KdfVersion::V2 => "v2",
+        }
+    }
+
+    /// The version named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<KdfVersion> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// scrypt cost for the v1 codename KDF: 2^15 * 128 * 8 bytes = 32 MiB of
+/// memory, a fraction of a second on a phone with a JIT.
 const KDF_LOG_N: u8 = 15;
 const KDF_R: u32 = 8;
 const KDF_P: u32 = 1;
 const KDF_DOMAIN: &str = "custos codename v1\n";
+
+/// PBKDF2 rounds of the v2 codename KDF: 2^18, about 0.1 s of native
+/// SHA-256 on this machine, half a second on a cheap phone; with the two
+/// compressions of each HMAC round, 2^19 per guess (see [`KdfVersion::V2`]).
+pub const V2_ROUNDS: u32 = 1 << 18;
+const V2_DOMAIN: &str = "custos codename v2\n";
+/// HKDF's `info` for the v2 keys: 32 bytes of Ed25519 seed, then 32 of
+/// X25519 secret.
+const V2_KEYS_INFO: &[u8] = b"custos codename v2 keys";
 
 /// Word number `i` of the list (`i < WORD_COUNT`).
 pub fn word(i: usize) -> String {
@@ -87,13 +145,32 @@ impl Codename {
         &self.0
     }
 
-    /// Derive the submitter's keys for the vault named `origin`.
+    /// Derive the submitter's keys for the vault named `origin`, as new
+    /// codenames are ([`KdfVersion::CURRENT`]).
     pub fn derive(&self, origin: &str) -> SubmitterKeys {
-        let mut salt = KDF_DOMAIN.as_bytes().to_vec();
-        salt.extend_from_slice(origin.as_bytes());
-        let params = scrypt::Params::new(KDF_LOG_N, KDF_R, KDF_P, 64).expect("constant parameters are valid");
+        self.derive_version(KdfVersion::CURRENT, origin)
+    }
+
+    /// Derive the submitter's keys for the vault named `origin` with the
+    /// KDF `version`.
+    pub fn derive_version(&self, version: KdfVersion, origin: &str) -> SubmitterKeys {
         let mut out = Zeroizing::new([0u8; 64]);
-        scrypt::scrypt(self.0.as_bytes(), &salt, &params, out.as_mut()).expect("64 bytes is a valid output length");
+        match version {
+            KdfVersion::V1 => {
+                let salt = [KDF_DOMAIN.as_bytes(), origin.as_bytes()].concat();
+                let params = scrypt::Params::new(KDF_LOG_N, KDF_R, KDF_P, 64).expect("constant parameters are valid");
+                scrypt::scrypt(self.0.as_bytes(), &salt, &params, out.as_mut())
+                    .expect("64 bytes is a valid output length");
+            }
+            KdfVersion::V2 => {
+                let salt = [V2_DOMAIN.as_bytes(), origin.as_bytes()].concat();
+                let mut stretched = Zeroizing::new([0u8; 32]);
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(self.0.as_bytes(), &salt, V2_ROUNDS, stretched.as_mut());
+                hkdf::Hkdf::<sha2::Sha256>::new(None, stretched.as_ref())
+                    .expand(V2_KEYS_INFO, out.as_mut())
+                    .expect("64 bytes is a valid HKDF-SHA256 output length");
+            }
+        }
         let seed: &[u8; 32] = out[..32].try_into().expect("32 bytes");
         let signing = SigningKey::from_bytes(seed);
         let age = age_identity_from_bytes(&out[32..]);
@@ -163,6 +240,9 @@ mod tests {
         let (a, b) = (c.derive("vault.example"), again.derive("vault.example"));
         assert!(a.same_as(&b));
         assert!(!a.same_as(&c.derive("other.example")), "the origin salts the KDF");
+        let v1 = c.derive_version(KdfVersion::V1, "vault.example");
+        assert!(!a.same_as(&v1), "each version has its own domain");
+        assert!(v1.same_as(&again.derive_version(KdfVersion::V1, "vault.example")));
     }
 
     #[test]

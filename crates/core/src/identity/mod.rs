@@ -400,7 +400,20 @@ impl Identity {
         let mut f = private_file(path)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
-        std::fs::write(&card_path, format!("{}\n", self.card()))?;
+        let mut card = std::fs::File::create(&card_path)?;
+        card.write_all(format!("{}\n", self.card()).as_bytes())?;
+        card.sync_all()?;
+        // Both names durable before anyone is told the identity exists (a
+        // vault may be set up from the card at once). The core crate does
+        // not use custos-durable, which comes after it.
+        #[cfg(unix)]
+        {
+            let folder = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(folder)?.sync_all()?;
+        }
         Ok(())
     }
 

@@ -79,6 +79,7 @@ pub(super) async fn create_case(State(state): State<Arc<AppState>>, req: axum::e
         .map(|m| m.as_str().to_owned());
     let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
     let (body, _budget) = super::read_body(&state, axum::extract::Request::from_parts(parts, body)).await?;
+    let body = body.into_bytes();
     // The stamp was judged by this digest: the body must be what it names.
     if <sha2::Sha256 as sha2::Digest>::digest(&body).as_slice() != digest {
         return Err(SignatureError::DigestMismatch.into());
@@ -163,6 +164,7 @@ fn spend_stamp(state: &AppState, uri: &axum::http::Uri, headers: &axum::http::He
     {
         return Err(conflict("stamp_reused", "this proof-of-work stamp was already used"));
     }
+    state.metrics.stamp(stamp.starts_with("v2 "));
     Ok(digest.to_vec())
 }
 
