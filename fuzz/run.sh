@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH=${FUZZ_SECONDS:-600}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(note proof event httpsig http bundle identity)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(note proof event httpsig http bundle identity meta_image meta_pdf meta_office meta_mp4)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 export RUSTC_BOOTSTRAP=1

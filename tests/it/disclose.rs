@@ -26,7 +26,7 @@ use custos::wire::{CommitUpload, CreateCase, DiscloseBody};
 
 /// A court's age key, as `age-keygen` writes it, in a file only its owner
 /// may read; returns the key and its recipient.
-fn court_key(path: &Path) -> (age::x25519::Identity, String) {
+pub(crate) fn court_key(path: &Path) -> (age::x25519::Identity, String) {
     use age::secrecy::ExposeSecret;
     let key = age::x25519::Identity::generate();
     let recipient = key.to_public().to_string();
@@ -60,7 +60,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// `custos --json verify` of `dir`, with `extra` arguments: whether it
 /// passed, and its report.
-fn verify(env: &Env, dir: &str, vkey: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+pub(crate) fn verify(env: &Env, dir: &str, vkey: &str, extra: &[&str]) -> (bool, serde_json::Value) {
     let mut args = vec!["--json", "verify", dir, "--vkey", vkey];
     args.extend_from_slice(extra);
     let out = env.run(&args);
@@ -72,7 +72,7 @@ fn verify(env: &Env, dir: &str, vkey: &str, extra: &[&str]) -> (bool, serde_json
 }
 
 /// The check a tampered copy fails.
-fn failing_check(env: &Env, dir: &str, vkey: &str, extra: &[&str]) -> String {
+pub(crate) fn failing_check(env: &Env, dir: &str, vkey: &str, extra: &[&str]) -> String {
     let (passed, report) = verify(env, dir, vkey, extra);
     assert!(!passed, "a tampered bundle verified: {dir}");
     report["checks"]
@@ -99,7 +99,7 @@ fn held(report: &serde_json::Value) -> Vec<String> {
 }
 
 /// A copy of bundle `from` at `to` (a new folder name under the env).
-fn copy(env: &Env, from: &str, to: &str) -> String {
+pub(crate) fn copy(env: &Env, from: &str, to: &str) -> String {
     copy_dir(&env.path(from), &env.path(to));
     to.to_owned()
 }
@@ -114,7 +114,7 @@ fn flip_byte(path: &Path, at: usize) {
 /// The file keys (base64) of an object and of its label, as the case's
 /// lawyer can learn them from an export of the case: what a bundle that
 /// leaves the object out must not carry.
-fn keys_of(exported: &Path, lawyer: &Identity, object: &str) -> (String, String) {
+pub(crate) fn keys_of(exported: &Path, lawyer: &Identity, object: &str) -> (String, String) {
     let events: Vec<Event> = files_under(&exported.join("events"))
         .iter()
         .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
@@ -183,18 +183,7 @@ fn a_lawyer_discloses_two_of_three_files_and_the_recipient_checks_exactly_those(
 
     // The lawyer reads the case and learns the objects' ids.
     let got = env.json(&["--identity", "lawyer", "get", &case, "--out", "got"]);
-    let ids: BTreeMap<String, String> = got["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let name = Path::new(f["path"].as_str().unwrap()).file_name().unwrap();
-            (
-                name.to_string_lossy().into_owned(),
-                f["object_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let ids = object_ids(&got);
     let (photo_id, log_id, third_id) = (
         ids["bruises-photo.jpg"].clone(),
         ids["detention-log.pdf"].clone(),
@@ -516,6 +505,7 @@ async fn the_summary_quotes_the_form_and_only_the_cases_lawyers_disclose() {
         confirmed: false,
         announce: None,
         plaintext: false,
+        clean: false,
         language: Language::Kk,
     };
     let done = flows::disclose(&v.client(), &v.lawyer, &v.log, &case, &out, options)
@@ -570,6 +560,7 @@ async fn the_summary_quotes_the_form_and_only_the_cases_lawyers_disclose() {
         recipient_key_id: None,
         objects: vec![done.files[0].object_id.clone()],
         plaintext: false,
+        cleaned: Vec::new(),
     };
     let keys = sub.codename.derive(util::ORIGIN);
     for (key, code) in [
@@ -596,10 +587,23 @@ async fn the_summary_quotes_the_form_and_only_the_cases_lawyers_disclose() {
     // A body out of its one form: refused before it is logged.
     let unsorted = DiscloseBody {
         objects: vec!["f".repeat(64), "0".repeat(64)],
-        ..body
+        ..body.clone()
     };
     let refused = client
         .disclose(v.lawyer.signing_key(), &case, &unsorted)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("bad_request"), "{refused}");
+    // A cleaned copy of an object the disclosure does not name: refused too.
+    let stray = DiscloseBody {
+        cleaned: vec![custos::wire::CleanedCopy {
+            object: "f".repeat(64),
+            sha256: "0".repeat(64),
+        }],
+        ..body.clone()
+    };
+    let refused = client
+        .disclose(v.lawyer.signing_key(), &case, &stray)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Some("bad_request"), "{refused}");
@@ -664,6 +668,7 @@ async fn hostile_file_names_are_disclosed_under_safe_names_and_nothing_plain_is_
             confirmed: false,
             announce: None,
             plaintext,
+            clean: false,
             language: Language::En,
         };
         let done = flows::disclose(&v.client(), &v.lawyer, &v.log, &case, &out, options)
@@ -726,6 +731,7 @@ async fn statement_asks_before_taking_more_than_one_statement_and_form() {
         confirmed: false,
         announce: None,
         plaintext: false,
+        clean: false,
         language: Language::En,
     };
     let out = v.tmp.path().join("to-court");
@@ -749,4 +755,20 @@ async fn statement_asks_before_taking_more_than_one_statement_and_form() {
         .await
         .unwrap();
     assert_eq!(done.files.len(), 2);
+}
+
+/// Each file's object id by its file name, as `--json get` lists them.
+pub(crate) fn object_ids(got: &serde_json::Value) -> BTreeMap<String, String> {
+    got["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let name = Path::new(f["path"].as_str().unwrap()).file_name().unwrap();
+            (
+                name.to_string_lossy().into_owned(),
+                f["object_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }

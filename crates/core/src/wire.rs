@@ -214,6 +214,27 @@ pub struct DiscloseBody {
     /// Whether the files went out in the clear (for a court filing) rather
     /// than encrypted to the recipient.
     pub plaintext: bool,
+    /// The files that went out as copies cleaned of identifying metadata
+    /// (`custos disclose --clean`), in ascending order of object id, each
+    /// one of `objects`: what the recipient got for those is not the
+    /// logged object's plaintext, so the log binds the copy's own hash.
+    /// Absent when empty, so that a disclosure without it is spelt, signed
+    /// and audited exactly as before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleaned: Vec<CleanedCopy>,
+}
+
+/// One file of a disclosure that went out as a cleaned copy: which logged
+/// object it was made from, and the SHA-256 of the copy's plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanedCopy {
+    /// The logged object the copy was made from (one of the disclosure's
+    /// objects).
+    pub object: String,
+    /// Hex SHA-256 of the cleaned copy's plaintext, as the recipient reads
+    /// it.
+    pub sha256: String,
 }
 
 impl DiscloseBody {
@@ -239,6 +260,24 @@ impl DiscloseBody {
         }
         if !self.objects.windows(2).all(|w| w[0] < w[1]) {
             return Some("the objects are not in ascending order, each once");
+        }
+        if !self
+            .cleaned
+            .iter()
+            .all(|c| crate::protocol::is_lower_hex(&c.object, 64) && crate::protocol::is_lower_hex(&c.sha256, 64))
+        {
+            return Some("a cleaned copy's object id or SHA-256 is not 64 lower-case hex digits");
+        }
+        if !self.cleaned.windows(2).all(|w| w[0].object < w[1].object) {
+            return Some("the cleaned copies are not in ascending order of object, each once");
+        }
+        // Both lists ascend, so a binary search is exact.
+        if !self
+            .cleaned
+            .iter()
+            .all(|c| self.objects.binary_search(&c.object).is_ok())
+        {
+            return Some("a cleaned copy names an object the disclosure does not");
         }
         None
     }
@@ -408,6 +447,7 @@ mod tests {
             recipient_key_id: None,
             objects: vec!["0".repeat(64)],
             plaintext: false,
+            cleaned: Vec::new(),
         };
         assert_eq!(body.malformed(), None);
         // Bech32 reads upper case too, but the log must hold the one
@@ -423,5 +463,45 @@ mod tests {
             };
             assert!(body.malformed().is_some(), "{other:?}");
         }
+    }
+
+    /// The cleaned copies a disclosure lists are held to the objects'
+    /// rules: hex ids and hashes, ascending, each once, each disclosed;
+    /// and a body without any is spelt exactly as before the field.
+    #[test]
+    fn cleaned_copies_are_listed_once_in_order_and_only_of_disclosed_objects() {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let (a, b, c) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+        let copy = |object: &str, sha256: &str| CleanedCopy {
+            object: object.to_owned(),
+            sha256: sha256.to_owned(),
+        };
+        let body = DiscloseBody {
+            recipient,
+            recipient_key_id: None,
+            objects: vec![a.clone(), b.clone()],
+            plaintext: true,
+            cleaned: Vec::new(),
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert!(!json.contains("cleaned"), "{json}");
+        let with = |cleaned: Vec<CleanedCopy>| DiscloseBody {
+            cleaned,
+            ..body.clone()
+        };
+        assert_eq!(with(vec![copy(&a, &c), copy(&b, &c)]).malformed(), None);
+        for bad in [
+            vec![copy(&b, &c), copy(&a, &c)],
+            vec![copy(&a, &c), copy(&a, &c)],
+            vec![copy(&c, &a)],
+            vec![copy(&a, &c.to_uppercase())],
+            vec![copy(&a, &c[..63])],
+            vec![copy(&a.to_uppercase(), &c)],
+        ] {
+            assert!(with(bad.clone()).malformed().is_some(), "{bad:?}");
+        }
+        let parsed: DiscloseBody =
+            serde_json::from_str(&serde_json::to_string(&with(vec![copy(&a, &c)])).unwrap()).unwrap();
+        assert_eq!(parsed.cleaned, vec![copy(&a, &c)]);
     }
 }

@@ -50,6 +50,8 @@ pub use self::state::Desk;
 pub struct DeskOptions {
     /// The vault's URL.
     pub server: String,
+    /// The proxy the vault is reached through (`--proxy`), if any.
+    pub proxy: Option<String>,
     /// The identity file.
     pub identity_path: PathBuf,
     /// The identity, when the terminal already unlocked it; otherwise the
@@ -113,7 +115,7 @@ pub async fn start(options: DeskOptions) -> Result<Running, StartError> {
     if !options.listen.ip().is_loopback() {
         return Err(StartError::NotLoopback(options.listen));
     }
-    let client = Client::new(&options.server)?.with_pins(options.trust.clone());
+    let client = Client::through(&options.server, options.proxy.as_deref())?.with_pins(options.trust.clone());
     let (_, trusted) = custos_client::flows::trusted_vault(&client, &options.trust, &[]).await?;
     let bind = |at: SocketAddr| async move {
         let listener = tokio::net::TcpListener::bind(at)

@@ -7,6 +7,14 @@
 //! before it is given its name. What a bundle holds and how it is checked
 //! is the core's (`custos_core::bundle::disclosure`); nothing of the case
 //! but the chosen objects, their labels' keys and those entries goes in.
+//!
+//! With `--clean`, each decrypted file is examined with `custos_meta`: one
+//! that reveals where, on what device or by whom it was made goes out as
+//! a cleaned copy, and its object's file key stays out of the bundle (it
+//! would open the original, metadata and all); the signed disclosure names
+//! the copy's SHA-256, which is what the bundle's check holds the copy to.
+//! A file with findings that cannot be cleaned stops the disclosure before
+//! it is logged. The logged originals are never changed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -30,7 +38,9 @@ use custos_core::envelope::{
     ObjectKind,
 };
 use custos_core::identity::{private_file, Identity, KeyId};
-use custos_core::wire::{DiscloseBody, ExportEntry};
+use custos_core::wire::{CleanedCopy, DiscloseBody, ExportEntry};
+use custos_meta::Kind;
+use zeroize::Zeroizing;
 
 /// Who a disclosure goes to: an age recipient, and the card's key id and
 /// name when they were named by a custos card.
@@ -97,6 +107,10 @@ pub struct DiscloseOptions {
     /// The files in the clear (for a court filing) rather than encrypted
     /// to the recipient.
     pub plaintext: bool,
+    /// Hand over copies cleaned of identifying metadata of the files that
+    /// carry any (the logged originals stay as they are); refuse the
+    /// disclosure if one such file cannot be cleaned.
+    pub clean: bool,
     /// The summary's language.
     pub language: Language,
 }
@@ -110,6 +124,11 @@ pub struct DisclosedFile {
     pub kind: ObjectKind,
     /// Its file in the bundle.
     pub file: String,
+    /// Whether the file is a copy cleaned of identifying metadata.
+    pub cleaned: bool,
+    /// What the cleaning removed (the kinds `custos_meta` found), when it
+    /// is a cleaned copy.
+    pub removed: Vec<Kind>,
 }
 
 /// What a disclosure wrote.
@@ -176,7 +195,7 @@ pub async fn disclose(
     let case_key = case_key_of(identity, &proven)?;
     let chosen = choose(&proven, &case_key, &options)?;
     if let Some(announce) = options.announce {
-        announce(&disclosed_files(&chosen, options.plaintext));
+        announce(&disclosed_files(&chosen, options.plaintext, &BTreeMap::new()));
     }
 
     let parent = match out.parent() {
@@ -206,6 +225,7 @@ pub async fn disclose(
     // The objects first: each download is a logged access, and a failure
     // here logs no disclosure.
     let mut keys = BTreeMap::new();
+    let mut cleaned = BTreeMap::new();
     for c in &chosen {
         // `prove_log` checked the ids; file names are made of this one.
         crate::ids::host_object_id(&c.object_id)?;
@@ -234,11 +254,15 @@ pub async fn disclose(
             recipient: recipient.clone(),
             plaintext: options.plaintext,
             label_key: c.label_key.clone(),
+            clean: options.clean.then(|| c.name.clone()),
         };
-        let object_keys = tokio::task::spawn_blocking(move || job.run())
+        let (object_keys, copy) = tokio::task::spawn_blocking(move || job.run())
             .await
             .map_err(|e| verify(format!("disclosure task failed: {e}")))??;
         keys.insert(c.object_id.clone(), object_keys);
+        if let Some(copy) = copy {
+            cleaned.insert(c.object_id.clone(), copy);
+        }
     }
 
     let mut objects: Vec<String> = chosen.iter().map(|c| c.object_id.clone()).collect();
@@ -248,6 +272,14 @@ pub async fn disclose(
         recipient_key_id: options.to.key_id.clone(),
         objects,
         plaintext: options.plaintext,
+        // A BTreeMap's order: ascending object ids, as the body requires.
+        cleaned: cleaned
+            .iter()
+            .map(|(object, copy)| CleanedCopy {
+                object: object.clone(),
+                sha256: copy.sha256.clone(),
+            })
+            .collect(),
     };
     let receipt = client.disclose(identity.signing_key(), case_id, &body).await?;
     let event = check_receipt(&receipt, log, Action::CaseDisclosed)?;
@@ -292,7 +324,7 @@ pub async fn disclose(
         path: out.to_path_buf(),
         recipient: options.to,
         plaintext: options.plaintext,
-        files: disclosed_files(&chosen, options.plaintext),
+        files: disclosed_files(&chosen, options.plaintext, &cleaned),
         receipt_index: receipt.index,
         checkpoint_size: checkpoint.size,
         verification,
@@ -372,14 +404,20 @@ fn choose(proven: &crate::proven::ProvenCase, case_key: &CaseKey, options: &Disc
     Ok(chosen)
 }
 
-/// The chosen objects as the bundle names them.
-fn disclosed_files(chosen: &[Chosen], plaintext: bool) -> Vec<DisclosedFile> {
+/// The chosen objects as the bundle names them, with the cleaned copies
+/// made of them.
+fn disclosed_files(chosen: &[Chosen], plaintext: bool, cleaned: &BTreeMap<String, Copy>) -> Vec<DisclosedFile> {
     chosen
         .iter()
         .map(|c| DisclosedFile {
             object_id: c.object_id.clone(),
             kind: c.label.kind,
             file: disclosure::disclosed_file(&c.name, plaintext),
+            cleaned: cleaned.contains_key(&c.object_id),
+            removed: cleaned
+                .get(&c.object_id)
+                .map(|copy| copy.removed.clone())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -419,11 +457,22 @@ fn proving_entries<'a>(
         .collect()
 }
 
+/// A cleaned copy that went into the bundle.
+#[derive(Debug, Clone)]
+struct Copy {
+    /// Hex SHA-256 of the copy's plaintext.
+    sha256: String,
+    /// The kinds of metadata it no longer carries.
+    removed: Vec<Kind>,
+}
+
 /// One object's file work: decrypt the logged ciphertext with the case
 /// key, keeping its file key, straight into the file for the recipient
 /// (in the clear, or through age encryption to them, so that a sealed
 /// disclosure never writes its plaintext anywhere: the bundle may be
-/// staged on a stick handed to a court); then its keys.
+/// staged on a stick handed to a court); then its keys. With `clean`, the
+/// plaintext is held in memory instead, examined, and a cleaned copy
+/// written when it reveals anything.
 struct Rewrite {
     ciphertext: PathBuf,
     disclosed: PathBuf,
@@ -432,45 +481,72 @@ struct Rewrite {
     recipient: age::x25519::Recipient,
     plaintext: bool,
     label_key: custos_core::envelope::AgeFileKey,
+    /// `--clean`: the file's name in the bundle, for the refusal.
+    clean: Option<String>,
 }
 
 impl Rewrite {
-    fn run(self) -> Result<ObjectKeys> {
+    fn run(self) -> Result<(ObjectKeys, Option<Copy>)> {
         let private = |p: &Path| private_file(p).map_err(|e| ClientError::Usage(e.to_string()));
-        // Created before anything is decrypted, and never over a file
-        // already there (two names equal up to case, on a file system
-        // that does not tell them apart).
-        let out = std::io::BufWriter::new(private(&self.disclosed)?);
         let logged = || std::fs::File::open(&self.ciphertext);
-        let (object, written) = if self.plaintext {
-            let mut clear = HashingWriter::new(out);
-            let object = decrypt_capturing(logged()?, &mut clear, &self.case_key)?;
-            let (sha, _, mut out) = clear.finish();
-            out.flush()?;
-            (object, sha)
-        } else {
-            let encryptor = age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
-                .map_err(|_| EnvelopeError::Encrypt)?;
-            let mut sealing = HashingWriter::new(encryptor.wrap_output(out)?);
-            let object = decrypt_capturing(logged()?, &mut sealing, &self.case_key)?;
-            let (sha, _, sealing) = sealing.finish();
-            sealing.finish()?.flush()?;
-            (object, sha)
+        let (object, original, copy) = match &self.clean {
+            None => {
+                // Created before anything is decrypted, and never over a
+                // file already there (two names equal up to case, on a
+                // file system that does not tell them apart).
+                let out = std::io::BufWriter::new(private(&self.disclosed)?);
+                let (object, written) =
+                    self.write_out(out, |w| Ok(decrypt_capturing(logged()?, w, &self.case_key)?))?;
+                (object, written, None)
+            }
+            Some(name) => {
+                let (object, plain) = self.decrypt_whole(name)?;
+                let mut hashing = HashingWriter::new(std::io::sink());
+                hashing.write_all(&plain)?;
+                let original = hashing.finish().0;
+                let out = std::io::BufWriter::new(private(&self.disclosed)?);
+                let report = custos_meta::detect(&plain);
+                // A file whose metadata could not be read whole (a damaged
+                // EXIF block, a box the walker refused) is not known to be
+                // clean: it goes only as a copy custos-meta vouches for.
+                if report.findings.is_empty() && report.note.is_none() {
+                    self.write_out(out, |w| Ok(w.write_all(&plain)?))?;
+                    (object, original, None)
+                } else {
+                    let what = match report.findings.first() {
+                        Some(f) => format!("reveals {}", f.kind.plain()),
+                        None => "has metadata custos cannot read whole".to_owned(),
+                    };
+                    let copy = Zeroizing::new(custos_meta::clean(&plain).map_err(|e| {
+                        ClientError::Usage(format!(
+                            "{name} {what} and custos cannot clean it ({e}): leave it out of --files, or \
+                             disclose without --clean"
+                        ))
+                    })?);
+                    let ((), sha256) = self.write_out(out, |w| Ok(w.write_all(&copy)?))?;
+                    let mut removed: Vec<Kind> = report.findings.iter().map(|f| f.kind).collect();
+                    removed.dedup();
+                    (object, original, Some(Copy { sha256, removed }))
+                }
+            }
         };
         // The lawyer cannot open a file sealed to the recipient; what they
         // can check is that the captured file key (which the recipient
-        // will use) opens the logged ciphertext to exactly the plaintext
-        // that went into the file.
+        // will use, unless the file is a cleaned copy) opens the logged
+        // ciphertext to exactly the plaintext that was disclosed or
+        // cleaned.
         let mut opened = HashingWriter::new(std::io::sink());
         std::io::copy(&mut open_with_file_key(logged()?, &object)?, &mut opened)
             .map_err(|_| verify("the captured file key does not open the logged object"))?;
-        if opened.finish().0 != written {
+        if opened.finish().0 != original {
             return Err(verify(
                 "the captured file key opens the logged object to other bytes than were disclosed",
             ));
         }
+        // A cleaned copy's bundle never holds the key that opens its
+        // original: only its label's, for the file's name.
         let keys = ObjectKeys {
-            object,
+            object: copy.is_none().then_some(object),
             label: self.label_key,
         };
         let bytes = if self.plaintext {
@@ -479,7 +555,50 @@ impl Rewrite {
             encrypt_bytes(&keys.to_bytes(), &[&self.recipient])?
         };
         private(&self.keys_file)?.write_all(&bytes)?;
-        Ok(keys)
+        Ok((keys, copy))
+    }
+
+    /// Write what `fill` writes into `out`, in the clear or through age
+    /// encryption to the recipient; returns `fill`'s result and the hex
+    /// SHA-256 of what it wrote.
+    fn write_out<T>(
+        &self,
+        out: std::io::BufWriter<std::fs::File>,
+        fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<(T, String)> {
+        if self.plaintext {
+            let mut clear = HashingWriter::new(out);
+            let made = fill(&mut clear)?;
+            let (sha, _, mut out) = clear.finish();
+            out.flush()?;
+            Ok((made, sha))
+        } else {
+            let encryptor = age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
+                .map_err(|_| EnvelopeError::Encrypt)?;
+            let mut sealing = HashingWriter::new(encryptor.wrap_output(out)?);
+            let made = fill(&mut sealing)?;
+            let (sha, _, sealing) = sealing.finish();
+            sealing.finish()?.flush()?;
+            Ok((made, sha))
+        }
+    }
+
+    /// The logged object's plaintext, whole in memory (zeroized when
+    /// dropped), to examine and clean it; refused when larger than
+    /// `custos_meta` reads (the ciphertext is a little larger than its
+    /// plaintext, so its size bounds the plaintext's).
+    fn decrypt_whole(&self, name: &str) -> Result<(custos_core::envelope::AgeFileKey, Zeroizing<Vec<u8>>)> {
+        let size = std::fs::metadata(&self.ciphertext)?.len();
+        if size > custos_meta::MAX_PARSE_BYTES {
+            return Err(ClientError::Usage(format!(
+                "{name} is too large to examine for --clean (more than {} MiB): leave it out of --files, or \
+                 disclose without --clean",
+                custos_meta::MAX_PARSE_BYTES / (1024 * 1024)
+            )));
+        }
+        let mut plain = Zeroizing::new(Vec::with_capacity(size as usize));
+        let object = decrypt_capturing(std::fs::File::open(&self.ciphertext)?, &mut *plain, &self.case_key)?;
+        Ok((object, plain))
     }
 }
 
@@ -553,6 +672,7 @@ mod tests {
             media_type: None,
             kind: ObjectKind::Evidence,
             description: None,
+            cleaned: None,
         }
         .seal(&case.recipient())
         .map(|sealed| Label::open_capturing(&sealed, &case).unwrap())
@@ -565,6 +685,7 @@ mod tests {
             recipient: court.to_public(),
             plaintext: false,
             label_key: label_key.clone(),
+            clean: None,
         };
         let failed = rewrite(tmp.path().join("no-such-folder/x.age")).run();
         assert!(failed.is_err());

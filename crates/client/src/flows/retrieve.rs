@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::{case_key_of, check_receipt, held_proven, holder_status, verify, Result};
-use crate::pipe::{pipe, send_all, Growing};
+use crate::pipe::{pipe, send_counted, Growing};
 use crate::{Client, ClientError};
 use custos_core::custody::checkpoint::LogVerifier;
 use custos_core::custody::Action;
@@ -41,6 +41,15 @@ pub struct RetrievedFile {
     pub kind: ObjectKind,
     /// Where it was written.
     pub path: PathBuf,
+    /// What the decrypted file itself reveals (never the sender's word).
+    pub findings: Vec<custos_meta::Finding>,
+    /// Why the file could not be fully examined, when so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings_note: Option<String>,
+    /// What its label says: a cleaned copy (`true`), sent as is after
+    /// being shown its findings (`false`), or never asked (`None`). The
+    /// sender's word.
+    pub cleaned: Option<bool>,
 }
 
 /// Download, verify and decrypt every object of a case into `out`. Nothing
@@ -90,7 +99,7 @@ pub async fn get_case(
         let plain_path = plain.0.join(&name);
         std::fs::create_dir_all(plain_path.parent().expect("has parent"))?;
         fetch.object(obj, &plain_path).await?;
-        staged.push((obj.object_id.clone(), label.kind, name));
+        staged.push((obj.object_id.clone(), label.kind, name, label.cleaned));
     }
     let mut files = move_into_place(out, &plain, staged)?;
     drop(plain);
@@ -188,12 +197,31 @@ impl Fetch<'_> {
         if have >= obj.size {
             return Ok(());
         }
-        let download = self
-            .client
-            .open_download(self.identity.signing_key(), self.case_id, &obj.object_id, have)
-            .await?;
-        let receipt = send_all(download, pieces).await?;
-        self.check_access(&receipt, obj)
+        // A break (a Tor circuit that closed) is taken up again from the
+        // byte it stopped at, a few times, each a logged access of its own.
+        // Each access's receipt is checked before a byte of it is kept, so
+        // nothing staged came under a receipt nobody looked at.
+        let mut from = have;
+        let mut breaks = 0;
+        loop {
+            let sent = async {
+                let download = self
+                    .client
+                    .open_download(self.identity.signing_key(), self.case_id, &obj.object_id, from)
+                    .await?;
+                self.check_access(download.receipt(), obj)?;
+                send_counted(download, &pieces, &mut from).await
+            }
+            .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_broken_exchange() && breaks < crate::TRANSFER_RETRIES && from < obj.size => {
+                    breaks += 1;
+                    crate::wait_before_retry(breaks).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The access receipt is a signed, logged access to exactly this
@@ -221,12 +249,12 @@ fn decrypt_into(ciphertext: impl Read, dst: &Path, key: &age::x25519::Identity) 
 fn move_into_place(
     out: &Path,
     plain: &PlainStaging,
-    staged: Vec<(String, ObjectKind, String)>,
+    staged: Vec<(String, ObjectKind, String, Option<bool>)>,
 ) -> Result<Vec<RetrievedFile>> {
     if !out.exists() {
         custos_durable::create_private_dir(out)?;
     }
-    for (_, _, name) in &staged {
+    for (_, _, name, _) in &staged {
         if out.join(name).exists() {
             return Err(ClientError::Usage(format!(
                 "{} exists already; choose an empty --out folder",
@@ -234,14 +262,27 @@ fn move_into_place(
             )));
         }
     }
-    let mut files = Vec::new();
-    for (object_id, kind, name) in staged {
+    // Every file is in place before any is examined: the examination
+    // parses what a sender uploaded, and whatever it meets, no plaintext
+    // is left in the staging folder.
+    let mut placed = Vec::new();
+    for (object_id, kind, name, cleaned) in staged {
         let dest = out.join(&name);
         std::fs::rename(plain.0.join(&name), &dest)?;
+        placed.push((object_id, kind, dest, cleaned));
+    }
+    let mut files = Vec::new();
+    for (object_id, kind, dest, cleaned) in placed {
+        // Examined once in place: what the lawyer sees is what the file
+        // says, whatever its label claims.
+        let report = crate::metadata::examine(&dest)?;
         files.push(RetrievedFile {
             object_id,
             kind,
             path: dest,
+            findings: report.findings,
+            findings_note: report.note,
+            cleaned,
         });
     }
     Ok(files)

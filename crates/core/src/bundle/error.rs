@@ -300,6 +300,26 @@ pub enum BundleProblem {
         /// The object.
         sha256: String,
     },
+    /// A disclosed file the signed disclosure names as a cleaned copy does
+    /// not have the SHA-256 it names.
+    #[error("{file} is not the cleaned copy of object {sha256} that the signed disclosure names (SHA-256 {cleaned})")]
+    CleanedFileDiffers {
+        /// The file.
+        file: String,
+        /// The object it was made from.
+        sha256: String,
+        /// The copy's SHA-256, as logged.
+        cleaned: String,
+    },
+    /// The keys of an object disclosed as a cleaned copy include its file
+    /// key, which opens the original, metadata and all.
+    #[error("the keys of object {0} open the original, but the signed disclosure names its file as a cleaned copy")]
+    CleanedOriginalKey(String),
+    /// The keys of an object disclosed as is lack its file key.
+    #[error(
+        "the keys of object {0} lack its file key, but the signed disclosure does not name its file as a cleaned copy"
+    )]
+    ObjectKeyMissing(String),
     /// The sealed summary does not open with the recipient's key.
     #[error("summary.html.age does not open with the recipient's key: {0}")]
     SummarySealed(EnvelopeError),

@@ -206,6 +206,7 @@ mod tests {
             media_type: Some("application/pdf".into()),
             kind: ObjectKind::Medical,
             description: None,
+            cleaned: None,
         };
         let sealed = label.seal(&case.recipient()).unwrap();
         let (opened, key) = Label::open_capturing(&sealed, &case).unwrap();

@@ -353,6 +353,9 @@ fn result(s: &Strings, run: &VerifyRun) -> Markup {
             h2 #verify-result-h { (heading) }
             p { (s.get(if checked.disclosure { "au_verify_kind_disclosure" } else { "au_verify_kind_export" })) }
             @match checked.verdict {
+                // Cleaned copies are not the logged objects byte for byte,
+                // by design: the verdict must not say they are.
+                Verdict::Verified if checked.disclosure && checked.objects.iter().any(|o| o.cleaned) => p.flash #verify-verdict data-passed="true" role="status" { strong { "✓ " (s.fill("au_verify_ok_disclosure_cleaned", &[("case", case)])) } },
                 Verdict::Verified if checked.disclosure => p.flash #verify-verdict data-passed="true" role="status" { strong { "✓ " (s.fill("au_verify_ok_disclosure", &[("case", case)])) } },
                 Verdict::Verified => p.flash #verify-verdict data-passed="true" role="status" { strong { "✓ " (s.fill("au_verify_ok_export", &[("case", case)])) } },
                 Verdict::LogOnly => p.flash #verify-verdict data-passed="true" role="status" { strong { "✓ " (s.fill("au_verify_log_only_ok", &[("case", case)])) } },
@@ -418,7 +421,10 @@ fn disclosure_facts(s: &Strings, c: &Checked) -> Markup {
                 tbody { @for o in &c.objects {
                     tr {
                         th scope="row" { code title=(o.object_id) { (o.object_id.get(..16).unwrap_or(&o.object_id)) } }
-                        td { (o.file.as_deref().unwrap_or(s.get("au_verify_object_unchecked"))) }
+                        td {
+                            (o.file.as_deref().unwrap_or(s.get("au_verify_object_unchecked")))
+                            @if o.cleaned { " " strong.cleaned { (s.get("au_verify_object_cleaned")) } }
+                        }
                         td { (when(&o.received)) }
                         td { (o.stored_index) }
                     }

@@ -312,6 +312,9 @@ pub(crate) async fn disclose(
             confirmed: true,
             announce: None,
             plaintext: form.plaintext.is_some(),
+            // The desk's form offers no cleaning yet: `custos disclose
+            // --clean` does.
+            clean: false,
             language: form.lang.parse::<Language>().unwrap_or(cx.language),
         };
         let done = flows::disclose(&desk.client, &identity, &desk.log, &case_id, &out, options).await?;

@@ -318,6 +318,10 @@ fn file_item(
                 dt { (s.get("file_size")) } dd { (size(s, obj.size)) }
                 dt { "SHA-256" } dd { code { (obj.object_id) } }
                 dt { (s.get("file_received")) } dd { (received) }
+                @if let Some(cleaned) = label.cleaned {
+                    dt { (s.get("file_metadata")) }
+                    dd.cleaned { (s.get(if cleaned { "file_cleaned_yes" } else { "file_cleaned_no" })) }
+                }
                 dt { (s.get("file_stored_by")) } dd { (Storer::of(case, &obj.object_id).said(s)) }
                 dt { (s.get("file_receipt")) } dd.receipt {
                     @match stored {
@@ -344,6 +348,9 @@ fn file_item(
             @if preview != Preview::None {
                 p { a.open href=(url) target="_blank" rel="noopener" { (s.get("file_open")) } }
             }
+            // A page of its own, not on this one: reading a file is a
+            // logged access, made only when the lawyer asks.
+            p { a.findings href=(format!("{path}/metadata")) { (s.get("file_findings_link")) } }
             form.save method="post" action=(format!("{path}/save")) autocomplete="off" {
                 label for=(field) { (s.get("save_folder")) }
                 input #(field) type="text" name="folder" value=(folder.display().to_string()) required;

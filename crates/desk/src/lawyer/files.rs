@@ -197,6 +197,13 @@ async fn fetched(
     Ok((case, at, path))
 }
 
+/// [`fetched`], for whoever is signed in as a lawyer (else the page saying
+/// this is a lawyer's).
+async fn lawyers_file(cx: &Ctx, case_id: &str, object_id: &str) -> Result<(Arc<OpenedCase>, usize, PathBuf), Response> {
+    let identity = cx.as_role(Role::Lawyer).await?;
+    fetched(cx, &identity, case_id, object_id).await
+}
+
 /// `GET /cases/{case}/files/{object}` on the files' origin: the file,
 /// inline if it can be previewed, else as a download; ranges answered.
 pub(crate) async fn view(
@@ -205,11 +212,7 @@ pub(crate) async fn view(
     headers: HeaderMap,
 ) -> Response {
     let cx = Ctx::of(&desk).await;
-    let identity = match cx.as_role(Role::Lawyer).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (case, at, path) = match fetched(&cx, &identity, &case_id, &object_id).await {
+    let (case, at, path) = match lawyers_file(&cx, &case_id, &object_id).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -262,6 +265,72 @@ pub(crate) async fn view(
         }
     }
     resp
+}
+
+/// `GET /cases/{case}/files/{object}/metadata`: what the decrypted file
+/// itself says of who sent it and where (custos-meta's findings), beside
+/// what its label says the sender chose. The file is fetched (a logged
+/// access, as a preview is) and read from the age stream in memory; a
+/// video only through its metadata boxes.
+pub(crate) async fn findings(
+    State(desk): State<Arc<Desk>>,
+    UrlPath((case_id, object_id)): UrlPath<(String, String)>,
+) -> Response {
+    let cx = Ctx::of(&desk).await;
+    let (case, at, path) = match lawyers_file(&cx, &case_id, &object_id).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let key = case.case_key.identity().clone();
+    let examined = tokio::task::spawn_blocking(move || -> Result<custos_client::metadata::Report, ClientError> {
+        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+        let decrypt = |_| ClientError::from(custos_core::envelope::EnvelopeError::Decrypt);
+        let mut reader = age::Decryptor::new_buffered(file)
+            .map_err(decrypt)?
+            .decrypt(std::iter::once(&key as &dyn age::Identity))
+            .map_err(decrypt)?;
+        let len = reader.seek(SeekFrom::End(0))?;
+        reader.seek(SeekFrom::Start(0))?;
+        custos_client::metadata::examine_reader(&mut reader, len)
+    })
+    .await;
+    let report = match examined {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return cx.vault(&e),
+        Err(e) => {
+            return cx
+                .fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                .into_response()
+        }
+    };
+    let s = cx.s;
+    let label = &case.objects[at].1;
+    let name = label.safe_file_name();
+    let body = maud::html! {
+        p { (s.get("findings_intro")) }
+        @if report.findings.is_empty() {
+            p.findings-none { (s.get("findings_none")) }
+        } @else {
+            dl.findings {
+                @for f in &report.findings {
+                    dt { (s.get(&format!("finding_{}", f.kind.as_str()))) }
+                    dd { (f.value) }
+                }
+            }
+        }
+        @if let Some(note) = &report.note {
+            p.muted { (s.fill("findings_note", &[("note", note)])) }
+        }
+        @if let Some(cleaned) = label.cleaned {
+            p.cleaned { (s.get(if cleaned { "file_cleaned_yes" } else { "file_cleaned_no" })) }
+        }
+        p { a href=(format!("/cases/{case_id}#files")) { (s.get("findings_back")) } }
+    };
+    cx.page(
+        &s.fill("findings_title", &[("name", &name)]),
+        &format!("/cases/{case_id}/files/{object_id}/metadata"),
+        body,
+    )
 }
 
 /// Percent-encoding for a file name in `filename*`.
@@ -452,6 +521,7 @@ mod tests {
             media_type: media_type.map(Into::into),
             kind: ObjectKind::Evidence,
             description: None,
+            cleaned: None,
         }
     }
 

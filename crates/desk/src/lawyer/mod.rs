@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Router<Arc<Desk>> {
         .route("/inbox/refresh", post(inbox::refresh))
         .route("/cases/{case}", get(case::page))
         .route("/cases/{case}/files/{object}/save", post(files::save))
+        .route("/cases/{case}/files/{object}/metadata", get(files::findings))
         .route("/cases/{case}/reply", post(actions::reply))
         .route("/cases/{case}/workflow", post(actions::workflow))
         .route("/cases/{case}/note", post(actions::note))

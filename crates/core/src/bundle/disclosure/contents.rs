@@ -1,6 +1,8 @@
 //! What only a disclosure's keys can show: that each key opens its logged
 //! ciphertext and label, that the label names the disclosed file, and
-//! that the file is that ciphertext's plaintext byte for byte. The keys
+//! that the file is that ciphertext's plaintext byte for byte (or, for a
+//! cleaned copy, which has no file key here, that it has the SHA-256 the
+//! signed disclosure names). The keys
 //! come in the clear, from the recipient's key, or (while the bundle is
 //! made) from the lawyer; without any, none of this can be checked.
 
@@ -17,7 +19,9 @@ use super::{disclosed_file, keys_file, ObjectKeys};
 use crate::bundle::error::{fail, BundleProblem, Failure};
 use crate::bundle::files::read_limited;
 use crate::bundle::object_file;
-use crate::envelope::{is_safe_file_name, open_with, open_with_file_key, EnvelopeError, Label, ObjectKind};
+use crate::envelope::{
+    is_safe_file_name, open_with, open_with_file_key, EnvelopeError, HashingWriter, Label, ObjectKind,
+};
 
 /// Largest key file: two base64 keys in JSON, or that in an age file.
 const MAX_KEY_FILE: u64 = 4096;
@@ -123,7 +127,11 @@ pub(super) fn compare_file(
     };
     let logged_path = object_file(sha256);
     let logged = File::open(dir.join(&logged_path)).map_err(|e| io(&logged_path, e))?;
-    let mut logged = open_with_file_key(logged, &keys.object).map_err(no_key)?;
+    let object_key = keys
+        .object
+        .as_ref()
+        .ok_or_else(|| Failure::new("contents", BundleProblem::ObjectKeyMissing(sha256.to_owned())))?;
+    let mut logged = open_with_file_key(logged, object_key).map_err(no_key)?;
     let disclosed = File::open(dir.join(&file)).map_err(|e| io(&file, e))?;
     let mut disclosed: Box<dyn Read> = match (plaintext, recipient) {
         (true, _) => Box::new(disclosed),
@@ -169,6 +177,69 @@ pub(super) fn compare_file(
     }
 }
 
+/// Check the disclosed file of object `sha256` (named `name`), which the
+/// signed disclosure names as a cleaned copy, against the SHA-256 it
+/// names: read in the clear, or opened with the recipient's key. Returns
+/// whether it could: not for a file sealed to a recipient whose key is not
+/// at hand.
+pub(super) fn check_cleaned(
+    dir: &Path,
+    sha256: &str,
+    name: &str,
+    cleaned: &str,
+    plaintext: bool,
+    recipient: Option<&age::x25519::Identity>,
+) -> Result<bool, Failure> {
+    let file = disclosed_file(name, plaintext);
+    let unreadable = |source| {
+        Failure::new(
+            "contents",
+            BundleProblem::DisclosedFileUnreadable {
+                file: file.clone(),
+                source,
+            },
+        )
+    };
+    let disclosed = File::open(dir.join(&file)).map_err(|source| {
+        Failure::new(
+            "contents",
+            BundleProblem::Read {
+                path: file.clone().into(),
+                source,
+            },
+        )
+    })?;
+    let mut disclosed: Box<dyn Read> = match (plaintext, recipient) {
+        (true, _) => Box::new(disclosed),
+        (false, Some(identity)) => open_with(disclosed, identity).map_err(unreadable)?,
+        (false, None) => return Ok(false),
+    };
+    let mut hashing = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut disclosed, &mut hashing).map_err(|e| match (plaintext, e.kind()) {
+        (false, std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) => {
+            unreadable(EnvelopeError::Decrypt)
+        }
+        _ => Failure::new(
+            "contents",
+            BundleProblem::Read {
+                path: file.clone().into(),
+                source: e,
+            },
+        ),
+    })?;
+    if hashing.finish().0 != cleaned {
+        return Err(Failure::new(
+            "contents",
+            BundleProblem::CleanedFileDiffers {
+                file: file.clone(),
+                sha256: sha256.to_owned(),
+                cleaned: cleaned.to_owned(),
+            },
+        ));
+    }
+    Ok(true)
+}
+
 fn decrypt_error(e: std::io::Error) -> EnvelopeError {
     match e.kind() {
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => EnvelopeError::Decrypt,
@@ -198,7 +269,8 @@ pub(super) fn account<'a>(
     let read = |sha256: &str, keys: &ObjectKeys| -> Option<Vec<u8>> {
         let logged = File::open(dir.join(object_file(sha256))).ok()?;
         let mut out = Vec::new();
-        open_with_file_key(logged, &keys.object)
+        // A cleaned copy's original is not opened: its key is not here.
+        open_with_file_key(logged, keys.object.as_ref()?)
             .ok()?
             .take(MAX_ACCOUNT_BYTES + 1)
             .read_to_end(&mut out)

@@ -47,6 +47,7 @@ pub(super) fn manifest(v: &VerifiedDisclosure) -> DisclosureManifest {
                 disclosed: disclosed_file(&o.name, plaintext),
                 stored_index: o.stored.index,
                 received: o.stored.event.time.clone(),
+                cleaned_sha256: o.cleaned_sha256.clone(),
             })
             .collect(),
         summary: summary_file(plaintext).into(),
@@ -92,5 +93,45 @@ pub(super) fn readme(v: &VerifiedDisclosure) -> String {
         stored = first.stored_index,
         disclosure = v.disclosed.index,
         summary = m.summary,
+        cleaned = cleaned_section(&m),
+    )
+}
+
+/// The README's words on cleaned copies, when the bundle has any (and
+/// nothing otherwise, so that a bundle without them reads as it always
+/// did).
+fn cleaned_section(m: &DisclosureManifest) -> String {
+    let copies: Vec<String> = m
+        .objects
+        .iter()
+        .filter_map(|o| {
+            Some(format!(
+                "    {}\n        SHA-256 {}\n",
+                o.disclosed,
+                o.cleaned_sha256.as_ref()?
+            ))
+        })
+        .collect();
+    if copies.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nCleaned copies\n--------------\n\
+         The lawyer disclosed these files as copies cleaned of identifying metadata\n\
+         (where, on what device or by whom a file was made), as the signed\n\
+         \"case_disclosed\" entry records in its \"cleaned\" list:\n\n{}\n\
+         A cleaned copy is not the logged object's plaintext and is not\n\
+         byte-comparable with it, by design: step 4 does not apply to it. Its\n\
+         keys file holds only its label's key, not the file key that would open\n\
+         the original, metadata and all; the logged ciphertext is here so that\n\
+         the original's existence, hash and time of receipt are still proven.\n\
+         Check the copy against the SHA-256 the signed entry names:\n\n\
+         {}    sha256sum files/NAME\n",
+        copies.join(""),
+        if m.plaintext {
+            ""
+        } else {
+            "    age -d -i KEY_FILE files/NAME.age | sha256sum     # sealed, or\n"
+        }
     )
 }

@@ -16,9 +16,11 @@
 //! objects/SHA256           each disclosed object's logged ciphertext
 //! keys/SHA256.age          that object's age file key and its label's, as JSON,
 //!                          encrypted to the recipient (keys/SHA256.json, in the
-//!                          clear, with --plaintext: the files are clear anyway)
+//!                          clear, with --plaintext: the files are clear anyway);
+//!                          for a cleaned copy, its label's key alone
 //! files/NAME.age           the disclosed file, re-encrypted to the recipient as
-//!                          a standard age file (files/NAME with --plaintext)
+//!                          a standard age file (files/NAME with --plaintext),
+//!                          or a copy of it cleaned of identifying metadata
 //! manifest.json            index of the above, derived from verified data
 //! README.txt               how to check it all by hand
 //! summary.html.age         a printable summary, encrypted to the recipient
@@ -31,6 +33,21 @@
 //! payload key from it and checks the header's MAC with it), so the
 //! recipient can read the logged ciphertext as the vault holds it, and
 //! compare it with the file they were given.
+//!
+//! Cleaned copies (`custos disclose --clean`): a file whose metadata
+//! says where, on what device or by whom it was made (a family's home in
+//! a photo's GPS) can go out as a copy without it. The copy is not the
+//! logged object's plaintext, so it cannot be compared with it byte for
+//! byte, by design; instead the signed disclosure names the copy's
+//! SHA-256 ([`crate::wire::CleanedCopy`]) and the copy is checked against
+//! that. The bundle then carries the logged ciphertext (so that the
+//! original's existence, hash and time of receipt are still proven) but
+//! not its file key, which would open the original, metadata and all;
+//! only the label's key, which gives the file's name (as it does for any
+//! disclosed file: the name, kind, media type and the submitter's
+//! description, nothing of the file's contents), so that the name is still
+//! checked against the log. A bundle that carries the file key of an
+//! object disclosed as a cleaned copy fails verification.
 //!
 //! This file holds the layout's names and the types a verification
 //! yields; the checks are `verify`, the key and file comparisons
@@ -126,14 +143,20 @@ pub struct DisclosedObject {
     pub stored_index: u64,
     /// When the vault received it (that event's time).
     pub received: String,
+    /// When the disclosed file is a copy cleaned of identifying metadata
+    /// rather than the object's plaintext: the copy's SHA-256, as the
+    /// signed disclosure names it. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_sha256: Option<String>,
 }
 
 /// The file keys of one disclosed object: what opens its logged
 /// ciphertext and its sealed label, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectKeys {
-    /// Opens the object.
-    pub object: AgeFileKey,
+    /// Opens the object; `None` when the disclosed file is a cleaned copy,
+    /// for this key would open the original, metadata and all.
+    pub object: Option<AgeFileKey>,
     /// Opens the object's label.
     pub label: AgeFileKey,
 }
@@ -142,7 +165,8 @@ pub struct ObjectKeys {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeysJson {
-    object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object: Option<String>,
     label: String,
 }
 
@@ -151,7 +175,7 @@ impl ObjectKeys {
     /// `verify` accepts. Zeroized when dropped.
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let json = KeysJson {
-            object: self.object.to_base64().to_string(),
+            object: self.object.as_ref().map(|k| k.to_base64().to_string()),
             label: self.label.to_base64().to_string(),
         };
         let mut out = serde_json::to_vec(&json).expect("keys serialise");
@@ -163,7 +187,7 @@ impl ObjectKeys {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let json: KeysJson = serde_json::from_slice(bytes).map_err(|_| EnvelopeError::Malformed("key file"))?;
         let keys = ObjectKeys {
-            object: AgeFileKey::from_base64(&json.object)?,
+            object: json.object.as_deref().map(AgeFileKey::from_base64).transpose()?,
             label: AgeFileKey::from_base64(&json.label)?,
         };
         if *keys.to_bytes() != bytes {
@@ -223,6 +247,9 @@ pub struct VerifiedObject {
     /// The sealed label, when its key was at hand (in the clear, or with
     /// the recipient's key): then `name` is the one it gives.
     pub label: Option<Label>,
+    /// When the disclosed file is a cleaned copy: its SHA-256, as the
+    /// signed disclosure names it.
+    pub cleaned_sha256: Option<String>,
 }
 
 impl VerifiedObject {
@@ -275,6 +302,12 @@ pub struct HeldObject {
     pub received: String,
     /// Log index of its object_stored event.
     pub stored_index: u64,
+    /// Whether the disclosed file is a copy cleaned of identifying
+    /// metadata: checked against the SHA-256 the signed disclosure names,
+    /// not byte-comparable with the logged object, by design. Absent when
+    /// not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cleaned: bool,
 }
 
 /// The verdict on a disclosure bundle.

@@ -149,6 +149,10 @@ struct Strings {
     log: &'static str,
     checkpoint: &'static str,
     proof: &'static str,
+    /// After a cleaned copy's file name.
+    cleaned_mark: &'static str,
+    /// Below the exhibits, when any is a cleaned copy.
+    cleaned_note: &'static str,
 }
 
 const EN: Strings = Strings {
@@ -197,6 +201,8 @@ const EN: Strings = Strings {
     log: "Log",
     checkpoint: "Checkpoint (size, root)",
     proof: "Inclusion proof (C2SP tlog-proof)",
+    cleaned_mark: "(cleaned copy)",
+    cleaned_note: "Files marked “cleaned copy” were disclosed as copies from which the lawyer removed identifying metadata (where, on what device or by whom the file was made). Such a copy is not byte for byte the logged object, by design: the lawyer's signed disclosure names its SHA-256, and verify checks the copy against it. The logged ciphertext is included to prove that the original exists and when the vault received it, but not the key that would open the original.",
 };
 
 const RU: Strings = Strings {
@@ -245,6 +251,8 @@ const RU: Strings = Strings {
     log: "Журнал",
     checkpoint: "Контрольная точка (размер, корень)",
     proof: "Доказательство включения (C2SP tlog-proof)",
+    cleaned_mark: "(очищенная копия)",
+    cleaned_note: "Файлы с пометкой «очищенная копия» раскрыты как копии, из которых юрист удалил идентифицирующие метаданные (где, на каком устройстве или кем создан файл). Такая копия по замыслу не совпадает побайтно с объектом в журнале: подписанное юристом раскрытие называет её SHA-256, и проверка сверяет копию с ним. Зашифрованный объект из журнала приложен, чтобы доказать, что оригинал существует и когда хранилище его получило, но ключа, который открыл бы оригинал, здесь нет.",
 };
 
 const KK: Strings = Strings {
@@ -293,6 +301,8 @@ const KK: Strings = Strings {
     log: "Журнал",
     checkpoint: "Бақылау нүктесі (өлшемі, түбірі)",
     proof: "Енгізу дәлелі (C2SP tlog-proof)",
+    cleaned_mark: "(тазартылған көшірме)",
+    cleaned_note: "«Тазартылған көшірме» деп белгіленген файлдар заңгер сәйкестендіретін метадеректерді (файл қайда, қай құрылғыда немесе кім жасағанын) алып тастаған көшірмелер ретінде ашылды. Мұндай көшірме әдейі журналдағы объектімен байт бойынша сәйкес келмейді: заңгер қол қойған ашу оның SHA-256 мәнін атайды, тексеру көшірмені соған салыстырады. Журналдағы шифрланған объект түпнұсқаның бар екенін және қойма оны қашан алғанын дәлелдеу үшін қоса берілген, бірақ түпнұсқаны ашатын кілт мұнда жоқ.",
 };
 
 fn kind_name(s: &Strings, kind: ObjectKind) -> &'static str {
@@ -358,10 +368,16 @@ pub fn render(v: &VerifiedDisclosure, account: Option<&Account>) -> String {
     let mut rows = String::new();
     for o in &v.objects {
         let kind = o.kind().map_or("", |k| kind_name(s, k));
+        // Only a cleaned copy's row changes: a summary without any is
+        // rendered as it always was, and older bundles still verify.
+        let mut file = super::disclosed_file(&o.name, v.disclosure.plaintext);
+        if o.cleaned_sha256.is_some() {
+            file = format!("{file} {}", s.cleaned_mark);
+        }
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            esc(&super::disclosed_file(&o.name, v.disclosure.plaintext)),
+            esc(&file),
             esc(kind),
             esc(&o.sha256),
             esc(&o.stored.event.time),
@@ -402,7 +418,7 @@ dt {{ font-weight: bold; margin-top: 0.5em; }}
 <tbody>
 {rows}</tbody>
 </table>
-<h2>{receipt}</h2>
+{cleaned}<h2>{receipt}</h2>
 <p>{receipt_intro}</p>
 <dl>
 <dt>{by_label}</dt><dd>{by_name} (<code>{by}</code>)</dd>
@@ -427,6 +443,11 @@ dt {{ font-weight: bold; margin-top: 0.5em; }}
             s.mode_age
         }),
         account = account_html(s, account),
+        cleaned = if v.objects.iter().any(|o| o.cleaned_sha256.is_some()) {
+            format!("<p>{}</p>\n", esc(s.cleaned_note))
+        } else {
+            String::new()
+        },
         exhibits = esc(s.exhibits),
         receipt = esc(s.receipt),
         receipt_intro = esc(s.receipt_intro),

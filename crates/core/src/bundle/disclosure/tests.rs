@@ -15,11 +15,19 @@ fn a_key() -> AgeFileKey {
 #[test]
 fn key_files_have_one_form() {
     let keys = ObjectKeys {
-        object: a_key(),
+        object: Some(a_key()),
         label: a_key(),
     };
     let bytes = keys.to_bytes();
     assert_eq!(ObjectKeys::from_bytes(&bytes).unwrap(), keys);
+    // A cleaned copy's: the label's key alone, in its one form too.
+    let label_only = ObjectKeys {
+        object: None,
+        label: a_key(),
+    };
+    let only = label_only.to_bytes();
+    assert!(!String::from_utf8_lossy(&only).contains("object"));
+    assert_eq!(ObjectKeys::from_bytes(&only).unwrap(), label_only);
     // Pretty-printed, or without its newline, or with a field more: refused.
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let pretty = serde_json::to_vec_pretty(&value).unwrap();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
-use super::contents::{account, compare_file, object_keys, open_label, plain_name, KeySource};
+use super::contents::{account, check_cleaned, compare_file, object_keys, open_label, plain_name, KeySource};
 use super::derived::{manifest_bytes, readme, summary_file};
 use super::summary::{render, Account, Language};
 use super::{
@@ -324,11 +324,28 @@ fn verify_contents<'k>(
     let mut keys: BTreeMap<String, ObjectKeys> = BTreeMap::new();
     let mut used = HashSet::new();
     let mut objects = Vec::new();
+    // The copies the signed disclosure names as cleaned: malformed() has
+    // held them to one each, of disclosed objects only.
+    let cleaned: BTreeMap<&str, &str> = events
+        .disclosure
+        .cleaned
+        .iter()
+        .map(|c| (c.object.as_str(), c.sha256.as_str()))
+        .collect();
     for (stored, logged_label) in &events.stored {
         let sha = stored.event.objects[0].clone();
         let claimed = claims.names.as_ref().and_then(|n| n.get(&sha));
+        let cleaned_sha256 = cleaned.get(sha.as_str()).map(|c| (*c).to_owned());
         let (name, label) = match object_keys(dir, &sha, plaintext, source)? {
             Some(k) => {
+                // A cleaned copy's bundle must not open the original (its
+                // metadata is what the lawyer meant to withhold); any
+                // other file's must, to be compared with it.
+                match (&cleaned_sha256, &k.object) {
+                    (Some(_), Some(_)) => return fail("labels", BundleProblem::CleanedOriginalKey(sha)),
+                    (None, None) => return fail("labels", BundleProblem::ObjectKeyMissing(sha)),
+                    _ => {}
+                }
                 let label = open_label(&sha, logged_label, &k)?;
                 let name = unique_name(&mut used, &label.safe_file_name());
                 if let Some(file) = claimed.filter(|c| **c != name) {
@@ -363,6 +380,7 @@ fn verify_contents<'k>(
             stored: stored.clone(),
             name,
             label,
+            cleaned_sha256,
         });
     }
     let names: BTreeSet<String> = objects.iter().map(|o| o.name.clone()).collect();
@@ -385,27 +403,53 @@ fn verify_contents<'k>(
         },
     );
 
-    // Contents: each file is the plaintext of its logged ciphertext.
+    // Contents: each file is the plaintext of its logged ciphertext, or
+    // the cleaned copy the signed disclosure names by its hash.
     let mut compared = 0;
     for o in &objects {
-        if let Some(k) = keys.get(&o.sha256) {
-            if compare_file(dir, &o.sha256, &o.name, k, plaintext, recipient)? {
-                compared += 1;
-            }
+        let Some(k) = keys.get(&o.sha256) else { continue };
+        let checked = match &o.cleaned_sha256 {
+            Some(copy) => check_cleaned(dir, &o.sha256, &o.name, copy, plaintext, recipient)?,
+            None => compare_file(dir, &o.sha256, &o.name, k, plaintext, recipient)?,
+        };
+        if checked {
+            compared += 1;
         }
     }
     let contents_checked = compared == objects.len();
-    checks.pass(
-        "contents",
-        if contents_checked {
+    let copies: Vec<String> = objects
+        .iter()
+        .filter(|o| o.cleaned_sha256.is_some())
+        .map(|o| disclosed_file(&o.name, plaintext))
+        .collect();
+    let detail = match (contents_checked, copies.is_empty()) {
+        (true, true) => format!(
+            "each of the {} files is byte for byte the plaintext of its logged ciphertext, opened with its file key",
+            objects.len()
+        ),
+        (true, false) => {
             format!(
-                "each of the {} files is byte for byte the plaintext of its logged ciphertext, opened with its file key",
-                objects.len()
-            )
-        } else {
+            "{} of the {} files are byte for byte the plaintext of their logged ciphertexts, opened with their file \
+             keys; {} cleaned of identifying metadata by the lawyer ({}): not byte-comparable with the logged \
+             objects, by design, and without their file keys here; each has the SHA-256 the signed disclosure \
+             names for it",
+            objects.len() - copies.len(),
+            objects.len(),
+            if copies.len() == 1 { "1 is a copy" } else { "these are copies" },
+            copies.join(", ")
+        )
+        }
+        (false, true) => {
             "not checked: the files are sealed to the recipient; give the recipient's key with --identity".to_owned()
-        },
-    );
+        }
+        (false, false) => format!(
+            "not checked: the files are sealed to the recipient; give the recipient's key with --identity \
+             ({} cleaned of identifying metadata by the lawyer, not byte-comparable with the logged objects by \
+             design: checked against the SHA-256 the signed disclosure names)",
+            copies.join(", ")
+        ),
+    };
+    checks.pass("contents", detail);
     let account = account(
         dir,
         objects
@@ -530,6 +574,7 @@ pub fn verify_dir(
                 size: o.size,
                 received: o.stored.event.time.clone(),
                 stored_index: o.stored.index,
+                cleaned: o.cleaned_sha256.is_some(),
             })
             .collect()
     };
