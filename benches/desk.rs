@@ -76,6 +76,7 @@ async fn main() {
     eprintln!("desk bench: starting the desk");
     let running = start(DeskOptions {
         server,
+        proxy: None,
         identity_path,
         identity: Some(identity),
         listen: "127.0.0.1:0".parse().expect("addr"),

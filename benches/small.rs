@@ -82,6 +82,7 @@ fn prepare(intake: &[Intake]) -> Prepared {
         media_type: Some("text/plain".into()),
         kind: ObjectKind::Statement,
         description: None,
+        cleaned: None,
     }
     .seal(&case_key.recipient())
     .expect("seal");

@@ -254,12 +254,12 @@ async fn hostile_requests_get_their_precise_error_and_change_nothing() {
         ),
         signed_row(
             &v,
-            "PATCH body over 8 MiB",
+            "PATCH body over 16 MiB",
             &lawyer,
             Method::PATCH,
             &patch_path,
-            Some(vec![0; 9 << 20]),
-            tus(0, &vec![0; 9 << 20]),
+            Some(vec![0; custos::protocol::MAX_PATCH_BODY + 1]),
+            tus(0, &vec![0; custos::protocol::MAX_PATCH_BODY + 1]),
             (413, "payload_too_large"),
         ),
         signed_row(

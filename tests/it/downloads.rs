@@ -177,6 +177,11 @@ async fn an_object_sent_in_uneven_patches_resumes_from_any_byte() {
         .create_upload(keys.signing_key(), &s.case_id, data.len() as u64)
         .await
         .unwrap();
+    assert_eq!(
+        client.patch_size(),
+        custos::store::CHUNK_SIZE,
+        "a vault that keeps chunks as files asks for one chunk per PATCH"
+    );
     let mut at = 0;
     for piece in [1_000_000, 4_500_000, 500_000] {
         client

@@ -46,6 +46,20 @@ async fn lawyer_gets(v: &TestVault, case_id: &str, name: &str, expected: &[u8]) 
     Ok(())
 }
 
+/// Do `what` to each of `nodes` (stop or start them: blocking scripts),
+/// off the runtime's threads, and hand the cluster back.
+async fn nodes(mut cluster: GarageCluster, what: fn(&mut GarageCluster, u8), nodes: &[u8]) -> GarageCluster {
+    let nodes = nodes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        for n in nodes {
+            what(&mut cluster, n);
+        }
+        cluster
+    })
+    .await
+    .unwrap()
+}
+
 async fn readyz(v: &TestVault) -> (u16, serde_json::Value) {
     let resp = reqwest::get(format!("{}/readyz", v.url)).await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
@@ -58,6 +72,12 @@ async fn large_chunks_live_in_the_bucket_and_none_on_the_vaults_disk() {
     let video = bytes(7, 9_000_000);
     let s = v.submit(b"statement", &[("video.mp4", video.clone())]).await;
     lawyer_gets(&v, &s.case_id, "video.mp4", &video).await.unwrap();
+    // The vault asks for PATCHes of several chunks, whose PUTs it sends at
+    // once: the video above went up as one PATCH of three chunks.
+    let client = v.client();
+    let keys = s.codename.derive(util::ORIGIN);
+    client.create_upload(keys.signing_key(), &s.case_id, 1).await.unwrap();
+    assert_eq!(client.patch_size(), custos::protocol::MAX_PATCH_BODY);
 
     let names = bucket_names(&v).await;
     let expected_chunks = video.len().div_ceil(custos::store::CHUNK_SIZE);
@@ -86,24 +106,14 @@ async fn a_lost_node_changes_nothing_and_two_are_a_plain_503_until_they_return()
     let first = v.submit(b"before", &[("before.bin", before.clone())]).await;
 
     // One site lost: three copies, two still answer.
-    cluster = tokio::task::spawn_blocking(move || {
-        cluster.kill(2);
-        cluster
-    })
-    .await
-    .unwrap();
+    cluster = nodes(cluster, GarageCluster::kill, &[2]).await;
     let during = bytes(12, 5_000_000);
     let second = v.submit(b"one node down", &[("during.bin", during.clone())]).await;
     lawyer_gets(&v, &first.case_id, "before.bin", &before).await.unwrap();
     lawyer_gets(&v, &second.case_id, "during.bin", &during).await.unwrap();
 
     // Two sites lost: no quorum. Uploads and downloads are refused plainly.
-    cluster = tokio::task::spawn_blocking(move || {
-        cluster.kill(3);
-        cluster
-    })
-    .await
-    .unwrap();
+    cluster = nodes(cluster, GarageCluster::kill, &[3]).await;
     let log_size = v.events().await.len();
     let refused_submit = {
         let mut files = vec![flows::SubmitFile {
@@ -118,6 +128,12 @@ async fn a_lost_node_changes_nothing_and_two_are_a_plain_503_until_they_return()
     };
     let e = refused_submit.expect_err("no upload without quorum");
     assert!(format!("{e:#}").contains("storage_unavailable"), "{e:#}");
+    // Some of the refused PATCH's chunks may have reached the bucket before
+    // the write failed: they are left for the collector.
+    assert!(
+        v.state.as_ref().expect("serving").vault.store.has_garbage(),
+        "a failed chunk write is not left for the collector"
+    );
     let e = lawyer_gets(&v, &first.case_id, "before.bin", &before)
         .await
         .unwrap_err();
@@ -139,13 +155,7 @@ async fn a_lost_node_changes_nothing_and_two_are_a_plain_503_until_they_return()
     );
 
     // Both back: the vault answers again by itself, and nothing was lost.
-    cluster = tokio::task::spawn_blocking(move || {
-        cluster.restart(2);
-        cluster.restart(3);
-        cluster
-    })
-    .await
-    .unwrap();
+    cluster = nodes(cluster, GarageCluster::restart, &[2, 3]).await;
     let (status, _) = readyz(&v).await;
     assert_eq!(status, 200, "ready again once the store answers");
     lawyer_gets(&v, &first.case_id, "before.bin", &before).await.unwrap();
@@ -155,6 +165,94 @@ async fn a_lost_node_changes_nothing_and_two_are_a_plain_503_until_they_return()
     lawyer_gets(&v, &third.case_id, "after.bin", &after).await.unwrap();
     let report = flows::audit(&v.client(), &v.auditor, &v.log, None).await.unwrap();
     assert_eq!(report.failure, None);
+    drop(cluster);
+}
+
+/// A PATCH to a bucket is answered once its bytes are checked, while its
+/// chunks are still being written: nothing may ever count on that answer.
+/// Its failed write is the commit's answer, a HEAD gives the durable
+/// offset, and once the bucket is back the upload goes on from there and
+/// the object comes back whole. (That a PATCH waits for the one before it,
+/// and is told its failure, is `api::upload_writes`'s unit test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_whose_chunks_never_reached_the_bucket_counts_for_nothing() {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut cluster = tokio::task::spawn_blocking(GarageCluster::start).await.unwrap();
+    let v = vault_on(&cluster).await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(util::ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    let patch = custos::protocol::MAX_PATCH_BODY;
+    let data = bytes(41, 2 * patch + 1000);
+    let upload = client.create_upload(key, &s.case_id, data.len() as u64).await.unwrap();
+    assert_eq!(client.patch_size(), patch, "the vault asks for PATCHes of four chunks");
+    let sha = hex::encode(sha2::Sha256::digest(&data));
+    let commit = custos::wire::CommitUpload {
+        sha256: sha.clone(),
+        label: base64::engine::general_purpose::STANDARD.encode(b"label"),
+    };
+
+    // No quorum, and the vault has not yet seen a request fail: the PATCH
+    // is taken, and its write fails behind it.
+    cluster = nodes(cluster, GarageCluster::kill, &[2, 3]).await;
+    let moved = client.patch(key, &upload, 0, data[..patch].to_vec()).await.unwrap();
+    assert_eq!(
+        moved, patch as u64,
+        "the PATCH was answered before its chunks were written"
+    );
+    let e = client.commit(key, &upload, &commit).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("storage_unavailable"),
+        "the commit is told the write failed: {e}"
+    );
+    assert_eq!(
+        client.upload_offset(key, &upload).await.unwrap(),
+        0,
+        "HEAD gives the durable offset, which never moved"
+    );
+    let e = client.commit(key, &upload, &commit).await.unwrap_err();
+    assert_eq!(e.code(), Some("upload_incomplete"), "told once: {e}");
+    // The vault has now seen the bucket fail: a PATCH is refused at once.
+    let e = client.patch(key, &upload, 0, data[..patch].to_vec()).await.unwrap_err();
+    assert_eq!(e.code(), Some("storage_unavailable"), "{e}");
+
+    cluster = nodes(cluster, GarageCluster::restart, &[2, 3]).await;
+    let (status, _) = readyz(&v).await;
+    assert_eq!(status, 200, "ready again once the store answers");
+    assert_eq!(client.upload_offset(key, &upload).await.unwrap(), 0);
+    // The first PATCH may still meet a failure the collector saw while the
+    // nodes were down (one probe every 2 s finds the bucket back).
+    let mut offset = 0;
+    for attempt in 0.. {
+        match client.patch(key, &upload, 0, data[..patch].to_vec()).await {
+            Ok(moved) => {
+                offset = moved;
+                break;
+            }
+            Err(e) if e.code() == Some("storage_unavailable") && attempt < 30 => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("the bucket is back: {e}"),
+        }
+    }
+    while offset < data.len() as u64 {
+        let end = (offset as usize + patch).min(data.len());
+        offset = client
+            .patch(key, &upload, offset, data[offset as usize..end].to_vec())
+            .await
+            .unwrap();
+    }
+    let done = client.commit(key, &upload, &commit).await.unwrap();
+    assert_eq!(done.object_id, sha);
+    let mut back = Vec::new();
+    let (_, got) = client
+        .download(v.lawyer.signing_key(), &s.case_id, &sha, &mut back)
+        .await
+        .unwrap();
+    assert_eq!((got, back == data), (sha, true), "the object came back whole");
     drop(cluster);
 }
 

@@ -396,7 +396,13 @@ pub fn signature_base(params: &SignatureParams, values: &[String]) -> String {
 
 /// RFC 9530 `Content-Digest` value for `body` with sha-256.
 pub fn content_digest(body: &[u8]) -> String {
-    format!("sha-256=:{}:", B64.encode(Sha256::digest(body)))
+    content_digest_of(&Sha256::digest(body).into())
+}
+
+/// RFC 9530 `Content-Digest` value for a body whose SHA-256 is `sha256`
+/// (a body read in pieces is hashed as they come).
+pub fn content_digest_of(sha256: &[u8; 32]) -> String {
+    format!("sha-256=:{}:", B64.encode(sha256))
 }
 
 /// Sign: returns the `Signature-Input` and `Signature` header values.

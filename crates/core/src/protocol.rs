@@ -5,8 +5,8 @@
 
 /// Size of a tus PATCH and of the chunks the vault stores. Uploads are cut
 /// at this size, so memory per request stays bounded whatever the object
-/// size; a PATCH is one chunk, so its signed digest is also the chunk's
-/// address (one hash per byte). Chunks this large are files on the vault,
+/// size; to a vault that keeps chunks as files a PATCH is one chunk, so its
+/// signed digest is also the chunk's address (one hash per byte). Chunks this large are files on the vault,
 /// not database values (see the server's `store::SMALL_CHUNK`).
 pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
 
@@ -17,10 +17,12 @@ pub const TUS_VERSION: &str = "1.0.0";
 /// note fits in a few KiB; 256 KiB leaves room without inviting abuse.
 pub const MAX_JSON_BODY: usize = 256 * 1024;
 
-/// Largest tus PATCH body. Clients send 4 MiB (one chunk); the server buffers
-/// one PATCH to check its digest before storing it, so this bounds memory
-/// per upload request.
-pub const MAX_PATCH_BODY: usize = 8 * 1024 * 1024;
+/// Largest tus PATCH body: four chunks. Clients send what the vault's
+/// `Custos-Patch-Size` asks (one chunk where chunks are files on the vault,
+/// four where each waits on an S3 bucket, whose PUTs then overlap). The
+/// server buffers one PATCH to check its digest before storing it, so this
+/// bounds memory per upload request.
+pub const MAX_PATCH_BODY: usize = 4 * CHUNK_SIZE;
 
 /// Largest object. Set high: evidence can be hours of video.
 pub const MAX_UPLOAD_LENGTH: u64 = 64 * 1024 * 1024 * 1024;

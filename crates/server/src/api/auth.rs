@@ -11,6 +11,7 @@ use axum::extract::MatchedPath;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AppState;
@@ -210,10 +211,16 @@ fn signer(state: &AppState, key_id: &KeyId, new_keys: &[VerifyingKey]) -> Result
 /// Check a body read after [`authenticate`] against the `Content-Digest`
 /// its signature covers. A body the signature does not cover is refused.
 pub fn check_body(request: &SignedRequest, body: &[u8]) -> Result<(), ApiError> {
+    check_body_hash(request, &Sha256::digest(body).into(), body.is_empty())
+}
+
+/// [`check_body`] for a body known by its SHA-256 (`sha256`) and whether
+/// it is empty, as a PATCH body read in chunk-sized pieces is.
+pub fn check_body_hash(request: &SignedRequest, sha256: &[u8; 32], empty: bool) -> Result<(), ApiError> {
     match request.value("content-digest") {
-        Some(digest) if digest == httpsig::content_digest(body) => Ok(()),
+        Some(digest) if digest == httpsig::content_digest_of(sha256) => Ok(()),
         Some(_) => Err(SignatureError::DigestMismatch.into()),
-        None if body.is_empty() => Ok(()),
+        None if empty => Ok(()),
         None => Err(SignatureError::MissingComponent("content-digest".into()).into()),
     }
 }
@@ -274,6 +281,7 @@ impl axum::extract::FromRequest<Arc<AppState>> for SignedBody {
         let (parts, body) = req.into_parts();
         let (actor, request) = authenticate(state, &parts.method, &parts.uri, &parts.headers, route(&parts), &[])?;
         let (body, budget) = super::read_body(state, axum::extract::Request::from_parts(parts, body)).await?;
+        let body = body.into_bytes();
         check_body(&request, &body)?;
         Ok(SignedBody {
             actor,

@@ -5,7 +5,7 @@
 //!
 //! One file per resource: `cases`, `objects`, `grants`, `principals` (and
 //! the intake parameters), `contacts` (lawyers' digest addresses),
-//! `uploads` (tus), `log` and `case_log`, `backup`, `health`, `workflow`,
+//! `uploads` (tus, with `upload_writes`: the PATCHes being written), `log` and `case_log`, `backup`, `health`, `workflow`,
 //! `disclosures`. What every write shares (canonical bodies, drafting events,
 //! the recheck under the writer lock, append and flush) is `logged`;
 //! `auth` and `body` come before any of them, `error` after.
@@ -24,6 +24,7 @@ mod log;
 mod logged;
 mod objects;
 mod principals;
+mod upload_writes;
 mod uploads;
 mod workflow;
 
@@ -32,6 +33,7 @@ pub(crate) use body::{read_body, BodyBudget};
 /// The API's bodies live in the core crate: the auditor reads them too.
 pub use custos_core::wire;
 pub use health::serve_metrics;
+pub use upload_writes::UploadWrites;
 pub use uploads::expire_uploads;
 
 use std::net::SocketAddr;
@@ -101,6 +103,8 @@ pub struct AppState {
     /// [`crate::digest::Digests::from_settings`], which reads the relay's
     /// credentials); `None`: none are sent.
     pub digests: Option<Arc<crate::digest::Digests>>,
+    /// tus PATCHes received whose writes are under way.
+    pub upload_writes: Arc<UploadWrites>,
 }
 
 impl AppState {
@@ -122,6 +126,7 @@ impl AppState {
             max_case_bytes: settings.max_case_bytes,
             max_case_open_uploads: settings.max_case_open_uploads,
             digests: None,
+            upload_writes: Default::default(),
         }
     }
 
@@ -210,6 +215,10 @@ pub async fn serve(
                     Ok(n) => tracing::info!(uploads = n, "dropped uploads that expired"),
                     Err(e) => tracing::warn!(error = %e, "could not drop expired uploads"),
                 }
+                let store = &state.vault.store;
+                state
+                    .upload_writes
+                    .forget_gone(|upload| store.has_upload(upload).unwrap_or(true));
                 if state.vault.store.has_garbage() {
                     match state.vault.store.collect_chunks().await {
                         Ok(0) => {}
@@ -226,7 +235,8 @@ pub async fn serve(
             loop {
                 state.witnesses.woken().await;
                 let store = &state.vault.store;
-                match store.flush().await.and_then(|()| store.checkpoint()) {
+                // Only a checkpoint made durable goes to the witnesses.
+                match store.flush().await.map(|()| store.durable_checkpoint()) {
                     Ok(Some(note)) => {
                         state.witnesses.cosign(store, &note).await;
                     }
@@ -258,6 +268,9 @@ pub async fn serve(
         max_connections: state.max_connections,
     };
     let result = crate::accept::serve_router(router(state.clone()), listener, limits, draining).await;
+    // PATCHes answered whose writes are still under way finish, within
+    // one more grace of the same length.
+    let _ = tokio::time::timeout(state.shutdown_grace, state.upload_writes.settle_all()).await;
     pruner.abort();
     pusher.abort();
     let _ = pruner.await;

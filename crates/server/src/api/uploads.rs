@@ -18,14 +18,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::auth::{check_body, Signed, SignedBody};
+use super::auth::{check_body_hash, Signed, SignedBody};
 use super::cases::visible_case;
 use super::error::{conflict, mismatch, ApiError};
 use super::logged::{draft, log_and_flush, parse_canonical, with_body};
 use super::wire::{CommitUpload, ObjectCommitted};
-use super::AppState;
+use super::{upload_writes, AppState};
 use crate::policy::{self, Actor};
-use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, UploadRecord, CHUNK_SIZE, T};
+use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, UploadRecord, T};
 use custos_core::custody::unix_now;
 use custos_core::custody::Action;
 use custos_core::envelope::MAX_LABEL_BYTES;
@@ -124,6 +124,15 @@ fn check_tus(headers: &HeaderMap) -> Result<()> {
         Some(TUS_VERSION) => Ok(()),
         _ => Err(ApiError::TusVersion),
     }
+}
+
+/// `Custos-Patch-Size`: how many bytes a PATCH should carry to this vault
+/// (one chunk where chunks are files; several where each chunk's write
+/// waits on a bucket, so the vault can send them at once). Only a hint:
+/// any size up to `MAX_PATCH_BODY` is taken.
+fn patch_size_header(state: &AppState, resp: &mut Response) {
+    resp.headers_mut()
+        .insert("custos-patch-size", HeaderValue::from(state.vault.store.patch_size()));
 }
 
 fn header_u64(headers: &HeaderMap, name: &'static str) -> Result<u64> {
@@ -228,6 +237,7 @@ pub(super) async fn create(
     store.flush().await?;
     let mut resp = StatusCode::CREATED.into_response();
     tus_headers(&mut resp);
+    patch_size_header(&state, &mut resp);
     let location = format!("/v1/cases/{case_id}/uploads/{upload_id}");
     resp.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
@@ -266,7 +276,8 @@ fn check_case_quota(state: &AppState, case_id: &str, length: u64) -> Result<()> 
     Ok(())
 }
 
-/// tus core: `HEAD` reports the durable offset.
+/// tus core: `HEAD` reports the durable offset, once the upload's write
+/// under way (if any) has ended, however it ended.
 pub(super) async fn head(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
@@ -274,9 +285,17 @@ pub(super) async fn head(
     Signed { actor, .. }: Signed,
 ) -> Result<Response> {
     check_tus(&headers)?;
+    load_upload(&state, &case_id, &upload_id, &actor)?;
+    // A write that failed is told by the offset below, which is where to
+    // go on from.
+    let _ = state.upload_writes.settle(&upload_id).await;
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    // What was read is durable before it is told: a write applied but not
+    // yet flushed would otherwise show an offset a crash could take back.
+    state.vault.store.flush().await?;
     let mut resp = StatusCode::OK.into_response();
     tus_headers(&mut resp);
+    patch_size_header(&state, &mut resp);
     resp.headers_mut().insert("upload-offset", HeaderValue::from(u.offset));
     resp.headers_mut().insert("upload-length", HeaderValue::from(u.length));
     expires_header(&mut resp, &u);
@@ -289,7 +308,10 @@ pub(super) async fn head(
 /// declared length fits), so a body is never held for a PATCH that would
 /// be refused anyway. The body is then checked against its signed
 /// `Content-Digest` (and `Upload-Checksum` if sent) before any of it
-/// counts; the new offset is durable before the reply.
+/// counts. The new offset is durable before the reply, but where chunk
+/// writes wait on the network: there the reply comes once the PATCH
+/// before is durable, and this one's write goes on
+/// ([`upload_writes`](super::upload_writes) says why and what waits for it).
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     Path((case_id, upload_id)): Path<(String, String)>,
@@ -322,54 +344,146 @@ pub(super) async fn patch(
         }
     };
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
-    if offset != u.offset {
+    if let Some(failed) = state.upload_writes.take_failure(&upload_id) {
+        return Err(failed);
+    }
+    let expected = state.upload_writes.next_offset(&upload_id, u.offset);
+    if offset != expected {
         return Err(conflict(
             "upload_offset_mismatch",
-            format!("the upload is at offset {}, not {offset}", u.offset),
+            format!("the upload is at offset {expected}, not {offset}"),
         ));
     }
     if offset + declared > u.length {
         return Err(ApiError::TooLarge("the data goes past Upload-Length".into()));
     }
-    let (body, _budget) = super::read_body(&state, req).await?;
-    check_body(&request, &body)?;
+    let behind = state.vault.store.chunk_writes_wait_on_network();
+    if behind && !state.vault.store.chunk_storage_up() {
+        // The bucket failed the last request made of it: this PATCH would
+        // be answered before its write fails, so it is refused now, before
+        // its body is read, unless a probe (one every few seconds at most)
+        // finds the bucket back.
+        let probing = state.clone();
+        tokio::task::spawn_blocking(move || probing.vault.store.probe_chunk_storage())
+            .await
+            .map_err(|e| store::StoreError::Integrity(format!("probe task failed: {e}")))??;
+    }
+    let (body, budget) = super::read_body(&state, req).await?;
+    let sha256 = body.sha256();
+    check_body_hash(&request, &sha256, body.is_empty())?;
     if let Some(value) = checksum {
-        // The signed Content-Digest was checked against the body already;
-        // a checksum that names the same SHA-256 needs no second pass.
-        let digest = headers.get("content-digest").and_then(|v| v.to_str().ok());
-        let same = digest.is_some_and(|d| d.trim() == format!("sha-256=:{value}:"));
-        if !same && B64.decode(&value).ok().as_deref() != Some(Sha256::digest(&body).as_slice()) {
+        if B64.decode(&value).ok().as_deref() != Some(sha256.as_slice()) {
             return Err(ApiError::ChecksumMismatch);
         }
     }
-    let store = &state.vault.store;
+    let end = offset + body.len() as u64;
     // Chunks are content-addressed, so storing them before the offset moves
-    // is harmless if the request then fails (the collector takes them).
-    let _chunk_writes = store.chunk_writes().await;
+    // is harmless if the write then fails (the collector takes them); the
+    // collector waits while this is held.
+    let chunk_writes = state.vault.store.chunk_writes().await;
+    let (done, before) = state.upload_writes.start(
+        &upload_id,
+        (offset, end),
+        || Ok(load_upload(&state, &case_id, &upload_id, &actor)?.offset),
+        |before| {
+            write_patch(
+                state.clone(),
+                PatchWrite {
+                    case_id: case_id.clone(),
+                    upload_id: upload_id.clone(),
+                    actor: actor.clone(),
+                    offset,
+                    sha256,
+                    body,
+                    budget,
+                    chunk_writes,
+                },
+                before,
+            )
+        },
+    )?;
+    // Chunks on this disk: answered once this PATCH is durable. In a
+    // bucket: once the one before it is (upload_writes.rs says why).
+    let waited = if behind { before } else { Some(done) };
+    if let Some(write) = waited {
+        if let Err(e) = write.await {
+            // Told now; the writes behind it (this one's, in a bucket)
+            // fail with it.
+            state.upload_writes.forget(&upload_id);
+            return Err(upload_writes::again(&e));
+        }
+    }
+    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    tus_headers(&mut resp);
+    resp.headers_mut().insert("upload-offset", HeaderValue::from(end));
+    expires_header(&mut resp, &u);
+    Ok(resp)
+}
+
+/// A PATCH whose bytes are received and checked, to be written.
+struct PatchWrite {
+    case_id: String,
+    upload_id: String,
+    /// Who sent it: checked again when the offset moves, as every write
+    /// of the upload is.
+    actor: Actor,
+    offset: u64,
+    /// The body's SHA-256, checked against its signed digest.
+    sha256: [u8; 32],
+    body: super::body::ReadBody,
+    /// The body's share of the vault's budget, held until it is written.
+    budget: super::BodyBudget,
+    /// The collector waits until the chunks are referenced.
+    chunk_writes: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+/// Write a PATCH: its chunks to the store (while the PATCH before it may
+/// still be writing its own), then, once that one is applied, the new
+/// offset and chunk list into sled, durably.
+async fn write_patch(state: Arc<AppState>, patch: PatchWrite, before: Option<upload_writes::Done>) -> Result<()> {
+    let PatchWrite {
+        case_id,
+        upload_id,
+        actor,
+        offset,
+        sha256,
+        body,
+        budget: _budget,
+        chunk_writes: _chunk_writes,
+    } = patch;
+    let store = &state.vault.store;
     let body_len = body.len() as u64;
-    // A body of one chunk is already hashed: the body check compared its
-    // signed Content-Digest with it.
-    let digest = super::auth::digest_header(&headers).filter(|_| body.len() <= CHUNK_SIZE);
-    let writing = state.clone();
-    let hashing_id = upload_id.clone();
-    let (hashes, running) = tokio::task::spawn_blocking(move || {
-        let store = &writing.vault.store;
-        let hashes = match digest {
-            Some(hash) => store.put_chunk_prehashed(hash, &body).map(|h| vec![h]),
-            None => body
-                .chunks(CHUNK_SIZE)
-                .map(|piece| store.put_chunk(piece))
-                .collect::<Result<Vec<_>, _>>(),
-        }?;
-        let running = store.take_upload_hash(&hashing_id, offset).map(|mut h| {
-            h.update(&body);
-            h
+    let written = async {
+        let pieces = body.pieces().to_vec();
+        let writing = state.clone();
+        let hashes = tokio::task::spawn_blocking(move || match pieces.as_slice() {
+            // A body of one chunk is already hashed: the body check
+            // compared it with the signed Content-Digest.
+            [one] => writing.vault.store.put_chunk_prehashed(sha256, one).map(|h| vec![h]),
+            pieces => writing.vault.store.put_chunks(pieces),
         });
-        Ok::<_, store::StoreError>((hashes, running))
-    })
-    .await
-    .map_err(|e| store::StoreError::Integrity(format!("chunk writing task failed: {e}")))??;
-    let moved = {
+        let before = match before {
+            Some(write) => write.await.map_err(|e| upload_writes::again(&e)),
+            None => Ok(()),
+        };
+        let hashes = hashes
+            .await
+            .map_err(|e| store::StoreError::Integrity(format!("chunk writing task failed: {e}")))??;
+        before?;
+        // The running hash is the one the write before this one kept.
+        let hashing = state.clone();
+        let hashing_id = upload_id.clone();
+        let running = tokio::task::spawn_blocking(move || {
+            hashing.vault.store.take_upload_hash(&hashing_id, offset).map(|mut h| {
+                for piece in body.pieces() {
+                    h.update(piece);
+                }
+                h
+            })
+        })
+        .await
+        .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))?;
         let guard = store.writer().await;
         let mut u = load_upload(&state, &case_id, &upload_id, &actor)?;
         if u.offset != offset {
@@ -390,16 +504,15 @@ pub(super) async fn patch(
         if let Some(running) = running {
             store.keep_upload_hash(&upload_id, u.offset, running);
         }
-        u
-    };
-    store.flush().await?;
-    state.metrics.uploaded(body_len);
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    tus_headers(&mut resp);
-    resp.headers_mut()
-        .insert("upload-offset", HeaderValue::from(moved.offset));
-    expires_header(&mut resp, &moved);
-    Ok(resp)
+        drop(guard);
+        store.flush().await?;
+        state.metrics.uploaded(body_len);
+        Ok(())
+    }
+    .await;
+    // Some of the PATCH's chunks may have been stored before the write
+    // failed; nothing refers to them, so they are the collector's.
+    written.inspect_err(|_| store.mark_garbage())
 }
 
 /// tus termination.
@@ -410,6 +523,9 @@ pub(super) async fn terminate(
     Signed { actor, .. }: Signed,
 ) -> Result<Response> {
     check_tus(&headers)?;
+    load_upload(&state, &case_id, &upload_id, &actor)?;
+    // Whatever the write under way does, the upload goes.
+    let _ = state.upload_writes.settle(&upload_id).await;
     let store = &state.vault.store;
     {
         let guard = store.writer().await;
@@ -460,6 +576,10 @@ pub(super) async fn commit(
             "the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes"
         )));
     }
+    load_upload(&state, &case_id, &upload_id, &actor)?;
+    // No object before every chunk's PUT is acknowledged: a write that
+    // failed fails the commit with its own error.
+    state.upload_writes.settle(&upload_id).await?;
     let u = load_upload(&state, &case_id, &upload_id, &actor)?;
     if u.offset != u.length {
         return Err(conflict(

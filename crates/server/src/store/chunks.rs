@@ -12,10 +12,28 @@ pub trait ChunkStore: Send + Sync {
     /// Store a chunk under its SHA-256, durably before it returns; storing
     /// the same chunk twice leaves one good copy.
     fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<()>;
+    /// Store several chunks, each as [`ChunkStore::put`] does, all durable
+    /// before it returns. A backend whose writes wait on the network sends
+    /// them at once.
+    fn put_many(&self, chunks: &[(Hash, bytes::Bytes)]) -> Result<()> {
+        chunks.iter().try_for_each(|(hash, bytes)| self.put(hash, bytes))
+    }
+    /// How many chunks an upload request should carry: one where a write
+    /// is cheap (then a PATCH's signed digest is its chunk's address, one
+    /// hash pass saved), more where each write waits for the network, so
+    /// that [`ChunkStore::put_many`] has writes to overlap.
+    fn chunks_per_patch(&self) -> usize {
+        1
+    }
     /// Fetch a chunk; the caller re-hashes it.
     fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>>;
     /// A chunk's length, without reading it.
     fn len(&self, hash: &Hash) -> Result<Option<u64>>;
+    /// Several chunks' lengths, in order, as [`ChunkStore::len`] gives
+    /// them. A backend whose answers wait on the network asks at once.
+    fn lens(&self, hashes: &[Hash]) -> Result<Vec<Option<u64>>> {
+        hashes.iter().map(|hash| self.len(hash)).collect()
+    }
     /// Every name the backend holds, with its size: chunks (named by their
     /// hash in hex, perhaps under a folder: `ab/ab12...`) and whatever an
     /// interrupted write left.
@@ -52,7 +70,12 @@ pub const SMALL_CHUNK: usize = 64 * 1024;
 /// cache instead. Reads look in sled first, so a store written by an
 /// earlier version, which kept all chunks in sled, still reads.
 pub(super) struct FileChunks {
-    pub(super) dir: PathBuf,
+    dir: PathBuf,
+    /// The fan-out folders whose names this process made durable (or
+    /// found so: the store syncs `chunks/` when it opens). A chunk is
+    /// acknowledged only once its folder's name is durable too, which
+    /// another writer's `create_dir_all` does not promise.
+    fans_durable: [std::sync::atomic::AtomicBool; 256],
 }
 
 /// Where chunk `hash` lives under the chunk folder `dir`.
@@ -62,6 +85,15 @@ fn chunk_path(dir: &Path, hash: &Hash) -> PathBuf {
 }
 
 impl FileChunks {
+    /// The chunks in `dir`, whose own name (and the fan-out folders' in
+    /// it) the caller has made durable.
+    pub(super) fn new(dir: PathBuf) -> FileChunks {
+        FileChunks {
+            dir,
+            fans_durable: std::array::from_fn(|_| false.into()),
+        }
+    }
+
     fn path(&self, hash: &Hash) -> PathBuf {
         chunk_path(&self.dir, hash)
     }
@@ -74,13 +106,19 @@ impl ChunkStore for FileChunks {
         // commit finishes the hash of what was sent, not a re-read of what
         // is stored, so the copy under this name is checked: one damaged
         // since is replaced, never vouched for by a new receipt.
-        if path.exists() && std::fs::read(&path).is_ok_and(|held| Sha256::digest(&held).as_slice() == hash.as_slice()) {
-            return Ok(());
-        }
         let fan = path.parent().expect("chunk paths have a folder");
-        if !fan.exists() {
+        let fan_durable = &self.fans_durable[usize::from(hash[0])];
+        if !fan_durable.load(std::sync::atomic::Ordering::Acquire) {
             std::fs::create_dir_all(fan)?;
             custos_durable::sync_dir(&self.dir)?;
+            fan_durable.store(true, std::sync::atomic::Ordering::Release);
+        }
+        if path.exists() && std::fs::read(&path).is_ok_and(|held| Sha256::digest(&held).as_slice() == hash.as_slice()) {
+            // Its name may not be durable yet: another writer may be
+            // between its rename and its folder sync, or a killed one left
+            // it there. Acknowledged only once it is.
+            custos_durable::sync_dir(fan)?;
+            return Ok(());
         }
         // Written under a temporary name, flushed, then renamed: a crash
         // leaves the whole chunk or none, never a torn one under its name.
@@ -206,6 +244,47 @@ impl Store {
         Ok(hash)
     }
 
+    /// Store the chunks of one upload request (its body as read, in pieces
+    /// of at most [`CHUNK_SIZE`]), returning their hashes in order. The
+    /// large ones go to the backend together, so a bucket receives them at
+    /// once.
+    pub fn put_chunks(&self, body: &[bytes::Bytes]) -> Result<Vec<Hash>> {
+        debug_assert!(body.iter().all(|piece| piece.len() <= CHUNK_SIZE));
+        // The pieces themselves, not copies: a bucket's PUTs send them as
+        // they are.
+        let pieces: Vec<(Hash, bytes::Bytes)> = body
+            .iter()
+            .map(|piece| (Sha256::digest(piece).into(), piece.clone()))
+            .collect();
+        let mut large = Vec::with_capacity(pieces.len());
+        for (hash, piece) in &pieces {
+            if piece.len() <= SMALL_CHUNK {
+                self.tree(T::Chunks).insert(hash, piece.as_ref())?;
+            } else {
+                large.push((*hash, piece.clone()));
+            }
+        }
+        if !large.is_empty() {
+            let stored = self.chunks.put_many(&large);
+            self.note_backend(&stored);
+            stored?;
+        }
+        Ok(pieces.into_iter().map(|(hash, _)| hash).collect())
+    }
+
+    /// How many bytes an upload request should carry to this store (the
+    /// vault says so when an upload is created or asked about).
+    pub fn patch_size(&self) -> usize {
+        self.chunks.chunks_per_patch() * CHUNK_SIZE
+    }
+
+    /// Whether each chunk write waits for the network (the backend asks
+    /// for PATCHes of several chunks to overlap them): then a PATCH is
+    /// answered before its chunks are written (`api/upload_writes.rs`).
+    pub fn chunk_writes_wait_on_network(&self) -> bool {
+        self.chunks.chunks_per_patch() > 1
+    }
+
     /// A small chunk into sled (durable with the caller's next flush,
     /// which precedes any reply), a large one to the backend.
     fn store_chunk(&self, hash: &Hash, bytes: &[u8]) -> Result<()> {
@@ -273,9 +352,12 @@ impl Store {
     }
 
     /// Permission to write chunks that nothing refers to yet; hold it until
-    /// the references are applied.
-    pub async fn chunk_writes(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
-        self.chunk_gate.read().await
+    /// the references are applied. Owned, so that a PATCH takes it before
+    /// its write is queued behind the one before it: taken inside a write
+    /// that waits for another, a collector queued between the two would
+    /// wait for the later write while the earlier waited for the collector.
+    pub async fn chunk_writes(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.chunk_gate.clone().read_owned().await
     }
 
     /// Note that chunks may have lost their last reference (an upload was
@@ -426,6 +508,35 @@ impl Store {
         len.ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))
     }
 
+    /// The lengths of the chunks `hashes`, in order, without reading
+    /// them: the small ones from sled, the others asked of the backend
+    /// together (a commit of 1 GiB into a bucket asked 256 times in a
+    /// row before).
+    pub fn chunk_lens(&self, hashes: &[Hash]) -> Result<Vec<u64>> {
+        let mut lens = vec![None; hashes.len()];
+        let mut large = Vec::new();
+        for (len, hash) in lens.iter_mut().zip(hashes) {
+            match self.tree(T::Chunks).get(hash)? {
+                Some(v) => *len = Some(v.len() as u64),
+                None => large.push(*hash),
+            }
+        }
+        if !large.is_empty() {
+            let asked = self.chunks.lens(&large);
+            self.note_backend(&asked);
+            let mut answers = asked?.into_iter();
+            for len in lens.iter_mut().filter(|len| len.is_none()) {
+                *len = answers.next().flatten();
+            }
+        }
+        lens.into_iter()
+            .zip(hashes)
+            .map(|(len, hash)| {
+                len.ok_or_else(|| StoreError::Integrity(format!("chunk {} is missing", hex::encode(hash))))
+            })
+            .collect()
+    }
+
     /// Where the chunks of `object` start: from its manifest when it
     /// records even chunks (checked against its size and chunk count),
     /// else from the chunks' lengths in the store, which must add up to
@@ -444,9 +555,10 @@ impl Store {
                 size: manifest.size,
             });
         }
-        let lens = (0..manifest.chunks)
-            .map(|i| self.chunk_len(&self.chunk_at(T::ObjectChunks, object, i)?))
+        let hashes = (0..manifest.chunks)
+            .map(|i| self.chunk_at(T::ObjectChunks, object, i))
             .collect::<Result<Vec<_>>>()?;
+        let lens = self.chunk_lens(&hashes)?;
         if lens.iter().sum::<u64>() != manifest.size {
             return Err(damaged());
         }

@@ -35,9 +35,7 @@ impl Store {
         // Never into another vault's bucket (see `s3::OWNER`); an unmarked
         // one becomes this vault's.
         bucket.claim_for(vault, true)?;
-        let local = FileChunks {
-            dir: self.chunk_dir.clone(),
-        };
+        let local = FileChunks::new(self.chunk_dir.clone());
         let mut done = Migrated::default();
         let mut leftovers = Vec::new();
         for (name, _) in local.list()? {

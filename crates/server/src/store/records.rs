@@ -356,18 +356,24 @@ impl Store {
     /// addresses and lengths (no chunk is read).
     pub fn manifest_of(&self, t: T, prefix: &[u8], size: u64, chunks: u64) -> Result<ObjectManifest> {
         let mut list = Sha256::new();
-        let mut lens = Vec::new();
-        for i in 0..chunks {
-            let address = self.chunk_at(t, prefix, i)?;
+        let addresses = (0..chunks)
+            .map(|i| self.chunk_at(t, prefix, i))
+            .collect::<Result<Vec<_>>>()?;
+        for address in &addresses {
             list.update(address);
-            lens.push(self.chunk_len(&address)?);
         }
+        let lens = self.chunk_lens(&addresses)?;
         Ok(ObjectManifest {
             size,
             chunks,
             chunk_size: even_chunk_size(&lens, size),
             chunks_sha256: Some(hex::encode(list.finalize())),
         })
+    }
+
+    /// Whether an upload of this id is open.
+    pub fn has_upload(&self, upload_id: &str) -> Result<bool> {
+        Ok(self.tree(T::Uploads).contains_key(upload_id.as_bytes())?)
     }
 
     /// Whether an object of this hash is stored (in any case).
