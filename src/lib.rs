@@ -30,6 +30,7 @@ pub use custos_client::bundle;
 pub use custos_core::{audit, custody, envelope, httpsig, identity, protocol, stamp, wire};
 pub use custos_desk as desk;
 pub use custos_durable as durable;
+pub use custos_meta as meta;
 pub use custos_server::{accept, api, backup, config, digest, metrics, policy, store, vault, web, witness};
 
 pub mod cli;

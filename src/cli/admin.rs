@@ -293,9 +293,7 @@ pub(super) async fn backup(ctx: &Ctx, args: Backup) -> anyhow::Result<()> {
         }
         let (manifest, with_key) = backup::verify_file(&partial, Some(&vkey))?;
         std::fs::rename(&partial, &args.out)?;
-        if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::durable::sync_dir(parent)?;
-        }
+        crate::durable::sync_parent(&args.out)?;
         anyhow::Ok((manifest, with_key))
     }
     .await;

@@ -356,16 +356,27 @@ fn verify_disclosure(
             ));
             lines.extend(report.objects.iter().map(|o| {
                 format!(
-                    "  {}  {}  {}  received {}  entry {}",
+                    "  {}  {}  {}  received {}  entry {}{}",
                     o.object_id,
                     o.file.as_deref().unwrap_or("(file name not checked)"),
                     o.kind.map_or("(kind sealed)", |k| k.as_str()),
                     o.received,
-                    o.stored_index
+                    o.stored_index,
+                    if o.cleaned {
+                        "  CLEANED COPY: metadata removed by the lawyer; not byte-comparable with the logged object"
+                    } else {
+                        ""
+                    }
                 )
             }));
         }
+        let cleaned = report.objects.iter().any(|o| o.cleaned);
         lines.push(match (report.status, report.failure()) {
+            (DisclosureStatus::Verified, _) if cleaned => format!(
+                "VERIFIED: each file of this disclosure from case {case} is exactly a logged object, or (marked \
+                 CLEANED COPY) a copy of one cleaned of identifying metadata with the SHA-256 the signed disclosure \
+                 names"
+            ),
             (DisclosureStatus::Verified, _) => {
                 format!("VERIFIED: each file of this disclosure from case {case} is exactly a logged object")
             }

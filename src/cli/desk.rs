@@ -33,6 +33,7 @@ pub(super) async fn desk(ctx: &Ctx, args: Desk) -> anyhow::Result<()> {
     };
     let running = custos_desk::start(custos_desk::DeskOptions {
         server: ctx.server.clone(),
+        proxy: ctx.proxy.clone(),
         identity_path: path,
         identity,
         listen: args.listen,

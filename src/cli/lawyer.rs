@@ -260,11 +260,20 @@ pub(super) async fn get(ctx: &Ctx, args: Get) -> anyhow::Result<()> {
     let got = flows::get_case(&ctx.client()?, &id, &log, &args.case, &out).await?;
     ctx.print(&got, || {
         let mut lines = vec![format!("case {}: {}", got.case_id, got.status.replace('_', " "))];
-        lines.extend(
-            got.files
-                .iter()
-                .map(|f| format!("{:<9} {}  {}", f.kind.as_str(), f.path.display(), f.object_id)),
-        );
+        for f in &got.files {
+            lines.push(format!("{:<9} {}  {}", f.kind.as_str(), f.path.display(), f.object_id));
+            match f.cleaned {
+                Some(true) => lines.push("          the sender says this is a cleaned copy".into()),
+                Some(false) => lines.push("          the sender chose to send it as is".into()),
+                None => {}
+            }
+            for finding in &f.findings {
+                lines.push(format!("          reveals {}: {}", finding.kind.plain(), finding.value));
+            }
+            if let Some(note) = &f.findings_note {
+                lines.push(format!("          (metadata not fully examined: {note})"));
+            }
+        }
         let n = got.files.len();
         lines.push(format!(
             "verified: {n} file{} match{} the hashes in the signed custody log, every access receipt \
@@ -381,6 +390,13 @@ pub struct Disclose {
     /// encrypted to the recipient.
     #[arg(long)]
     plaintext: bool,
+    /// Hand over copies cleaned of identifying metadata (GPS, device,
+    /// serial, owner, author, software, capture time) of the files that
+    /// carry any; the logged originals stay as they are, and their file
+    /// keys stay out of the bundle. Stops, logging nothing, at a file with
+    /// such metadata that custos cannot clean.
+    #[arg(long)]
+    clean: bool,
     /// The summary's language: ru, kk or en.
     #[arg(long, value_name = "LANG", default_value = "en")]
     lang: crate::bundle::disclosure::Language,
@@ -399,6 +415,7 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
         confirmed: args.yes,
         announce: Some(announce_disclosure),
         plaintext: args.plaintext,
+        clean: args.clean,
         language: args.lang,
     };
     let done = flows::disclose(&ctx.client()?, &id, &log, &args.case, &args.out, options).await?;
@@ -418,11 +435,21 @@ pub(super) async fn disclose(ctx: &Ctx, args: Disclose) -> anyhow::Result<()> {
                 "encrypted to the recipient"
             }
         )];
-        lines.extend(
-            done.files
-                .iter()
-                .map(|f| format!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id)),
-        );
+        lines.extend(done.files.iter().map(|f| {
+            let mut line = format!("  {:<9} {}  {}", f.kind.as_str(), f.file, f.object_id);
+            if f.cleaned {
+                let removed: Vec<&str> = f.removed.iter().map(|k| k.as_str()).collect();
+                line.push_str(&format!("  (cleaned copy, removed: {})", removed.join(", ")));
+            }
+            line
+        }));
+        if done.files.iter().any(|f| f.cleaned) {
+            lines.push(
+                "cleaned copies are not byte for byte the logged objects, by design: the log names each copy's \
+                 SHA-256, and the bundle holds no key that opens their originals"
+                    .into(),
+            );
+        }
         lines.push(format!(
             "logged as case_disclosed at index {}; in {}, against checkpoint size {}, {}",
             done.receipt_index,

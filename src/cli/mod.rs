@@ -5,6 +5,7 @@
 mod admin;
 mod auditor;
 pub mod bar;
+mod cleaning;
 mod desk;
 mod keys;
 mod lawyer;
@@ -42,6 +43,12 @@ pub struct Cli {
     /// Vault URL.
     #[arg(long, global = true, env = "CUSTOS_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
+    /// Reach the vault through this proxy: socks5h://HOST:PORT (Tor:
+    /// socks5h://127.0.0.1:9050, Tor Browser: socks5h://127.0.0.1:9150)
+    /// or http://HOST:PORT. Without it, ALL_PROXY is used if set. Needed
+    /// for an onion address, which is refused without one.
+    #[arg(long, global = true, env = "CUSTOS_PROXY", hide_env_values = true)]
+    proxy: Option<String>,
     /// Identity file of the principal acting (lawyer, auditor, admin).
     #[arg(long, global = true, env = "CUSTOS_IDENTITY")]
     identity: Option<PathBuf>,
@@ -240,8 +247,26 @@ fn init_tracing(filter: &str) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let proxy = cli
+        .proxy
+        .clone()
+        .or_else(|| std::env::var("ALL_PROXY").ok())
+        .or_else(|| std::env::var("all_proxy").ok())
+        .filter(|p| !p.is_empty());
+    if proxy.is_none() {
+        // Other tools honour these; custos does not, and says so rather
+        // than connect directly behind the user's back.
+        if let Some(name) = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .into_iter()
+            .find(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()))
+        {
+            eprintln!("note: {name} is set, but custos reaches the vault directly: it uses only --proxy, CUSTOS_PROXY or ALL_PROXY");
+        }
+    }
     let ctx = Ctx {
         server: cli.server.clone(),
+        // The standard variable last, as curl reads it (either case).
+        proxy,
         identity: cli.identity.clone(),
         json: cli.json,
         progress: !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -277,6 +302,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 /// Settings shared by every command.
 struct Ctx {
     server: String,
+    /// The proxy every connection to the vault goes through, if any.
+    proxy: Option<String>,
     identity: Option<PathBuf>,
     json: bool,
     /// Draw progress bars for long transfers.
@@ -287,7 +314,7 @@ impl Ctx {
     fn client(&self) -> Result<Client, ClientError> {
         // The last checkpoint accepted from each vault is kept beside the
         // pins, so a later one must extend it.
-        let client = Client::new(&self.server)?.with_pins(TrustStore::default_location());
+        let client = Client::through(&self.server, self.proxy.as_deref())?.with_pins(TrustStore::default_location());
         Ok(if self.progress {
             client.with_progress(std::sync::Arc::new(bar::TerminalBar))
         } else {

@@ -36,6 +36,13 @@ pub struct Submit {
     /// withdrawal made with it shows the lawyers it was forced.
     #[arg(long)]
     duress: bool,
+    /// File these files as a new case even if another run of the same
+    /// command is under way or was cut off (which a plain rerun resumes).
+    /// A `--new` run that is cut off is not resumed.
+    #[arg(long)]
+    new: bool,
+    #[command(flatten)]
+    cleaning: super::cleaning::CleanArgs,
 }
 
 pub(super) async fn submit(ctx: &Ctx, args: Submit) -> anyhow::Result<()> {
@@ -57,12 +64,20 @@ pub(super) async fn submit(ctx: &Ctx, args: Submit) -> anyhow::Result<()> {
             anyhow::bail!("{} is not a readable file", f.path.display());
         }
     }
-    let done = flows::submit(
+    let (cleaned, shown) = super::cleaning::choose(&files, &args.cleaning)?;
+    let run = if args.new {
+        flows::Run::Separate
+    } else {
+        flows::Run::ResumeOrStart
+    };
+    let done = flows::submit_as(
         &ctx.client()?,
         &TrustStore::default_location(),
         &explicit,
         &files,
+        &cleaned,
         args.duress,
+        run,
     )
     .await?;
     let path = args
@@ -77,6 +92,7 @@ pub(super) async fn submit(ctx: &Ctx, args: Submit) -> anyhow::Result<()> {
             "duress_codename": duress,
             "receipt": path,
             "objects": files.len(),
+            "files": shown,
         }),
         || {
             let mut text = format!(
@@ -91,6 +107,7 @@ pub(super) async fn submit(ctx: &Ctx, args: Submit) -> anyhow::Result<()> {
                 "receipt:  {}\n\nLearn the codename by heart or keep it hidden: it is the only way back to this case,\nand anyone who has it can act as you. It is not stored anywhere.",
                 path.display()
             ));
+            text.push_str(&super::cleaning::summary(&shown));
             if duress.is_some() {
                 text.push_str(
                     "\nIf someone forces you to give up your codename, give the duress one: it works the same,\nbut if it is used to withdraw the complaint, your lawyers will know it was forced.",
@@ -137,6 +154,8 @@ pub struct Add {
     /// Medical records or reports; repeatable.
     #[arg(long)]
     medical: Vec<PathBuf>,
+    #[command(flatten)]
+    cleaning: super::cleaning::CleanArgs,
 }
 
 /// Arguments of `custos submitter withdraw`.
@@ -204,11 +223,18 @@ pub(super) async fn submitter(ctx: &Ctx, cmd: SubmitterCmd) -> anyhow::Result<()
                     anyhow::bail!("{} is not a readable file", f.path.display());
                 }
             }
-            let receipts = session.add(&files, TrustStore::default_location().dir()).await?;
-            ctx.print(&serde_json::json!({ "case_id": case, "receipts": receipts }), || {
-                let n = receipts.len();
-                format!("added {n} file{} to case {case}", if n == 1 { "" } else { "s" })
-            });
+            let (cleaned, shown) = super::cleaning::choose(&files, &a.cleaning)?;
+            let receipts = session
+                .add_cleaned(&files, &cleaned, TrustStore::default_location().dir())
+                .await?;
+            ctx.print(
+                &serde_json::json!({ "case_id": case, "receipts": receipts, "files": shown }),
+                || {
+                    let n = receipts.len();
+                    format!("added {n} file{} to case {case}", if n == 1 { "" } else { "s" })
+                        + &super::cleaning::summary(&shown)
+                },
+            );
         }
         SubmitterCmd::Replies(_) => {
             let replies = session.replies().await?;

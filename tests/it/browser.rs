@@ -285,6 +285,24 @@ impl Browser {
         .await;
     }
 
+    /// The bytes of the download that lands in `dir` as `name`, once
+    /// Chromium has finished it. Chromium first reserves the name with an
+    /// empty file and writes into a `.crdownload` beside it, then renames
+    /// that over the name: the name existing says nothing yet.
+    pub async fn downloaded(&self, dir: &Path, name: &str) -> Vec<u8> {
+        let path = dir.join(name);
+        for _ in 0..200 {
+            let busy = std::fs::read_dir(dir)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".crdownload"));
+            match std::fs::read(&path) {
+                Ok(bytes) if !bytes.is_empty() && !busy => return bytes,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        panic!("{name} was not downloaded whole within 20 s");
+    }
+
     /// A screenshot of the whole page as it lays out at `width` CSS pixels
     /// (a phone at 360, a laptop at 1280), written to `path`.
     pub async fn screenshot(&self, width: u32, path: &Path) {

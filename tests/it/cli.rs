@@ -871,7 +871,7 @@ fn files_larger_than(dir: &Path, limit: u64, except: &[PathBuf]) -> Vec<(PathBuf
 }
 
 /// A vault with a registered intake lawyer, served; `env.server` points at it.
-fn served_vault_with_lawyer(env: &mut Env) -> (ServerProcess, String) {
+pub(crate) fn served_vault_with_lawyer(env: &mut Env) -> (ServerProcess, String) {
     env.identities_and_vault(&["admin", "lawyer"]);
     let (server, url, _log) = start_server(env, &env.path("vault"));
     env.server = url.clone();

@@ -496,19 +496,16 @@ async fn a_replayed_encryption_resumes_an_upload_the_vault_accepts_whole() {
     assert_eq!(back.len() as u64, length);
     assert!(decrypt_bytes(&back, case_key.identity()).unwrap() == plain);
 
-    // A different encryption of the same file, resumed onto that upload's
-    // prefix, does not hash to what the vault holds: refused at commit.
+    // A different encryption of the same file, resumed onto the prefix of
+    // this one, does not hash to what the vault holds: refused at commit.
+    // age adds a random "grease" stanza to each header, so the two can
+    // differ in length: the upload is declared with the other's length.
+    let other = ReplayableEncryption::new(&[&case_key.recipient()]).unwrap();
+    let length = other.ciphertext_len(len);
     let upload = client.create_upload(key, &s.case_id, length).await.unwrap();
     let mut sent = vec![0u8; 1_300_000];
     replay.reader(&plain[..], len).read_exact(&mut sent).unwrap();
     client.patch(key, &upload, 0, sent).await.unwrap();
-    // age adds a random "grease" stanza to each header, so encryptions of
-    // one file differ in length too: take one of this upload's length, as
-    // a resume onto its prefix would need.
-    let other = std::iter::repeat_with(|| ReplayableEncryption::new(&[&case_key.recipient()]).unwrap())
-        .take(1000)
-        .find(|other| other.ciphertext_len(len) == length)
-        .expect("some encryption has the same header length");
     let sha = client
         .upload_from(
             key,

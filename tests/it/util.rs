@@ -150,6 +150,23 @@ impl TestVault {
         Client::new(&self.url).unwrap()
     }
 
+    /// The served vault's metrics, as its metrics listener (on a port of
+    /// its own, started here) answers them.
+    pub async fn metrics(&self) -> String {
+        let state = self.state.clone().expect("the vault is served");
+        let (listener, addr) = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve_metrics(state, listener, async move {
+            let _ = rx.await;
+        }));
+        let resp = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        let _ = tx.send(());
+        server.await.unwrap().unwrap();
+        text
+    }
+
     /// Every event of the log (up to 1,000), read as the auditor reads them.
     pub async fn events(&self) -> Vec<custos::custody::Event> {
         use base64::Engine;
@@ -211,6 +228,37 @@ impl TestVault {
             .await
             .unwrap()
     }
+}
+
+/// Set in a test run again by [`in_mount_namespace`].
+const NAMESPACE_VAR: &str = "CUSTOS_TEST_IN_MOUNT_NAMESPACE";
+
+/// Run the named test of this binary again in a private mount namespace
+/// (`unshare --mount --map-root-user`, util-linux), where it is root of its
+/// own mounts and they vanish with it; true if the caller is already in
+/// one and should do the work.
+pub fn in_mount_namespace(test: &str) -> bool {
+    if std::env::var_os(NAMESPACE_VAR).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--map-root-user", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(NAMESPACE_VAR, "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("unshare (util-linux) runs this test in its own mount namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(out.status.success(), "{test} failed in its mount namespace");
+    // `--exact` with a name that is not the test's whole path runs nothing
+    // and passes.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test} did not run in its mount namespace"
+    );
+    false
 }
 
 /// Deterministic pseudo-random bytes (so failures reproduce).
@@ -284,30 +332,38 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Spawn `custos serve --data DATA` on a loopback port with `extra` flags;
+/// its log lines reach the receiver as it prints them, which ends when
+/// the server does.
+pub fn spawn_serve(data: &Path, extra: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--stamp-bits", "4"])
+        .args(extra)
+        .env("CUSTOS_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, lines)
+}
+
 impl ServerProcess {
     /// Start `custos serve --data DATA` with `extra` flags, and wait until
     /// it serves. A server that does not start fails the test with what it
     /// printed.
     pub fn start(data: &Path, extra: &[&str]) -> ServerProcess {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
-            .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .args(["--stamp-bits", "4"])
-            .args(extra)
-            .env("CUSTOS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let (child, lines) = spawn_serve(data, extra);
         let mut seen = Vec::new();
         let addr = loop {
             match lines.recv_timeout(std::time::Duration::from_secs(30)) {

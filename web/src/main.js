@@ -6,6 +6,7 @@
 
 import { inUnits, writeApart } from "./limits.js";
 import { ApiError } from "./protocol.js";
+import * as review from "./review.js";
 import * as vault from "./vault.js";
 
 const $ = (id) => document.getElementById(id);
@@ -114,17 +115,74 @@ function progressRow(list, name) {
   pct.textContent = "0%";
   li.append(label, bar, pct);
   list.append(li);
+  // Each step (encrypting, then sending) is timed from its first progress:
+  // without a JIT encryption runs at about 1 MB/s, so a video takes
+  // minutes, and the person should see how many.
+  let started = null;
+  let last = -1;
   return {
     set(f) {
       const v = Math.floor(f * 100);
+      const now = performance.now();
+      if (f < last || started === null) started = now;
+      last = f;
       bar.value = v;
       pct.textContent = `${v}%`;
+      const left = timeLeft(now - started, f);
+      if (left) pct.textContent += ` · ${left}`;
     },
     notSent() {
       bar.remove();
       li.classList.add("not-sent");
       pct.textContent = t("row_not_sent");
     },
+  };
+}
+
+/**
+ * What is left of a step `elapsed` ms in and `f` done, once it has run long
+ * enough to say (a second, and some progress); nothing for quick steps.
+ */
+function timeLeft(elapsed, f) {
+  if (elapsed < 1000 || f <= 0.01 || f >= 1) return "";
+  const secs = Math.ceil(((elapsed / f) * (1 - f)) / 1000);
+  if (secs < 2) return "";
+  return secs < 90 ? t("time_left_seconds", { n: secs }) : t("time_left_minutes", { n: Math.ceil(secs / 60) });
+}
+
+/**
+ * Keep the screen on while sending, where the browser allows it (a phone
+ * that sleeps mid-encryption pauses it), and ask before the page is left:
+ * nothing is kept on the device, so a reload starts over. Returns the
+ * function that ends both.
+ */
+function holdWhileSending() {
+  let lock = null;
+  let ended = false;
+  const acquire = async () => {
+    try {
+      if (!ended && navigator.wakeLock && document.visibilityState === "visible") {
+        lock = await navigator.wakeLock.request("screen");
+        // Sending may have ended while the request was pending.
+        if (ended) lock.release().catch(() => {});
+      }
+    } catch {
+      /* refused (battery saver, policy): sending goes on regardless */
+    }
+  };
+  const guard = (ev) => {
+    ev.preventDefault();
+    ev.returnValue = "";
+  };
+  // A hidden page loses its lock; take it again when it comes back.
+  document.addEventListener("visibilitychange", acquire);
+  window.addEventListener("beforeunload", guard);
+  acquire();
+  return () => {
+    ended = true;
+    document.removeEventListener("visibilitychange", acquire);
+    window.removeEventListener("beforeunload", guard);
+    if (lock) lock.release().catch(() => {});
   };
 }
 
@@ -140,12 +198,23 @@ function markNotSent(rows, e, current) {
   }
 }
 
-function fileItems(inputId, kind) {
-  return Array.from($(inputId).files).map((file) => ({
-    blob: file,
-    label: { name: file.name, media_type: file.type || null, kind, description: null },
-    display: file.name,
-  }));
+/**
+ * The items to send from a file input, as the person chose for each file
+ * with findings; null, with the question asked again, when a choice is
+ * missing or a cleaned copy could not be made.
+ */
+async function fileItems(inputId, kind, errorId) {
+  try {
+    return await review.items($(inputId), kind);
+  } catch (e) {
+    if (!(e instanceof review.MissingChoice || e instanceof review.CleanFailed)) throw e;
+    const key = e instanceof review.MissingChoice ? "meta_need_choice" : "meta_clean_failed";
+    const said = t(key, { name: e.file });
+    $(errorId).hidden = false;
+    $(errorId).textContent = said;
+    review.ask(e.fieldset, said);
+    return null;
+  }
 }
 
 async function onSubmit(ev) {
@@ -164,6 +233,9 @@ async function onSubmit(ev) {
     fields: values,
     consent_to_share: $("consent").checked,
   };
+  const medical = await fileItems("medical-files", "medical", "form-error");
+  const evidence = medical && (await fileItems("evidence-files", "evidence", "form-error"));
+  if (!evidence) return;
   const enc = new TextEncoder();
   const items = [
     {
@@ -176,8 +248,8 @@ async function onSubmit(ev) {
       label: { name: "form.json", media_type: "application/json", kind: "form", description: null },
       display: t("item_form"),
     },
-    ...fileItems("medical-files", "medical"),
-    ...fileItems("evidence-files", "evidence"),
+    ...medical,
+    ...evidence,
   ];
   show("progress");
   $("early").hidden = true;
@@ -188,11 +260,14 @@ async function onSubmit(ev) {
   let current = -1;
   $("file-progress").replaceChildren();
   const rows = items.map((i) => progressRow($("file-progress"), i.display));
+  const release = holdWhileSending();
   try {
     const result = await vault.submit({
       items,
       duress: $("duress").checked,
       onStage: (stage, i) => {
+        // Kept in this page's memory only: what the browser tests time.
+        performance.mark(`custos:${stage}`);
         if (i !== undefined) current = i;
         $("stage").textContent = t(`stage_${stage}`, { name: i === undefined ? "" : items[i].display });
       },
@@ -223,6 +298,8 @@ async function onSubmit(ev) {
       fail("form-error", e, items);
       if (e instanceof vault.TooLarge) $("form-error").append(" ", t("form_kept"));
     }
+  } finally {
+    release();
   }
 }
 
@@ -299,12 +376,13 @@ async function renderSession() {
 async function onAdd(ev) {
   ev.preventDefault();
   if (!session) return;
-  const items = fileItems("add-files", "evidence");
-  if (items.length === 0) return;
   $("return-error").hidden = true;
+  const items = await fileItems("add-files", "evidence", "return-error");
+  if (!items || items.length === 0) return;
   $("add-progress").replaceChildren();
   const rows = items.map((i) => progressRow($("add-progress"), i.display));
   let current = -1;
+  const release = holdWhileSending();
   try {
     // Before anything is encrypted: the vault's limits, with what the
     // case holds already.
@@ -328,12 +406,14 @@ async function onAdd(ev) {
     }
     $("add-files").value = "";
     showChosen($("add-files"));
-    session = await vault.openCase($("return-codename").value, session.caseId);
+    session = await vault.openCase($("return-codename").value, session.caseId, [session.kdf]);
     await renderSession();
     $("return-status").textContent += " " + t("added_ok");
   } catch (e) {
     markNotSent(rows, e, current);
     fail("return-error", e, items);
+  } finally {
+    release();
   }
 }
 
@@ -343,7 +423,7 @@ async function onWithdraw(ev) {
   $("return-error").hidden = true;
   try {
     await vault.withdraw(session);
-    session = await vault.openCase($("return-codename").value, session.caseId);
+    session = await vault.openCase($("return-codename").value, session.caseId, [session.kdf]);
     await renderSession();
     $("return-status").textContent += " " + t("withdrawn_ok");
   } catch (e) {
@@ -355,6 +435,8 @@ async function onWithdraw(ev) {
 function showChosen(input) {
   const names = Array.from(input.files).map((f) => f.name);
   $(`${input.id}-chosen`).textContent = names.length ? names.join(", ") : t("no_files");
+  // What each file says about its sender, with the choice it needs.
+  review.update(input, $(`${input.id}-meta`), t);
   // Files marked not sent were those chosen before.
   if (input.form?.id === "submit-form") {
     $("form-files").hidden = true;
@@ -366,6 +448,7 @@ function start() {
   $("app").hidden = false;
   for (const input of document.querySelectorAll(".file input")) {
     input.addEventListener("change", () => showChosen(input));
+    review.listen($(`${input.id}-meta`));
   }
   $("submit-form").addEventListener("submit", onSubmit);
   $("return-form").addEventListener("submit", onOpen);

@@ -22,10 +22,12 @@ mod error;
 pub mod export;
 pub mod flows;
 mod ids;
+pub mod metadata;
 mod path_lock;
 mod pipe;
 pub mod progress;
 pub mod proven;
+pub mod proxy;
 pub mod resume;
 pub mod submitter;
 pub mod terminal;
@@ -47,10 +49,12 @@ use custos_core::wire::*;
 /// Validity window of the signatures this client makes.
 const SIGNATURE_LIFETIME_SECS: i64 = 60;
 
-/// Data per tus PATCH: one store chunk, whose signed digest is then also
-/// the chunk's address, so the vault hashes it once (measured in
-/// BENCHMARKS.md: two chunks per PATCH saved 5% of an upload's time and
-/// cost 16 MiB more server memory).
+/// Data per tus PATCH unless the vault asks for more: one store chunk,
+/// whose signed digest is then also the chunk's address, so the vault
+/// hashes it once (measured in BENCHMARKS.md: two chunks per PATCH saved 5%
+/// of an upload's time and cost 16 MiB more server memory). A vault whose
+/// chunks wait on an S3 bucket asks for several (`Custos-Patch-Size`), so
+/// that it can send their PUTs at once.
 pub const PATCH_SIZE: usize = custos_core::protocol::CHUNK_SIZE;
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -62,6 +66,27 @@ type Result<T, E = ClientError> = std::result::Result<T, E>;
 fn case_path(case_id: &str, tail: &str) -> Result<String> {
     ids::case_id_arg(case_id)?;
     Ok(format!("/v1/cases/{case_id}{tail}"))
+}
+
+/// How long connecting to a vault may take (through a proxy: the proxy's
+/// answer too): two minutes, twice what Tor may need for a new circuit.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long an answer may stand still between two reads before the
+/// exchange counts as broken: five minutes, far past a slow circuit's
+/// pauses and a large commit's hashing, so only a vault that is gone.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How many times, in one run, a transfer that breaks mid-way (a dropped
+/// connection, a Tor circuit that closed) is taken up again from where the
+/// vault stands before the run gives up; a later run still resumes from
+/// its journal or its staged bytes.
+pub const TRANSFER_RETRIES: u32 = 5;
+
+/// Wait before the `n`th retry (from 1): 1, 2, 4, 8, 16 s, 31 s in all,
+/// longer than Tor takes to build a new circuit.
+pub(crate) async fn wait_before_retry(n: u32) {
+    tokio::time::sleep(std::time::Duration::from_secs(1 << (n - 1).min(4))).await;
 }
 
 /// A request before signing: extra headers, which of them the signature
@@ -86,17 +111,51 @@ pub struct Client {
     /// kept, so that a later one must extend it (see
     /// [`trust::TrustStore::advance_checkpoint`]).
     pins: Option<trust::TrustStore>,
+    /// The PATCH size the vault last asked for (`Custos-Patch-Size`, kept
+    /// only if it is whole chunks within the protocol's limit).
+    patch_size: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Client {
-    /// A client for the vault at `base` (scheme and authority, no path).
+    /// A client for the vault at `base` (scheme and authority, no path),
+    /// reached directly.
     pub fn new(base: &str) -> Result<Self> {
-        let http = reqwest::Client::builder().user_agent("custos").build()?;
+        Self::through(base, None)
+    }
+
+    /// A client for the vault at `base`, reached through `proxy` when one
+    /// is given (see [`proxy::checked`] for the kinds). An onion address
+    /// without a proxy is refused here, before any name is looked up or
+    /// any connection made.
+    ///
+    /// Timeouts are for a vault that is gone, not one that is slow: over
+    /// Tor a new circuit can take a minute, so connecting may take
+    /// [`CONNECT_TIMEOUT`], and an answer may stand still for
+    /// [`IDLE_TIMEOUT`] between two reads however long it runs.
+    /// A transfer that breaks is taken up again from where the vault says
+    /// it stands (`flows::upload`'s `send_pending`, `flows::retrieve`'s
+    /// downloads).
+    pub fn through(base: &str, proxy: Option<&str>) -> Result<Self> {
+        // Only the proxy named here, never one from the environment
+        // behind the caller's back: the CLI reads CUSTOS_PROXY and
+        // ALL_PROXY itself and passes what it chose.
+        let mut http = reqwest::Client::builder()
+            .user_agent("custos")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(IDLE_TIMEOUT)
+            .no_proxy();
+        match proxy {
+            Some(p) => http = http.proxy(reqwest::Proxy::all(proxy::checked(p)?)?),
+            None if proxy::is_onion(base) => return Err(proxy::onion_needs_proxy(base)),
+            None => {}
+        }
+        let http = http.build()?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
             progress: progress::Sink::default(),
             pins: None,
+            patch_size: std::sync::Arc::new(PATCH_SIZE.into()),
         })
     }
 
@@ -473,6 +532,7 @@ mod tests {
                 recipient_key_id: None,
                 objects: vec![],
                 plaintext: false,
+                cleaned: Vec::new(),
             };
             usage("disclose", c.disclose(&key, bad, &disclosure).await.map(drop));
             usage("revoke", c.revoke(&key, bad, &someone).await.map(drop));

@@ -204,6 +204,7 @@ async fn an_auditor_checks_a_disclosure_with_their_own_key_and_another_only_on_i
                 confirmed: true,
                 announce: None,
                 plaintext: false,
+                clean: false,
                 language: Language::En,
             };
             flows::disclose(&v.client(), &v.lawyer, &v.log, case, &out, options)

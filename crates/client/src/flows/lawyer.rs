@@ -54,6 +54,7 @@ pub async fn reply_text(
         media_type: Some("text/plain; charset=utf-8".into()),
         kind: ObjectKind::Reply,
         description: None,
+        cleaned: None,
     };
     let bytes = zeroize::Zeroizing::new(text.as_bytes().to_vec());
     let committed = upload_encrypted_bytes(

@@ -31,8 +31,9 @@ pub use self::duress::holder_status;
 pub use self::lawyer::{grant, reply, reply_text};
 pub use self::open::{fetch_ciphertext, open_case, OpenedCase};
 pub use self::retrieve::{get_case, Retrieved, RetrievedFile};
-pub use self::submit::{submit, Submitted};
-pub use self::upload::{upload_encrypted, upload_files_resumably};
+pub(crate) use self::submit::cleaning_note;
+pub use self::submit::{submit, submit_as, submit_cleaned, Run, Submitted};
+pub use self::upload::{upload_encrypted, upload_files_cleaned, upload_files_resumably};
 pub use self::watch::{Watch, WatchItem, WatchKind, WatchRound};
 pub use self::witnessed::{witness_receipts, ReceiptFile, Witnessed};
 pub use self::workflow::{

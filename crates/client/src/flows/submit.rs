@@ -7,7 +7,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::duress::duress_note;
-use super::upload::upload_files_resumably;
+use super::upload::upload_files_cleaned;
 use super::witnessed::{witness_receipts, ReceiptFile, RECEIPT_COSIGN_WAIT};
 use super::{check_receipt, trusted_vault, verify, Result, SubmitFile};
 use crate::resume::{self, FilesDone, Journal};
@@ -15,7 +15,7 @@ use crate::trust::{TrustStore, Trusted};
 use crate::{Client, ClientError};
 use custos_core::custody::{Action, Receipt};
 use custos_core::envelope::{encrypt_bytes, CaseKey, ObjectKind};
-use custos_core::identity::codename::{Codename, SubmitterKeys};
+use custos_core::identity::codename::{Codename, KdfVersion, SubmitterKeys};
 use custos_core::identity::Card;
 use custos_core::wire::{CreateCase, EnvelopeBody, IntakeParams, NewSubmitterKey};
 
@@ -32,6 +32,10 @@ pub struct Submitted {
     pub receipt: ReceiptFile,
 }
 
+fn kdf_v1() -> String {
+    KdfVersion::V1.name().to_owned()
+}
+
 /// What an unfinished `submit` keeps in its journal: the secrets it cannot
 /// make again (codenames, case key), the case once it exists, and the files'
 /// progress. Zeroized when dropped.
@@ -39,6 +43,10 @@ pub struct Submitted {
 struct SubmitState {
     codename: String,
     second: String,
+    /// The KDF both codenames derive their keys with. A journal written
+    /// before there was a choice has none: v1, what it was made with.
+    #[serde(default = "kdf_v1")]
+    kdf: String,
     duress: bool,
     case_key: String,
     /// Whether the second codename's key opened the case.
@@ -77,12 +85,60 @@ pub async fn submit(
     files: &[SubmitFile],
     duress: bool,
 ) -> Result<Submitted> {
+    submit_cleaned(client, trust, explicit, files, &[], duress).await
+}
+
+/// [`submit`], with the submitter's choice for each file (parallel to
+/// `files`, or empty): `Some(true)` sends a cleaned copy of it, without
+/// identifying metadata (see `custos_meta`), `Some(false)` the file as is
+/// after its findings were shown, `None` as is without asking. The label
+/// of each file says which.
+pub async fn submit_cleaned(
+    client: &Client,
+    trust: &TrustStore,
+    explicit: &[Card],
+    files: &[SubmitFile],
+    cleaned: &[Option<bool>],
+    duress: bool,
+) -> Result<Submitted> {
+    submit_as(client, trust, explicit, files, cleaned, duress, Run::ResumeOrStart).await
+}
+
+/// Whether a submission takes up the journal of an earlier run of the same
+/// command (see [`crate::resume`]) or is a separate one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Resume the interrupted run of these files if there is one, else start
+    /// one that a rerun resumes; stop at once if a live run holds it.
+    ResumeOrStart,
+    /// A new case of these files whatever other runs there are
+    /// (`custos submit --new`): it meets no other run's journal and, cut
+    /// off, is not resumed.
+    Separate,
+}
+
+/// [`submit_cleaned`], choosing how it meets other runs of the same files.
+pub async fn submit_as(
+    client: &Client,
+    trust: &TrustStore,
+    explicit: &[Card],
+    files: &[SubmitFile],
+    cleaned: &[Option<bool>],
+    duress: bool,
+    run: Run,
+) -> Result<Submitted> {
     if !files.iter().any(|f| f.kind == ObjectKind::Statement) {
         return Err(ClientError::Usage("a submission needs a statement".into()));
     }
     let (params, trusted) = trusted_vault(client, trust, explicit).await?;
     let what = if duress { "submit --duress" } else { "submit" };
-    let journal = Journal::open(trust.dir(), &resume::fingerprint(what, client.base(), files)?)?;
+    // Another choice of cleaning is another submission, not a resumed one.
+    let what = cleaning_note(what, cleaned);
+    let fingerprint = resume::fingerprint(&what, client.base(), files)?;
+    let journal = match run {
+        Run::ResumeOrStart => Journal::open(trust.dir(), &fingerprint, "submit")?,
+        Run::Separate => Journal::open_new(trust.dir(), &fingerprint, "submit")?,
+    };
     let mut state = journal_state(&journal, duress)?;
     let ((codename, keys), (second, second_keys)) = derive_keys(&state, &params.origin).await?;
     let case_key = CaseKey::import_secret(&state.case_key)?;
@@ -109,12 +165,13 @@ pub async fn submit(
             state.files = f.clone();
             journal.save(&state)
         };
-        upload_files_resumably(
+        upload_files_cleaned(
             client,
             opener.signing_key(),
             &case_id,
             &case_key,
             files,
+            cleaned,
             &mut files_done,
             &mut save,
         )
@@ -137,6 +194,16 @@ pub async fn submit(
     })
 }
 
+/// A command's name for its resume fingerprint, with its cleaning
+/// choices when any was made (so journals of earlier versions still match).
+pub(crate) fn cleaning_note(what: &str, cleaned: &[Option<bool>]) -> String {
+    if cleaned.iter().all(Option::is_none) {
+        what.to_owned()
+    } else {
+        format!("{what} cleaned {cleaned:?}")
+    }
+}
+
 /// The journal's state of this submission, or a new one (codenames, case
 /// key, which key opens the case), saved before the case exists so that a
 /// crash from here on comes back to the same codenames.
@@ -147,6 +214,7 @@ fn journal_state(journal: &Journal, duress: bool) -> Result<SubmitState> {
     let state = SubmitState {
         codename: Codename::generate().expose().to_owned(),
         second: Codename::generate().expose().to_owned(),
+        kdf: KdfVersion::CURRENT.name().to_owned(),
         duress,
         case_key: CaseKey::generate().export_secret().to_string(),
         // Open the case with either key at random: if the real key
@@ -170,10 +238,11 @@ async fn derive_keys(
 ) -> Result<((Codename, SubmitterKeys), (Codename, SubmitterKeys))> {
     let codename = Codename::parse(&state.codename).map_err(|_| verify("the resume journal is damaged"))?;
     let second = Codename::parse(&state.second).map_err(|_| verify("the resume journal is damaged"))?;
+    let version = KdfVersion::from_name(&state.kdf).ok_or_else(|| verify("the resume journal is damaged"))?;
     let origin = origin.to_owned();
     tokio::task::spawn_blocking(move || {
-        let keys = codename.derive(&origin);
-        let second_keys = second.derive(&origin);
+        let keys = codename.derive_version(version, &origin);
+        let second_keys = second.derive_version(version, &origin);
         ((codename, keys), (second, second_keys))
     })
     .await

@@ -730,6 +730,7 @@ fn only_lawyers_disclose_what_their_case_stored() {
             recipient_key_id: None,
             objects: objects.iter().map(|o| (*o).clone()).collect(),
             plaintext: false,
+            cleaned: Vec::new(),
         })
         .unwrap()
     };
