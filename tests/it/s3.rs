@@ -30,6 +30,24 @@ async fn bucket_names(v: &TestVault) -> Vec<String> {
         .collect()
 }
 
+/// Whether the bucket holds the chunk `name`, asked of the chunk itself (a
+/// HEAD, which Garage answers from a quorum's merged records). Not from a
+/// listing: Garage filters out deleted objects on each node before it
+/// merges their answers, so for a moment after a delete a node that has not
+/// yet heard of it can put the chunk back into a listing.
+async fn bucket_holds(v: &TestVault, name: &str) -> bool {
+    let state = v.state.clone().expect("serving");
+    let hash = custos::protocol::hash_from_hex(name).expect("a chunk's name is its hash");
+    match tokio::task::spawn_blocking(move || state.vault.store.chunk_len(&hash))
+        .await
+        .unwrap()
+    {
+        Ok(_) => true,
+        Err(custos::store::StoreError::Integrity(_)) => false,
+        Err(e) => panic!("the bucket did not answer for {name}: {e}"),
+    }
+}
+
 fn local_chunk_files(v: &TestVault) -> Vec<std::path::PathBuf> {
     util::files_under(&custos::vault::db_path(&v.data_dir()).join("chunks"))
 }
@@ -278,10 +296,9 @@ async fn the_collector_deletes_from_the_bucket_what_nothing_refers_to() {
     state.vault.store.mark_garbage();
     let removed = state.vault.store.collect_chunks().await.unwrap();
     assert!(removed >= 1);
-    let after = bucket_names(&v).await;
-    assert!(!after.contains(&orphan), "the orphan is gone");
+    assert!(!bucket_holds(&v, &orphan).await, "the orphan is gone");
     for name in &held {
-        assert!(after.contains(name), "referenced chunk {name} stays");
+        assert!(bucket_holds(&v, name).await, "referenced chunk {name} stays");
     }
     lawyer_gets(&v, &s.case_id, "kept.bin", &kept).await.unwrap();
 }

@@ -268,6 +268,12 @@ impl ChunkStore for S3Chunks {
         self.wait(asked.collect::<Vec<_>>()).into_iter().collect()
     }
 
+    // A listing may, for a moment, still name a chunk just deleted: Garage
+    // drops deleted objects on each node before it merges the nodes'
+    // answers, so one that has not yet heard of the delete puts it back.
+    // Nothing relies on a listing for absence: the collector deletes such a
+    // name again, and a restore's check of the bucket is followed by an
+    // audit that reads every chunk.
     fn list(&self) -> Result<Vec<(String, u64)>> {
         let prefix = ObjectPath::from(PREFIX);
         self.wait(async {
