@@ -22,12 +22,25 @@ is_wanted() {
   [ "$version" = "$want" ] || [[ "$version" == "$want-"* ]]
 }
 
-for candidate in "$(command -v garage 2>/dev/null || true)" "$cargo_bin/garage"; do
-  if [ -n "$candidate" ] && is_wanted "$candidate"; then
-    echo "$candidate"
-    exit 0
-  fi
-done
+found() {
+  local candidate
+  for candidate in "$(command -v garage 2>/dev/null || true)" "$cargo_bin/garage"; do
+    if [ -n "$candidate" ] && is_wanted "$candidate"; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+found && exit 0
+
+# `cargo test` runs the S3 test modules at once, and each asks for the
+# binary: one builds it, the others wait for that build and use it, rather
+# than each building it beside the others on the same cores.
+mkdir -p "$cargo_bin"
+exec 9>"$cargo_bin/.garage-$want.lock"
+flock 9
+found && exit 0
 
 command -v cargo >/dev/null || {
   echo "the S3 tests need garage $want; cargo is not on PATH to build it" >&2
