@@ -63,6 +63,22 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The lawyer's `disclose` of `files` of `case` to `court` into `out`, with
+/// `flags` (`--clean`, `--plaintext`) before `--out`.
+fn disclose_args<'a>(
+    case: &'a str,
+    court: &'a str,
+    files: &[&'a str],
+    flags: &[&'a str],
+    out: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["--identity", "lawyer", "disclose", case, "--to", court, "--files"];
+    args.extend(files);
+    args.extend(flags);
+    args.extend(["--out", out]);
+    args
+}
+
 /// How many disclosures a full audit of the vault counts.
 fn disclosures_logged(env: &Env) -> u64 {
     let audit = env.json(&["--identity", "auditor", "audit"]);
@@ -88,21 +104,13 @@ fn a_photo_with_gps_goes_out_cleaned_without_its_originals_key_and_the_log_names
     let (case, ids) = submit(&env, &[&photo, &env.path("notes.txt")]);
     let (photo_id, notes_id) = (ids["photo.jpg"].clone(), ids["notes.txt"].clone());
 
-    let done = env.json(&[
-        "--identity",
-        "lawyer",
-        "disclose",
+    let done = env.json(&disclose_args(
         &case,
-        "--to",
         &court,
-        "--files",
-        &photo_id,
-        &notes_id,
-        "--clean",
-        "--plaintext",
-        "--out",
+        &[&photo_id, &notes_id],
+        &["--clean", "--plaintext"],
         "filing",
-    ]);
+    ));
     let file = |id: &str| {
         done["files"]
             .as_array()
@@ -209,19 +217,7 @@ fn a_photo_with_gps_goes_out_cleaned_without_its_originals_key_and_the_log_names
 
     // Sealed to the court, the copy goes out cleaned too, and the court
     // checks it with its key.
-    let sealed = env.json(&[
-        "--identity",
-        "lawyer",
-        "disclose",
-        &case,
-        "--to",
-        &court,
-        "--files",
-        &photo_id,
-        "--clean",
-        "--out",
-        "sealed",
-    ]);
+    let sealed = env.json(&disclose_args(&case, &court, &[&photo_id], &["--clean"], "sealed"));
     assert_eq!(sealed["files"][0]["cleaned"], true, "{sealed}");
     let (passed, report) = verify(&env, "sealed", &vkey, &["--identity", "court.key"]);
     assert!(passed, "{report}");
@@ -248,21 +244,13 @@ fn a_file_custos_cannot_clean_stops_the_disclosure_and_without_clean_nothing_cha
     let (case, ids) = submit(&env, &[&photo, &env.path("cut.jpg")]);
     let (photo_id, cut_id) = (ids["photo.jpg"].clone(), ids["cut.jpg"].clone());
 
-    let out = env.run(&[
-        "--identity",
-        "lawyer",
-        "disclose",
+    let out = env.run(&disclose_args(
         &case,
-        "--to",
         &court,
-        "--files",
-        &photo_id,
-        &cut_id,
-        "--clean",
-        "--plaintext",
-        "--out",
+        &[&photo_id, &cut_id],
+        &["--clean", "--plaintext"],
         "refused",
-    ]);
+    ));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -278,20 +266,13 @@ fn a_file_custos_cannot_clean_stops_the_disclosure_and_without_clean_nothing_cha
 
     // Without --clean: the files as they are, each with its key, and a
     // signed disclosure spelt as before.
-    let done = env.json(&[
-        "--identity",
-        "lawyer",
-        "disclose",
+    let done = env.json(&disclose_args(
         &case,
-        "--to",
         &court,
-        "--files",
-        &photo_id,
-        &cut_id,
-        "--plaintext",
-        "--out",
+        &[&photo_id, &cut_id],
+        &["--plaintext"],
         "as-is",
-    ]);
+    ));
     assert!(
         done["files"].as_array().unwrap().iter().all(|f| f["cleaned"] == false),
         "{done}"
@@ -347,20 +328,13 @@ fn a_photo_whose_metadata_does_not_read_whole_goes_out_only_as_a_cleaned_copy() 
     std::fs::write(env.path("damaged.jpg"), &damaged).unwrap();
     let (case, ids) = submit(&env, &[&env.path("damaged.jpg")]);
     let id = ids["damaged.jpg"].clone();
-    let done = env.json(&[
-        "--identity",
-        "lawyer",
-        "disclose",
+    let done = env.json(&disclose_args(
         &case,
-        "--to",
         &court,
-        "--files",
-        &id,
-        "--clean",
-        "--plaintext",
-        "--out",
+        &[&id],
+        &["--clean", "--plaintext"],
         "filing",
-    ]);
+    ));
     assert_eq!(done["files"][0]["cleaned"], true, "{done}");
     let sent = std::fs::read(env.path("filing").join("files/damaged.jpg")).unwrap();
     assert_ne!(sent, damaged, "the damaged EXIF block went out as it was");
