@@ -432,6 +432,58 @@ async fn chunks_of_dropped_uploads_are_collected_and_stored_objects_keep_theirs(
     assert_eq!(std::fs::read(&video.path).unwrap(), evidence, "the shared chunk stayed");
 }
 
+/// An object of more chunks than one step of a chunk list
+/// (`store::LIST_STEP`) has its list written ahead of the commit, in
+/// steps, and the commit's transaction holds only the last: the object
+/// downloads whole, its list has every row once, and the upload's list is
+/// gone with the upload.
+#[tokio::test]
+async fn an_object_of_many_chunks_is_committed_in_steps_and_downloads_whole() {
+    let mut v = TestVault::start().await;
+    let s = v.submit(b"statement", &[]).await;
+    let keys = s.codename.derive(ORIGIN);
+    let key = keys.signing_key();
+    let client = v.client();
+    // One chunk per PATCH: two steps ahead and three rows in the commit.
+    let piece = 1000;
+    let data = bytes(43, (2 * custos::store::LIST_STEP as usize + 3) * piece);
+    let upload = client.create_upload(key, &s.case_id, data.len() as u64).await.unwrap();
+    for (i, part) in data.chunks(piece).enumerate() {
+        client
+            .patch(key, &upload, (i * piece) as u64, part.to_vec())
+            .await
+            .unwrap();
+    }
+    let sha = hex::encode(Sha256::digest(&data));
+    let body = CommitUpload {
+        sha256: sha.clone(),
+        label: B64.encode(b"lbl"),
+    };
+    assert_eq!(client.commit(key, &upload, &body).await.unwrap().object_id, sha);
+    let mut got = Vec::new();
+    client
+        .download(v.lawyer.signing_key(), &s.case_id, &sha, &mut got)
+        .await
+        .unwrap();
+    assert!(got == data, "the object downloads whole");
+    v.stop().await;
+
+    let vault = custos::vault::open(&v.data_dir()).unwrap();
+    let object = hex::decode(&sha).unwrap();
+    let rows: Vec<Vec<u8>> = vault
+        .store
+        .keys(custos::store::T::ObjectChunks)
+        .map(|k| k.unwrap())
+        .filter(|k| k.starts_with(&object))
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..data.len() / piece)
+        .map(|i| custos::store::indexed_key(&object, i as u64))
+        .collect();
+    assert_eq!(rows, expected, "one row per chunk, in order, none past the end");
+    assert_eq!(vault.store.record_count(custos::store::T::UploadChunks), 0);
+    assert_eq!(vault.store.record_count(custos::store::T::Uploads), 0);
+}
+
 /// An upload cut partway resumes from a replay of its encryption, kept as
 /// a resume journal keeps it (through JSON): the client makes the part
 /// the vault holds again, hashes it without sending it, and sends the

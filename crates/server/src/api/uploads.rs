@@ -542,10 +542,11 @@ pub(super) async fn terminate(
     Ok(resp)
 }
 
+/// Remove an upload's record, in `batch`. Its chunk list, which has no
+/// owner then, is not in the batch: a long list there would make the
+/// transaction's memory grow with the upload (`store::chunk_lists`). The
+/// caller drops it, or leaves it to the collector.
 fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
-    for i in 0..u.chunks {
-        batch.remove(T::UploadChunks, indexed_key(upload_id.as_bytes(), i));
-    }
     batch.remove(T::Uploads, upload_id.as_bytes());
     batch.remove(T::CaseUploads, pair_key(&u.case_id, upload_id));
 }
@@ -649,9 +650,13 @@ pub(super) async fn commit(
     }
     let mut batch = Batch::default();
     if !store.has_object(&object)? {
-        for i in 0..u.chunks {
-            let h = store.chunk_at(T::UploadChunks, upload_id.as_bytes(), i)?;
-            batch.put(T::ObjectChunks, indexed_key(&object, i), h);
+        // A long list is written ahead, in steps (memory stays flat), and
+        // is durable before the record that makes the object visible.
+        if store.give_object_upload_list(&guard, &upload_id, &object, u.chunks, &mut batch)? {
+            let syncing = state.clone();
+            tokio::task::spawn_blocking(move || syncing.vault.store.flush_blocking())
+                .await
+                .map_err(|e| store::StoreError::Io(std::io::Error::other(format!("flush task failed: {e}"))))??;
         }
         batch.put_json(T::Objects, object, &manifest);
     }
@@ -676,5 +681,10 @@ pub(super) async fn commit(
     );
     let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
     let receipt = receipts.pop().expect("one event");
+    // The upload's own list has no owner now; the collector drops what a
+    // failure here leaves.
+    if let Err(e) = store.drop_list(T::UploadChunks, upload_id.as_bytes()) {
+        tracing::warn!(error = %e, "could not drop a committed upload's chunk list");
+    }
     Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
 }

@@ -409,11 +409,15 @@ impl Store {
     }
 
     /// Every chunk an object or an upload refers to, read under the writer
-    /// lock.
+    /// lock, once the lists whose owner is gone are dropped.
     async fn live_chunks(&self) -> Result<std::collections::HashSet<Hash>> {
-        let _writer = self.writer().await;
+        let writer = self.writer().await;
         let mut live = std::collections::HashSet::new();
         for t in [T::ObjectChunks, T::UploadChunks] {
+            let dropped = self.drop_ownerless_lists(&writer, t)?;
+            if dropped > 0 {
+                tracing::info!(lists = dropped, "dropped chunk lists whose upload or object is gone");
+            }
             for v in self.tree(t).iter().values() {
                 live.insert(
                     Hash::try_from(v?.as_ref())

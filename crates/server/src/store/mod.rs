@@ -1,14 +1,17 @@
 //! Persistence on sled 0.34.7: content-addressed ciphertext chunks (behind the
 //! narrow [`ChunkStore`] trait), object manifests, cases, envelopes, the
 //! registry, uploads, replay nonces, and the custody log's entries, tree nodes
-//! and checkpoint. Multi-tree changes are one sled transaction; callers
+//! and checkpoint. Multi-tree changes are one sled transaction (a long
+//! object's chunk list is written ahead of it, in steps); callers
 //! acknowledge only after [`Store::flush`]. Decides nothing about policy.
 //!
 //! This file applies batches; `resize` opens sled (and rewrites, once, a
 //! store of the old segment size), `records` holds what is stored and
-//! under which keys, `chunks` the ciphertext, `flush` group commit, `log`
+//! under which keys, `chunks` the ciphertext, `chunk_lists` which
+//! chunks make an upload or an object, `flush` group commit, `log`
 //! the custody log, `high_water` the durable checkpoint mark.
 
+mod chunk_lists;
 mod chunks;
 mod flush;
 mod high_water;
@@ -19,6 +22,7 @@ mod resize;
 mod s3;
 mod upload_hashes;
 
+pub use chunk_lists::LIST_STEP;
 use chunks::FileChunks;
 pub use chunks::{ChunkLayout, ChunkStore, SMALL_CHUNK};
 use flush::GroupFlush;

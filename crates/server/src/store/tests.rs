@@ -359,3 +359,109 @@ fn an_unreadable_upload_record_is_left_out_not_fatal() {
     // Their ids, for terminating every upload, still include both.
     assert_eq!(store.upload_ids().unwrap().len(), 2);
 }
+
+/// An upload whose chunk list is `pieces`, stored as a PATCH stores it.
+fn upload_of(store: &Store, id: &[u8], pieces: &[Vec<u8>]) {
+    let mut batch = Batch::default();
+    for (i, p) in pieces.iter().enumerate() {
+        let h = store.put_chunk(p).unwrap();
+        batch.put(T::UploadChunks, indexed_key(id, i as u64), h);
+    }
+    batch.put(T::Uploads, id, b"{}".to_vec());
+    let guard = store.writer.try_lock().unwrap();
+    store.apply(&guard, batch).unwrap();
+}
+
+/// A long list goes to its object ahead of the commit in steps, and only
+/// the last step rides the commit's batch (its transaction's memory is
+/// one step's); rows a cut commit left past the end are dropped first.
+#[test]
+fn a_long_list_is_given_in_steps_and_only_the_last_rides_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let pieces: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + i as usize]).collect();
+    upload_of(&store, b"u", &pieces);
+    let whole = pieces.concat();
+    let object: Hash = Sha256::digest(&whole).into();
+    // What a cut commit of a longer list of the same object left.
+    for i in 0..8 {
+        store
+            .tree(T::ObjectChunks)
+            .insert(indexed_key(&object, i), &[9u8; 32])
+            .unwrap();
+    }
+
+    let mut batch = Batch::default();
+    assert!(store.give_in_steps(b"u", &object, 5, 2, &mut batch).unwrap());
+    let ahead: Vec<Vec<u8>> = store.keys(T::ObjectChunks).map(|k| k.unwrap()).collect();
+    assert_eq!(ahead, (0..4).map(|i| indexed_key(&object, i)).collect::<Vec<_>>());
+    assert_eq!(batch.ops.len(), 1, "the last step alone rides the batch");
+    assert_eq!(batch.ops[0].1, indexed_key(&object, 4));
+    let guard = store.writer.try_lock().unwrap();
+    store.apply(&guard, batch).unwrap();
+    assert_eq!(
+        store.hash_sequence(T::ObjectChunks, &object, 5).unwrap(),
+        (hex::encode(object), whole.len() as u64)
+    );
+    assert_eq!(store.record_count(T::ObjectChunks), 5);
+
+    // A list of one step is written in the batch alone; nothing ahead.
+    let other: Hash = Sha256::digest(b"other").into();
+    let mut batch = Batch::default();
+    assert!(!store.give_in_steps(b"u", &other, 2, 2, &mut batch).unwrap());
+    assert_eq!((batch.ops.len(), store.record_count(T::ObjectChunks)), (2, 5));
+
+    // A stored object's list is evidence: never given again.
+    store.tree(T::Objects).insert(object, b"{}".to_vec()).unwrap();
+    let mut batch = Batch::default();
+    assert!(store
+        .give_object_upload_list(&guard, "u", &object, 5, &mut batch)
+        .is_err());
+    assert_eq!(store.record_count(T::ObjectChunks), 5);
+}
+
+/// Lists whose upload or object is gone (an upload ended, a commit cut
+/// after its steps) are dropped by the collector, and so are the chunks
+/// only they named; the lists of an open upload and of a stored object,
+/// and their chunks, stay.
+#[tokio::test]
+async fn the_collector_drops_ownerless_lists_and_the_chunks_only_they_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let chunk = |i: u8| vec![i; SMALL_CHUNK + 1 + i as usize];
+    upload_of(&store, b"open-upload", &[chunk(1)]);
+    upload_of(&store, b"ended-upload", &[chunk(2), chunk(3)]);
+    let object: Hash = Sha256::digest(b"never committed").into();
+    let mut batch = Batch::default();
+    assert!(store.give_in_steps(b"ended-upload", &object, 2, 1, &mut batch).unwrap());
+    drop(batch);
+    upload_of(&store, b"committed", &[chunk(4)]);
+    let stored: Hash = Sha256::digest(chunk(4)).into();
+    let mut batch = Batch::default();
+    store.give_in_steps(b"committed", &stored, 1, 1, &mut batch).unwrap();
+    batch.put(T::Objects, stored, b"{}".to_vec());
+    batch.remove(T::Uploads, &b"committed"[..]);
+    batch.remove(T::Uploads, &b"ended-upload"[..]);
+    let guard = store.writer.try_lock().unwrap();
+    store.apply(&guard, batch).unwrap();
+    drop(guard);
+    assert!(!store.has_object(&object).unwrap());
+    assert_eq!(
+        store.record_count(T::ObjectChunks),
+        2,
+        "the cut commit's step and the stored list"
+    );
+
+    assert_eq!(store.collect_chunks().await.unwrap(), 2, "chunks 2 and 3");
+    let owners = |t: T| {
+        let mut o: Vec<Vec<u8>> = store.keys(t).map(|k| k.unwrap()[..].to_vec()).collect();
+        o.iter_mut().for_each(|k| k.truncate(k.len() - 8));
+        o
+    };
+    assert_eq!(owners(T::UploadChunks), vec![b"open-upload".to_vec()]);
+    assert_eq!(owners(T::ObjectChunks), vec![stored.to_vec()]);
+    for (i, kept) in [(1, true), (2, false), (3, false), (4, true)] {
+        let h: Hash = Sha256::digest(chunk(i)).into();
+        assert_eq!(store.get_chunk(&h).is_ok(), kept, "chunk {i}");
+    }
+}
