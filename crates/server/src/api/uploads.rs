@@ -683,7 +683,7 @@ pub(super) async fn commit(
     let receipt = receipts.pop().expect("one event");
     // The upload's own list has no owner now; the collector drops what a
     // failure here leaves.
-    if let Err(e) = store.drop_list(T::UploadChunks, upload_id.as_bytes()) {
+    if let Err(e) = store.drop_upload_list(&upload_id) {
         tracing::warn!(error = %e, "could not drop a committed upload's chunk list");
     }
     Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())

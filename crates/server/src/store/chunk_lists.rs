@@ -46,6 +46,8 @@ impl Store {
         self.give_in_steps(upload_id.as_bytes(), object, chunks, LIST_STEP, batch)
     }
 
+    /// [`Store::give_object_upload_list`] with its step as a parameter, so
+    /// that the unit tests can make many steps of a short list.
     pub(super) fn give_in_steps(
         &self,
         upload: &[u8],
@@ -76,10 +78,22 @@ impl Store {
         Ok(last > 0)
     }
 
+    /// Remove the chunk list of `upload_id` once its upload record is gone
+    /// (the upload committed, ended or was cut short), a step at a time. A
+    /// list whose upload still exists is refused: its rows are the only
+    /// record of which chunks its PATCHes wrote.
+    pub fn drop_upload_list(&self, upload_id: &str) -> Result<()> {
+        if self.tree(T::Uploads).contains_key(upload_id)? {
+            return Err(StoreError::Integrity("the upload is still open".into()));
+        }
+        self.drop_list(T::UploadChunks, upload_id.as_bytes())
+    }
+
     /// Remove the list of `owner` in `t`, a step at a time: for a list
-    /// whose owner is gone (an upload ended or committed), which nothing
-    /// reads. A cut leaves the rest for [`Store::collect_chunks`].
-    pub fn drop_list(&self, t: T, owner: &[u8]) -> Result<()> {
+    /// whose owner is gone (an upload ended or committed, or a commit cut
+    /// before its batch), which nothing reads. A cut leaves the rest for
+    /// [`Store::collect_chunks`].
+    pub(super) fn drop_list(&self, t: T, owner: &[u8]) -> Result<()> {
         let tree = self.tree(t);
         // Only `owner`'s own rows: another owner's id may begin with the
         // same bytes.

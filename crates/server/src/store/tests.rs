@@ -465,3 +465,21 @@ async fn the_collector_drops_ownerless_lists_and_the_chunks_only_they_named() {
         assert_eq!(store.get_chunk(&h).is_ok(), kept, "chunk {i}");
     }
 }
+
+/// An upload's list is dropped only once its record is gone, and only its
+/// own rows: not those of another upload whose id begins with the same
+/// bytes.
+#[test]
+fn an_upload_list_is_dropped_only_once_its_upload_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    upload_of(&store, b"u", &[vec![1; 10], vec![2; 10]]);
+    upload_of(&store, b"u2", &[vec![3; 10]]);
+    assert!(store.drop_upload_list("u").is_err(), "the upload is open");
+    assert_eq!(store.record_count(T::UploadChunks), 3);
+
+    store.tree(T::Uploads).remove(b"u").unwrap();
+    store.drop_upload_list("u").unwrap();
+    let left: Vec<Vec<u8>> = store.keys(T::UploadChunks).map(|k| k.unwrap()[..].to_vec()).collect();
+    assert_eq!(left, vec![indexed_key(b"u2", 0)]);
+}
