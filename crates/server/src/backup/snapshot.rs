@@ -138,17 +138,30 @@ pub(super) fn cut_under_lock(vault: &Vault) -> Result<Cut> {
         .checkpoint()?
         .ok_or_else(|| BackupError::Invalid("the vault has no checkpoint yet".into()))?;
     let log_size = store.log_size()?;
+    // Only the chunk lists of stored objects. A commit cut after it wrote
+    // a long list ahead (`store::chunk_lists`) leaves rows with no object,
+    // which the collector drops with the chunks only they name: a backup
+    // that kept them would name chunks the bucket may no longer hold, and
+    // its restore would refuse.
+    let objects = store
+        .records(T::Objects)
+        .map(|kv| kv.map(|(k, _)| k))
+        .collect::<std::result::Result<BTreeSet<_>, _>>()?;
+    let of_an_object = |k: &[u8]| k.len() > 8 && objects.contains(&k[..k.len() - 8]);
     for (t, _) in store::TREES.iter() {
         if !LEFT_OUT.contains(t) && !APPEND_ONLY.contains(t) && *t != T::Chunks {
-            spooled.insert(*t as usize, spool_tree(store, *t, &spool, |_, _| true)?);
+            let keep = |k: &[u8], _: &[u8]| *t != T::ObjectChunks || of_an_object(k);
+            spooled.insert(*t as usize, spool_tree(store, *t, &spool, keep)?);
         }
     }
     let mut referenced = BTreeSet::new();
     for kv in store.records(T::ObjectChunks) {
-        let (_, v) = kv?;
-        referenced.insert(
-            Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
-        );
+        let (k, v) = kv?;
+        if of_an_object(&k) {
+            referenced.insert(
+                Hash::try_from(v.as_ref()).map_err(|_| StoreError::Integrity("chunk reference is damaged".into()))?,
+            );
+        }
     }
     drop(guard);
     let held = locked.elapsed();

@@ -100,3 +100,46 @@ fn tree_files_round_trip_and_end_only_between_records() {
         Err(BackupError::Damaged(_))
     ));
 }
+
+/// A commit cut after it wrote its long list ahead leaves rows with no
+/// object; the collector drops them and the chunks only they name, so a
+/// snapshot must not keep them (a backup of chunk hashes only would name
+/// chunks the bucket no longer holds, and refuse to restore).
+#[tokio::test]
+async fn the_rows_of_a_cut_commit_stay_out_of_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = custos_core::identity::Identity::generate("Admin").unwrap();
+    crate::vault::init(&data, "cut.example/log", &[admin.card()])
+        .await
+        .unwrap();
+    let vault = crate::vault::open(&data).unwrap();
+    let chunk = vault.store.put_chunk(b"a chunk named only by a cut commit").unwrap();
+    let never_stored: Hash = Sha256::digest(b"an object never recorded").into();
+    {
+        let guard = vault.store.writer().await;
+        let mut rows = crate::store::Batch::default();
+        rows.put(T::ObjectChunks, crate::store::indexed_key(&never_stored, 0), chunk);
+        vault.store.apply(&guard, rows).unwrap();
+    }
+    vault.store.flush().await.unwrap();
+    assert_eq!(vault.store.record_count(T::ObjectChunks), 1);
+    let chunks_before = vault.store.record_count(T::Chunks);
+
+    let vault = std::sync::Arc::new(vault);
+    let snapshot = snapshot(vault.clone()).await.unwrap();
+    let file = dir.path().join("cut.backup");
+    snapshot
+        .write(&vault.store, std::fs::File::create(&file).unwrap())
+        .unwrap();
+    drop(vault);
+    restore(
+        &file,
+        &dir.path().join("restored"),
+        LogKeySource::File(&data.join("log.key")),
+    )
+    .unwrap();
+    let restored = crate::vault::open(&dir.path().join("restored")).unwrap();
+    assert_eq!(restored.store.record_count(T::ObjectChunks), 0);
+    assert_eq!(restored.store.record_count(T::Chunks), chunks_before - 1);
+}
