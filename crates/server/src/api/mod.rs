@@ -24,6 +24,7 @@ mod log;
 mod logged;
 mod objects;
 mod principals;
+mod upload_commit;
 mod upload_writes;
 mod uploads;
 mod workflow;
@@ -154,7 +155,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/cases/{case}/uploads",
             post(uploads::create).options(uploads::options),
         )
-        .route("/v1/cases/{case}/uploads/{upload}/commit", post(uploads::commit))
+        .route("/v1/cases/{case}/uploads/{upload}/commit", post(upload_commit::commit))
         .route("/v1/cases/{case}/objects/{object}", get(objects::download))
         .route("/v1/cases/{case}/export", post(objects::export))
         .route("/v1/cases/{case}/log", get(case_log::case_log))

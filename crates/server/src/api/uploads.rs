@@ -13,22 +13,17 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::auth::{check_body_hash, Signed, SignedBody};
 use super::cases::visible_case;
-use super::error::{conflict, mismatch, ApiError};
-use super::logged::{draft, log_and_flush, parse_canonical, with_body};
-use super::wire::{CommitUpload, ObjectCommitted};
+use super::error::{conflict, ApiError};
 use super::{upload_writes, AppState};
 use crate::policy::{self, Actor};
 use crate::store::{self, indexed_key, pair_key, Batch, CaseObject, UploadRecord, T};
 use custos_core::custody::unix_now;
-use custos_core::custody::Action;
-use custos_core::envelope::MAX_LABEL_BYTES;
 use custos_core::protocol::{MAX_PATCH_BODY, TUS_VERSION};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -157,7 +152,7 @@ fn valid_upload_id(id: &str) -> bool {
 /// revoked lawyer's upload goes no further. A case the actor cannot see is
 /// "not found" as one that does not exist; any other upload is "not
 /// found" too, so upload ids cannot be probed.
-fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) -> Result<UploadRecord> {
+pub(super) fn load_upload(state: &AppState, case_id: &str, upload_id: &str, actor: &Actor) -> Result<UploadRecord> {
     let (_, acc) = visible_case(state, case_id, actor)?;
     if !policy::may_upload(actor, case_id, acc) || !valid_upload_id(upload_id) {
         return Err(ApiError::NotFound("upload"));
@@ -546,145 +541,7 @@ pub(super) async fn terminate(
 /// owner then, is not in the batch: a long list there would make the
 /// transaction's memory grow with the upload (`store::chunk_lists`). The
 /// caller drops it, or leaves it to the collector.
-fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
+pub(super) fn remove_upload(batch: &mut Batch, upload_id: &str, u: &UploadRecord) {
     batch.remove(T::Uploads, upload_id.as_bytes());
     batch.remove(T::CaseUploads, pair_key(&u.case_id, upload_id));
-}
-
-/// Commit a complete upload as an object of the case: the server finishes
-/// the SHA-256 it kept while the PATCHes arrived (or, with none kept,
-/// re-reads and hashes every stored chunk) and refuses unless the hash is
-/// exactly the one the client signed.
-pub(super) async fn commit(
-    State(state): State<Arc<AppState>>,
-    Path((case_id, upload_id)): Path<(String, String)>,
-    SignedBody {
-        actor,
-        request: signed,
-        body,
-        ..
-    }: SignedBody,
-) -> Result<Response> {
-    let req: CommitUpload = parse_canonical(&body)?;
-    let object = store::object_hash(&req.sha256)
-        .ok_or_else(|| ApiError::BadRequest("sha256 must be 64 lower-case hex digits".into()))?;
-    let object_id = req.sha256.clone();
-    let label = B64
-        .decode(&req.label)
-        .map_err(|_| ApiError::BadRequest("label is not base64".into()))?;
-    if label.is_empty() || label.len() > MAX_LABEL_BYTES {
-        return Err(ApiError::TooLarge(format!(
-            "the encrypted label must be 1 to {MAX_LABEL_BYTES} bytes"
-        )));
-    }
-    load_upload(&state, &case_id, &upload_id, &actor)?;
-    // No object before every chunk's PUT is acknowledged: a write that
-    // failed fails the commit with its own error.
-    state.upload_writes.settle(&upload_id).await?;
-    let u = load_upload(&state, &case_id, &upload_id, &actor)?;
-    if u.offset != u.length {
-        return Err(conflict(
-            "upload_incomplete",
-            format!("the upload has {} of {} bytes", u.offset, u.length),
-        ));
-    }
-    let actual = match state.vault.store.take_upload_hash(&upload_id, u.length) {
-        // Every byte was hashed as its PATCH arrived: finish that hash.
-        Some(running) if u.length > 0 => hex::encode(running.finalize()),
-        // No running hash (the vault restarted since the upload began, or
-        // a PATCH failed partway): read what is stored, once.
-        _ => {
-            let hashing_state = state.clone();
-            let prefix = upload_id.clone().into_bytes();
-            let (actual, len) = tokio::task::spawn_blocking(move || {
-                hashing_state
-                    .vault
-                    .store
-                    .hash_sequence(T::UploadChunks, &prefix, u.chunks)
-            })
-            .await
-            .map_err(|e| store::StoreError::Integrity(format!("hashing task failed: {e}")))??;
-            if len != u.length {
-                return Err(store::StoreError::Integrity("stored upload length differs from its record".into()).into());
-            }
-            actual
-        }
-    };
-    if actual != object_id {
-        // Damage on disk is the vault's fault, not the client's: say so.
-        let checking = state.clone();
-        let prefix = upload_id.clone().into_bytes();
-        tokio::task::spawn_blocking(move || checking.vault.store.check_sequence(T::UploadChunks, &prefix, u.chunks))
-            .await
-            .map_err(|e| store::StoreError::Integrity(format!("checking task failed: {e}")))??;
-        return Err(mismatch(
-            "hash_mismatch",
-            "the uploaded data does not have the SHA-256 named in the commit",
-        ));
-    }
-
-    // The object's record, from its chunks' addresses and lengths: asking
-    // the chunk store for lengths is blocking work (a request per chunk
-    // when chunks are in a bucket), done before the writer lock is taken.
-    // The upload is re-checked under the lock, so these are its chunks.
-    let manifest = {
-        let (reading, prefix) = (state.clone(), upload_id.clone());
-        tokio::task::spawn_blocking(move || reading.vault.store.manifest_of_upload(&prefix, u.length, u.chunks))
-            .await
-            .map_err(|e| store::StoreError::Integrity(format!("manifest task failed: {e}")))??
-    };
-
-    let store = &state.vault.store;
-    let guard = store.writer().await;
-    // Re-check under the lock: a concurrent commit or termination may have
-    // taken the upload meanwhile.
-    let u2 = load_upload(&state, &case_id, &upload_id, &actor)?;
-    if u2.chunks != u.chunks || u2.offset != u.offset {
-        return Err(conflict(
-            "upload_changed",
-            "the upload changed while it was being committed",
-        ));
-    }
-    if store.case_has_object(&case_id, &object_id)? {
-        return Err(conflict("object_exists", "this object is already part of the case"));
-    }
-    let mut batch = Batch::default();
-    if !store.has_object(&object)? {
-        // A long list is written ahead, in steps (memory stays flat), and
-        // is durable before the record that makes the object visible.
-        if store.give_object_upload_list(&guard, &upload_id, &object, u.chunks, &mut batch)? {
-            let syncing = state.clone();
-            tokio::task::spawn_blocking(move || syncing.vault.store.flush_blocking())
-                .await
-                .map_err(|e| store::StoreError::Io(std::io::Error::other(format!("flush task failed: {e}"))))??;
-        }
-        batch.put_json(T::Objects, object, &manifest);
-    }
-    remove_upload(&mut batch, &upload_id, &u);
-    let index = store.log_size()?;
-    let entry = CaseObject {
-        object_id: object_id.clone(),
-        size: u.length,
-        label: req.label.clone(),
-        index,
-        added_by: Some(actor.key_id().clone()),
-    };
-    batch.put_json(T::CaseObjects, pair_key(&case_id, &object_id), &entry);
-    let details = serde_json::json!({ "size": u.length, "label_sha256": hex::encode(Sha256::digest(&label)) });
-    let d = draft(
-        &case_id,
-        &actor,
-        Action::ObjectStored,
-        vec![object_id.clone()],
-        details,
-        with_body(signed, &body),
-    );
-    let mut receipts = log_and_flush(&state, guard, batch, vec![d]).await?;
-    let receipt = receipts.pop().expect("one event");
-    // The upload's own list has no owner now; the collector drops what a
-    // failure here leaves.
-    if let Err(e) = store.drop_upload_list(&upload_id) {
-        tracing::warn!(error = %e, "could not drop a committed upload's chunk list");
-    }
-    Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
 }
