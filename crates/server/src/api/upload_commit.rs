@@ -38,7 +38,7 @@ pub(super) async fn commit(
         actor,
         request: signed,
         body,
-        ..
+        budget,
     }: SignedBody,
 ) -> Result<Response> {
     let req: CommitUpload = parse_canonical(&body)?;
@@ -116,6 +116,9 @@ pub(super) async fn commit(
     // the writer lock, beside other writers' transactions (`Store::flush`
     // says why it must not).
     let recording = tokio::spawn(async move {
+        // The body's share of the budget goes back when the task ends,
+        // not when a cancelled request does.
+        let _budget = budget;
         let committed = Committed {
             case_id,
             upload_id,
@@ -201,8 +204,9 @@ async fn record_locked(
     if !store.has_object(&c.object)? {
         // A long list is written ahead, in steps (memory stays flat), and
         // is durable before the record that makes the object visible.
-        *wrote_ahead = store.give_object_upload_list(&guard, &c.upload_id, &c.object, u.chunks, &mut batch)?;
-        if *wrote_ahead {
+        // Set before the steps: one that fails partway has written some.
+        *wrote_ahead = u.chunks > store::LIST_STEP;
+        if store.give_object_upload_list(&guard, &c.upload_id, &c.object, u.chunks, &mut batch)? {
             let syncing = state.clone();
             tokio::task::spawn_blocking(move || syncing.vault.store.flush_blocking())
                 .await
