@@ -159,9 +159,10 @@ async fn record(
     body: bytes::Bytes,
 ) -> Result<Response> {
     let store = &state.vault.store;
-    let mut wrote_ahead = false;
-    let recorded = record_locked(state, &c, &actor, &req, signed, &body, &mut wrote_ahead).await;
-    if recorded.is_err() && wrote_ahead {
+    let recorded = record_locked(state, &c, &actor, &req, signed, &body).await;
+    // A long list may have had steps written before the failure (all, some,
+    // or, if the object was already stored, none: the collector finds out).
+    if recorded.is_err() && c.upload.chunks > store::LIST_STEP {
         store.mark_garbage();
     }
     let receipt = recorded?;
@@ -175,8 +176,7 @@ async fn record(
     Ok((StatusCode::CREATED, Json(ObjectCommitted { object_id, receipt })).into_response())
 }
 
-/// The part of [`record`] under the writer lock; `wrote_ahead` says
-/// whether rows of the object's list were written before it failed.
+/// The part of [`record`] under the writer lock.
 async fn record_locked(
     state: &Arc<AppState>,
     c: &Committed,
@@ -184,7 +184,6 @@ async fn record_locked(
     req: &CommitUpload,
     signed: SignedRequest,
     body: &bytes::Bytes,
-    wrote_ahead: &mut bool,
 ) -> Result<Receipt> {
     let (store, u, object_id) = (&state.vault.store, &c.upload, &req.sha256);
     let guard = store.writer().await;
@@ -204,8 +203,6 @@ async fn record_locked(
     if !store.has_object(&c.object)? {
         // A long list is written ahead, in steps (memory stays flat), and
         // is durable before the record that makes the object visible.
-        // Set before the steps: one that fails partway has written some.
-        *wrote_ahead = u.chunks > store::LIST_STEP;
         if store.give_object_upload_list(&guard, &c.upload_id, &c.object, u.chunks, &mut batch)? {
             let syncing = state.clone();
             tokio::task::spawn_blocking(move || syncing.vault.store.flush_blocking())

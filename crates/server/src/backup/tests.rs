@@ -4,17 +4,22 @@ use super::snapshot::{cut_under_lock, finish};
 use super::*;
 use custos_core::custody::{Action, EventDraft, VAULT_ACTOR, VAULT_CASE};
 
+/// A new vault in `data`, with one admin.
+async fn new_vault(data: &std::path::Path) -> Vault {
+    let admin = custos_core::identity::Identity::generate("Admin").unwrap();
+    crate::vault::init(data, "cut.example/log", &[admin.card()])
+        .await
+        .unwrap();
+    crate::vault::open(data).unwrap()
+}
+
 /// What is appended between the cut and the copy of the log's trees
 /// must not be in the snapshot: entries, chain indices, tree nodes.
 #[tokio::test]
 async fn writes_after_the_cut_stay_out_of_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let admin = custos_core::identity::Identity::generate("Admin").unwrap();
-    crate::vault::init(&data, "cut.example/log", &[admin.card()])
-        .await
-        .unwrap();
-    let vault = crate::vault::open(&data).unwrap();
+    let vault = new_vault(&data).await;
     let at_cut = vault.store.log_size().unwrap();
     let vault = std::sync::Arc::new(vault);
     let cut = {
@@ -109,11 +114,7 @@ fn tree_files_round_trip_and_end_only_between_records() {
 async fn the_rows_of_a_cut_commit_stay_out_of_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let admin = custos_core::identity::Identity::generate("Admin").unwrap();
-    crate::vault::init(&data, "cut.example/log", &[admin.card()])
-        .await
-        .unwrap();
-    let vault = crate::vault::open(&data).unwrap();
+    let vault = new_vault(&data).await;
     let chunk = vault.store.put_chunk(b"a chunk named only by a cut commit").unwrap();
     let never_stored: Hash = Sha256::digest(b"an object never recorded").into();
     {
